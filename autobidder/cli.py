@@ -1,0 +1,114 @@
+"""`autobidder`: the command line.
+
+  autobidder up        start the local stack and supervise it until Ctrl-C / SIGTERM
+  autobidder status    report each component's health
+  autobidder demo      replay one real day of NEM SA1 prices through the full loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from types import FrameType
+
+from autobidder.config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autobidder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start and supervise the local stack",
+                   description="Start every component on 127.0.0.1, print where each listens, and stop "
+                               "them all on Ctrl-C or SIGTERM.\n\nexample: autobidder up",
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    st = sub.add_parser("status", help="health of each component",
+                        description="example: autobidder status --json")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    demo = sub.add_parser("demo", help="replay one real day through the full loop",
+                          description="examples:\n  autobidder demo\n  autobidder demo --keep   "
+                                      "# leave the stack up to browse the Temporal UI",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("--day", type=date.fromisoformat, help="NEM trading day (default: last day of the sample)")
+    demo.add_argument("--keep", action="store_true", help="leave the stack running after the summary")
+    demo.add_argument("--out", type=Path, default=Path("var/demo"), help="where summary.json is written")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    settings = load_settings(args.config)
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _cmd_up(settings: Settings) -> int:
+    from autobidder.stack import Stack
+
+    stack = Stack(settings)
+    stopping = False
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print("starting the local stack ...")
+    stack.start(progress=lambda line: print(f"  up  {line}", flush=True))
+    print("all components healthy; Ctrl-C stops them", flush=True)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            stack.supervise_once()
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+    return EXIT_OK
+
+
+def _cmd_status(settings: Settings, as_json: bool) -> int:
+    from autobidder.stack import status
+
+    report = status(settings)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, entry in report.items():
+            print(f"{name:16s} {'healthy' if entry['healthy'] else 'DOWN':8s} {entry['address']}")
+    return EXIT_OK if all(e["healthy"] for e in report.values()) else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from worker.demo import run_demo
+
+            settings = _settings(args, data_dir=args.out)
+            summary = run_demo(settings, args.day, args.keep, args.out)
+            return EXIT_OK if summary.intervals_failed == 0 else EXIT_FAILED
+        settings = _settings(args)
+        if args.command == "up":
+            return _cmd_up(settings)
+        return _cmd_status(settings, args.json)
+    except ConfigError as exc:
+        print(f"autobidder: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        from autobidder.stack import StackError
+
+        if isinstance(exc, StackError):
+            print(f"autobidder: cannot start the stack: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Configuration: one optional TOML file plus environment overrides; the defaults need no file.
+
+Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`,
+`AUTOBIDDER_PORTFOLIO` and `AUTOBIDDER_PORT_<NAME>` for each port in `Ports` (for example
+`AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autobidder.domain import BatterySpec, Region
+
+ENV_PREFIX = "AUTOBIDDER_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field and the reason."""
+
+
+class Ports(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temporal: int = Field(7233, ge=1, le=65535)
+    temporal_ui: int = Field(8233, ge=1, le=65535)
+    sqs: int = Field(9324, ge=1, le=65535)
+    exchange: int = Field(50151, ge=1, le=65535)
+    fleet: int = Field(50152, ge=1, le=65535)
+
+
+def default_fleet() -> tuple[BatterySpec, ...]:
+    """Three grid batteries, 10 MW / 20 MWh in all, each holding a 10 % backup reserve."""
+    return (
+        BatterySpec(battery_id="bess_a", max_charge_mw=5.0, max_discharge_mw=5.0, capacity_mwh=10.0,
+                    backup_reserve_mwh=1.0, initial_soc_mwh=5.0),
+        BatterySpec(battery_id="bess_b", max_charge_mw=3.0, max_discharge_mw=3.0, capacity_mwh=6.0,
+                    backup_reserve_mwh=0.6, initial_soc_mwh=3.0),
+        BatterySpec(battery_id="bess_c", max_charge_mw=2.0, max_discharge_mw=2.0, capacity_mwh=4.0,
+                    backup_reserve_mwh=0.4, initial_soc_mwh=2.0),
+    )
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    exchange_database_url: str = ""
+    temporal_namespace: str = "default"
+    task_queue: str = "autobidder"
+    queue_prefix: str = "autobidder"
+    region: Region = Region.SA1
+    portfolio: str = Field("sa1-vpp", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
+    prices_file: Path | None = None
+    ports: Ports = Ports()
+
+    @field_validator("fleet")
+    @classmethod
+    def _unique_battery_ids(cls, fleet: tuple[BatterySpec, ...]) -> tuple[BatterySpec, ...]:
+        seen: set[str] = set()
+        for spec in fleet:
+            if spec.battery_id in seen:
+                raise ValueError(f"duplicate battery_id {spec.battery_id!r}")
+            seen.add(spec.battery_id)
+        return fleet
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'autobidder.db').resolve()}"
+
+    @property
+    def resolved_exchange_database_url(self) -> str:
+        return self.exchange_database_url or f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    def queue_name(self, stage: str, direction: str) -> str:
+        """SQS queue name, for example `autobidder-forecast-requests`."""
+        return f"{self.queue_prefix}-{stage}-{direction}"
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        lines.append(f"{field}: {err['msg']}{shown}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    simple = {"DATABASE_URL": "database_url", "DATA_DIR": "data_dir", "REGION": "region",
+              "PORTFOLIO": "portfolio", "EXCHANGE_DATABASE_URL": "exchange_database_url",
+              "PRICES_FILE": "prices_file", "QUEUE_PREFIX": "queue_prefix", "TASK_QUEUE": "task_queue"}
+    for suffix, field in simple.items():
+        if (value := env.get(ENV_PREFIX + suffix)) is not None:
+            out[field] = value
+    ports = {name[len(ENV_PREFIX + "PORT_"):].lower(): value
+             for name, value in env.items() if name.startswith(ENV_PREFIX + "PORT_")}
+    if ports:
+        out["ports"] = ports
+    return out
+
+
+def build_settings(data: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (TOML, optional) with environment overrides on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    overrides = _env_overrides(os.environ if env is None else env)
+    if "ports" in overrides and isinstance(data.get("ports"), dict):
+        overrides["ports"] = {**data["ports"], **overrides["ports"]}
+    return build_settings({**data, **overrides})
+
+
+def dump_settings(settings: Settings, path: Path) -> None:
+    """Write resolved settings for child processes (JSON, so no TOML writer is needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(settings.model_dump_json(indent=2))
+
+
+def read_settings(path: Path) -> Settings:
+    try:
+        return Settings.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None

@@ -1,0 +1,206 @@
+"""Value types of the bidding cycle.
+
+Each is a frozen pydantic model: validation at construction names the field and the reason,
+and the JSON form is what the fact store keeps. Units are in the field names (MW, MWh,
+AUD/MWh); timestamps are timezone-aware and name interval ENDS unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from autobidder.clock import require_aware
+
+
+def _aware(ts: datetime) -> datetime:
+    return require_aware(ts, "timestamp")
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Region(StrEnum):
+    """NEM regions (the foundation trades the NEM; ERCOT arrives with the market adapters)."""
+
+    NSW1 = "NSW1"
+    QLD1 = "QLD1"
+    SA1 = "SA1"
+    TAS1 = "TAS1"
+    VIC1 = "VIC1"
+
+
+class FactKind(StrEnum):
+    MARKET_SNAPSHOT = "market_snapshot"
+    TELEMETRY_SNAPSHOT = "telemetry_snapshot"
+    FORECAST = "forecast"
+    SCHEDULE = "schedule"
+    BID = "bid"
+    AWARD = "award"
+    DISPATCH = "dispatch"
+    SETTLEMENT = "settlement"
+
+
+class PriceSeries(Frozen):
+    """Prices on a regular grid: value i belongs to the interval ending at first_interval_end + i·length."""
+
+    first_interval_end: AwareDatetime
+    interval_minutes: int = Field(gt=0)
+    prices_aud_per_mwh: tuple[float, ...]
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(minutes=self.interval_minutes)
+
+    @property
+    def last_interval_end(self) -> datetime:
+        return self.first_interval_end + (len(self.prices_aud_per_mwh) - 1) * self.interval
+
+    def interval_end_at(self, index: int) -> datetime:
+        return self.first_interval_end + index * self.interval
+
+
+class BatterySpec(Frozen):
+    """Nameplate of one battery (or of an aggregated portfolio)."""
+
+    battery_id: str = Field(min_length=1)
+    max_charge_mw: float = Field(gt=0.0)
+    max_discharge_mw: float = Field(gt=0.0)
+    capacity_mwh: float = Field(gt=0.0)
+    charge_efficiency: Efficiency = 0.95
+    discharge_efficiency: Efficiency = 0.95
+    backup_reserve_mwh: NonNegative = 0.0
+    initial_soc_mwh: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _soc_within_capacity(self) -> Self:
+        if self.backup_reserve_mwh >= self.capacity_mwh:
+            raise ValueError(
+                f"backup_reserve_mwh: {self.backup_reserve_mwh} must be below capacity_mwh {self.capacity_mwh}"
+            )
+        if self.initial_soc_mwh > self.capacity_mwh:
+            raise ValueError(
+                f"initial_soc_mwh: {self.initial_soc_mwh} exceeds capacity_mwh {self.capacity_mwh}"
+            )
+        return self
+
+
+class BatteryTelemetry(Frozen):
+    """One battery's state as reported at `as_of`."""
+
+    battery_id: str
+    online: bool
+    soc_mwh: NonNegative
+    capacity_mwh: float = Field(gt=0.0)
+    backup_reserve_mwh: NonNegative
+    available_charge_mw: NonNegative
+    available_discharge_mw: NonNegative
+    charge_efficiency: Efficiency
+    discharge_efficiency: Efficiency
+
+
+class MarketSnapshot(Frozen):
+    """Published prices for a region: every interval that ended at or before `as_of`."""
+
+    region: Region
+    as_of: AwareDatetime
+    prices: PriceSeries
+
+
+class TelemetrySnapshot(Frozen):
+    portfolio: str
+    as_of: AwareDatetime
+    batteries: tuple[BatteryTelemetry, ...]
+
+
+class Forecast(Frozen):
+    """A price forecast for the horizon starting at the interval being bid."""
+
+    region: Region
+    as_of: AwareDatetime
+    model_name: str
+    model_version: str
+    p50: PriceSeries
+
+
+class SolveStats(Frozen):
+    status: str
+    objective_aud: float
+    solve_seconds: NonNegative
+
+
+class Schedule(Frozen):
+    """Optimal charge/discharge over the horizon; `soc_mwh[i]` is the state at the END of interval i."""
+
+    first_interval_end: AwareDatetime
+    interval_minutes: int = Field(gt=0)
+    charge_mw: tuple[NonNegative, ...]
+    discharge_mw: tuple[NonNegative, ...]
+    soc_mwh: tuple[float, ...]
+    initial_soc_mwh: NonNegative
+    stored_energy_value_aud_per_mwh: float
+    stats: SolveStats
+
+
+class PriceBand(Frozen):
+    price_aud_per_mwh: float
+    volume_mw: NonNegative
+
+
+class EnergyBid(Frozen):
+    """A NEM energy bid for one dispatch interval of a bidirectional unit.
+
+    `discharge_bands` is the generation offer: band i is dispatched when the clearing price is at
+    or above its price. `charge_bands` is the load bid: band i is consumed when the clearing price
+    is at or below its price. Each side has the market's band count with non-decreasing prices.
+    """
+
+    bid_id: str
+    portfolio: str
+    region: Region
+    interval_end: AwareDatetime
+    discharge_bands: tuple[PriceBand, ...]
+    charge_bands: tuple[PriceBand, ...]
+
+
+class Award(Frozen):
+    bid_id: str
+    interval_end: AwareDatetime
+    clearing_price_aud_per_mwh: float
+    discharge_mw: NonNegative
+    charge_mw: NonNegative
+
+    @property
+    def net_mw(self) -> float:
+        """Positive when the portfolio exports to the grid."""
+        return self.discharge_mw - self.charge_mw
+
+
+class BatteryDispatch(Frozen):
+    battery_id: str
+    net_mw: float
+
+
+class Dispatch(Frozen):
+    portfolio: str
+    interval_end: AwareDatetime
+    requested_net_mw: float
+    allocations: tuple[BatteryDispatch, ...]
+    shortfall_mw: float
+
+
+class Settlement(Frozen):
+    portfolio: str
+    interval_end: AwareDatetime
+    net_energy_mwh: float
+    price_aud_per_mwh: float
+    revenue_aud: float

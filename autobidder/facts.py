@@ -1,0 +1,159 @@
+"""The fact store: every input and output of a cycle, stored once, addressed by content.
+
+A fact is immutable. Its id is the SHA-256 of its kind, payload and provenance, so writing the
+same fact twice (an activity retried after a crash) is a no-op rather than a duplicate, and a
+fact can never be overwritten with different content under the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from autobidder.domain import FactKind
+
+M = TypeVar("M", bound=BaseModel)
+
+metadata = sa.MetaData()
+
+facts_table = sa.Table(
+    "facts",
+    metadata,
+    sa.Column("fact_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("cycle_id", sa.String(200), nullable=False, index=True),
+    sa.Column("component", sa.String(100), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("provenance", sa.Text, nullable=False),
+    sa.Column("created_at_utc", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class Provenance(BaseModel):
+    """Where a fact came from: the cycle, the component (and its version) and the input facts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cycle_id: str
+    component: str
+    component_version: str
+    inputs: tuple[str, ...] = ()
+
+
+class FactNotFoundError(LookupError):
+    def __init__(self, fact_id: str) -> None:
+        super().__init__(f"fact {fact_id!r} is not in the fact store")
+        self.fact_id = fact_id
+
+
+class FactKindMismatchError(TypeError):
+    pass
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for the fact store; SQLite gets WAL and a busy timeout because several
+    processes (Temporal worker, queue workers) write to the same file."""
+    engine = sa.create_engine(database_url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+class FactStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        metadata.create_all(engine)
+
+    @classmethod
+    def from_url(cls, database_url: str) -> FactStore:
+        return cls(make_engine(database_url))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
+        """Store `value` as a fact and return its id; storing an identical fact again returns the same id."""
+        payload = value.model_dump(mode="json")
+        prov = provenance.model_dump(mode="json")
+        payload_text = _canonical(payload)
+        content_hash = hashlib.sha256(payload_text.encode()).hexdigest()
+        fact_id = hashlib.sha256(
+            _canonical({"kind": str(kind), "payload": payload, "provenance": prov}).encode()
+        ).hexdigest()
+        row = {
+            "fact_id": fact_id,
+            "kind": str(kind),
+            "content_hash": content_hash,
+            "cycle_id": provenance.cycle_id,
+            "component": provenance.component,
+            "payload": payload_text,
+            "provenance": _canonical(prov),
+            "created_at_utc": datetime.now(UTC),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(facts_table.insert().values(**row))
+        except IntegrityError:
+            # Same id means same kind, payload and provenance: the fact is already stored.
+            pass
+        return fact_id
+
+    def get(self, fact_id: str, model: type[M], kind: FactKind | None = None) -> M:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(facts_table.c.kind, facts_table.c.payload).where(facts_table.c.fact_id == fact_id)
+            ).first()
+        if row is None:
+            raise FactNotFoundError(fact_id)
+        if kind is not None and row.kind != str(kind):
+            raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
+        return model.model_validate_json(row.payload)
+
+    def provenance(self, fact_id: str) -> Provenance:
+        with self._engine.connect() as conn:
+            text = conn.execute(
+                sa.select(facts_table.c.provenance).where(facts_table.c.fact_id == fact_id)
+            ).scalar_one_or_none()
+        if text is None:
+            raise FactNotFoundError(fact_id)
+        return Provenance.model_validate_json(text)
+
+    def kinds_for_cycle(self, cycle_id: str) -> Sequence[tuple[str, str]]:
+        """(kind, fact_id) of every fact a cycle stored, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(facts_table.c.kind, facts_table.c.fact_id)
+                .where(facts_table.c.cycle_id == cycle_id)
+                .order_by(facts_table.c.created_at_utc)
+            ).all()
+        return [(r.kind, r.fact_id) for r in rows]
+
+    def count(self, kind: FactKind | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(facts_table)
+        if kind is not None:
+            query = query.where(facts_table.c.kind == str(kind))
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -1,0 +1,48 @@
+"""Shared fixtures: free loopback ports and real local services started by the tests themselves."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from autobidder.queues import SqsQueues, local_endpoint
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    """A real SQS endpoint (moto's server) on a free loopback port, stopped after the session."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = local_endpoint(port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            SqsQueues(endpoint).list_names()
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    yield endpoint
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def queue_prefix() -> str:
+    """moto keeps queues in memory for the server's life: each test gets its own names."""
+    return f"t{uuid.uuid4().hex[:10]}"

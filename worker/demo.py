@@ -1,0 +1,126 @@
+"""The main job (`make demo` = `autobidder demo`): start the local stack, replay one real day of
+NEM SA1 prices through the full bidding loop, print and write a summary, stop the stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from tqdm import tqdm
+
+from autobidder.clock import NEM_TZ
+from autobidder.config import Settings
+from autobidder.domain import Forecast, PriceSeries
+from autobidder.fleet import SimulatedFleet
+from autobidder.prices import load_prices, slice_prices
+from autobidder.stack import Stack
+from optimization.arbitrage import perfect_foresight_revenue_aud, prepare_problem
+from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+
+STATE_FILES = ("temporal.db", "temporal.db-wal", "temporal.db-shm", "autobidder.db", "autobidder.db-wal",
+               "autobidder.db-shm", "exchange.db", "exchange.db-wal", "exchange.db-shm")
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    trading_day: str
+    region: str
+    portfolio: str
+    intervals_completed: int
+    intervals_failed: int
+    energy_charged_mwh: float
+    energy_discharged_mwh: float
+    revenue_aud: float
+    perfect_foresight_revenue_aud: float
+    capture_ratio: float
+    wall_seconds: float
+    temporal_ui: str
+
+
+def default_day(settings: Settings) -> date:
+    """The last complete trading day in the price history."""
+    prices = load_prices(settings.region, settings.prices_file)
+    last_start = prices.last_interval_end - timedelta(minutes=5)
+    return last_start.astimezone(NEM_TZ).date()
+
+
+def perfect_foresight(settings: Settings, day_prices: PriceSeries) -> float:
+    """Revenue upper bound: the same LP, on the realised prices, from the same initial state."""
+    as_of = day_prices.first_interval_end - timedelta(minutes=5)
+    telemetry = SimulatedFleet(settings.fleet).telemetry(settings.portfolio, as_of)
+    realised = Forecast(region=settings.region, as_of=as_of, model_name="perfect_foresight",
+                        model_version="1", p50=day_prices)
+    return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
+
+
+def summarise(settings: Settings, day: date, outcome: ReplayOutcome, pf_revenue: float, wall_s: float
+              ) -> DemoSummary:
+    revenue = outcome.revenue_aud
+    return DemoSummary(
+        trading_day=day.isoformat(), region=str(settings.region), portfolio=settings.portfolio,
+        intervals_completed=len(outcome.results), intervals_failed=len(outcome.failures),
+        energy_charged_mwh=round(outcome.energy_charged_mwh, 6),
+        energy_discharged_mwh=round(outcome.energy_discharged_mwh, 6),
+        revenue_aud=round(revenue, 2), perfect_foresight_revenue_aud=round(pf_revenue, 2),
+        capture_ratio=round(revenue / pf_revenue, 4) if pf_revenue > 0 else 0.0,
+        wall_seconds=round(wall_s, 1), temporal_ui=f"http://127.0.0.1:{settings.ports.temporal_ui}",
+    )
+
+
+async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
+    client = await Client.connect(f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace)
+    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
+        def tick(_end: datetime, result: object) -> None:
+            bar.update(1)
+            if result is None:
+                bar.set_postfix_str("last cycle FAILED")
+
+        return await replay(client, settings, ends, on_cycle=tick)
+
+
+def reset_state(settings: Settings) -> None:
+    """Each demo starts from a clean market and fleet; the UI keeps the last demo's histories."""
+    for name in STATE_FILES:
+        (settings.data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(settings.run_dir, ignore_errors=True)
+
+
+def run_demo(settings: Settings, day: date | None, keep: bool, out_dir: Path) -> DemoSummary:
+    day = day or default_day(settings)
+    ends = trading_day_interval_ends(day)
+    history = load_prices(settings.region, settings.prices_file)
+    day_prices = slice_prices(history, ends[0], len(ends))  # fails early if the day is not in history
+    reset_state(settings)
+    stack = Stack(settings)
+    print(f"starting the local stack in {settings.data_dir} ...")
+    stack.start(progress=lambda line: print(f"  up  {line}"))
+    try:
+        started = time.monotonic()
+        outcome = asyncio.run(_drive(settings, ends))
+        summary = summarise(settings, day, outcome, perfect_foresight(settings, day_prices),
+                            time.monotonic() - started)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2) + "\n")
+        print(json.dumps(summary.__dict__, indent=2))
+        print(f"summary written to {out_dir / 'summary.json'}")
+        if keep:
+            print(f"stack left running (--keep): Temporal UI at {summary.temporal_ui}; Ctrl-C stops it")
+            _wait_for_interrupt(stack)
+        return summary
+    finally:
+        stack.stop()
+
+
+def _wait_for_interrupt(stack: Stack) -> None:
+    try:
+        while True:
+            time.sleep(1.0)
+            stack.supervise_once()
+    except KeyboardInterrupt:
+        pass
