@@ -1,0 +1,163 @@
+"""Client of the FleetControl gRPC service, speaking domain types.
+
+Status codes become a small hierarchy so callers (activities) can decide what to retry:
+
+    FleetError                      any failure not listed below
+    ├── UnknownPortfolioError       NOT_FOUND: the fleet does not hold that portfolio (do not retry)
+    ├── DispatchRejectedError       FAILED_PRECONDITION: out of order or conflicting dispatch (do not retry)
+    ├── InvalidFleetRequestError    INVALID_ARGUMENT: a field the server refused (do not retry)
+    └── FleetUnavailableError       UNAVAILABLE / DEADLINE_EXCEEDED: server down or slow (retry)
+
+A dispatch is idempotent per (portfolio, interval_end) on the server, so retrying after
+`FleetUnavailableError` is safe even when the first attempt did reach the fleet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Any, NoReturn, Self, cast
+
+import grpc
+
+from autobidder.clock import parse_instant, require_aware
+from autobidder.domain import BatteryDispatch, BatteryTelemetry, Dispatch, TelemetrySnapshot
+from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
+
+__all__ = [
+    "DispatchRejectedError",
+    "FleetClient",
+    "FleetError",
+    "FleetUnavailableError",
+    "InvalidFleetRequestError",
+    "UnknownPortfolioError",
+]
+
+
+class FleetError(Exception):
+    """A FleetControl call failed."""
+
+
+class UnknownPortfolioError(FleetError):
+    """The fleet does not hold the requested portfolio."""
+
+
+class DispatchRejectedError(FleetError):
+    """The fleet refused a dispatch: its interval is not after the last applied one, or conflicts with it."""
+
+
+class InvalidFleetRequestError(FleetError):
+    """The fleet refused a field of the request; the message names it."""
+
+
+class FleetUnavailableError(FleetError):
+    """The fleet could not be reached in time; retrying may help."""
+
+
+_ERRORS: dict[grpc.StatusCode, type[FleetError]] = {
+    grpc.StatusCode.NOT_FOUND: UnknownPortfolioError,
+    grpc.StatusCode.FAILED_PRECONDITION: DispatchRejectedError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidFleetRequestError,
+    grpc.StatusCode.UNAVAILABLE: FleetUnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: FleetUnavailableError,
+}
+
+
+def _raise_mapped(exc: grpc.RpcError, rpc: str) -> NoReturn:
+    code = cast(grpc.StatusCode, exc.code())
+    details = cast(str | None, exc.details())
+    error = _ERRORS.get(code, FleetError)
+    raise error(f"{rpc}: {code.name}: {details}") from exc
+
+
+def _snapshot(response: Any) -> TelemetrySnapshot:
+    return TelemetrySnapshot(
+        portfolio=response.portfolio,
+        as_of=parse_instant(response.as_of, "as_of"),
+        batteries=tuple(
+            BatteryTelemetry(
+                battery_id=b.battery_id,
+                online=b.online,
+                soc_mwh=b.soc_mwh,
+                capacity_mwh=b.capacity_mwh,
+                backup_reserve_mwh=b.backup_reserve_mwh,
+                available_charge_mw=b.available_charge_mw,
+                available_discharge_mw=b.available_discharge_mw,
+                charge_efficiency=b.charge_efficiency,
+                discharge_efficiency=b.discharge_efficiency,
+            )
+            for b in response.batteries
+        ),
+    )
+
+
+def _dispatch(response: Any) -> Dispatch:
+    return Dispatch(
+        portfolio=response.portfolio,
+        interval_end=parse_instant(response.interval_end, "interval_end"),
+        requested_net_mw=response.requested_net_mw,
+        allocations=tuple(
+            BatteryDispatch(battery_id=a.battery_id, net_mw=a.net_mw) for a in response.allocations
+        ),
+        shortfall_mw=response.shortfall_mw,
+    )
+
+
+class FleetClient:
+    """Blocking FleetControl client over one channel; every call has a deadline of `timeout_s`."""
+
+    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(address)
+        self._stub: Any = cast(Any, fleet_pb2_grpc).FleetControlStub(self._channel)
+
+    def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:
+        """Every battery's state in `portfolio`; `UnknownPortfolioError` when the fleet lacks it."""
+        request = fleet_pb2.GetTelemetryRequest(
+            portfolio=portfolio, as_of=require_aware(as_of, "as_of").isoformat()
+        )
+        try:
+            response = self._stub.GetTelemetry(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            _raise_mapped(exc, "GetTelemetry")
+        return _snapshot(response)
+
+    def dispatch(
+        self, portfolio: str, interval_end: datetime, net_mw: float, interval_minutes: int = 5
+    ) -> Dispatch:
+        """Split and apply `net_mw` (positive = discharge) for the interval ending at `interval_end`.
+
+        Safe to retry: the fleet answers a repeat of an applied interval from its ledger.
+        `DispatchRejectedError` when the interval is not after the last applied one.
+        """
+        request = fleet_pb2.DispatchRequest(
+            portfolio=portfolio,
+            interval_end=require_aware(interval_end, "interval_end").isoformat(),
+            net_mw=net_mw,
+            interval_minutes=interval_minutes,
+        )
+        try:
+            response = self._stub.Dispatch(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            _raise_mapped(exc, "Dispatch")
+        return _dispatch(response)
+
+    def healthy(self, timeout_s: float) -> bool:
+        """True when the service answers SERVING within `timeout_s`, waiting for it to come up meanwhile."""
+        try:
+            response = self._stub.Health(fleet_pb2.HealthRequest(), timeout=timeout_s, wait_for_ready=True)
+        except grpc.RpcError:
+            return False
+        return bool(response.status == fleet_pb2.SERVING_STATUS_SERVING)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

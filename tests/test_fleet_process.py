@@ -1,0 +1,61 @@
+"""`python -m worker.fleet --settings PATH` serves on its configured port and stops on a signal."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from autobidder.config import Ports, Settings, dump_settings
+from autobidder.fleet_client import FleetClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(settings_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker.fleet", "--settings", str(settings_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serves_on_the_configured_port_and_exits_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, ports=Ports(fleet=port))
+    dump_settings(settings, tmp_path / "settings.json")
+    proc = start(tmp_path / "settings.json")
+    try:
+        with FleetClient(f"127.0.0.1:{port}", timeout_s=5.0) as client:
+            assert client.healthy(timeout_s=30.0)
+            snap = client.telemetry(settings.portfolio, datetime(2024, 1, 1, tzinfo=UTC))
+            assert len(snap.batteries) == len(settings.fleet)
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert f"127.0.0.1:{port}" in output
+
+
+def test_missing_settings_file_exits_with_an_error(tmp_path: Path) -> None:
+    proc = start(tmp_path / "absent.json")
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "absent.json" in output
