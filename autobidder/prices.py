@@ -80,7 +80,7 @@ def load_prices(region: Region, path: Path | None = None) -> PriceSeries:
 
 def slice_prices(series: PriceSeries, first_end: pd.Timestamp | object, count: int) -> PriceSeries:
     """`count` prices starting at the interval ending `first_end`; raises if outside the series."""
-    start = pd.Timestamp(first_end).to_pydatetime()  # type: ignore[arg-type]
+    start = pd.Timestamp(first_end).to_pydatetime()
     offset = (start - series.first_interval_end) / series.interval
     index = int(offset)
     if offset != index or index < 0 or index + count > len(series.prices_aud_per_mwh):

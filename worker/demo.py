@@ -53,7 +53,7 @@ def default_day(settings: Settings) -> date:
 def perfect_foresight(settings: Settings, day_prices: PriceSeries) -> float:
     """Revenue upper bound: the same LP, on the realised prices, from the same initial state."""
     as_of = day_prices.first_interval_end - timedelta(minutes=5)
-    telemetry = SimulatedFleet(settings.fleet).telemetry(settings.portfolio, as_of)
+    telemetry = SimulatedFleet(settings.portfolio, settings.fleet).telemetry(settings.portfolio, as_of)
     realised = Forecast(region=settings.region, as_of=as_of, model_name="perfect_foresight",
                         model_version="1", p50=day_prices)
     return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))

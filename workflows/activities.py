@@ -28,7 +28,12 @@ from autobidder.fleet_client import FleetClient
 from autobidder.queues import SqsQueues
 from autobidder.settlement import settle
 from market_adapters.exchange_client import BidRejectedError, ExchangeClient
-from market_adapters.nem import BidValidationError, validate_energy_bid
+from market_adapters.nem import (
+    MARKET_PRICE_FLOOR_AUD_PER_MWH,
+    BidValidationError,
+    price_cap_aud_per_mwh,
+    validate_energy_bid,
+)
 from optimization.bids import build_energy_bid
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.types import (
@@ -115,11 +120,12 @@ class CycleActivities:
     def submit_bids(self, inp: SubmitBidsInput) -> SubmitBidsResult:
         schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
         telemetry = self._store.get(inp.telemetry_fact_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT)
+        interval_end = parse_instant(inp.interval_end, "interval_end")
         bid: EnergyBid = build_energy_bid(
             schedule, telemetry,
             bid_id=bid_id_for(inp.portfolio, inp.interval_end),
-            portfolio=inp.portfolio, region=Region(inp.region),
-            interval_end=parse_instant(inp.interval_end, "interval_end"),
+            portfolio=inp.portfolio, region=Region(inp.region), interval_end=interval_end,
+            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap=price_cap_aud_per_mwh(interval_end),
         )
         try:
             validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw)

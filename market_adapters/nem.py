@@ -1,0 +1,229 @@
+"""NEM energy-market rules as constants and pure functions: bands, floor, cap and bid validation.
+
+Validation reports EVERY broken rule at once, each as a `BidViolation` naming the field, the band
+and the rule, so a bidder fixes a rejected bid in one round trip rather than one error at a time.
+It is written defensively: it also checks what `EnergyBid` validates itself (timezone, negative
+volume), because a bid built with `model_construct` or decoded from the wire skips pydantic, and
+NaN, which pydantic lets through and which would silently pass every `<`/`>` comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from autobidder.clock import NEM_INTERVAL, NEM_TZ, is_on_grid
+from autobidder.domain import EnergyBid, PriceBand
+
+BAND_COUNT = 10
+MARKET_PRICE_FLOOR_AUD_PER_MWH = -1000.0
+INTERVAL_MINUTES = 5
+
+# Market price cap by financial year, keyed by the year the financial year starts (1 July, NEM time).
+MARKET_PRICE_CAP_BY_FY_START: dict[int, float] = {
+    2021: 15_000.0,
+    2022: 15_500.0,
+    2023: 16_600.0,
+    2024: 17_500.0,
+    2025: 18_600.0,
+}
+
+# Volume sums are compared with a tolerance: ten float band volumes that add up to exactly the
+# nameplate can exceed it in the last bit.
+_VOLUME_TOLERANCE_MW = 1e-9
+
+
+class Rule:
+    """Names of the rules a bid can break (the `rule` of a `BidViolation`)."""
+
+    BAND_COUNT = "band_count"
+    PRICES_NON_DECREASING = "prices_non_decreasing"
+    PRICE_BELOW_FLOOR = "price_below_floor"
+    PRICE_ABOVE_CAP = "price_above_cap"
+    PRICE_CAP_UNKNOWN = "price_cap_unknown"
+    NEGATIVE_VOLUME = "negative_volume"
+    NOT_FINITE = "not_finite"
+    VOLUME_ABOVE_MAX_DISCHARGE = "volume_above_max_discharge"
+    VOLUME_ABOVE_MAX_CHARGE = "volume_above_max_charge"
+    INTERVAL_NOT_ON_5_MINUTE_GRID = "interval_not_on_5_minute_grid"
+    TIMESTAMP_WITHOUT_TIMEZONE = "timestamp_without_timezone"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class BidViolation:
+    """One broken rule. `band` is the 0-based band index, None for a whole side or the whole bid."""
+
+    field: str
+    band: int | None
+    rule: str
+    message: str
+
+    def describe(self) -> str:
+        where = self.field if self.band is None else f"{self.field} (band {self.band})"
+        return f"{where}: {self.rule}: {self.message}"
+
+
+class BidValidationError(ValueError):
+    """A bid broke one or more market rules; `violations` lists them all."""
+
+    def __init__(self, bid_id: str, violations: Sequence[BidViolation]) -> None:
+        self.bid_id = bid_id
+        self.violations: tuple[BidViolation, ...] = tuple(violations)
+        details = "; ".join(v.describe() for v in self.violations)
+        super().__init__(f"bid {bid_id!r} rejected: {details}")
+
+
+class PriceCapUnknownError(LookupError):
+    """No market price cap is tabled for the financial year of an interval."""
+
+
+def financial_year_start(interval_end: datetime) -> int:
+    """The calendar year in which the financial year of the interval ending `interval_end` starts.
+
+    An interval belongs to the financial year in which it STARTS (NEM time), so the interval
+    ending 00:00 on 1 July is the last one of the old year.
+    """
+    start = (interval_end - NEM_INTERVAL).astimezone(NEM_TZ)
+    return start.year if start.date() >= date(start.year, 7, 1) else start.year - 1
+
+
+def price_cap_aud_per_mwh(interval_end: datetime) -> float:
+    """The market price cap that applies to the interval ending `interval_end` (timezone-aware)."""
+    if interval_end.tzinfo is None or interval_end.utcoffset() is None:
+        raise ValueError(f"interval_end: timestamp {interval_end.isoformat()} has no timezone")
+    fy = financial_year_start(interval_end)
+    try:
+        return MARKET_PRICE_CAP_BY_FY_START[fy]
+    except KeyError:
+        known = ", ".join(f"{y}-{(y + 1) % 100:02d}" for y in sorted(MARKET_PRICE_CAP_BY_FY_START))
+        raise PriceCapUnknownError(
+            f"no market price cap tabled for financial year {fy}-{(fy + 1) % 100:02d} "
+            f"(interval_end {interval_end.isoformat()}; known: {known})"
+        ) from None
+
+
+def _side_violations(side: str, bands: Sequence[PriceBand], cap: float | None) -> list[BidViolation]:
+    out: list[BidViolation] = []
+    if len(bands) != BAND_COUNT:
+        out.append(
+            BidViolation(
+                side, None, Rule.BAND_COUNT, f"has {len(bands)} bands; the NEM requires {BAND_COUNT}"
+            )
+        )
+    price_field, volume_field = f"{side}.price_aud_per_mwh", f"{side}.volume_mw"
+    previous: float | None = None
+    for i, band in enumerate(bands):
+        price, volume = band.price_aud_per_mwh, band.volume_mw
+        if not math.isfinite(price):
+            out.append(BidViolation(price_field, i, Rule.NOT_FINITE, f"price {price} is not a finite number"))
+        else:
+            if price < MARKET_PRICE_FLOOR_AUD_PER_MWH:
+                out.append(
+                    BidViolation(
+                        price_field,
+                        i,
+                        Rule.PRICE_BELOW_FLOOR,
+                        f"price {price:g} is below the market price floor {MARKET_PRICE_FLOOR_AUD_PER_MWH:g}",
+                    )
+                )
+            if cap is not None and price > cap:
+                out.append(
+                    BidViolation(
+                        price_field,
+                        i,
+                        Rule.PRICE_ABOVE_CAP,
+                        f"price {price:g} is above the market price cap {cap:g}",
+                    )
+                )
+            if previous is not None and price < previous:
+                out.append(
+                    BidViolation(
+                        price_field,
+                        i,
+                        Rule.PRICES_NON_DECREASING,
+                        f"price {price:g} is below the previous band's price {previous:g}",
+                    )
+                )
+            previous = price
+        if not math.isfinite(volume):
+            out.append(
+                BidViolation(volume_field, i, Rule.NOT_FINITE, f"volume {volume} is not a finite number")
+            )
+        elif volume < 0:
+            out.append(
+                BidViolation(volume_field, i, Rule.NEGATIVE_VOLUME, f"volume {volume:g} MW is negative")
+            )
+    return out
+
+
+def _total_violation(side: str, bands: Sequence[PriceBand], limit_mw: float, rule: str) -> list[BidViolation]:
+    volumes = [b.volume_mw for b in bands]
+    if not all(math.isfinite(v) for v in volumes):
+        return []  # already reported as not_finite; a NaN total says nothing more
+    total = math.fsum(volumes)
+    if total > limit_mw + _VOLUME_TOLERANCE_MW:
+        return [
+            BidViolation(
+                f"{side}.volume_mw",
+                None,
+                rule,
+                f"band volumes sum to {total:g} MW, above the {limit_mw:g} MW maximum",
+            )
+        ]
+    return []
+
+
+def _interval_violations(interval_end: datetime) -> tuple[list[BidViolation], float | None]:
+    """Violations of `interval_end`, and the price cap that applies (None when it cannot be known)."""
+    if interval_end.tzinfo is None or interval_end.utcoffset() is None:
+        message = f"{interval_end.isoformat()} has no UTC offset; NEM intervals must be timezone-aware"
+        return [BidViolation("interval_end", None, Rule.TIMESTAMP_WITHOUT_TIMEZONE, message)], None
+    out: list[BidViolation] = []
+    if not is_on_grid(interval_end, NEM_INTERVAL):
+        out.append(
+            BidViolation(
+                "interval_end",
+                None,
+                Rule.INTERVAL_NOT_ON_5_MINUTE_GRID,
+                f"{interval_end.isoformat()} is not the end of a 5-minute dispatch interval",
+            )
+        )
+    try:
+        cap: float | None = price_cap_aud_per_mwh(interval_end)
+    except PriceCapUnknownError as exc:
+        out.append(BidViolation("interval_end", None, Rule.PRICE_CAP_UNKNOWN, str(exc)))
+        cap = None
+    return out, cap
+
+
+def energy_bid_violations(
+    bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float
+) -> list[BidViolation]:
+    """Every market rule `bid` breaks (empty when it is valid), for a unit of the given maxima."""
+    out: list[BidViolation] = []
+    for name in ("bid_id", "portfolio"):
+        if not getattr(bid, name):
+            out.append(BidViolation(name, None, Rule.REQUIRED, f"{name} must not be empty"))
+    interval_out, cap = _interval_violations(bid.interval_end)
+    out.extend(interval_out)
+    out.extend(_side_violations("discharge_bands", bid.discharge_bands, cap))
+    out.extend(_side_violations("charge_bands", bid.charge_bands, cap))
+    out.extend(
+        _total_violation(
+            "discharge_bands", bid.discharge_bands, max_discharge_mw, Rule.VOLUME_ABOVE_MAX_DISCHARGE
+        )
+    )
+    out.extend(
+        _total_violation("charge_bands", bid.charge_bands, max_charge_mw, Rule.VOLUME_ABOVE_MAX_CHARGE)
+    )
+    return out
+
+
+def validate_energy_bid(bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float) -> None:
+    """Raise `BidValidationError` listing every market rule `bid` breaks; return None when it is valid."""
+    violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
+    if violations:
+        raise BidValidationError(bid.bid_id, violations)

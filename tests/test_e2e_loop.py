@@ -1,0 +1,150 @@
+"""End to end: several bidding cycles through the real local stack on loopback.
+
+The Temporal dev server, the SQS endpoint, the exchange and fleet gRPC services and the
+workers are real processes started by `Stack`, on free ports, in a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from temporalio.client import Client
+
+from autobidder.config import Settings, load_settings
+from autobidder.domain import Award, Dispatch, EnergyBid, FactKind, Forecast, Schedule, Settlement
+from autobidder.facts import FactStore
+from autobidder.prices import load_prices, slice_prices
+from autobidder.stack import Stack
+from tests.conftest import free_port
+from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+
+pytestmark = pytest.mark.e2e
+
+DAY = date(2022, 10, 6)
+CYCLES = 6
+
+
+def isolated_settings(data_dir: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    env = {"AUTOBIDDER_DATA_DIR": str(data_dir), "AUTOBIDDER_QUEUE_PREFIX": f"e2e{tag}",
+           "AUTOBIDDER_TASK_QUEUE": f"e2e-{tag}"}
+    env |= {f"AUTOBIDDER_PORT_{n}": str(free_port()) for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")}
+    return load_settings(env=env)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = isolated_settings(tmp_path_factory.mktemp("stack"))
+    running = Stack(settings)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def outcome(stack: Stack) -> ReplayOutcome:
+    async def drive() -> ReplayOutcome:
+        client = await Client.connect(f"127.0.0.1:{stack.settings.ports.temporal}")
+        return await replay(client, stack.settings, trading_day_interval_ends(DAY)[:CYCLES])
+
+    return asyncio.run(drive())
+
+
+def test_every_cycle_completes_and_stores_each_fact(stack: Stack, outcome: ReplayOutcome) -> None:
+    assert outcome.failures == {}
+    assert len(outcome.results) == CYCLES
+    store = FactStore.from_url(stack.settings.resolved_database_url)
+    expected = {str(k) for k in FactKind}
+    for result in outcome.results:
+        kinds = {kind for kind, _ in store.kinds_for_cycle(result.cycle_id)}
+        assert kinds == expected, result.cycle_id
+        forecast = store.get(result.forecast_fact_id, Forecast, FactKind.FORECAST)
+        assert len(forecast.p50.prices_aud_per_mwh) == 288
+        assert forecast.p50.first_interval_end.isoformat() == result.interval_end
+        schedule = store.get(result.schedule_fact_id, Schedule, FactKind.SCHEDULE)
+        assert schedule.stats.status == "optimal" or schedule.stats.status.lower().startswith("optimal")
+
+
+def test_awards_clear_against_the_real_historical_price(stack: Stack, outcome: ReplayOutcome) -> None:
+    store = FactStore.from_url(stack.settings.resolved_database_url)
+    history = load_prices(stack.settings.region)
+    day = slice_prices(history, trading_day_interval_ends(DAY)[0], CYCLES)
+    for i, result in enumerate(outcome.results):
+        award = store.get(result.award_fact_id, Award, FactKind.AWARD)
+        bid = store.get(result.bid_fact_id, EnergyBid, FactKind.BID)
+        price = day.prices_aud_per_mwh[i]
+        assert award.clearing_price_aud_per_mwh == pytest.approx(price)
+        expected_discharge = sum(b.volume_mw for b in bid.discharge_bands if price >= b.price_aud_per_mwh)
+        expected_charge = sum(b.volume_mw for b in bid.charge_bands if price <= b.price_aud_per_mwh)
+        assert award.discharge_mw == pytest.approx(expected_discharge)
+        assert award.charge_mw == pytest.approx(expected_charge)
+        dispatch = store.get(result.dispatch_fact_id, Dispatch, FactKind.DISPATCH)
+        assert sum(a.net_mw for a in dispatch.allocations) + dispatch.shortfall_mw == pytest.approx(
+            award.net_mw, abs=1e-3)
+        settlement = store.get(result.settlement_fact_id, Settlement, FactKind.SETTLEMENT)
+        assert settlement.revenue_aud == pytest.approx(award.net_mw * price * 5 / 60)
+
+
+def test_exchange_holds_each_bid_once_with_the_interval_key(stack: Stack, outcome: ReplayOutcome) -> None:
+    engine = sa.create_engine(stack.settings.resolved_exchange_database_url)
+    with engine.connect() as conn:
+        bid_ids = [row[0] for row in conn.execute(sa.text("SELECT bid_id FROM exchange_bids"))]
+    engine.dispose()
+    expected = [f"{stack.settings.portfolio}/{r.interval_end}/r0" for r in outcome.results]
+    assert sorted(bid_ids) == sorted(expected)
+
+
+def test_workflows_are_named_after_portfolio_and_interval(stack: Stack, outcome: ReplayOutcome) -> None:
+    async def describe() -> list[str]:
+        client = await Client.connect(f"127.0.0.1:{stack.settings.ports.temporal}")
+        names = []
+        for result in outcome.results:
+            desc = await client.get_workflow_handle(result.cycle_id).describe()
+            names.append(desc.workflow_type)
+        return names
+
+    assert asyncio.run(describe()) == ["BiddingCycle"] * CYCLES
+    first = outcome.results[0].cycle_id
+    assert first == f"bid-cycle/{stack.settings.portfolio}/2022-10-06T00:05:00+10:00"
+
+
+def test_status_reports_every_component_healthy(stack: Stack) -> None:
+    settings_path = stack.settings_path
+    env_settings = stack.settings
+    out = subprocess.run(
+        [sys.executable, "-m", "autobidder.cli", "status", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"AUTOBIDDER_DATA_DIR": str(env_settings.data_dir),
+             **{f"AUTOBIDDER_PORT_{k.upper()}": str(v) for k, v in env_settings.ports.model_dump().items()},
+             "PATH": "/usr/bin:/bin"},
+    )
+    assert settings_path.exists()
+    report = json.loads(out.stdout)
+    assert out.returncode == 0, report
+    assert all(entry["healthy"] for entry in report.values())
+
+
+def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
+    from autobidder.fleet_client import FleetClient
+
+    client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}")
+    try:
+        last_end = trading_day_interval_ends(DAY)[CYCLES - 1]
+        telemetry = client.telemetry(stack.settings.portfolio, last_end + timedelta(seconds=1))
+    finally:
+        client.close()
+    initial = sum(b.initial_soc_mwh for b in stack.settings.fleet)
+    energy_out = sum(r.net_energy_mwh for r in outcome.results)
+    if abs(energy_out) > 1e-6:
+        assert sum(b.soc_mwh for b in telemetry.batteries) != pytest.approx(initial)

@@ -1,0 +1,70 @@
+"""Run the simulated exchange: `python -m worker.exchange --settings PATH`.
+
+PATH is the JSON written by `autobidder.config.dump_settings`. The server listens on
+127.0.0.1:`settings.ports.exchange` (loopback only) and stops on SIGTERM or SIGINT, letting calls
+in flight finish for `--grace-s` seconds, so a supervisor can stop it without losing a bid that
+was being stored. Exit status: 0 after a clean stop, 2 for bad settings or price data, 1 when the
+port cannot be bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from autobidder.config import ConfigError, read_settings
+from autobidder.prices import PriceDataError
+from market_adapters.exchange_server import create_server
+
+log = logging.getLogger("worker.exchange")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker.exchange", description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", type=Path, required=True, help="settings JSON from dump_settings")
+    parser.add_argument("--grace-s", type=float, default=5.0, help="seconds in-flight calls get on stop")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = read_settings(args.settings)
+    except (ConfigError, OSError) as exc:
+        print(f"worker.exchange: settings {args.settings}: {exc}", file=sys.stderr)
+        return 2
+    address = f"127.0.0.1:{settings.ports.exchange}"
+    try:
+        server, port = create_server(settings, address)
+    except PriceDataError as exc:
+        print(f"worker.exchange: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # grpc raises RuntimeError when the port is taken
+        print(f"worker.exchange: cannot listen on {address}: {exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server.start()
+    log.info("exchange for %s listening on 127.0.0.1:%d", settings.region, port)
+    while not stop.wait(0.5):
+        pass
+    server.stop(args.grace_s).wait()
+    log.info("exchange stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
