@@ -1,8 +1,8 @@
 """`autobidder`: the command line.
 
-  autobidder up        start the local stack and supervise it until Ctrl-C / SIGTERM
-  autobidder status    report each component's health
-  autobidder demo      replay one real day of NEM SA1 prices through the full loop
+autobidder up        start the local stack and supervise it until Ctrl-C / SIGTERM
+autobidder status    report each component's health
+autobidder demo      replay one real day of NEM SA1 prices through the full loop
 """
 
 from __future__ import annotations
@@ -23,21 +23,31 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="autobidder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="autobidder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start and supervise the local stack",
-                   description="Start every component on 127.0.0.1, print where each listens, and stop "
-                               "them all on Ctrl-C or SIGTERM.\n\nexample: autobidder up",
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    st = sub.add_parser("status", help="health of each component",
-                        description="example: autobidder status --json")
+    sub.add_parser(
+        "up",
+        help="start and supervise the local stack",
+        description="Start every component on 127.0.0.1, print where each listens, and stop "
+        "them all on Ctrl-C or SIGTERM.\n\nexample: autobidder up",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    st = sub.add_parser(
+        "status", help="health of each component", description="example: autobidder status --json"
+    )
     st.add_argument("--json", action="store_true", help="print JSON")
-    demo = sub.add_parser("demo", help="replay one real day through the full loop",
-                          description="examples:\n  autobidder demo\n  autobidder demo --keep   "
-                                      "# leave the stack up to browse the Temporal UI",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    demo.add_argument("--day", type=date.fromisoformat, help="NEM trading day (default: last day of the sample)")
+    demo = sub.add_parser(
+        "demo",
+        help="replay one real day through the full loop",
+        description="examples:\n  autobidder demo\n  autobidder demo --keep   "
+        "# leave the stack up to browse the Temporal UI",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--day", type=date.fromisoformat, help="NEM trading day (default: last day of the sample)"
+    )
     demo.add_argument("--keep", action="store_true", help="leave the stack running after the summary")
     demo.add_argument("--out", type=Path, default=Path("var/demo"), help="where summary.json is written")
     return parser

@@ -37,12 +37,30 @@ class Ports(BaseModel):
 def default_fleet() -> tuple[BatterySpec, ...]:
     """Three grid batteries, 10 MW / 20 MWh in all, each holding a 10 % backup reserve."""
     return (
-        BatterySpec(battery_id="bess_a", max_charge_mw=5.0, max_discharge_mw=5.0, capacity_mwh=10.0,
-                    backup_reserve_mwh=1.0, initial_soc_mwh=5.0),
-        BatterySpec(battery_id="bess_b", max_charge_mw=3.0, max_discharge_mw=3.0, capacity_mwh=6.0,
-                    backup_reserve_mwh=0.6, initial_soc_mwh=3.0),
-        BatterySpec(battery_id="bess_c", max_charge_mw=2.0, max_discharge_mw=2.0, capacity_mwh=4.0,
-                    backup_reserve_mwh=0.4, initial_soc_mwh=2.0),
+        BatterySpec(
+            battery_id="bess_a",
+            max_charge_mw=5.0,
+            max_discharge_mw=5.0,
+            capacity_mwh=10.0,
+            backup_reserve_mwh=1.0,
+            initial_soc_mwh=5.0,
+        ),
+        BatterySpec(
+            battery_id="bess_b",
+            max_charge_mw=3.0,
+            max_discharge_mw=3.0,
+            capacity_mwh=6.0,
+            backup_reserve_mwh=0.6,
+            initial_soc_mwh=3.0,
+        ),
+        BatterySpec(
+            battery_id="bess_c",
+            max_charge_mw=2.0,
+            max_discharge_mw=2.0,
+            capacity_mwh=4.0,
+            backup_reserve_mwh=0.4,
+            initial_soc_mwh=2.0,
+        ),
     )
 
 
@@ -100,14 +118,24 @@ def _format_validation_error(exc: ValidationError) -> str:
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    simple = {"DATABASE_URL": "database_url", "DATA_DIR": "data_dir", "REGION": "region",
-              "PORTFOLIO": "portfolio", "EXCHANGE_DATABASE_URL": "exchange_database_url",
-              "PRICES_FILE": "prices_file", "QUEUE_PREFIX": "queue_prefix", "TASK_QUEUE": "task_queue"}
+    simple = {
+        "DATABASE_URL": "database_url",
+        "DATA_DIR": "data_dir",
+        "REGION": "region",
+        "PORTFOLIO": "portfolio",
+        "EXCHANGE_DATABASE_URL": "exchange_database_url",
+        "PRICES_FILE": "prices_file",
+        "QUEUE_PREFIX": "queue_prefix",
+        "TASK_QUEUE": "task_queue",
+    }
     for suffix, field in simple.items():
         if (value := env.get(ENV_PREFIX + suffix)) is not None:
             out[field] = value
-    ports = {name[len(ENV_PREFIX + "PORT_"):].lower(): value
-             for name, value in env.items() if name.startswith(ENV_PREFIX + "PORT_")}
+    ports = {
+        name[len(ENV_PREFIX + "PORT_") :].lower(): value
+        for name, value in env.items()
+        if name.startswith(ENV_PREFIX + "PORT_")
+    }
     if ports:
         out["ports"] = ports
     return out

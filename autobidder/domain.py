@@ -85,7 +85,8 @@ class BatterySpec(Frozen):
     def _soc_within_capacity(self) -> Self:
         if self.backup_reserve_mwh >= self.capacity_mwh:
             raise ValueError(
-                f"backup_reserve_mwh: {self.backup_reserve_mwh} must be below capacity_mwh {self.capacity_mwh}"
+                f"backup_reserve_mwh: {self.backup_reserve_mwh} must be below "
+                f"capacity_mwh {self.capacity_mwh}"
             )
         if self.initial_soc_mwh > self.capacity_mwh:
             raise ValueError(

@@ -63,13 +63,16 @@ def load_prices(region: Region, path: Path | None = None) -> PriceSeries:
     if ends.duplicated().any():
         raise PriceDataError(f"prices_file {path}: duplicate interval_end {ends[ends.duplicated()].iloc[0]}")
     if np.isnan(prices).any():
-        raise PriceDataError(f"prices_file {path}: NaN price at interval_end {ends[np.isnan(prices)].iloc[0]}")
+        raise PriceDataError(
+            f"prices_file {path}: NaN price at interval_end {ends[np.isnan(prices)].iloc[0]}"
+        )
     steps = ends.diff().dropna()
     step = timedelta(minutes=5)
     if (steps != step).any():
         bad = steps[steps != step].index[0]
         raise PriceDataError(
-            f"prices_file {path}: gap or irregular step before interval_end {ends.iloc[bad]} (expected 5 minutes)"
+            f"prices_file {path}: gap or irregular step before interval_end {ends.iloc[bad]} "
+            "(expected 5 minutes)"
         )
     return PriceSeries(
         first_interval_end=ends.iloc[0].to_pydatetime(),

@@ -30,8 +30,15 @@ def generate(out_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         include = str(Path(protoc.__file__).parent / "_proto")
         code = protoc.main(
-            ["grpc_tools.protoc", f"-I{PROTO_DIR}", f"-I{include}",
-             f"--python_out={tmp}", f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", *sources]
+            [
+                "grpc_tools.protoc",
+                f"-I{PROTO_DIR}",
+                f"-I{include}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                *sources,
+            ]
         )
         if code != 0:
             raise SystemExit(f"protoc failed with exit code {code}")

@@ -22,12 +22,17 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from autobidder.config import Settings, dump_settings
 from autobidder.facts import FactStore
 from autobidder.queues import SqsQueues, local_endpoint
+
+if TYPE_CHECKING:
+    from autobidder.fleet_client import FleetClient
+    from market_adapters.exchange_client import ExchangeClient
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +77,50 @@ class Component:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     restarts: int = 0
 
+    @property
+    def label(self) -> str:
+        """`exchange (port 50151)`: how errors name a component."""
+        return f"{self.name} (port {', '.join(map(str, self.ports)) or 'none'})"
+
 
 def _temporal_healthy(settings: Settings) -> bool:
     if not tcp_open(settings.ports.temporal):
         return False
     out = subprocess.run(
-        [bin_path("temporal"), "operator", "cluster", "health", "--address", f"127.0.0.1:{settings.ports.temporal}"],
-        capture_output=True, text=True, timeout=10, check=False,
+        [
+            bin_path("temporal"),
+            "operator",
+            "cluster",
+            "health",
+            "--address",
+            f"127.0.0.1:{settings.ports.temporal}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
     )
     return out.returncode == 0 and "SERVING" in out.stdout
 
 
 def _set_retention(settings: Settings) -> None:
     subprocess.run(
-        [bin_path("temporal"), "operator", "namespace", "update", "--namespace", settings.temporal_namespace,
-         "--retention", RETENTION, "--address", f"127.0.0.1:{settings.ports.temporal}"],
-        capture_output=True, text=True, timeout=20, check=True,
+        [
+            bin_path("temporal"),
+            "operator",
+            "namespace",
+            "update",
+            "--namespace",
+            settings.temporal_namespace,
+            "--retention",
+            RETENTION,
+            "--address",
+            f"127.0.0.1:{settings.ports.temporal}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
     )
 
 
@@ -131,7 +164,7 @@ def _grpc_healthy(kind: str, port: int) -> bool:
     if not tcp_open(port):
         return False
     # Imported here: the domain core knows the clients only through their public interface.
-    client: object
+    client: ExchangeClient | FleetClient
     if kind == "exchange":
         from market_adapters.exchange_client import ExchangeClient
 
@@ -141,9 +174,9 @@ def _grpc_healthy(kind: str, port: int) -> bool:
 
         client = FleetClient(f"127.0.0.1:{port}")
     try:
-        return bool(client.healthy(1.0))  # type: ignore[attr-defined]
+        return bool(client.healthy(1.0))
     finally:
-        client.close()  # type: ignore[attr-defined]
+        client.close()
 
 
 def _ready(settings: Settings, name: str, component: Component) -> bool:
@@ -159,31 +192,72 @@ def build_components(settings: Settings, settings_path: Path) -> list[Component]
     components = [
         Component(
             "temporal",
-            [bin_path("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(p.temporal),
-             "--ui-port", str(p.temporal_ui), "--db-filename", str(data_dir / "temporal.db"),
-             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-             "--log-level", "warn", "--ui-disable-news-fetch"],
+            [
+                bin_path("temporal"),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(p.temporal),
+                "--ui-port",
+                str(p.temporal_ui),
+                "--db-filename",
+                str(data_dir / "temporal.db"),
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--log-level",
+                "warn",
+                "--ui-disable-news-fetch",
+            ],
             (p.temporal, p.temporal_ui),
             lambda: _temporal_healthy(settings),
             f"127.0.0.1:{p.temporal} (Web UI http://127.0.0.1:{p.temporal_ui})",
             after_start=lambda: _set_retention(settings),
         ),
         Component(
-            "sqs", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p.sqs)], (p.sqs,),
-            lambda: _sqs_healthy(settings), local_endpoint(p.sqs), after_start=lambda: _create_queues(settings),
+            "sqs",
+            [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p.sqs)],
+            (p.sqs,),
+            lambda: _sqs_healthy(settings),
+            local_endpoint(p.sqs),
+            after_start=lambda: _create_queues(settings),
         ),
-        Component("database", None, (), lambda: _database_healthy(settings), _redact(settings.resolved_database_url)),
-        Component("exchange", [py, "-m", "worker.exchange", "--settings", str(settings_path)], (p.exchange,),
-                  lambda: _grpc_healthy("exchange", p.exchange), f"127.0.0.1:{p.exchange} (gRPC)"),
-        Component("fleet", [py, "-m", "worker.fleet", "--settings", str(settings_path)], (p.fleet,),
-                  lambda: _grpc_healthy("fleet", p.fleet), f"127.0.0.1:{p.fleet} (gRPC)"),
+        Component(
+            "database", None, (), lambda: _database_healthy(settings), _redact(settings.resolved_database_url)
+        ),
+        Component(
+            "exchange",
+            [py, "-m", "worker.exchange", "--settings", str(settings_path)],
+            (p.exchange,),
+            lambda: _grpc_healthy("exchange", p.exchange),
+            f"127.0.0.1:{p.exchange} (gRPC)",
+        ),
+        Component(
+            "fleet",
+            [py, "-m", "worker.fleet", "--settings", str(settings_path)],
+            (p.fleet,),
+            lambda: _grpc_healthy("fleet", p.fleet),
+            f"127.0.0.1:{p.fleet} (gRPC)",
+        ),
     ]
     workers = [("temporal-worker", [py, "-m", "worker.temporal_worker", "--settings", str(settings_path)])]
-    workers += [(f"{s}-worker", [py, "-m", "worker.queue_worker", "--settings", str(settings_path), "--stage", s])
-                for s in STAGES]
+    workers += [
+        (f"{s}-worker", [py, "-m", "worker.queue_worker", "--settings", str(settings_path), "--stage", s])
+        for s in STAGES
+    ]
     for name, argv in workers:
-        component = Component(name, argv, (), lambda: False, f"task queue {settings.task_queue}"
-                              if name == "temporal-worker" else settings.queue_name(name.split("-")[0], "requests"))
+        component = Component(
+            name,
+            argv,
+            (),
+            lambda: False,
+            f"task queue {settings.task_queue}"
+            if name == "temporal-worker"
+            else settings.queue_name(name.split("-")[0], "requests"),
+        )
         component.health = (lambda n, c: lambda: _ready(settings, n, c))(name, component)
         components.append(component)
     return components
@@ -206,8 +280,10 @@ class Stack:
         for component in self.components:
             for port in component.ports:
                 if not port_is_free(port):
-                    raise StackError(f"{component.name}: port {port} on 127.0.0.1 is already in use "
-                                     f"(set AUTOBIDDER_PORT_* or [ports] in the config to move it)")
+                    raise StackError(
+                        f"{component.name}: port {port} on 127.0.0.1 is already in use "
+                        f"(set AUTOBIDDER_PORT_* or [ports] in the config to move it)"
+                    )
 
     def _spawn(self, component: Component) -> None:
         assert component.argv is not None
@@ -216,8 +292,13 @@ class Stack:
         self._logs[component.name] = log_file
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         component.process = subprocess.Popen(
-            component.argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=Path(__file__).resolve().parent.parent, start_new_session=True,
+            component.argv,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            start_new_session=True,
         )
 
     def _log_tail(self, name: str, lines: int = 15) -> str:
@@ -231,13 +312,16 @@ class Stack:
         while time.monotonic() < deadline:
             if component.process is not None and component.process.poll() is not None:
                 raise StackError(
-                    f"{component.name} (port {', '.join(map(str, component.ports)) or 'none'}) exited with code "
-                    f"{component.process.returncode} during start:\n{self._log_tail(component.name)}")
+                    f"{component.label} exited with code {component.process.returncode} during start:\n"
+                    f"{self._log_tail(component.name)}"
+                )
             if component.health():
                 return
             time.sleep(0.2)
-        raise StackError(f"{component.name} (port {', '.join(map(str, component.ports)) or 'none'}) did not become "
-                         f"healthy within {self._start_timeout_s:.0f} s:\n{self._log_tail(component.name)}")
+        raise StackError(
+            f"{component.label} did not become healthy within {self._start_timeout_s:.0f} s:\n"
+            f"{self._log_tail(component.name)}"
+        )
 
     def start(self, progress: Callable[[str], None] = lambda _m: None) -> None:
         self.check_ports()
@@ -260,8 +344,14 @@ class Stack:
         self._write_state()
 
     def _write_state(self) -> None:
-        state = {c.name: {"address": c.address, "ports": list(c.ports),
-                          "pid": c.process.pid if c.process else None} for c in self.components}
+        state = {
+            c.name: {
+                "address": c.address,
+                "ports": list(c.ports),
+                "pid": c.process.pid if c.process else None,
+            }
+            for c in self.components
+        }
         (self.settings.run_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
     def supervise_once(self) -> list[str]:
@@ -272,8 +362,10 @@ class Stack:
             if proc is None or proc.poll() is None:
                 continue
             if component.restarts >= 3:
-                raise StackError(f"{component.name} keeps exiting (code {proc.returncode}):\n"
-                                 f"{self._log_tail(component.name)}")
+                raise StackError(
+                    f"{component.name} keeps exiting (code {proc.returncode}):\n"
+                    f"{self._log_tail(component.name)}"
+                )
             log.warning("%s exited with code %s; restarting", component.name, proc.returncode)
             component.restarts += 1
             self._spawn(component)
@@ -319,8 +411,16 @@ def status(settings: Settings) -> dict[str, dict[str, object]]:
         "fleet": lambda: _grpc_healthy("fleet", settings.ports.fleet),
     }
     report: dict[str, dict[str, object]] = {}
-    for name in ["temporal", "sqs", "database", "exchange", "fleet",
-                 "temporal-worker", "forecast-worker", "optimize-worker"]:
+    for name in [
+        "temporal",
+        "sqs",
+        "database",
+        "exchange",
+        "fleet",
+        "temporal-worker",
+        "forecast-worker",
+        "optimize-worker",
+    ]:
         entry = state.get(name, {})
         if name in checks:
             healthy = checks[name]()

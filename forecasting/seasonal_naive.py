@@ -29,7 +29,7 @@ def seasonal_naive(
     """
     if horizon_intervals <= 0:
         raise ValueError(f"horizon_intervals: must be positive, got {horizon_intervals}")
-    lag, remainder = divmod(season, history.interval)
+    remainder = season % history.interval
     if remainder:
         raise ValueError(f"season: {season} is not a whole number of {history.interval} intervals")
     start = (first_interval_end - season - history.first_interval_end) / history.interval

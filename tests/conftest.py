@@ -24,8 +24,11 @@ def free_port() -> int:
 def sqs_endpoint() -> Iterator[str]:
     """A real SQS endpoint (moto's server) on a free loopback port, stopped after the session."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = local_endpoint(port)
     deadline = time.monotonic() + 30
     while True:

@@ -13,8 +13,9 @@ def test_defaults_need_no_file() -> None:
 
 
 def test_environment_overrides_database_url_and_ports() -> None:
-    settings = load_settings(env={"AUTOBIDDER_DATABASE_URL": "postgresql+psycopg://127.0.0.1/test",
-                                  "AUTOBIDDER_PORT_SQS": "19324"})
+    settings = load_settings(
+        env={"AUTOBIDDER_DATABASE_URL": "postgresql+psycopg://127.0.0.1/test", "AUTOBIDDER_PORT_SQS": "19324"}
+    )
     assert settings.resolved_database_url == "postgresql+psycopg://127.0.0.1/test"
     assert settings.ports.sqs == 19324
 
@@ -45,8 +46,13 @@ def test_duplicate_battery_ids_rejected() -> None:
 
 
 def test_reserve_must_be_below_capacity() -> None:
-    spec = {"battery_id": "a", "max_charge_mw": 1, "max_discharge_mw": 1, "capacity_mwh": 2,
-            "backup_reserve_mwh": 2}
+    spec = {
+        "battery_id": "a",
+        "max_charge_mw": 1,
+        "max_discharge_mw": 1,
+        "capacity_mwh": 2,
+        "backup_reserve_mwh": 2,
+    }
     with pytest.raises(ConfigError, match="backup_reserve_mwh"):
         build_settings({"fleet": [spec]})
 

@@ -35,9 +35,15 @@ CYCLES = 6
 
 def isolated_settings(data_dir: Path) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    env = {"AUTOBIDDER_DATA_DIR": str(data_dir), "AUTOBIDDER_QUEUE_PREFIX": f"e2e{tag}",
-           "AUTOBIDDER_TASK_QUEUE": f"e2e-{tag}"}
-    env |= {f"AUTOBIDDER_PORT_{n}": str(free_port()) for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")}
+    env = {
+        "AUTOBIDDER_DATA_DIR": str(data_dir),
+        "AUTOBIDDER_QUEUE_PREFIX": f"e2e{tag}",
+        "AUTOBIDDER_TASK_QUEUE": f"e2e-{tag}",
+    }
+    env |= {
+        f"AUTOBIDDER_PORT_{n}": str(free_port())
+        for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
+    }
     return load_settings(env=env)
 
 
@@ -91,7 +97,8 @@ def test_awards_clear_against_the_real_historical_price(stack: Stack, outcome: R
         assert award.charge_mw == pytest.approx(expected_charge)
         dispatch = store.get(result.dispatch_fact_id, Dispatch, FactKind.DISPATCH)
         assert sum(a.net_mw for a in dispatch.allocations) + dispatch.shortfall_mw == pytest.approx(
-            award.net_mw, abs=1e-3)
+            award.net_mw, abs=1e-3
+        )
         settlement = store.get(result.settlement_fact_id, Settlement, FactKind.SETTLEMENT)
         assert settlement.revenue_aud == pytest.approx(award.net_mw * price * 5 / 60)
 
@@ -124,10 +131,15 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
     env_settings = stack.settings
     out = subprocess.run(
         [sys.executable, "-m", "autobidder.cli", "status", "--json"],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={"AUTOBIDDER_DATA_DIR": str(env_settings.data_dir),
-             **{f"AUTOBIDDER_PORT_{k.upper()}": str(v) for k, v in env_settings.ports.model_dump().items()},
-             "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "AUTOBIDDER_DATA_DIR": str(env_settings.data_dir),
+            **{f"AUTOBIDDER_PORT_{k.upper()}": str(v) for k, v in env_settings.ports.model_dump().items()},
+            "PATH": "/usr/bin:/bin",
+        },
     )
     assert settings_path.exists()
     report = json.loads(out.stdout)

@@ -26,7 +26,6 @@ def _postgres_available() -> bool:
     return True
 
 
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> FactStore:
     if request.param == "sqlite":
@@ -52,10 +51,16 @@ def test_put_get_roundtrip_and_idempotence(store: FactStore) -> None:
 
 def test_same_content_in_another_cycle_is_another_fact(store: FactStore) -> None:
     value = PriceSeries(first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=(1.0,))
-    a = store.put(FactKind.MARKET_SNAPSHOT, value, Provenance(cycle_id=f"a{uuid.uuid4()}", component="t",
-                                                              component_version="1"))
-    b = store.put(FactKind.MARKET_SNAPSHOT, value, Provenance(cycle_id=f"b{uuid.uuid4()}", component="t",
-                                                              component_version="1"))
+    a = store.put(
+        FactKind.MARKET_SNAPSHOT,
+        value,
+        Provenance(cycle_id=f"a{uuid.uuid4()}", component="t", component_version="1"),
+    )
+    b = store.put(
+        FactKind.MARKET_SNAPSHOT,
+        value,
+        Provenance(cycle_id=f"b{uuid.uuid4()}", component="t", component_version="1"),
+    )
     assert a != b
 
 
@@ -63,16 +68,27 @@ def test_missing_and_wrong_kind(store: FactStore) -> None:
     with pytest.raises(FactNotFoundError):
         store.get("0" * 64, PriceSeries)
     value = PriceSeries(first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=(1.0,))
-    fid = store.put(FactKind.FORECAST, value, Provenance(cycle_id=str(uuid.uuid4()), component="t",
-                                                        component_version="1"))
+    fid = store.put(
+        FactKind.FORECAST, value, Provenance(cycle_id=str(uuid.uuid4()), component="t", component_version="1")
+    )
     with pytest.raises(FactKindMismatchError):
         store.get(fid, PriceSeries, FactKind.AWARD)
 
 
 def test_settlement_signs() -> None:
-    sell = settle("p", Award(bid_id="b", interval_end=END, clearing_price_aud_per_mwh=100.0,
-                             discharge_mw=6.0, charge_mw=0.0), 5 / 60)
+    sell = settle(
+        "p",
+        Award(
+            bid_id="b", interval_end=END, clearing_price_aud_per_mwh=100.0, discharge_mw=6.0, charge_mw=0.0
+        ),
+        5 / 60,
+    )
     assert sell.net_energy_mwh == pytest.approx(0.5) and sell.revenue_aud == pytest.approx(50.0)
-    paid_to_charge = settle("p", Award(bid_id="b", interval_end=END, clearing_price_aud_per_mwh=-200.0,
-                                       discharge_mw=0.0, charge_mw=3.0), 5 / 60)
+    paid_to_charge = settle(
+        "p",
+        Award(
+            bid_id="b", interval_end=END, clearing_price_aud_per_mwh=-200.0, discharge_mw=0.0, charge_mw=3.0
+        ),
+        5 / 60,
+    )
     assert paid_to_charge.revenue_aud == pytest.approx(50.0)

@@ -10,8 +10,11 @@ START = datetime(2022, 10, 1, 0, 5, tzinfo=NEM_TZ)
 
 
 def history(days: int) -> PriceSeries:
-    return PriceSeries(first_interval_end=START, interval_minutes=5,
-                       prices_aud_per_mwh=tuple(float(i) for i in range(days * 288)))
+    return PriceSeries(
+        first_interval_end=START,
+        interval_minutes=5,
+        prices_aud_per_mwh=tuple(float(i) for i in range(days * 288)),
+    )
 
 
 def test_same_time_yesterday() -> None:

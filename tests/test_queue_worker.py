@@ -13,7 +13,9 @@ def _double(request: dict[str, Any]) -> dict[str, Any]:
     return {"y": 2 * request["x"]}
 
 
-def test_requests_become_results_and_errors_become_error_results(sqs_endpoint: str, queue_prefix: str) -> None:
+def test_requests_become_results_and_errors_become_error_results(
+    sqs_endpoint: str, queue_prefix: str
+) -> None:
     queues = SqsQueues(sqs_endpoint)
     req, res = f"{queue_prefix}-requests", f"{queue_prefix}-results"
     worker = QueueWorker(queues, req, res, _double)

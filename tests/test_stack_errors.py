@@ -16,7 +16,10 @@ from tests.conftest import free_port
 
 def _settings(tmp_path: Path, **ports: int):  # type: ignore[no-untyped-def]
     env = {"AUTOBIDDER_DATA_DIR": str(tmp_path)}
-    env |= {f"AUTOBIDDER_PORT_{n}": str(free_port()) for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")}
+    env |= {
+        f"AUTOBIDDER_PORT_{n}": str(free_port())
+        for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
+    }
     env |= {f"AUTOBIDDER_PORT_{n.upper()}": str(p) for n, p in ports.items()}
     return load_settings(env=env)
 
@@ -35,17 +38,29 @@ def test_port_in_use_names_component_and_port(tmp_path: Path) -> None:
 def test_cli_reports_unknown_region_with_exit_code_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('region = "XX1"\n')
-    out = subprocess.run([sys.executable, "-m", "autobidder.cli", "--config", str(config), "status"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "autobidder.cli", "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2
     assert "region" in out.stderr and "XX1" in out.stderr
 
 
 def test_cli_reports_negative_capacity(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[[fleet]]\nbattery_id = "a"\nmax_charge_mw = 1\nmax_discharge_mw = 1\ncapacity_mwh = -5\n')
-    out = subprocess.run([sys.executable, "-m", "autobidder.cli", "--config", str(config), "up"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    config.write_text(
+        '[[fleet]]\nbattery_id = "a"\nmax_charge_mw = 1\nmax_discharge_mw = 1\ncapacity_mwh = -5\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "autobidder.cli", "--config", str(config), "up"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2
     assert "fleet.0.capacity_mwh" in out.stderr and "greater than 0" in out.stderr
 

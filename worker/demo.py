@@ -23,8 +23,17 @@ from autobidder.stack import Stack
 from optimization.arbitrage import perfect_foresight_revenue_aud, prepare_problem
 from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
 
-STATE_FILES = ("temporal.db", "temporal.db-wal", "temporal.db-shm", "autobidder.db", "autobidder.db-wal",
-               "autobidder.db-shm", "exchange.db", "exchange.db-wal", "exchange.db-shm")
+STATE_FILES = (
+    "temporal.db",
+    "temporal.db-wal",
+    "temporal.db-shm",
+    "autobidder.db",
+    "autobidder.db-wal",
+    "autobidder.db-shm",
+    "exchange.db",
+    "exchange.db-wal",
+    "exchange.db-shm",
+)
 
 
 @dataclass(frozen=True)
@@ -54,28 +63,38 @@ def perfect_foresight(settings: Settings, day_prices: PriceSeries) -> float:
     """Revenue upper bound: the same LP, on the realised prices, from the same initial state."""
     as_of = day_prices.first_interval_end - timedelta(minutes=5)
     telemetry = SimulatedFleet(settings.portfolio, settings.fleet).telemetry(settings.portfolio, as_of)
-    realised = Forecast(region=settings.region, as_of=as_of, model_name="perfect_foresight",
-                        model_version="1", p50=day_prices)
+    realised = Forecast(
+        region=settings.region, as_of=as_of, model_name="perfect_foresight", model_version="1", p50=day_prices
+    )
     return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
 
 
-def summarise(settings: Settings, day: date, outcome: ReplayOutcome, pf_revenue: float, wall_s: float
-              ) -> DemoSummary:
+def summarise(
+    settings: Settings, day: date, outcome: ReplayOutcome, pf_revenue: float, wall_s: float
+) -> DemoSummary:
     revenue = outcome.revenue_aud
     return DemoSummary(
-        trading_day=day.isoformat(), region=str(settings.region), portfolio=settings.portfolio,
-        intervals_completed=len(outcome.results), intervals_failed=len(outcome.failures),
+        trading_day=day.isoformat(),
+        region=str(settings.region),
+        portfolio=settings.portfolio,
+        intervals_completed=len(outcome.results),
+        intervals_failed=len(outcome.failures),
         energy_charged_mwh=round(outcome.energy_charged_mwh, 6),
         energy_discharged_mwh=round(outcome.energy_discharged_mwh, 6),
-        revenue_aud=round(revenue, 2), perfect_foresight_revenue_aud=round(pf_revenue, 2),
+        revenue_aud=round(revenue, 2),
+        perfect_foresight_revenue_aud=round(pf_revenue, 2),
         capture_ratio=round(revenue / pf_revenue, 4) if pf_revenue > 0 else 0.0,
-        wall_seconds=round(wall_s, 1), temporal_ui=f"http://127.0.0.1:{settings.ports.temporal_ui}",
+        wall_seconds=round(wall_s, 1),
+        temporal_ui=f"http://127.0.0.1:{settings.ports.temporal_ui}",
     )
 
 
 async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
-    client = await Client.connect(f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace)
+    client = await Client.connect(
+        f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
+    )
     with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
+
         def tick(_end: datetime, result: object) -> None:
             bar.update(1)
             if result is None:
@@ -103,8 +122,9 @@ def run_demo(settings: Settings, day: date | None, keep: bool, out_dir: Path) ->
     try:
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
-        summary = summarise(settings, day, outcome, perfect_foresight(settings, day_prices),
-                            time.monotonic() - started)
+        summary = summarise(
+            settings, day, outcome, perfect_foresight(settings, day_prices), time.monotonic() - started
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2) + "\n")
         print(json.dumps(summary.__dict__, indent=2))

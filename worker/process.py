@@ -13,16 +13,20 @@ from pathlib import Path
 from autobidder.config import Settings, read_settings
 
 
-def parse_settings(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
-                   ) -> tuple[Settings, argparse.Namespace]:
+def parse_settings(
+    description: str, extra: Callable[[argparse.ArgumentParser], object] | None = None
+) -> tuple[Settings, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--settings", type=Path, required=True,
-                        help="resolved settings JSON written by `autobidder up`")
+    parser.add_argument(
+        "--settings", type=Path, required=True, help="resolved settings JSON written by `autobidder up`"
+    )
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
-    logging.basicConfig(level=os.environ.get("AUTOBIDDER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("AUTOBIDDER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return read_settings(args.settings), args
 
 
@@ -36,6 +40,6 @@ def mark_ready(settings: Settings, component: str) -> None:
     path.write_text(str(os.getpid()))
 
 
-def on_stop_signal(callback: Callable[[], None]) -> None:
+def on_stop_signal(callback: Callable[[], object]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: callback())

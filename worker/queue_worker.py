@@ -29,7 +29,10 @@ def main() -> None:
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
     handler: Handler = functools.partial(HANDLERS[args.stage], store)
     worker = QueueWorker(
-        queues, settings.queue_name(args.stage, "requests"), settings.queue_name(args.stage, "results"), handler
+        queues,
+        settings.queue_name(args.stage, "requests"),
+        settings.queue_name(args.stage, "results"),
+        handler,
     )
     on_stop_signal(worker.stop)
     queues.ensure(settings.queue_name(args.stage, "requests"))

@@ -45,7 +45,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
     result_queues = [settings.queue_name(s, "results") for s in (FORECAST_STAGE, OPTIMIZE_STAGE)]
-    for name in result_queues + [settings.queue_name(s, "requests") for s in (FORECAST_STAGE, OPTIMIZE_STAGE)]:
+    for name in result_queues + [
+        settings.queue_name(s, "requests") for s in (FORECAST_STAGE, OPTIMIZE_STAGE)
+    ]:
         queues.ensure(name)
     activities = build_activities(settings, queues)
     bridge = QueueBridge(client, queues, result_queues)

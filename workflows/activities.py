@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -79,7 +81,9 @@ class CycleActivities:
         self._max_charge_mw = sum(b.max_charge_mw for b in settings.fleet)
 
     def _provenance(self, cycle_id: str, component: str, *inputs: str) -> Provenance:
-        return Provenance(cycle_id=cycle_id, component=component, component_version=__version__, inputs=inputs)
+        return Provenance(
+            cycle_id=cycle_id, component=component, component_version=__version__, inputs=inputs
+        )
 
     @activity.defn(name="fetch_data")
     def fetch_data(self, inp: FetchDataInput) -> FetchDataResult:
@@ -101,19 +105,28 @@ class CycleActivities:
 
     @activity.defn(name="forecast")
     def forecast(self, inp: ForecastInput) -> str:
-        self._enqueue(FORECAST_STAGE, {
-            "cycle_id": inp.cycle_id, "market_fact_id": inp.market_fact_id,
-            "first_interval_end": inp.first_interval_end, "horizon_intervals": inp.horizon_intervals,
-        })
+        self._enqueue(
+            FORECAST_STAGE,
+            {
+                "cycle_id": inp.cycle_id,
+                "market_fact_id": inp.market_fact_id,
+                "first_interval_end": inp.first_interval_end,
+                "horizon_intervals": inp.horizon_intervals,
+            },
+        )
         # The queue bridge completes this activity by its task token when the result arrives.
         activity.raise_complete_async()
 
     @activity.defn(name="optimize")
     def optimize(self, inp: OptimizeInput) -> str:
-        self._enqueue(OPTIMIZE_STAGE, {
-            "cycle_id": inp.cycle_id, "forecast_fact_id": inp.forecast_fact_id,
-            "telemetry_fact_id": inp.telemetry_fact_id,
-        })
+        self._enqueue(
+            OPTIMIZE_STAGE,
+            {
+                "cycle_id": inp.cycle_id,
+                "forecast_fact_id": inp.forecast_fact_id,
+                "telemetry_fact_id": inp.telemetry_fact_id,
+            },
+        )
         activity.raise_complete_async()
 
     @activity.defn(name="submit_bids")
@@ -122,10 +135,14 @@ class CycleActivities:
         telemetry = self._store.get(inp.telemetry_fact_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT)
         interval_end = parse_instant(inp.interval_end, "interval_end")
         bid: EnergyBid = build_energy_bid(
-            schedule, telemetry,
+            schedule,
+            telemetry,
             bid_id=bid_id_for(inp.portfolio, inp.interval_end),
-            portfolio=inp.portfolio, region=Region(inp.region), interval_end=interval_end,
-            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap=price_cap_aud_per_mwh(interval_end),
+            portfolio=inp.portfolio,
+            region=Region(inp.region),
+            interval_end=interval_end,
+            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+            price_cap=price_cap_aud_per_mwh(interval_end),
         )
         try:
             validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw)
@@ -146,19 +163,31 @@ class CycleActivities:
     def dispatch(self, inp: DispatchInput) -> str:
         award = self._store.get(inp.award_fact_id, Award, FactKind.AWARD)
         dispatch = self._fleet.dispatch(inp.portfolio, award.interval_end, award.net_mw, inp.interval_minutes)
-        return self._store.put(FactKind.DISPATCH, dispatch, self._provenance(inp.cycle_id, "fleet", inp.award_fact_id))
+        return self._store.put(
+            FactKind.DISPATCH, dispatch, self._provenance(inp.cycle_id, "fleet", inp.award_fact_id)
+        )
 
     @activity.defn(name="settle")
     def settle(self, inp: SettleInput) -> SettleResult:
         award = self._store.get(inp.award_fact_id, Award, FactKind.AWARD)
         self._store.get(inp.dispatch_fact_id, Dispatch, FactKind.DISPATCH)  # the award was delivered
-        settlement = settle(inp.portfolio, award, timedelta(minutes=inp.interval_minutes) / timedelta(hours=1))
+        settlement = settle(
+            inp.portfolio, award, timedelta(minutes=inp.interval_minutes) / timedelta(hours=1)
+        )
         fact_id = self._store.put(
-            FactKind.SETTLEMENT, settlement,
+            FactKind.SETTLEMENT,
+            settlement,
             self._provenance(inp.cycle_id, "settlement", inp.award_fact_id, inp.dispatch_fact_id),
         )
         return SettleResult(fact_id, settlement.revenue_aud, settlement.net_energy_mwh)
 
-    def all(self) -> list[object]:
-        return [self.fetch_data, self.forecast, self.optimize, self.submit_bids, self.await_award,
-                self.dispatch, self.settle]
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.fetch_data,
+            self.forecast,
+            self.optimize,
+            self.submit_bids,
+            self.await_award,
+            self.dispatch,
+            self.settle,
+        ]

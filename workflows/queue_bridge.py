@@ -35,8 +35,11 @@ class QueueBridge:
             if body.get("ok"):
                 await handle.complete(body["fact_id"])
             else:
-                await handle.fail(ApplicationError(body.get("error", "stage failed"), type="StageFailed",
-                                                   non_retryable=True))
+                await handle.fail(
+                    ApplicationError(
+                        body.get("error", "stage failed"), type="StageFailed", non_retryable=True
+                    )
+                )
             self.completed += 1
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
@@ -47,7 +50,9 @@ class QueueBridge:
     async def _drain(self, queue: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                messages = await asyncio.to_thread(self._queues.receive, queue, max_messages=10, wait_seconds=1)
+                messages = await asyncio.to_thread(
+                    self._queues.receive, queue, max_messages=10, wait_seconds=1
+                )
                 for message in messages:
                     await self._complete(message)
                     await asyncio.to_thread(self._queues.delete, queue, message)

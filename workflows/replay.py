@@ -57,7 +57,9 @@ async def run_cycle(client: Client, settings: Settings, interval_end: datetime) 
 
 
 async def replay(
-    client: Client, settings: Settings, interval_ends: list[datetime],
+    client: Client,
+    settings: Settings,
+    interval_ends: list[datetime],
     on_cycle: Callable[[datetime, CycleResult | None], None] = lambda _e, _r: None,
 ) -> ReplayOutcome:
     outcome = ReplayOutcome()
@@ -65,7 +67,7 @@ async def replay(
         try:
             result = await run_cycle(client, settings, end)
         except WorkflowFailureError as exc:
-            cause = exc.cause.message if exc.cause is not None else str(exc)
+            cause = str(exc.cause) if exc.cause is not None else str(exc)
             log.error("cycle %s failed: %s", end.isoformat(), cause)
             outcome.failures[end.isoformat()] = cause
             on_cycle(end, None)
