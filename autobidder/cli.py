@@ -8,6 +8,7 @@ autobidder demo      replay one real day of NEM SA1 prices through the full loop
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -19,6 +20,11 @@ from types import FrameType
 from autobidder.config import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+# Command groups owned by other packages. Each module defines `register(subparsers)`, which adds
+# its parser(s) and sets `handler=` (a function of the parsed args returning an exit code) with
+# `set_defaults`. Imported lazily so `autobidder status` does not pay for torch or pyomo imports.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--keep", action="store_true", help="leave the stack running after the summary")
     demo.add_argument("--out", type=Path, default=Path("var/demo"), help="where summary.json is written")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -98,6 +106,8 @@ def _cmd_status(settings: Settings, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if getattr(args, "handler", None) is not None:
+            return int(args.handler(args))
         if args.command == "demo":
             from worker.demo import run_demo
 

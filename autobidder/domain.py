@@ -123,14 +123,26 @@ class TelemetrySnapshot(Frozen):
     batteries: tuple[BatteryTelemetry, ...]
 
 
+class QuantileSeries(Frozen):
+    """The `level` quantile (0.1 for P10) of the price in each interval of a forecast's horizon."""
+
+    level: float = Field(gt=0.0, lt=1.0)
+    prices_aud_per_mwh: tuple[float, ...]
+
+
 class Forecast(Frozen):
-    """A price forecast for the horizon starting at the interval being bid."""
+    """A price forecast for the horizon starting at the interval being bid.
+
+    `p50` is the point forecast; `quantiles` (ascending levels, same grid as `p50`) carry the
+    distribution for risk-aware optimization and bid curves, empty for point-only models.
+    """
 
     region: Region
     as_of: AwareDatetime
     model_name: str
     model_version: str
     p50: PriceSeries
+    quantiles: tuple[QuantileSeries, ...] = ()
 
 
 class SolveStats(Frozen):
