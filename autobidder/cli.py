@@ -3,6 +3,11 @@
 autobidder up        start the local stack and supervise it until Ctrl-C / SIGTERM
 autobidder status    report each component's health
 autobidder demo      replay one real day of NEM SA1 prices through the full loop
+autobidder strategy  validate, apply and inspect versioned bid strategies
+autobidder backtest  replay history through a strategy in-process, with an HTML report
+
+`autobidder COMMAND --help` shows each command's options and examples.
+exit codes: 0 ok · 1 failed (a check or a run) · 2 usage or configuration error · 3 not found
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 # Command groups owned by other packages. Each module defines `register(subparsers)`, which adds
 # its parser(s) and sets `handler=` (a function of the parsed args returning an exit code) with
 # `set_defaults`. Imported lazily so `autobidder status` does not pay for torch or pyomo imports.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "workflows.commands",
+    "forecasting.cli",
+    "autobidder.strategy_cli",
+    "backtest.cli",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

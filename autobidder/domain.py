@@ -48,6 +48,7 @@ class FactKind(StrEnum):
     AWARD = "award"
     DISPATCH = "dispatch"
     SETTLEMENT = "settlement"
+    FALLBACK = "fallback"
 
 
 class PriceSeries(Frozen):
@@ -143,12 +144,33 @@ class Forecast(Frozen):
     model_version: str
     p50: PriceSeries
     quantiles: tuple[QuantileSeries, ...] = ()
+    # Provenance of a trained model (None for models that learn nothing, like seasonal naive):
+    # the training window's first and last interval ends, the training data's SHA-256 and the
+    # content address of the stored artifact (forecasting/registry.py).
+    training_window_first_interval_end: AwareDatetime | None = None
+    training_window_last_interval_end: AwareDatetime | None = None
+    training_data_sha256: str | None = None
+    artifact_sha256: str | None = None
+    # Set when the requested model failed to load or predict and seasonal naive stood in.
+    requested_model: str | None = None
+    fallback_reason: str | None = None
 
 
 class SolveStats(Frozen):
+    """How the optimizer got a schedule: `mip_gap` is None for an LP; `warm_start` when it reused a basis."""
+
     status: str
     objective_aud: float
     solve_seconds: NonNegative
+    mip_gap: NonNegative | None = None
+    warm_start: bool = False
+
+
+class ReserveEnablement(Frozen):
+    """MW enabled in one ancillary product (`optimization.products` name) in each interval."""
+
+    product: str
+    enablement_mw: tuple[NonNegative, ...]
 
 
 class Schedule(Frozen):
@@ -162,6 +184,7 @@ class Schedule(Frozen):
     initial_soc_mwh: NonNegative
     stored_energy_value_aud_per_mwh: float
     stats: SolveStats
+    reserves: tuple[ReserveEnablement, ...] = ()
 
 
 class PriceBand(Frozen):
@@ -183,6 +206,9 @@ class EnergyBid(Frozen):
     interval_end: AwareDatetime
     discharge_bands: tuple[PriceBand, ...]
     charge_bands: tuple[PriceBand, ...]
+    # The strategy version that produced the bid (`StrategyVersion.ref`, e.g. "sa1-vpp@v3:9a910fae8223");
+    # empty for bids built without one. Stamped by `autobidder.strategy_limits.apply_strategy_limits`.
+    strategy_version: str = ""
 
 
 class Award(Frozen):
@@ -217,3 +243,18 @@ class Settlement(Frozen):
     net_energy_mwh: float
     price_aud_per_mwh: float
     revenue_aud: float
+
+
+class CycleFallback(Frozen):
+    """Why a cycle did not bid its own optimal schedule, and what it did instead.
+
+    `rung` is the step of the fallback ladder taken: `shifted_schedule` (the last good schedule
+    moved to this interval), `conservative` (a bid that keeps SoC within limits whatever clears)
+    or `no_bid`. `reason` says what failed or ran out of time, for the trader reading it later.
+    """
+
+    portfolio: str
+    interval_end: AwareDatetime
+    rung: str
+    reason: str
+    source_schedule_fact_id: str = ""

@@ -1,8 +1,11 @@
-"""Splitting a portfolio's dispatch across its batteries, and the batteries' digital twins.
+"""Splitting a portfolio's dispatch across its batteries, and the batteries' digital twins (flat view).
 
 `disaggregate` is pure: it turns one portfolio-level net power into per-battery set-points that
-each battery can actually hold for the whole interval. `SimulatedFleet` is the only stateful part:
-it integrates state of charge (SoC) forward and reports telemetry the way a real site would.
+each battery can actually hold for the whole interval. `SimulatedFleet` is the flat, per-battery
+face of the twins (`autobidder.fleet_twins`): it integrates state of charge (SoC) forward and
+reports telemetry the way a real site would. The battery hierarchy, per-node aggregation and
+award disaggregation down the tree live in `autobidder.hierarchy`, `autobidder.fleet_aggregate`
+and `autobidder.fleet_disaggregate` (see docs/fleet.md).
 
 Sign convention everywhere: positive MW = discharge to the grid, negative MW = charge.
 
@@ -18,14 +21,17 @@ headroom lands exactly on its reserve (or its capacity) and never needs clipping
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
 from autobidder.clock import NEM_INTERVAL, require_aware
 from autobidder.domain import BatteryDispatch, BatterySpec, BatteryTelemetry, Dispatch, TelemetrySnapshot
+from autobidder.fleet_twins import TwinFleet
+from autobidder.hierarchy import FleetLayout
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -168,8 +174,38 @@ def disaggregate(
     )
 
 
+def _label(text: str) -> str:
+    """A hierarchy label for a free-form name (portfolio or battery id)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:255] or "_"
+
+
+def flat_layout(portfolio: str, specs: tuple[BatterySpec, ...]) -> FleetLayout:
+    """The hierarchy of a flat portfolio: `<portfolio>.<battery>`, labels made ltree-safe."""
+    root = _label(portfolio)
+    labels: dict[str, str] = {}
+    for s in specs:
+        label = _label(s.battery_id)
+        while label in labels.values():
+            label += "_"
+        labels[s.battery_id] = label
+    return FleetLayout.build(
+        [f"{root}.{labels[s.battery_id]}" for s in specs],
+        [s.battery_id for s in specs],
+        max_charge_mw=[s.max_charge_mw for s in specs],
+        max_discharge_mw=[s.max_discharge_mw for s in specs],
+        capacity_mwh=[s.capacity_mwh for s in specs],
+        backup_reserve_mwh=[s.backup_reserve_mwh for s in specs],
+        charge_efficiency=[s.charge_efficiency for s in specs],
+        discharge_efficiency=[s.discharge_efficiency for s in specs],
+    )
+
+
 class SimulatedFleet:
-    """Digital twins of one portfolio's batteries: the simulator, hence the only mutable state here."""
+    """Digital twins of one portfolio's batteries, in the order of its specs.
+
+    A facade over `TwinFleet` (`self.twins`, in path order) for the flat, per-battery view the
+    bidding cycle uses; the fleet service drives the same twins through the hierarchy.
+    """
 
     def __init__(self, portfolio: str, specs: tuple[BatterySpec, ...]) -> None:
         if not specs:
@@ -179,15 +215,13 @@ class SimulatedFleet:
             raise ValueError(f"specs: duplicate battery_id in {ids}")
         self.portfolio = portfolio
         self.specs = specs
+        layout = flat_layout(portfolio, specs)
+        # spec_order[i]: position in the twins (path order) of the i-th spec.
+        self.spec_order = np.array([layout.battery_index[b] for b in ids], dtype=np.int64)
+        soc = np.empty(len(specs))
+        soc[self.spec_order] = [s.initial_soc_mwh for s in specs]
+        self.twins = TwinFleet(layout, soc)
         self._index = {battery_id: i for i, battery_id in enumerate(ids)}
-        self._soc = np.array([s.initial_soc_mwh for s in specs], dtype=np.float64)
-        self._online = np.ones(len(specs), dtype=np.bool_)
-        self._capacity = np.array([s.capacity_mwh for s in specs], dtype=np.float64)
-        self._reserve = np.array([s.backup_reserve_mwh for s in specs], dtype=np.float64)
-        self._max_charge = np.array([s.max_charge_mw for s in specs], dtype=np.float64)
-        self._max_discharge = np.array([s.max_discharge_mw for s in specs], dtype=np.float64)
-        self._eta_c = np.array([s.charge_efficiency for s in specs], dtype=np.float64)
-        self._eta_d = np.array([s.discharge_efficiency for s in specs], dtype=np.float64)
 
     def _check_portfolio(self, portfolio: str) -> None:
         if portfolio != self.portfolio:
@@ -196,8 +230,9 @@ class SimulatedFleet:
             )
 
     def _position(self, battery_id: str) -> int:
+        """Position of a battery in the twins."""
         try:
-            return self._index[battery_id]
+            return int(self.spec_order[self._index[battery_id]])
         except KeyError:
             raise NoSuchBatteryError(
                 f"battery_id {battery_id!r} is not in portfolio {self.portfolio!r}"
@@ -205,11 +240,12 @@ class SimulatedFleet:
 
     @property
     def soc_mwh(self) -> dict[str, float]:
-        return {s.battery_id: float(v) for s, v in zip(self.specs, self._soc, strict=True)}
+        soc = self.twins.soc_mwh[self.spec_order]
+        return {s.battery_id: float(v) for s, v in zip(self.specs, soc, strict=True)}
 
     def set_online(self, battery_id: str, online: bool) -> None:
         """Take a battery out of (or back into) service, as a site outage would."""
-        self._online[self._position(battery_id)] = online
+        self.twins.set_online(self._position(battery_id), online)
 
     def telemetry(
         self, portfolio: str, as_of: datetime, interval_hours: float = NEM_INTERVAL_HOURS
@@ -218,25 +254,15 @@ class SimulatedFleet:
         self._check_portfolio(portfolio)
         require_aware(as_of, "as_of")
         _check_interval_hours(interval_hours)
-        dis = discharge_headroom_mw(
-            self._max_discharge, self._soc, self._reserve, self._eta_d, interval_hours
+        return flat_snapshot(
+            portfolio,
+            as_of,
+            self.twins.layout,
+            self.twins.soc_mwh,
+            self.twins.reports_online & self.twins.following,
+            self.spec_order,
+            interval_hours,
         )
-        ch = charge_headroom_mw(self._max_charge, self._soc, self._capacity, self._eta_c, interval_hours)
-        batteries = tuple(
-            BatteryTelemetry(
-                battery_id=spec.battery_id,
-                online=bool(self._online[i]),
-                soc_mwh=float(self._soc[i]),
-                capacity_mwh=spec.capacity_mwh,
-                backup_reserve_mwh=spec.backup_reserve_mwh,
-                available_charge_mw=float(ch[i]) if self._online[i] else 0.0,
-                available_discharge_mw=float(dis[i]) if self._online[i] else 0.0,
-                charge_efficiency=spec.charge_efficiency,
-                discharge_efficiency=spec.discharge_efficiency,
-            )
-            for i, spec in enumerate(self.specs)
-        )
-        return TelemetrySnapshot(portfolio=portfolio, as_of=as_of, batteries=batteries)
 
     def apply(self, dispatch: Dispatch, interval_hours: float) -> None:
         """Hold each allocation for `interval_hours`: soc += (η_c·charge - discharge/η_d)·dt_h.
@@ -246,12 +272,55 @@ class SimulatedFleet:
         """
         self._check_portfolio(dispatch.portfolio)
         _check_interval_hours(interval_hours)
-        net = np.zeros_like(self._soc)
+        net: dict[int, float] = {}
         for alloc in dispatch.allocations:
             if not math.isfinite(alloc.net_mw):
                 raise ValueError(f"allocations: net_mw {alloc.net_mw} for {alloc.battery_id!r} is not finite")
-            net[self._position(alloc.battery_id)] += alloc.net_mw
-        discharge = np.maximum(net, 0.0)
-        charge = np.maximum(-net, 0.0)
-        soc = self._soc + (self._eta_c * charge - discharge / self._eta_d) * interval_hours
-        self._soc = np.clip(soc, 0.0, self._capacity)
+            pos = self._position(alloc.battery_id)
+            net[pos] = net.get(pos, 0.0) + alloc.net_mw
+        if not net:
+            return
+        end = dispatch.interval_end
+        self.twins.apply(
+            np.array(list(net), dtype=np.int64),
+            np.array(list(net.values())),
+            end - timedelta(hours=interval_hours),
+            end,
+        )
+
+
+def flat_snapshot(
+    portfolio: str,
+    as_of: datetime,
+    layout: FleetLayout,
+    soc_mwh: FloatArray,
+    online: npt.NDArray[np.bool_],
+    order: npt.NDArray[np.int64],
+    interval_hours: float,
+) -> TelemetrySnapshot:
+    """Per-battery telemetry in `order` (positions in `layout`), headroom 0 where offline."""
+    dis = discharge_headroom_mw(
+        layout.max_discharge_mw,
+        soc_mwh,
+        layout.backup_reserve_mwh,
+        layout.discharge_efficiency,
+        interval_hours,
+    )
+    ch = charge_headroom_mw(
+        layout.max_charge_mw, soc_mwh, layout.capacity_mwh, layout.charge_efficiency, interval_hours
+    )
+    batteries = tuple(
+        BatteryTelemetry(
+            battery_id=layout.battery_ids[i],
+            online=bool(online[i]),
+            soc_mwh=float(soc_mwh[i]),
+            capacity_mwh=float(layout.capacity_mwh[i]),
+            backup_reserve_mwh=float(layout.backup_reserve_mwh[i]),
+            available_charge_mw=float(ch[i]) if online[i] else 0.0,
+            available_discharge_mw=float(dis[i]) if online[i] else 0.0,
+            charge_efficiency=float(layout.charge_efficiency[i]),
+            discharge_efficiency=float(layout.discharge_efficiency[i]),
+        )
+        for i in order.tolist()
+    )
+    return TelemetrySnapshot(portfolio=portfolio, as_of=as_of, batteries=batteries)

@@ -4,24 +4,38 @@ Status codes become a small hierarchy so callers (activities) can decide what to
 
     FleetError                      any failure not listed below
     ├── UnknownPortfolioError       NOT_FOUND: the fleet does not hold that portfolio (do not retry)
+    ├── UnknownNodeError            NOT_FOUND on a node call: no such node (or portfolio) (do not retry)
     ├── DispatchRejectedError       FAILED_PRECONDITION: out of order or conflicting dispatch (do not retry)
     ├── InvalidFleetRequestError    INVALID_ARGUMENT: a field the server refused (do not retry)
     └── FleetUnavailableError       UNAVAILABLE / DEADLINE_EXCEEDED: server down or slow (retry)
 
-A dispatch is idempotent per (portfolio, interval_end) on the server, so retrying after
-`FleetUnavailableError` is safe even when the first attempt did reach the fleet.
+A dispatch is idempotent per (node, interval_end) on the server (the flat `dispatch` is the whole
+fleet's node), so retrying after `FleetUnavailableError` is safe even when the first attempt did
+reach the fleet.
+
+The node calls (`node_state`, `dispatch_node`, `stream_telemetry`) speak the hierarchy's types
+(`autobidder.fleet_types`); per-battery plans and telemetry come back as numpy arrays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, NoReturn, Self, cast
+from typing import Any, Literal, NoReturn, Self, cast
 
 import grpc
 
 from autobidder.clock import parse_instant, require_aware
 from autobidder.domain import BatteryDispatch, BatteryTelemetry, Dispatch, TelemetrySnapshot
+from autobidder.fleet_types import NodeDispatch, NodeState
+from autobidder.fleet_wire import (
+    GRPC_OPTIONS,
+    TelemetryBatch,
+    node_dispatch_from_response,
+    node_state_from_response,
+    telemetry_batch_from_message,
+)
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 __all__ = [
@@ -30,6 +44,8 @@ __all__ = [
     "FleetError",
     "FleetUnavailableError",
     "InvalidFleetRequestError",
+    "TelemetryBatch",
+    "UnknownNodeError",
     "UnknownPortfolioError",
 ]
 
@@ -40,6 +56,10 @@ class FleetError(Exception):
 
 class UnknownPortfolioError(FleetError):
     """The fleet does not hold the requested portfolio."""
+
+
+class UnknownNodeError(FleetError):
+    """A node call named a node (or portfolio) the fleet does not hold; the message says which."""
 
 
 class DispatchRejectedError(FleetError):
@@ -63,11 +83,19 @@ _ERRORS: dict[grpc.StatusCode, type[FleetError]] = {
 }
 
 
-def _raise_mapped(exc: grpc.RpcError, rpc: str) -> NoReturn:
+def _raise_mapped(exc: grpc.RpcError, rpc: str, node_call: bool = False) -> NoReturn:
     code = cast(grpc.StatusCode, exc.code())
     details = cast(str | None, exc.details())
-    error = _ERRORS.get(code, FleetError)
+    error = (
+        UnknownNodeError if node_call and code == grpc.StatusCode.NOT_FOUND else _ERRORS.get(code, FleetError)
+    )
     raise error(f"{rpc}: {code.name}: {details}") from exc
+
+
+_DETAIL = {
+    "plans": fleet_pb2.DISPATCH_DETAIL_PLANS,
+    "summary": fleet_pb2.DISPATCH_DETAIL_SUMMARY,
+}
 
 
 def _snapshot(response: Any) -> TelemetrySnapshot:
@@ -109,7 +137,7 @@ class FleetClient:
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
         self._stub: Any = cast(Any, fleet_pb2_grpc).FleetControlStub(self._channel)
 
     def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:
@@ -142,6 +170,74 @@ class FleetClient:
         except grpc.RpcError as exc:
             _raise_mapped(exc, "Dispatch")
         return _dispatch(response)
+
+    def node_state(
+        self,
+        node: str = "",
+        as_of: datetime | None = None,
+        include_children: bool = False,
+        interval_minutes: int = 5,
+    ) -> NodeState:
+        """Aggregate state of `node` ("" = the whole fleet) at `as_of` (default: the fleet's clock)."""
+        request = fleet_pb2.GetNodeStateRequest(
+            node=node,
+            as_of="" if as_of is None else require_aware(as_of, "as_of").isoformat(),
+            include_children=include_children,
+            interval_minutes=interval_minutes,
+        )
+        try:
+            response = self._stub.GetNodeState(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            _raise_mapped(exc, "GetNodeState", node_call=True)
+        return node_state_from_response(response)
+
+    def dispatch_node(
+        self,
+        node: str,
+        interval_end: datetime,
+        energy_mw: float = 0.0,
+        enablements_mw: Mapping[str, float] | None = None,
+        interval_minutes: int = 5,
+        detail: Literal["plans", "summary"] = "plans",
+    ) -> NodeDispatch:
+        """Split and apply a node's award for the interval ending at `interval_end`.
+
+        `detail="plans"` brings every battery's plan back as arrays; `"summary"` only the totals,
+        shortfalls and per-child split. Safe to retry, like `dispatch`.
+        """
+        request = fleet_pb2.DispatchRequest(
+            node=node,
+            interval_end=require_aware(interval_end, "interval_end").isoformat(),
+            net_mw=energy_mw,
+            interval_minutes=interval_minutes,
+            enablements=[fleet_pb2.Enablement(product=k, mw=v) for k, v in (enablements_mw or {}).items()],
+            detail=_DETAIL[detail],
+        )
+        try:
+            response = self._stub.Dispatch(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            _raise_mapped(exc, "Dispatch", node_call=True)
+        return node_dispatch_from_response(response)
+
+    def stream_telemetry(
+        self, node: str = "", max_snapshots: int = 1, batch_size: int = 0, timeout_s: float | None = None
+    ) -> Generator[TelemetryBatch, None, None]:
+        """Telemetry batches of the batteries under `node`: a snapshot now, then one per state change.
+
+        `max_snapshots=0` streams until the caller stops iterating (closing the iterator cancels
+        the call) or `timeout_s` passes (None: no deadline).
+        """
+        request = fleet_pb2.StreamTelemetryRequest(
+            node=node, batch_size=batch_size, max_snapshots=max_snapshots
+        )
+        call = self._stub.StreamTelemetry(request, timeout=timeout_s)
+        try:
+            for message in call:
+                yield telemetry_batch_from_message(message)
+        except grpc.RpcError as exc:
+            _raise_mapped(exc, "StreamTelemetry", node_call=True)
+        finally:
+            call.cancel()
 
     def healthy(self, timeout_s: float) -> bool:
         """True when the service answers SERVING within `timeout_s`, waiting for it to come up meanwhile."""

@@ -14,6 +14,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# A request is invisible to other workers this long after a receive; a worker still busy with it
+# extends the lease (QueueWorker), so this only bounds how late a crashed worker's job reappears.
+REQUEST_VISIBILITY_TIMEOUT_S = 15
+# A request received this many times without being finished goes to the stage's dead-letter
+# queue: it has crashed or stalled that many workers and would otherwise poison every new one.
+MAX_RECEIVES = 4
+# Results a bridge could not act on (Temporal unreachable) are handed back at once; this only
+# bounds the wait if the bridge itself dies holding one.
+RESULT_VISIBILITY_TIMEOUT_S = 5
+
 # Local endpoints accept any credentials; AWS gets the default credential chain instead.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 AWS_REGION = "us-east-1"
@@ -25,6 +35,7 @@ class QueueMessage:
     receipt_handle: str
     message_id: str
     receive_count: int
+    sent_at_s: float | None = None  # epoch seconds when it was sent (SQS SentTimestamp)
 
 
 class SqsQueues:
@@ -47,6 +58,29 @@ class SqsQueues:
                 self._urls[name] = self._client.create_queue(QueueName=name)["QueueUrl"]
             return self._urls[name]
 
+    def configure(self, name: str, attributes: dict[str, str]) -> None:
+        """Set queue attributes; idempotent, and unlike CreateQueue fine on an existing queue."""
+        self._client.set_queue_attributes(QueueUrl=self.ensure(name), Attributes=attributes)
+
+    def attributes(self, name: str) -> dict[str, str]:
+        out = self._client.get_queue_attributes(QueueUrl=self.ensure(name), AttributeNames=["All"])
+        return dict(out.get("Attributes", {}))
+
+    def declare_stage(self, request_queue: str, result_queue: str, dead_letter_queue: str) -> None:
+        """A stage's queues: requests go to `dead_letter_queue` after MAX_RECEIVES receives."""
+        self.ensure(dead_letter_queue)
+        arn = self.attributes(dead_letter_queue)["QueueArn"]
+        self.configure(
+            request_queue,
+            {
+                "VisibilityTimeout": str(REQUEST_VISIBILITY_TIMEOUT_S),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": str(MAX_RECEIVES)}
+                ),
+            },
+        )
+        self.configure(result_queue, {"VisibilityTimeout": str(RESULT_VISIBILITY_TIMEOUT_S)})
+
     def list_names(self) -> list[str]:
         urls = self._client.list_queues().get("QueueUrls", [])
         return [u.rsplit("/", 1)[-1] for u in urls]
@@ -60,7 +94,7 @@ class SqsQueues:
             QueueUrl=self.ensure(name),
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         return [
             QueueMessage(
@@ -68,6 +102,7 @@ class SqsQueues:
                 receipt_handle=m["ReceiptHandle"],
                 message_id=m["MessageId"],
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                sent_at_s=_sent_at(m.get("Attributes", {})),
             )
             for m in out.get("Messages", [])
         ]
@@ -75,11 +110,31 @@ class SqsQueues:
     def delete(self, name: str, message: QueueMessage) -> None:
         self._client.delete_message(QueueUrl=self.ensure(name), ReceiptHandle=message.receipt_handle)
 
+    def delete_many(self, name: str, messages: list[QueueMessage]) -> None:
+        """Delete up to 10 received messages in one request (SQS's batch limit)."""
+        for start in range(0, len(messages), 10):
+            batch = messages[start : start + 10]
+            out = self._client.delete_message_batch(
+                QueueUrl=self.ensure(name),
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)],
+            )
+            if out.get("Failed"):
+                raise RuntimeError(f"{name}: could not delete {out['Failed']}")
+
     def release(self, name: str, message: QueueMessage) -> None:
         """Hand a received message back at once (visibility 0), e.g. when stopping mid-job."""
+        self.extend(name, message, 0)
+
+    def extend(self, name: str, message: QueueMessage, seconds: int) -> None:
+        """Keep a message invisible for `seconds` more (a worker still busy with it)."""
         self._client.change_message_visibility(
-            QueueUrl=self.ensure(name), ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            QueueUrl=self.ensure(name), ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
         )
+
+
+def _sent_at(attributes: dict[str, str]) -> float | None:
+    sent = attributes.get("SentTimestamp")
+    return int(sent) / 1000.0 if sent else None
 
 
 def local_endpoint(port: int) -> str:

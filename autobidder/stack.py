@@ -30,6 +30,10 @@ from autobidder.config import Settings, dump_settings
 from autobidder.facts import FactStore
 from autobidder.queues import SqsQueues, local_endpoint
 
+# The cycle's search attributes (workflows.search), registered when the dev server starts; kept
+# literal here so the launcher does not import the workflow packages.
+SEARCH_ATTRIBUTE_FLAGS = ("portfolio=Keyword", "market=Keyword", "region=Keyword", "interval=Datetime")
+
 if TYPE_CHECKING:
     from autobidder.fleet_client import FleetClient
     from market_adapters.exchange_client import ExchangeClient
@@ -145,8 +149,11 @@ def _sqs_healthy(settings: Settings) -> bool:
 def _create_queues(settings: Settings) -> None:
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
     for stage in STAGES:
-        for direction in ("requests", "results"):
-            queues.ensure(settings.queue_name(stage, direction))
+        queues.declare_stage(
+            settings.queue_name(stage, "requests"),
+            settings.queue_name(stage, "results"),
+            settings.queue_name(stage, "dead"),
+        )
 
 
 def _database_healthy(settings: Settings) -> bool:
@@ -185,7 +192,13 @@ def _ready(settings: Settings, name: str, component: Component) -> bool:
     return alive and path.exists()
 
 
-def build_components(settings: Settings, settings_path: Path) -> list[Component]:
+def build_components(
+    settings: Settings,
+    settings_path: Path,
+    *,
+    workers_per_stage: int = 1,
+    temporal_worker_args: tuple[str, ...] = (),
+) -> list[Component]:
     py = sys.executable
     data_dir = settings.data_dir.resolve()
     p = settings.ports
@@ -211,6 +224,7 @@ def build_components(settings: Settings, settings_path: Path) -> list[Component]
                 "--log-level",
                 "warn",
                 "--ui-disable-news-fetch",
+                *(arg for flag in SEARCH_ATTRIBUTE_FLAGS for arg in ("--search-attribute", flag)),
             ],
             (p.temporal, p.temporal_ui),
             lambda: _temporal_healthy(settings),
@@ -243,10 +257,21 @@ def build_components(settings: Settings, settings_path: Path) -> list[Component]
             f"127.0.0.1:{p.fleet} (gRPC)",
         ),
     ]
-    workers = [("temporal-worker", [py, "-m", "worker.temporal_worker", "--settings", str(settings_path)])]
+    workers = [
+        (
+            "temporal-worker",
+            [py, "-m", "worker.temporal_worker", "--settings", str(settings_path), *temporal_worker_args],
+        )
+    ]
+    # Extra queue workers are named `<stage>-worker-<n>` (n from 2) and share the stage's queues.
     workers += [
-        (f"{s}-worker", [py, "-m", "worker.queue_worker", "--settings", str(settings_path), "--stage", s])
+        (
+            f"{s}-worker" + (f"-{n}" if n > 1 else ""),
+            [py, "-m", "worker.queue_worker", "--settings", str(settings_path), "--stage", s]
+            + (["--name", f"{s}-worker-{n}"] if n > 1 else []),
+        )
         for s in STAGES
+        for n in range(1, workers_per_stage + 1)
     ]
     for name, argv in workers:
         component = Component(
@@ -268,11 +293,23 @@ def _redact(url: str) -> str:
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        start_timeout_s: float = 60.0,
+        workers_per_stage: int = 1,
+        temporal_worker_args: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self.settings_path = settings.run_dir / "settings.json"
         self.log_dir = settings.data_dir / "logs"
-        self.components = build_components(settings, self.settings_path.resolve())
+        self.components = build_components(
+            settings,
+            self.settings_path.resolve(),
+            workers_per_stage=workers_per_stage,
+            temporal_worker_args=temporal_worker_args,
+        )
         self._start_timeout_s = start_timeout_s
         self._logs: dict[str, object] = {}
 
@@ -394,6 +431,25 @@ class Stack:
         self._logs.clear()
         with contextlib.suppress(FileNotFoundError):
             (self.settings.run_dir / "stack.json").unlink()
+
+    def component(self, name: str) -> Component:
+        for component in self.components:
+            if component.name == name:
+                return component
+        raise KeyError(f"no component named {name!r}")
+
+    def restart(self, name: str) -> None:
+        """Start a component that was stopped or killed again, on the same ports and data files."""
+        component = self.component(name)
+        proc = component.process
+        if proc is not None and proc.poll() is None:
+            raise StackError(f"{component.label} is still running")
+        if proc is not None:
+            proc.wait()
+        ready = self.settings.run_dir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        self._spawn(component)
+        self._wait_healthy(component)
 
     def health(self) -> dict[str, bool]:
         return {c.name: c.health() for c in self.components}

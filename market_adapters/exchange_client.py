@@ -1,6 +1,8 @@
 """A typed client of the simulated exchange (`autobidder.market.v1.MarketGateway`).
 
-Callers see domain types and the exceptions below, never `grpc.RpcError`. The split that matters
+Callers see domain types (`autobidder.domain` for the foundation's NEM energy calls,
+`market_adapters.bids` for bids per product) and the exceptions below, never `grpc.RpcError`.
+The split that matters
 is transient versus permanent: retry `ExchangeUnavailableError` (the exchange is down or slow);
 do not retry an `ExchangeRequestError` unchanged, since the exchange has judged the request and
 will judge it the same way again. The client itself never retries: that is the caller's policy
@@ -10,17 +12,20 @@ Error tree::
 
     ExchangeError
     ├── ExchangeUnavailableError     UNAVAILABLE, DEADLINE_EXCEEDED: transient, retry later
+    │   └── AwardNotReadyError       the interval has not ended yet on a live exchange's clock
     ├── ExchangeInternalError        any other status, or a response that does not decode
     └── ExchangeRequestError         the exchange refused this request (INVALID_ARGUMENT, NOT_FOUND …)
         ├── BidRejectedError         a bid broke market rules; `.violations` lists every one
         ├── BidConflictError         the bid_id already names a different bid
         ├── UnknownBidError          no bid with that bid_id was submitted
+        ├── BidSupersededError       a later revision replaced the bid; `.superseded_by` names it
+        ├── ClockNotAdvanceableError the exchange runs on a live clock
         └── PriceUnavailableError    the replay history has no price for the interval / as_of
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -30,6 +35,16 @@ import grpc
 from pydantic import ValidationError
 
 from autobidder.domain import Award, EnergyBid, MarketSnapshot, Region
+from market_adapters.bids import IntervalPrices, MarketAward, MarketBid, MarketRun, Product
+from market_adapters.market_codec import (
+    ERROR_REASON_METADATA_KEY,
+    PRODUCTS,
+    RUNS,
+    SUPERSEDED_BY_METADATA_KEY,
+    interval_prices_from_proto,
+    market_award_from_proto,
+    market_bid_to_proto,
+)
 from market_adapters.nem import BidViolation
 from market_adapters.nem_codec import (
     VIOLATIONS_METADATA_KEY,
@@ -87,14 +102,61 @@ class PriceUnavailableError(ExchangeRequestError):
     """The replay history has no price for the interval (award) or the as_of (market data)."""
 
 
+class AwardNotReadyError(ExchangeUnavailableError):
+    """The bid's interval has not ended on the (live) market clock; ask again after it has."""
+
+
+class BidSupersededError(ExchangeRequestError):
+    """A later revision replaced this bid; only the latest revision is cleared."""
+
+    def __init__(self, message: str, superseded_by: str | None, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.superseded_by = superseded_by
+
+
+class ClockNotAdvanceableError(ExchangeRequestError):
+    """The exchange runs on a live clock, which only the wall clock moves."""
+
+
 @dataclass(frozen=True)
 class SubmitResult:
-    """The exchange's answer to a bid: `duplicate` when the identical bid was already stored."""
+    """The exchange's answer to a bid: `duplicate` when the identical bid was already stored.
+
+    `market_time` is when the exchange judged the bid (None on a replay clock nobody had set),
+    `gate_closure` the interval's; both are None from a foundation-era exchange.
+    """
 
     bid_id: str
     accepted: bool
     duplicate: bool
     accepted_at: datetime | None = None
+    market_time: datetime | None = None
+    gate_closure: datetime | None = None
+    revision: int = 0
+    supersedes_bid_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MarketClockState:
+    mode: str
+    market_time: datetime | None
+
+
+def _instant_or_none(text: str) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _submit_result(a: Any) -> SubmitResult:
+    return SubmitResult(
+        bid_id=a.bid_id,
+        accepted=a.accepted,
+        duplicate=a.duplicate,
+        accepted_at=_instant_or_none(a.accepted_at),
+        market_time=_instant_or_none(a.market_time),
+        gate_closure=_instant_or_none(a.gate_closure),
+        revision=a.revision,
+        supersedes_bid_id=a.supersedes_bid_id or None,
+    )
 
 
 def _status_name(err: grpc.RpcError) -> str:
@@ -107,12 +169,17 @@ def _details(err: grpc.RpcError) -> str:
     return str(details or err)
 
 
-def _violations(err: grpc.RpcError) -> tuple[BidViolation, ...]:
+def _trailing(err: grpc.RpcError, wanted: str) -> Any:
     trailing = err.trailing_metadata() if callable(getattr(err, "trailing_metadata", None)) else None
     for key, value in trailing or ():
-        if key == VIOLATIONS_METADATA_KEY and isinstance(value, bytes):
-            return violations_from_proto(pb.BidViolations.FromString(value))
-    return ()
+        if key == wanted:
+            return value
+    return None
+
+
+def _violations(err: grpc.RpcError) -> tuple[BidViolation, ...]:
+    value = _trailing(err, VIOLATIONS_METADATA_KEY)
+    return violations_from_proto(pb.BidViolations.FromString(value)) if isinstance(value, bytes) else ()
 
 
 def _translate(err: grpc.RpcError, operation: str) -> ExchangeError:
@@ -125,9 +192,17 @@ def _translate(err: grpc.RpcError, operation: str) -> ExchangeError:
         return BidRejectedError(message, _violations(err), code)
     if code == "ALREADY_EXISTS":
         return BidConflictError(message, code)
-    if code == "NOT_FOUND" and operation == "GetAwards":
+    if code == "NOT_FOUND" and operation in ("GetAwards", "GetBid"):
         return UnknownBidError(message, code)
     if code == "FAILED_PRECONDITION":
+        reason = _trailing(err, ERROR_REASON_METADATA_KEY)
+        if reason == "interval_not_ended":
+            return AwardNotReadyError(message, code)
+        if reason == "superseded":
+            by = _trailing(err, SUPERSEDED_BY_METADATA_KEY)
+            return BidSupersededError(message, str(by) if by else None, code)
+        if reason == "live_clock":
+            return ClockNotAdvanceableError(message, code)
         return PriceUnavailableError(message, code)
     if code in {"INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE"}:
         return ExchangeRequestError(message, code)
@@ -160,7 +235,7 @@ class ExchangeClient:
             raise _translate(err, operation) from None
         try:
             return decode(response)
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, KeyError) as exc:
             raise ExchangeInternalError(f"{operation}: undecodable response: {exc}") from exc
 
     def market_snapshot(self, region: Region, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
@@ -170,14 +245,103 @@ class ExchangeClient:
         )
         return self._call("GetMarketData", request, market_snapshot_from_proto)
 
-    def submit_bid(self, bid: EnergyBid) -> SubmitResult:
-        """Submit `bid`; safe to repeat (the identical bid again comes back with duplicate=True)."""
+    def submit_bid(self, bid: EnergyBid, as_of: datetime | None = None) -> SubmitResult:
+        """Submit a NEM energy `bid`; safe to repeat (the identical bid again comes back with
+        duplicate=True). `as_of`: the market time of the submission on a replay exchange."""
 
         def decode(response: pb.SubmitBidsResponse) -> SubmitResult:
+            if len(response.acceptances):
+                return _submit_result(response.acceptances[0])
             accepted_at = datetime.fromisoformat(response.accepted_at) if response.accepted_at else None
             return SubmitResult(response.bid_id, response.accepted, response.duplicate, accepted_at)
 
-        return self._call("SubmitBids", pb.SubmitBidsRequest(bid=energy_bid_to_proto(bid)), decode)
+        request = pb.SubmitBidsRequest(bid=energy_bid_to_proto(bid))
+        if as_of is not None:
+            request.as_of = format_instant(as_of, "as_of")
+        return self._call("SubmitBids", request, decode)
+
+    def submit_bids(self, bids: Sequence[MarketBid], as_of: datetime | None = None) -> list[SubmitResult]:
+        """Submit bids per product (all are accepted or none); safe to repeat with the same bid ids.
+
+        A rejected request raises `BidRejectedError`, its violations named `bids[i].<field>`
+        when more than one bid was sent.
+        """
+
+        def decode(response: pb.SubmitBidsResponse) -> list[SubmitResult]:
+            return [_submit_result(a) for a in response.acceptances]
+
+        request = pb.SubmitBidsRequest(bids=[market_bid_to_proto(b) for b in bids])
+        if as_of is not None:
+            request.as_of = format_instant(as_of, "as_of")
+        return self._call("SubmitBids", request, decode)
+
+    def get_bid(self, bid_id: str) -> SubmitResult:
+        """The original acceptance of a stored bid (duplicate=True), without clearing it or moving
+        the market clock; `UnknownBidError` if the exchange never stored it."""
+
+        def decode(response: pb.GetBidResponse) -> SubmitResult:
+            return _submit_result(response.acceptance)
+
+        return self._call("GetBid", pb.GetBidRequest(bid_id=bid_id), decode)
+
+    def get_market_award(self, bid_id: str) -> MarketAward:
+        """Every product's award of `bid_id` and the interval's settlement."""
+
+        def decode(response: pb.GetAwardsResponse) -> MarketAward:
+            if not response.HasField("market_award"):
+                raise ValueError("the exchange sent no market_award (a foundation-era exchange?)")
+            return market_award_from_proto(response.market_award)
+
+        return self._call("GetAwards", pb.GetAwardsRequest(bid_id=bid_id), decode)
+
+    def stream_market_data(
+        self,
+        location: str,
+        run: MarketRun,
+        *,
+        products: Sequence[Product] = (),
+        after_interval_end: datetime | None = None,
+        max_intervals: int = 0,
+        timeout_s: float | None = None,
+    ) -> Iterator[IntervalPrices]:
+        """Each interval's published prices, in order, as it ends in market time.
+
+        Without `max_intervals` the stream lasts until the history ends: pass `timeout_s` (the
+        stream's deadline, None for none) or stop iterating, which cancels it.
+        """
+        request = pb.StreamMarketDataRequest(
+            location=location,
+            run=RUNS[run],
+            products=[PRODUCTS[p] for p in products],
+            after_interval_end=format_instant(after_interval_end, "after_interval_end")
+            if after_interval_end
+            else "",
+            max_intervals=max_intervals,
+        )
+        stream = self._stub.StreamMarketData(request, timeout=timeout_s)
+        try:
+            for message in stream:
+                yield interval_prices_from_proto(message)
+        except grpc.RpcError as err:
+            raise _translate(err, "StreamMarketData") from None
+        finally:
+            stream.cancel()
+
+    def market_clock(self) -> MarketClockState:
+        def decode(response: pb.GetMarketClockResponse) -> MarketClockState:
+            return MarketClockState(response.mode, _instant_or_none(response.market_time))
+
+        return self._call("GetMarketClock", pb.GetMarketClockRequest(), decode)
+
+    def advance_market_clock(self, to: datetime) -> datetime | None:
+        """Move a replay exchange's clock forward to `to` (never back); the market time after."""
+
+        def decode(response: pb.AdvanceMarketClockResponse) -> datetime | None:
+            return _instant_or_none(response.market_time)
+
+        return self._call(
+            "AdvanceMarketClock", pb.AdvanceMarketClockRequest(to=format_instant(to, "to")), decode
+        )
 
     def get_award(self, bid_id: str) -> Award:
         """The award of the submitted bid `bid_id` (cleared on first request; the same ever after)."""
@@ -208,13 +372,17 @@ class ExchangeClient:
 
 
 __all__ = [
+    "AwardNotReadyError",
     "BidConflictError",
     "BidRejectedError",
+    "BidSupersededError",
+    "ClockNotAdvanceableError",
     "ExchangeClient",
     "ExchangeError",
     "ExchangeInternalError",
     "ExchangeRequestError",
     "ExchangeUnavailableError",
+    "MarketClockState",
     "PriceUnavailableError",
     "SubmitResult",
     "UnknownBidError",

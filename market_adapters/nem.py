@@ -11,69 +11,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from autobidder.clock import NEM_INTERVAL, NEM_TZ, is_on_grid
 from autobidder.domain import EnergyBid, PriceBand
+
+# Re-exported: the violation types started here and callers import them from this module.
+from market_adapters.violations import BidValidationError, BidViolation, Rule
 
 BAND_COUNT = 10
 MARKET_PRICE_FLOOR_AUD_PER_MWH = -1000.0
 INTERVAL_MINUTES = 5
 
 # Market price cap by financial year, keyed by the year the financial year starts (1 July, NEM time).
+# From the AEMC's annual schedules of reliability settings. 2025-26 follows the AEMC's December
+# 2023 rule (the Reliability Panel's level, CPI-indexed; the cumulative price threshold for that
+# year, 1,823,600 AUD, is 7.5 hours at this cap). Add each year as the AEMC publishes it; a
+# year missing here rejects bids with `price_cap_unknown` rather than guess.
 MARKET_PRICE_CAP_BY_FY_START: dict[int, float] = {
     2021: 15_000.0,
     2022: 15_500.0,
     2023: 16_600.0,
     2024: 17_500.0,
-    2025: 18_600.0,
+    2025: 20_300.0,
 }
 
 # Volume sums are compared with a tolerance: ten float band volumes that add up to exactly the
 # nameplate can exceed it in the last bit.
 _VOLUME_TOLERANCE_MW = 1e-9
-
-
-class Rule:
-    """Names of the rules a bid can break (the `rule` of a `BidViolation`)."""
-
-    BAND_COUNT = "band_count"
-    PRICES_NON_DECREASING = "prices_non_decreasing"
-    PRICE_BELOW_FLOOR = "price_below_floor"
-    PRICE_ABOVE_CAP = "price_above_cap"
-    PRICE_CAP_UNKNOWN = "price_cap_unknown"
-    NEGATIVE_VOLUME = "negative_volume"
-    NOT_FINITE = "not_finite"
-    VOLUME_ABOVE_MAX_DISCHARGE = "volume_above_max_discharge"
-    VOLUME_ABOVE_MAX_CHARGE = "volume_above_max_charge"
-    INTERVAL_NOT_ON_5_MINUTE_GRID = "interval_not_on_5_minute_grid"
-    TIMESTAMP_WITHOUT_TIMEZONE = "timestamp_without_timezone"
-    REQUIRED = "required"
-
-
-@dataclass(frozen=True)
-class BidViolation:
-    """One broken rule. `band` is the 0-based band index, None for a whole side or the whole bid."""
-
-    field: str
-    band: int | None
-    rule: str
-    message: str
-
-    def describe(self) -> str:
-        where = self.field if self.band is None else f"{self.field} (band {self.band})"
-        return f"{where}: {self.rule}: {self.message}"
-
-
-class BidValidationError(ValueError):
-    """A bid broke one or more market rules; `violations` lists them all."""
-
-    def __init__(self, bid_id: str, violations: Sequence[BidViolation]) -> None:
-        self.bid_id = bid_id
-        self.violations: tuple[BidViolation, ...] = tuple(violations)
-        details = "; ".join(v.describe() for v in self.violations)
-        super().__init__(f"bid {bid_id!r} rejected: {details}")
 
 
 class PriceCapUnknownError(LookupError):
@@ -220,6 +185,22 @@ def energy_bid_violations(
         _total_violation("charge_bands", bid.charge_bands, max_charge_mw, Rule.VOLUME_ABOVE_MAX_CHARGE)
     )
     return out
+
+
+__all__ = [
+    "BAND_COUNT",
+    "INTERVAL_MINUTES",
+    "MARKET_PRICE_CAP_BY_FY_START",
+    "MARKET_PRICE_FLOOR_AUD_PER_MWH",
+    "BidValidationError",
+    "BidViolation",
+    "PriceCapUnknownError",
+    "Rule",
+    "energy_bid_violations",
+    "financial_year_start",
+    "price_cap_aud_per_mwh",
+    "validate_energy_bid",
+]
 
 
 def validate_energy_bid(bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float) -> None:

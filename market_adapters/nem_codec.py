@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from autobidder.clock import require_aware
 from autobidder.domain import Award, EnergyBid, MarketSnapshot, PriceBand, PriceSeries, Region
 from market_adapters.nem import BidValidationError, BidViolation, Rule
+from market_adapters.rule_checks import EARLIEST_INSTANT, LATEST_INSTANT
 from protogen.market.v1 import market_pb2 as pb
 
 # Trailing metadata of an INVALID_ARGUMENT SubmitBids: a serialized `BidViolations` message.
@@ -56,6 +57,9 @@ def _decode_instant(text: str, field: str) -> tuple[datetime | None, list[BidVio
     if ts.tzinfo is None or ts.utcoffset() is None:
         message = f"{text!r} has no UTC offset; NEM intervals must be timezone-aware"
         return None, [BidViolation(field, None, Rule.TIMESTAMP_WITHOUT_TIMEZONE, message)]
+    if not EARLIEST_INSTANT <= ts <= LATEST_INSTANT:
+        message = f"{text!r} is outside {EARLIEST_INSTANT.year}..{LATEST_INSTANT.year}"
+        return None, [BidViolation(field, None, INVALID_TIMESTAMP, message)]
     return ts, []
 
 

@@ -1,40 +1,57 @@
-"""Turn an arbitrage `Schedule` into a NEM `EnergyBid` for its first interval.
+"""Bid curves from a schedule: the NEM energy bid and one offer per ancillary product.
 
-Method. Let λ = `schedule.stored_energy_value_aud_per_mwh` (AUD per MWh stored, see
-`optimization.solve`) and η_c, η_d the portfolio's capacity-weighted efficiencies.
+Let λ = `schedule.stored_energy_value_aud_per_mwh` (AUD per MWh stored, see `optimization.solve`)
+and η_c, η_d the portfolio's capacity-weighted efficiencies. Everything is for the schedule's
+first interval; the full method, with figures, is in docs/optimization.md.
+
+Energy (`build_energy_bid`, 10 discharge and 10 charge bands, non-decreasing prices):
 
 * Break-even prices. Exporting 1 MWh costs 1/η_d MWh of stored energy, so discharging pays at a
   clearing price P ≥ λ/η_d; importing 1 MWh stores η_c MWh, so charging pays at P ≤ λ·η_c. Both
   are clamped to [price_floor, price_cap].
-* Limits. Power available this interval, further limited by energy: discharge ≤ (soc − reserve)·η_d/Δt
-  and charge ≤ (capacity − soc)/(η_c·Δt), from the current telemetry. Even if every band cleared,
-  the SoC at the end of the interval stays within [reserve, capacity].
-* Discharge side (generation offer, dispatched when P ≥ band price). Band 0 offers the scheduled
-  first-interval discharge at λ/η_d. The rest of the discharge limit is split evenly over the
-  other `band_count − 1` bands, priced on a doubling ladder from λ/η_d up to the cap:
-  price_k = b + (cap − b)·(2^k − 1)/(2^(n−1) − 1), k = 1 … n−1, where b = λ/η_d (computed from
-  the cap end, so the last band is exactly the cap). Steps are small near the break-even and
-  large near the cap, so the headroom is sold into price spikes rather than at the forecast price.
-* Charge side (load bid, consumed when P ≤ band price). Mirror image: the scheduled charge at
-  λ·η_c, the rest of the charge limit on a doubling ladder down toward the floor. The tuple is
-  ordered by ascending price, so the scheduled band is last.
+* Limits (SoC safety). Discharge ≤ (soc − reserve − E_raise)·η_d/Δt and charge ≤
+  (capacity − soc − E_lower)/(η_c·Δt) from the current telemetry, where E_raise / E_lower is the
+  energy the schedule's first-interval reserve enablements must be able to sustain (0 without
+  reserves). Even if every band cleared, the SoC at the end of the interval stays within
+  [reserve, capacity] and the enabled reserves stay deliverable.
+* Discharge side (dispatched when P ≥ band price). Band 0 offers the scheduled discharge at
+  λ/η_d. The rest of the discharge limit is split evenly over the other bands, priced on a
+  ladder from λ/η_d up to the cap: first at the forecast's price quantiles for the interval that
+  lie above the break-even (where clearing prices are likely, so headroom is sold where it
+  will actually clear), then on a doubling ladder to the cap (small steps near the break-even,
+  large near the cap; the last band is exactly the cap).
+* Charge side (consumed when P ≤ band price): the mirror image, ordered by ascending price.
 
 When the schedule idles, the scheduled bands carry zero volume but keep their prices, so each
-side always has exactly `band_count` bands with non-decreasing prices. If λ < 0 (the store is
-full and energy has negative value) λ·η_c > λ/η_d and both sides can clear at once; each side
-alone is SoC-safe and they move the SoC in opposite directions, so the sum is SoC-safe too. A
-schedule that charges and discharges in the same negative-price interval (loss-burning, see
-`optimization.model`) yields both scheduled bands; with λ > 0 only one of them clears at any
-price, so the bid never asks the unit to import and export at once in that case.
+side always has exactly `band_count` bands. If λ < 0, λ·η_c > λ/η_d and both sides can clear at
+once; each side alone is SoC-safe and they move the SoC in opposite directions, so their sum is.
+
+Reserves (`build_reserve_offers`, per product, incremental bands, prices per MW per hour):
+
+* Band 0: the scheduled first-interval enablement at the product's price floor (price-taker:
+  the optimizer found it worth enabling at the forecast price), scaled down per group if the
+  current SoC or power could no longer sustain it (a stale schedule).
+* Extra bands: the headroom the energy bid leaves. Per headroom group g (see
+  `optimization.products`), the energy left when the energy bid clears in full,
+  L_g = η_d·(soc_low − reserve) − Σ_{j∈g} D_j·e_j (raise; soc_low = soc − discharge_limit·Δt/η_d)
+  or (capacity − soc_high)/η_c − Σ_{j∈g} D_j·e_j (lower), is split evenly over the group's
+  products, so extra_k = min_g L_g/(|g|·D_k); the power left in each group, P − Σ_{j∈g} e_j,
+  is split the same way (so additive products never add up past the rating). Priced on a
+  ladder from the forecast reserve price up to the cap. Whatever clears in every product and in
+  energy together, each group's sustain energy fits: dispatch at any clearing prices is SoC-safe.
+  Power headroom between energy and FCAS is the market's joint dispatch (the trapezium).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from autobidder.domain import EnergyBid, PriceBand, Region, Schedule, TelemetrySnapshot
-from optimization.problem import ProblemDataError, aggregate_portfolio
+from autobidder.domain import EnergyBid, Forecast, PriceBand, Region, Schedule, TelemetrySnapshot
+from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
+from optimization.products import CATALOGUE, Direction, Product
 
 # Each band's markup over the break-even price is this many times the previous one's.
 _LADDER_GROWTH = 2.0
@@ -44,6 +61,23 @@ def _ladder_fractions(count: int) -> list[float]:
     """`count` increasing fractions in (0, 1], ending at exactly 1.0: (g^k − 1)/(g^count − 1)."""
     top = _LADDER_GROWTH**count - 1.0
     return [(_LADDER_GROWTH**k - 1.0) / top for k in range(1, count + 1)]
+
+
+def ladder_prices(start: float, end: float, count: int, anchors: Sequence[float] = ()) -> list[float]:
+    """`count` non-decreasing prices after `start`, ending at `end`.
+
+    Anchors strictly between `start` and `end` come first (sorted, at most count − 1 of them, the
+    ones nearest `start` kept); the rest is a doubling ladder from the last anchor to `end`. For
+    `end < start` (a charge ladder towards the floor) everything is mirrored.
+    """
+    if count <= 0:
+        return []
+    sign = 1.0 if end >= start else -1.0
+    inside = sorted({sign * a for a in anchors if sign * start < sign * a < sign * end})[: count - 1]
+    base = inside[-1] if inside else sign * start
+    top = sign * end
+    rest = [top - (top - base) * (1.0 - f) for f in _ladder_fractions(count - len(inside))]
+    return [sign * p for p in (*inside, *rest)]
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -78,6 +112,101 @@ def _validate(
         raise ProblemDataError(f"portfolio {portfolio!r} does not match telemetry {telemetry.portfolio!r}")
 
 
+def _products_of(schedule: Schedule, products: Sequence[Product] | None) -> dict[str, Product]:
+    known = {p.name: p for p in products} if products is not None else CATALOGUE
+    missing = [r.product for r in schedule.reserves if r.product not in known]
+    if missing:
+        raise ProblemDataError(f"schedule.reserves: unknown product(s) {missing}; pass their definitions")
+    return {r.product: known[r.product] for r in schedule.reserves}
+
+
+def _groups(products: dict[str, Product]) -> list[tuple[Direction, list[str]]]:
+    """Headroom groups as in `optimization.model.ModelStructure.headroom_groups`."""
+    out: list[tuple[Direction, list[str]]] = []
+    for direction in Direction:
+        names = [n for n, p in products.items() if p.direction is direction]
+        additive = [n for n in names if products[n].additive]
+        nested = [n for n in names if not products[n].additive]
+        if nested:
+            out += [(direction, [*additive, n]) for n in nested]
+        elif additive:
+            out.append((direction, additive))
+    return out
+
+
+@dataclass(frozen=True)
+class EnergyLimits:
+    """What the first interval can still do after keeping the scheduled reserves deliverable."""
+
+    battery: VirtualBattery
+    discharge_limit_mw: float
+    charge_limit_mw: float
+    raise_reserved_mwh: float  # stored energy kept for the scheduled raise enablements
+    lower_reserved_mwh: float  # room kept for the scheduled lower enablements
+
+
+def scheduled_enablements(
+    schedule: Schedule, battery: VirtualBattery, defs: dict[str, Product]
+) -> dict[str, float]:
+    """The schedule's first-interval enablements, scaled down per headroom group where the
+    current telemetry could not sustain or deliver them (a stale schedule; never for a fresh one)."""
+    first = {r.product: max(0.0, r.enablement_mw[0]) for r in schedule.reserves}
+    scale = dict.fromkeys(first, 1.0)
+    for direction, members in _groups(defs):
+        if direction is Direction.RAISE:
+            energy = battery.discharge_efficiency * max(0.0, battery.soc_mwh - battery.reserve_mwh)
+            power = battery.max_discharge_mw
+        else:
+            energy = max(0.0, battery.capacity_mwh - battery.soc_mwh) / battery.charge_efficiency
+            power = battery.max_charge_mw
+        need_energy = sum(defs[k].sustain_h * first[k] for k in members)
+        need_power = sum(first[k] for k in members)
+        factor = min(
+            1.0,
+            energy / need_energy if need_energy > 0 else 1.0,
+            power / need_power if need_power > 0 else 1.0,
+        )
+        for k in members:
+            scale[k] = min(scale[k], factor)
+    return {k: first[k] * scale[k] for k in first}
+
+
+def energy_limits(
+    schedule: Schedule, telemetry: TelemetrySnapshot, products: Sequence[Product] | None = None
+) -> EnergyLimits:
+    battery = aggregate_portfolio(telemetry)
+    defs = _products_of(schedule, products)
+    first = scheduled_enablements(schedule, battery, defs)
+    eta_c, eta_d = battery.charge_efficiency, battery.discharge_efficiency
+    raise_mwh = lower_mwh = 0.0
+    for direction, members in _groups(defs):
+        sustain = sum(defs[k].sustain_h * first[k] for k in members)
+        if direction is Direction.RAISE:
+            raise_mwh = max(raise_mwh, sustain / eta_d)
+        else:
+            lower_mwh = max(lower_mwh, sustain * eta_c)
+    dt_h = schedule.interval_minutes / 60.0
+    return EnergyLimits(
+        battery=battery,
+        discharge_limit_mw=max(
+            0.0,
+            min(battery.max_discharge_mw, (battery.soc_mwh - battery.reserve_mwh - raise_mwh) * eta_d / dt_h),
+        ),
+        charge_limit_mw=max(
+            0.0,
+            min(battery.max_charge_mw, (battery.capacity_mwh - battery.soc_mwh - lower_mwh) / (eta_c * dt_h)),
+        ),
+        raise_reserved_mwh=raise_mwh,
+        lower_reserved_mwh=lower_mwh,
+    )
+
+
+def _first_interval_quantiles(forecast: Forecast | None) -> list[float]:
+    if forecast is None:
+        return []
+    return [q.prices_aud_per_mwh[0] for q in forecast.quantiles if q.prices_aud_per_mwh]
+
+
 def build_energy_bid(
     schedule: Schedule,
     telemetry: TelemetrySnapshot,
@@ -89,43 +218,31 @@ def build_energy_bid(
     band_count: int = 10,
     price_floor: float = -1000.0,
     price_cap: float = 15500.0,
+    forecast: Forecast | None = None,
+    products: Sequence[Product] | None = None,
 ) -> EnergyBid:
     """The energy bid for `schedule`'s first interval (method in the module docstring)."""
     _validate(schedule, telemetry, portfolio, interval_end, band_count, price_floor, price_cap)
-    battery = aggregate_portfolio(telemetry)
-    dt_h = schedule.interval_minutes / 60.0
+    limits = energy_limits(schedule, telemetry, products)
+    battery = limits.battery
     eta_c, eta_d = battery.charge_efficiency, battery.discharge_efficiency
-    discharge_limit_mw = max(
-        0.0,
-        min(battery.max_discharge_mw, (battery.soc_mwh - battery.reserve_mwh) * eta_d / dt_h),
-    )
-    charge_limit_mw = max(
-        0.0,
-        min(battery.max_charge_mw, (battery.capacity_mwh - battery.soc_mwh) / (eta_c * dt_h)),
-    )
     value = schedule.stored_energy_value_aud_per_mwh
     discharge_break_even = _clamp(value / eta_d, price_floor, price_cap)
     charge_break_even = _clamp(value * eta_c, price_floor, price_cap)
-    scheduled_discharge_mw = min(schedule.discharge_mw[0], discharge_limit_mw)
-    scheduled_charge_mw = min(schedule.charge_mw[0], charge_limit_mw)
+    scheduled_discharge_mw = min(schedule.discharge_mw[0], limits.discharge_limit_mw)
+    scheduled_charge_mw = min(schedule.charge_mw[0], limits.charge_limit_mw)
+    anchors = _first_interval_quantiles(forecast)
 
-    ladder = _ladder_fractions(band_count - 1)
-    extra_discharge_mw = (discharge_limit_mw - scheduled_discharge_mw) / (band_count - 1)
-    extra_charge_mw = (charge_limit_mw - scheduled_charge_mw) / (band_count - 1)
+    extra_discharge_mw = (limits.discharge_limit_mw - scheduled_discharge_mw) / (band_count - 1)
+    extra_charge_mw = (limits.charge_limit_mw - scheduled_charge_mw) / (band_count - 1)
     discharge_bands = [PriceBand(price_aud_per_mwh=discharge_break_even, volume_mw=scheduled_discharge_mw)]
     discharge_bands += [
-        PriceBand(
-            price_aud_per_mwh=price_cap - (price_cap - discharge_break_even) * (1.0 - f),
-            volume_mw=extra_discharge_mw,
-        )
-        for f in ladder
+        PriceBand(price_aud_per_mwh=p, volume_mw=extra_discharge_mw)
+        for p in ladder_prices(discharge_break_even, price_cap, band_count - 1, anchors)
     ]
+    charge_ladder = ladder_prices(charge_break_even, price_floor, band_count - 1, anchors)
     charge_bands = [
-        PriceBand(
-            price_aud_per_mwh=price_floor + (charge_break_even - price_floor) * (1.0 - f),
-            volume_mw=extra_charge_mw,
-        )
-        for f in reversed(ladder)
+        PriceBand(price_aud_per_mwh=p, volume_mw=extra_charge_mw) for p in reversed(charge_ladder)
     ]
     charge_bands.append(PriceBand(price_aud_per_mwh=charge_break_even, volume_mw=scheduled_charge_mw))
     return EnergyBid(
@@ -149,3 +266,85 @@ def cleared_quantities(bid: EnergyBid, clearing_price_aud_per_mwh: float) -> tup
     )
     charge = sum(b.volume_mw for b in bid.charge_bands if b.price_aud_per_mwh >= clearing_price_aud_per_mwh)
     return float(discharge), float(charge)
+
+
+@dataclass(frozen=True)
+class ReserveOffer:
+    """One product's offer for one interval: incremental bands (band i: `volume_mw` more at
+    `price_aud_per_mwh` or better), prices non-decreasing, in the market's currency per MW of
+    enablement per hour whatever the field is called (as `market_adapters.adapter.BidCurves`)."""
+
+    product: str
+    direction: Direction
+    interval_end: datetime
+    bands: tuple[PriceBand, ...]
+
+    @property
+    def total_mw(self) -> float:
+        return math.fsum(b.volume_mw for b in self.bands)
+
+    def cleared_mw(self, clearing_price: float) -> float:
+        """MW enabled at a clearing price: every band priced at or below it, in full."""
+        return math.fsum(b.volume_mw for b in self.bands if b.price_aud_per_mwh <= clearing_price)
+
+
+def build_reserve_offers(
+    schedule: Schedule,
+    telemetry: TelemetrySnapshot,
+    *,
+    interval_end: datetime,
+    reserve_prices_aud_per_mw_h: dict[str, float] | None = None,
+    band_count: int = 10,
+    price_floor: float = 0.0,
+    price_cap: float = 15500.0,
+    products: Sequence[Product] | None = None,
+) -> tuple[ReserveOffer, ...]:
+    """One offer per product the schedule enables (method in the module docstring).
+
+    `reserve_prices_aud_per_mw_h` (the forecast price of each product in the first interval)
+    anchors the extra bands; without it they ladder from the floor. NEM FCAS wants exactly 10
+    bands; an ERCOT curve takes up to 10 points (`market_adapters.ercot_adapter.curve_from_bands`
+    merges bands of equal price and drops empty ones).
+    """
+    if band_count < 2:
+        raise ProblemDataError(f"band_count: {band_count} must be >= 2 (one scheduled band plus a ladder)")
+    if not (math.isfinite(price_floor) and math.isfinite(price_cap) and price_floor < price_cap):
+        raise ProblemDataError(f"price_floor {price_floor} must be finite and below price_cap {price_cap}")
+    if interval_end != schedule.first_interval_end:
+        raise ProblemDataError(
+            f"interval_end {interval_end.isoformat()} is not the schedule's first interval "
+            f"{schedule.first_interval_end.isoformat()}"
+        )
+    defs = _products_of(schedule, products)
+    limits = energy_limits(schedule, telemetry, products)
+    b = limits.battery
+    dt_h = schedule.interval_minutes / 60.0
+    first = scheduled_enablements(schedule, b, defs)
+    soc_low = b.soc_mwh - limits.discharge_limit_mw * dt_h / b.discharge_efficiency
+    soc_high = b.soc_mwh + limits.charge_limit_mw * dt_h * b.charge_efficiency
+    extra = {name: math.inf for name in defs}
+    for direction, members in _groups(defs):
+        used = sum(defs[k].sustain_h * first[k] for k in members)
+        if direction is Direction.RAISE:
+            left = max(0.0, b.discharge_efficiency * (soc_low - b.reserve_mwh) - used)
+            power_left = max(0.0, b.max_discharge_mw - sum(first[k] for k in members))
+        else:
+            left = max(0.0, (b.capacity_mwh - soc_high) / b.charge_efficiency - used)
+            power_left = max(0.0, b.max_charge_mw - sum(first[k] for k in members))
+        for k in members:
+            extra[k] = min(extra[k], power_left / len(members))
+            if defs[k].sustain_h > 0:
+                extra[k] = min(extra[k], left / (len(members) * defs[k].sustain_h))
+    prices = reserve_prices_aud_per_mw_h or {}
+    offers = []
+    for name in defs:
+        scheduled = first[name]
+        more = max(0.0, extra[name])
+        anchor = _clamp(prices.get(name, price_floor), price_floor, price_cap)
+        ladder = ladder_prices(price_floor, price_cap, band_count - 1, [anchor])
+        bands = (
+            PriceBand(price_aud_per_mwh=price_floor, volume_mw=scheduled),
+            *(PriceBand(price_aud_per_mwh=p, volume_mw=more / (band_count - 1)) for p in ladder),
+        )
+        offers.append(ReserveOffer(name, defs[name].direction, interval_end, bands))
+    return tuple(offers)

@@ -23,9 +23,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(settings_path: Path) -> subprocess.Popen[str]:
+def start(settings_path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "worker.fleet", "--settings", str(settings_path)],
+        [sys.executable, "-m", "worker.fleet", "--settings", str(settings_path), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -59,3 +59,44 @@ def test_missing_settings_file_exits_with_an_error(tmp_path: Path) -> None:
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "absent.json" in output
+
+
+def test_serves_a_synthetic_hierarchy_when_asked(tmp_path: Path) -> None:
+    port = free_port()
+    dump_settings(Settings(data_dir=tmp_path, ports=Ports(fleet=port)), tmp_path / "settings.json")
+    proc = start(tmp_path / "settings.json", "--synthetic-batteries", "1000", "--seed", "3")
+    try:
+        with FleetClient(f"127.0.0.1:{port}", timeout_s=10.0) as client:
+            assert client.healthy(timeout_s=30.0)
+            state = client.node_state("vpp", include_children=True)
+            assert state.batteries == 1000 and len(state.children) == 5
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+
+
+def test_an_unreadable_hierarchy_exits_with_an_error(tmp_path: Path) -> None:
+    dump_settings(Settings(data_dir=tmp_path, ports=Ports(fleet=free_port())), tmp_path / "settings.json")
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "worker.fleet",
+            "--settings",
+            str(tmp_path / "settings.json"),
+            "--hierarchy-url",
+            url,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "no batteries are stored" in output

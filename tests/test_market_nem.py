@@ -78,7 +78,7 @@ def rules_of(bid: EnergyBid) -> list[BidViolation]:
         (datetime(2022, 10, 1, 18, 0, tzinfo=NEM_TZ), 15_500.0),
         (datetime(2023, 12, 31, 12, 0, tzinfo=NEM_TZ), 16_600.0),
         (datetime(2025, 6, 30, 23, 55, tzinfo=NEM_TZ), 17_500.0),
-        (datetime(2026, 7, 1, 0, 0, tzinfo=NEM_TZ), 18_600.0),
+        (datetime(2026, 7, 1, 0, 0, tzinfo=NEM_TZ), 20_300.0),
     ],
 )
 def test_price_cap_by_financial_year(interval_end: datetime, cap: float) -> None:

@@ -1,19 +1,18 @@
-"""Arbitrage LP: hand-computed tiny cases, an independent physics re-check, typed errors, real prices."""
+"""Co-optimizer: hand-computed tiny cases, an independent physics re-check, typed errors, real prices."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
-from autobidder.clock import NEM_TZ
 from autobidder.domain import (
     BatteryTelemetry,
     Forecast,
     PriceSeries,
+    QuantileSeries,
     Region,
     Schedule,
     TelemetrySnapshot,
@@ -23,45 +22,27 @@ from optimization import arbitrage
 from optimization.arbitrage import (
     ArbitrageProblem,
     InfeasibleScheduleError,
+    ModelCache,
     NoOnlineBatteryError,
     OptimizationError,
+    OptimizerSettings,
     ProblemDataError,
+    RiskMode,
     SolverFailedError,
     SolverOptions,
+    SolverTimeLimitError,
     build_model,
-    extract_schedule,
+    optimize,
     perfect_foresight_revenue_aud,
     prepare_problem,
     schedule_arbitrage,
-    solve,
+    stored_energy_value_by_perturbation,
 )
-from optimization.solve import stored_energy_value_by_perturbation
+from optimization.problem import quantile_scenarios
+from optimization.products import Direction, Product, products
+from optimization.scenarios import T0, scenario_battery, scenario_problem
 
-T0 = datetime(2022, 9, 29, 0, 5, tzinfo=NEM_TZ)
 TOL = 1e-6
-
-
-# --- scenario builders -------------------------------------------------------------------------
-
-
-def scenario_problem(prices: list[float], **overrides: float) -> ArbitrageProblem:
-    """A 1 MW / 10 MWh lossless battery on hourly intervals, empty, no reserve, unless overridden."""
-    fields: dict[str, float] = {
-        "max_charge_mw": 1.0,
-        "max_discharge_mw": 1.0,
-        "capacity_mwh": 10.0,
-        "min_soc_mwh": 0.0,
-        "initial_soc_mwh": 0.0,
-        "charge_efficiency": 1.0,
-        "discharge_efficiency": 1.0,
-    }
-    fields.update(overrides)
-    return ArbitrageProblem(
-        prices_aud_per_mwh=np.array(prices, dtype=float),
-        first_interval_end=T0,
-        interval_minutes=60,
-        **fields,
-    )
 
 
 def battery(battery_id: str, **overrides: float | bool) -> BatteryTelemetry:
@@ -84,7 +65,10 @@ def scenario_telemetry(*batteries: BatteryTelemetry) -> TelemetrySnapshot:
 
 
 def scenario_forecast(
-    prices: np.ndarray | list[float], first_end: datetime = T0, minutes: int = 5
+    prices: np.ndarray | list[float],
+    first_end: datetime = T0,
+    minutes: int = 5,
+    quantiles: dict[float, list[float]] | None = None,
 ) -> Forecast:
     return Forecast(
         region=Region.SA1,
@@ -96,12 +80,10 @@ def scenario_forecast(
             interval_minutes=minutes,
             prices_aud_per_mwh=tuple(float(p) for p in prices),
         ),
+        quantiles=tuple(
+            QuantileSeries(level=q, prices_aud_per_mwh=tuple(v)) for q, v in sorted((quantiles or {}).items())
+        ),
     )
-
-
-def run_phases(problem: ArbitrageProblem) -> Schedule:
-    model = build_model(problem)
-    return extract_schedule(model, problem, solve(model))
 
 
 def market_revenue_aud(schedule: Schedule, prices: np.ndarray) -> float:
@@ -113,23 +95,63 @@ def market_revenue_aud(schedule: Schedule, prices: np.ndarray) -> float:
 
 
 def assert_physics(problem: ArbitrageProblem, schedule: Schedule) -> None:
-    """Integrate the SoC outside the model and check every bound the LP is supposed to enforce."""
+    """Integrate the SoC outside the model and check every bound the model is supposed to enforce."""
     charge = np.array(schedule.charge_mw)
     discharge = np.array(schedule.discharge_mw)
     soc_reported = np.array(schedule.soc_mwh)
-    assert charge.shape == discharge.shape == soc_reported.shape == (problem.horizon,)
+    T = problem.horizon
+    assert charge.shape == discharge.shape == soc_reported.shape == (T,)
     dt = problem.interval_hours
-    energy_in = problem.charge_efficiency * charge * dt - discharge / problem.discharge_efficiency * dt
-    soc = problem.initial_soc_mwh + np.cumsum(energy_in)
-    np.testing.assert_allclose(soc, soc_reported, atol=TOL)
+    enabled = {r.product: np.array(r.enablement_mw) for r in schedule.reserves}
+    assert list(enabled) == [p.name for p in problem.products]
+    export, import_ = discharge.copy(), charge.copy()
+    for p in problem.products:
+        (export if p.direction is Direction.RAISE else import_)[:] += p.call_fraction * enabled[p.name]
+    soc = np.empty(T)
+    level = problem.initial_soc_mwh
+    for t in range(T):
+        level = (
+            problem.soc_retention * level
+            + (problem.charge_efficiency * import_[t] - export[t] / problem.discharge_efficiency) * dt
+        )
+        soc[t] = level
+    scale = max(1.0, problem.capacity_mwh)
+    np.testing.assert_allclose(soc, soc_reported, atol=TOL * scale)
     assert (charge >= 0).all() and (charge <= problem.max_charge_mw + TOL).all()
     assert (discharge >= 0).all() and (discharge <= problem.max_discharge_mw + TOL).all()
-    assert (soc >= problem.min_soc_mwh - TOL).all()
-    assert (soc <= problem.capacity_mwh + TOL).all()
-    assert soc[-1] >= problem.terminal_soc_min_mwh - TOL
+    assert (soc >= problem.min_soc_mwh - TOL * scale).all()
+    assert (soc <= problem.capacity_mwh + TOL * scale).all()
+    assert soc[-1] >= problem.terminal_soc_min_mwh - TOL * scale
     if problem.max_charge_mw > 0 and problem.max_discharge_mw > 0:
         sharing = charge / problem.max_charge_mw + discharge / problem.max_discharge_mw
         assert (sharing <= 1 + TOL).all()
+    if problem.forbid_simultaneous:
+        assert (np.minimum(charge, discharge) <= TOL).all()
+    start = np.concatenate([[problem.initial_soc_mwh], soc[:-1]])
+    for direction in Direction:
+        members = [p for p in problem.products if p.direction is direction]
+        additive = [p for p in members if p.additive]
+        nested = [p for p in members if not p.additive]
+        for group in [[*additive, n] for n in nested] or ([additive] if additive else []):
+            total = sum(enabled[p.name] for p in group)
+            energy = sum(p.sustain_h * enabled[p.name] for p in group)
+            if direction is Direction.RAISE:
+                assert (discharge + total <= problem.max_discharge_mw + TOL).all()
+                for level_mwh in (start, soc):
+                    need = energy / problem.discharge_efficiency
+                    assert (level_mwh - need >= problem.min_soc_mwh - TOL * scale).all()
+            else:
+                assert (charge + total <= problem.max_charge_mw + TOL).all()
+                for level_mwh in (start, soc):
+                    room = energy * problem.charge_efficiency
+                    assert (level_mwh + room <= problem.capacity_mwh + TOL * scale).all()
+    if problem.daily_cycle_limit is not None:
+        per_block = round(24 / dt)
+        out = export * dt / problem.discharge_efficiency
+        for b in range(0, T, per_block):
+            block = out[b : b + per_block]
+            budget = problem.daily_cycle_limit * problem.capacity_mwh * block.size / per_block
+            assert block.sum() <= budget + TOL * scale
     assert schedule.initial_soc_mwh == problem.initial_soc_mwh
     assert schedule.first_interval_end == problem.first_interval_end
 
@@ -139,19 +161,20 @@ def assert_physics(problem: ArbitrageProblem, schedule: Schedule) -> None:
 
 def test_two_intervals_lossless_buys_low_sells_high() -> None:
     problem = scenario_problem([0.0, 100.0])
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     assert schedule.charge_mw == pytest.approx((1.0, 0.0))
     assert schedule.discharge_mw == pytest.approx((0.0, 1.0))
     assert schedule.soc_mwh == pytest.approx((1.0, 0.0))
     # 1 MWh sold at 100, minus ε = 0.01 AUD/MWh on 2 MWh of throughput.
     assert schedule.stats.objective_aud == pytest.approx(100.0 - 0.02)
     assert schedule.stats.status == "convergenceCriteriaSatisfied"
+    assert schedule.stats.mip_gap is None
     assert_physics(problem, schedule)
 
 
 def test_two_intervals_with_losses_and_stored_energy_value() -> None:
     problem = scenario_problem([0.0, 100.0], charge_efficiency=0.9, discharge_efficiency=0.9)
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     # Charging 1 MW for 1 h stores 0.9 MWh; selling it all delivers 0.9 · 0.9 = 0.81 MWh.
     assert schedule.charge_mw == pytest.approx((1.0, 0.0))
     assert schedule.discharge_mw == pytest.approx((0.0, 0.81))
@@ -164,7 +187,7 @@ def test_two_intervals_with_losses_and_stored_energy_value() -> None:
 def test_terminal_soc_forces_recharge() -> None:
     problem = scenario_problem([100.0, 0.0], initial_soc_mwh=5.0)
     assert problem.terminal_soc_min_mwh == 5.0  # defaults to the initial SoC
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     assert schedule.discharge_mw == pytest.approx((1.0, 0.0))
     assert schedule.charge_mw == pytest.approx((0.0, 1.0))
     assert schedule.soc_mwh == pytest.approx((4.0, 5.0))
@@ -173,17 +196,161 @@ def test_terminal_soc_forces_recharge() -> None:
 
 def test_without_terminal_requirement_the_battery_empties() -> None:
     problem = scenario_problem([100.0, 0.0], initial_soc_mwh=5.0, terminal_soc_min_mwh=0.0)
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     assert schedule.discharge_mw == pytest.approx((1.0, 0.0))
     assert schedule.charge_mw == pytest.approx((0.0, 0.0))
+
+
+def test_terminal_value_keeps_energy_worth_more_than_the_price() -> None:
+    """v_T = 120 AUD/MWh: selling at 100 loses value; buying at 100 and at 0 to store gains it."""
+    problem = scenario_problem(
+        [100.0, 0.0], initial_soc_mwh=5.0, terminal_soc_min_mwh=0.0, terminal_value_aud_per_mwh=120.0
+    )
+    schedule = optimize(problem)
+    assert schedule.discharge_mw == pytest.approx((0.0, 0.0))
+    assert schedule.charge_mw == pytest.approx((1.0, 1.0))
+    assert schedule.stats.objective_aud == pytest.approx(120.0 * 7.0 - 100.0 - 0.02)
+
+
+def test_self_discharge_loses_stored_energy() -> None:
+    """σ = 10 %/h: 5 MWh held idle for 2 h is 5·0.9² = 4.05 MWh; selling it first avoids the loss."""
+    problem = scenario_problem(
+        [0.0, 0.0], initial_soc_mwh=5.0, terminal_soc_min_mwh=0.0, self_discharge_per_h=0.1
+    )
+    schedule = optimize(problem)
+    assert schedule.soc_mwh == pytest.approx((4.5, 4.05))
+    assert_physics(problem, schedule)
 
 
 def test_flat_prices_mean_idle() -> None:
     """With no spread the throughput cost makes idling strictly optimal (no churn)."""
     problem = scenario_problem([50.0, 50.0, 50.0], initial_soc_mwh=5.0, charge_efficiency=0.9)
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     assert schedule.charge_mw == (0.0, 0.0, 0.0)
     assert schedule.discharge_mw == (0.0, 0.0, 0.0)
+
+
+def test_throughput_cost_is_a_degradation_cost() -> None:
+    """At 60 AUD/MWh of throughput a 100 AUD/MWh spread no longer pays (2 MWh · 60 > 100)."""
+    assert optimize(scenario_problem([0.0, 100.0], throughput_cost_aud_per_mwh=40.0)).charge_mw[0] == 1.0
+    assert optimize(scenario_problem([0.0, 100.0], throughput_cost_aud_per_mwh=60.0)).charge_mw[0] == 0.0
+
+
+def test_daily_cycle_limit_caps_discharge() -> None:
+    """24 hourly intervals alternating 0/100, 10 MWh battery, 0.15 cycles: 1.5 MWh may leave the store."""
+    prices = [0.0, 100.0] * 12
+    problem = scenario_problem(prices, daily_cycle_limit=0.15, terminal_soc_min_mwh=0.0)
+    schedule = optimize(problem)
+    assert sum(schedule.discharge_mw) == pytest.approx(1.5)
+    assert schedule.stats.objective_aud == pytest.approx(150.0 - 0.01 * 3.0)
+    assert_physics(problem, schedule)
+
+
+def test_milp_forbids_simultaneous_charge_and_discharge() -> None:
+    """Full store at −100 AUD/MWh: the LP burns energy charging and discharging at once; the MILP cannot."""
+    lp = scenario_problem(
+        [-100.0],
+        initial_soc_mwh=10.0,
+        terminal_soc_min_mwh=0.0,
+        charge_efficiency=0.8,
+        discharge_efficiency=0.8,
+    )
+    relaxed = optimize(lp)
+    # Net import with a full store: p_d = 0.64·p_c and p_c + p_d = 1 (shared inverter).
+    assert relaxed.charge_mw[0] == pytest.approx(1 / 1.64)
+    assert relaxed.discharge_mw[0] == pytest.approx(0.64 / 1.64)
+    milp = dataclasses.replace(lp, forbid_simultaneous=True)
+    exact = optimize(milp, SolverOptions(mip_gap=0.0))
+    assert exact.charge_mw == (0.0,) and exact.discharge_mw == (0.0,)
+    assert exact.stats.objective_aud == pytest.approx(0.0, abs=TOL)
+    assert exact.stats.mip_gap is not None and exact.stats.mip_gap <= 1e-9
+    assert_physics(milp, exact)
+
+
+def test_reserve_limited_by_energy_sufficiency() -> None:
+    """0.5 MWh above the reserve can sustain 0.5 MW for the 1 h the product needs: 0.5 MW · 10 AUD/MW/h."""
+    hour_reserve = Product("test_raise", "TEST", Direction.RAISE, sustain_h=1.0)
+    problem = scenario_problem(
+        [0.0],
+        initial_soc_mwh=0.5,
+        terminal_soc_min_mwh=0.0,
+        products=(hour_reserve,),
+        reserve_prices_aud_per_mw_h=np.array([[10.0]]),
+    )
+    schedule = optimize(problem)
+    assert schedule.reserves[0].enablement_mw == pytest.approx((0.5,))
+    assert schedule.stats.objective_aud == pytest.approx(5.0)
+    assert_physics(problem, schedule)
+
+
+def test_reserve_competes_with_energy_for_headroom() -> None:
+    """Raise at 150 AUD/MW/h beats discharging at 100 AUD/MWh for the same 1 MW of inverter."""
+    quick = Product("test_raise", "TEST", Direction.RAISE, sustain_h=0.0)
+    problem = scenario_problem(
+        [100.0],
+        initial_soc_mwh=5.0,
+        terminal_soc_min_mwh=0.0,
+        products=(quick,),
+        reserve_prices_aud_per_mw_h=np.array([[150.0]]),
+    )
+    schedule = optimize(problem)
+    assert schedule.reserves[0].enablement_mw == pytest.approx((1.0,))
+    assert schedule.discharge_mw == pytest.approx((0.0,))
+    cheaper = dataclasses.replace(problem, reserve_prices_aud_per_mw_h=np.array([[90.0]]))
+    assert optimize(cheaper).discharge_mw == pytest.approx((1.0,))
+
+
+def test_regulation_energy_is_paid_and_moves_the_soc() -> None:
+    """φ = 0.5 of 1 MW raise regulation is 0.5 MWh exported per hour, paid at the energy price."""
+    reg = Product("test_reg", "TEST", Direction.RAISE, sustain_h=0.0, call_fraction=0.5)
+    problem = scenario_problem(
+        [40.0],
+        initial_soc_mwh=5.0,
+        terminal_soc_min_mwh=0.0,
+        products=(reg,),
+        reserve_prices_aud_per_mw_h=np.array([[10.0]]),
+    )
+    schedule = optimize(problem)
+    # 1 MW of inverter: discharging earns 40 − ε; regulation earns 10 + 0.5·(40 − ε).
+    assert schedule.discharge_mw == pytest.approx((1.0,))
+    cheap_energy = dataclasses.replace(problem, prices_aud_per_mwh=np.array([10.0]))
+    schedule = optimize(cheap_energy)
+    assert schedule.reserves[0].enablement_mw == pytest.approx((1.0,))
+    assert schedule.soc_mwh == pytest.approx((4.5,))
+    assert schedule.stats.objective_aud == pytest.approx(10.0 + 0.5 * (10.0 - 0.01))
+    assert_physics(cheap_energy, schedule)
+
+
+def test_cvar_avoids_a_trade_that_loses_in_the_bad_scenario() -> None:
+    """Scenarios [0, 100] and [0, −50] at ½ each: the expected spread pays, the worst half loses."""
+    scenarios = np.array([[0.0, 100.0], [0.0, -50.0]])
+    common = dict(
+        scenario_prices_aud_per_mwh=scenarios, scenario_weights=(0.5, 0.5), terminal_soc_min_mwh=0.0
+    )
+    expected = optimize(scenario_problem([0.0, 25.0], **common))
+    assert expected.charge_mw[0] == pytest.approx(1.0)
+    assert expected.stats.objective_aud == pytest.approx(25.0 - 0.02)
+    cautious = optimize(scenario_problem([0.0, 25.0], risk=RiskMode.CVAR, cvar_alpha=0.5, **common))
+    assert cautious.charge_mw[0] == pytest.approx(0.0)
+    assert cautious.stats.objective_aud == pytest.approx(0.0, abs=TOL)
+    # CVaR at level 0 is the expectation.
+    neutral = optimize(scenario_problem([0.0, 25.0], risk=RiskMode.CVAR, cvar_alpha=0.0, **common))
+    assert neutral.stats.objective_aud == pytest.approx(expected.stats.objective_aud)
+
+
+def test_quantiles_become_weighted_scenarios() -> None:
+    forecast = scenario_forecast([50.0, 60.0], quantiles={0.1: [10.0, 20.0], 0.9: [90.0, 200.0]})
+    scenarios, weights = quantile_scenarios(forecast)
+    assert weights == pytest.approx((0.3, 0.4, 0.3))
+    assert scenarios.tolist() == [[10.0, 20.0], [50.0, 60.0], [90.0, 200.0]]
+    p50_only = scenario_forecast([50.0, 60.0])
+    assert quantile_scenarios(p50_only)[1] == (1.0,)
+    assert prepare_problem(scenario_telemetry(battery("b1")), p50_only).weights == (1.0,)
+    telemetry = scenario_telemetry(battery("b1"))
+    problem = prepare_problem(telemetry, forecast, OptimizerSettings(risk=RiskMode.CVAR, cvar_alpha=0.7))
+    assert problem.scenario_weights == pytest.approx((0.3, 0.4, 0.3))
+    assert problem.risk is RiskMode.CVAR
+    assert prepare_problem(telemetry, forecast, OptimizerSettings(use_quantiles=False)).weights == (1.0,)
 
 
 def test_perfect_foresight_is_pure_revenue() -> None:
@@ -194,30 +361,46 @@ def test_perfect_foresight_is_pure_revenue() -> None:
         perfect_foresight_revenue_aud(problem, [1.0, 2.0, 3.0])
 
 
+def test_perfect_foresight_counts_reserve_revenue() -> None:
+    quick = Product("test_raise", "TEST", Direction.RAISE, sustain_h=0.0)
+    problem = scenario_problem(
+        [0.0, 0.0],
+        products=(quick,),
+        reserve_prices_aud_per_mw_h=np.array([[5.0, 7.0]]),
+        forbid_simultaneous=True,
+    )
+    assert perfect_foresight_revenue_aud(problem) == pytest.approx(12.0)
+    realized = np.array([[1.0, 1.0]])
+    assert perfect_foresight_revenue_aud(
+        problem, realized_reserve_prices_aud_per_mw_h=realized
+    ) == pytest.approx(2.0)
+
+
 # --- stored-energy value: sign convention --------------------------------------------------------
-
-
-def _value(problem: ArbitrageProblem, initial_soc_mwh: float) -> float:
-    perturbed = dataclasses.replace(problem, initial_soc_mwh=initial_soc_mwh)
-    return solve(build_model(perturbed)).objective_aud
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_stored_energy_value_is_a_supergradient_of_the_value_function(seed: int) -> None:
     """V(e₀) is concave, so its dual must lie between the forward and backward differences."""
     rng = np.random.default_rng(seed)
-    prices = rng.normal(80.0, 60.0, size=24)
     problem = scenario_problem(
-        prices.tolist(), initial_soc_mwh=4.0, charge_efficiency=0.92, discharge_efficiency=0.9
+        rng.normal(80.0, 60.0, size=24), initial_soc_mwh=4.0, charge_efficiency=0.92, discharge_efficiency=0.9
     )
-    schedule = run_phases(problem)
+    cache = ModelCache()
+    schedule = optimize(problem, cache=cache)
+
+    def value(soc: float) -> float:
+        return optimize(
+            dataclasses.replace(problem, initial_soc_mwh=soc, terminal_soc_min_mwh=4.0), cache=cache
+        ).stats.objective_aud
+
     delta = 1e-3
-    base = _value(problem, 4.0)
-    forward = (_value(problem, 4.0 + delta) - base) / delta
-    backward = (base - _value(problem, 4.0 - delta)) / delta
+    base = value(4.0)
+    forward = (value(4.0 + delta) - base) / delta
+    backward = (base - value(4.0 - delta)) / delta
     lam = schedule.stored_energy_value_aud_per_mwh
     assert forward - 1e-6 <= lam <= backward + 1e-6
-    assert stored_energy_value_by_perturbation(problem) == pytest.approx(forward, abs=1e-6)
+    assert stored_energy_value_by_perturbation(problem, cache=cache) == pytest.approx(forward, abs=1e-6)
 
 
 def test_stored_energy_value_is_negative_when_energy_is_a_burden() -> None:
@@ -230,19 +413,17 @@ def test_stored_energy_value_is_negative_when_energy_is_a_burden() -> None:
         discharge_efficiency=0.9,
         max_discharge_mw=0.5,
     )
-    schedule = run_phases(problem)
+    schedule = optimize(problem)
     assert schedule.stored_energy_value_aud_per_mwh < 0
     assert_physics(problem, schedule)
 
 
-def test_fallback_without_duals_matches_the_dual() -> None:
-    problem = scenario_problem([0.0, 100.0], charge_efficiency=0.9, discharge_efficiency=0.9)
-    model = build_model(problem)
-    stats = solve(model)
-    with_dual = extract_schedule(model, problem, stats).stored_energy_value_aud_per_mwh
-    model.dual.clear()
-    without = extract_schedule(model, problem, stats).stored_energy_value_aud_per_mwh
-    assert without == pytest.approx(with_dual, abs=1e-6)
+def test_milp_stored_energy_value_comes_from_the_fixed_integer_lp() -> None:
+    lp = scenario_problem([0.0, 100.0], charge_efficiency=0.9, discharge_efficiency=0.9)
+    milp = dataclasses.replace(lp, forbid_simultaneous=True)
+    assert optimize(milp).stored_energy_value_aud_per_mwh == pytest.approx(
+        optimize(lp).stored_energy_value_aud_per_mwh
+    )
 
 
 # --- typed errors --------------------------------------------------------------------------------
@@ -261,15 +442,31 @@ def test_initial_soc_below_reserve_is_rejected_before_solving() -> None:
 
 def test_soc_above_capacity_is_rejected() -> None:
     with pytest.raises(InfeasibleScheduleError) as info:
-        build_model(scenario_problem([1.0], initial_soc_mwh=11.0, terminal_soc_min_mwh=0.0))
+        optimize(scenario_problem([1.0], initial_soc_mwh=11.0, terminal_soc_min_mwh=0.0))
     assert info.value.constraint_family == "soc_bounds"
 
 
 def test_unreachable_terminal_soc_is_rejected() -> None:
     with pytest.raises(InfeasibleScheduleError) as info:
-        build_model(scenario_problem([1.0, 2.0], initial_soc_mwh=0.0, terminal_soc_min_mwh=3.0))
+        optimize(scenario_problem([1.0, 2.0], initial_soc_mwh=0.0, terminal_soc_min_mwh=3.0))
     assert info.value.constraint_family == "terminal_soc"
     assert "reachable" in str(info.value)
+
+
+def test_infeasibility_only_the_solver_sees_is_named_by_its_families() -> None:
+    """Self-discharge drains 5 MWh below the 4.9 MWh reserve with no power to refill: HiGHS' IIS names it."""
+    problem = scenario_problem(
+        [0.0, 0.0],
+        initial_soc_mwh=5.0,
+        min_soc_mwh=4.9,
+        terminal_soc_min_mwh=0.0,
+        max_charge_mw=0.0,
+        self_discharge_per_h=0.5,
+    )
+    with pytest.raises(InfeasibleScheduleError) as info:
+        optimize(problem)
+    assert "soc_balance" in info.value.constraint_family
+    assert "soc_mwh bounds" in info.value.constraint_family
 
 
 def test_no_online_battery() -> None:
@@ -278,25 +475,40 @@ def test_no_online_battery() -> None:
         prepare_problem(telemetry, scenario_forecast([1.0]))
 
 
-def test_malformed_prices_are_data_errors() -> None:
+def test_malformed_inputs_are_data_errors() -> None:
     with pytest.raises(ProblemDataError, match=r"prices_aud_per_mwh\[1\]"):
         scenario_problem([1.0, float("nan")])
     with pytest.raises(ProblemDataError, match="non-empty"):
         scenario_problem([])
+    with pytest.raises(ProblemDataError, match=r"reserve_prices_aud_per_mw_h: shape"):
+        scenario_battery(np.zeros(3), products("raise_reg"), np.zeros((1, 2)))
+    with pytest.raises(ProblemDataError, match="scenario_weights"):
+        scenario_problem([1.0], scenario_prices_aud_per_mwh=np.ones((2, 1)), scenario_weights=(0.5, 0.6))
+    with pytest.raises(ProblemDataError, match="cvar_alpha"):
+        scenario_problem([1.0], risk=RiskMode.CVAR, cvar_alpha=1.0)
+    with pytest.raises(ProblemDataError, match="products: duplicate"):
+        scenario_battery(np.zeros(2), products("raise_reg", "raise_reg"))
 
 
 def test_solver_stopped_early_raises_typed_error() -> None:
-    options = SolverOptions(highs={"presolve": "off", "simplex_iteration_limit": 0})
-    model = build_model(scenario_problem([0.0, 100.0, 0.0, 100.0]))
+    options = SolverOptions(highs={"simplex_iteration_limit": 0})
     with pytest.raises(SolverFailedError) as info:
-        solve(model, options)
+        optimize(scenario_problem([0.0, 100.0, 0.0, 100.0]), options)
     assert info.value.termination == "iterationLimit"
-    assert model.p_charge_mw[0].value is None  # nothing was loaded
+
+
+def test_time_limited_milp_raises_with_its_gap() -> None:
+    energy = np.sin(np.arange(288) / 7.0) * 100 + np.random.default_rng(3).normal(0, 50, 288)
+    problem = scenario_battery(energy, forbid_simultaneous=True, self_discharge_per_h=0.01)
+    with pytest.raises(SolverTimeLimitError) as info:
+        optimize(problem, SolverOptions(time_limit_s=1e-6, mip_gap=0.0))
+    assert info.value.termination == "time_limit"
+    assert info.value.mip_gap >= 0
 
 
 def test_mistyped_solver_option_fails_loudly() -> None:
     with pytest.raises(ProblemDataError, match="presolv"):
-        solve(build_model(scenario_problem([1.0])), SolverOptions(highs={"presolv": "off"}))
+        optimize(scenario_problem([1.0]), SolverOptions(highs={"presolv": "off"}))
 
 
 # --- aggregation -----------------------------------------------------------------------------------
@@ -334,12 +546,7 @@ def test_one_day_of_sa1_prices(sa1_prices: PriceSeries) -> None:
     day = np.array(sa1_prices.prices_aud_per_mwh[:288])
     telemetry = scenario_telemetry(battery("b1"), battery("b2", soc_mwh=30.0))
     forecast = scenario_forecast(day, first_end=sa1_prices.first_interval_end)
-    started = time.perf_counter()
     schedule = schedule_arbitrage(telemetry, forecast)
-    elapsed = time.perf_counter() - started
-    assert schedule.stats.solve_seconds < 1.0
-    assert elapsed < 2.0, f"T=288 took {elapsed:.3f} s"
-
     problem = prepare_problem(telemetry, forecast)
     assert_physics(problem, schedule)
     revenue = market_revenue_aud(schedule, day)

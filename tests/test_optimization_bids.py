@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -15,15 +16,25 @@ from autobidder.domain import (
     EnergyBid,
     Forecast,
     PriceSeries,
+    QuantileSeries,
     Region,
+    ReserveEnablement,
     Schedule,
     SolveStats,
     TelemetrySnapshot,
 )
 from autobidder.prices import load_prices
-from optimization.arbitrage import NoOnlineBatteryError, ProblemDataError, schedule_arbitrage
-from optimization.bids import build_energy_bid, cleared_quantities
-from optimization.problem import aggregate_portfolio
+from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
+from optimization.arbitrage import ModelCache, NoOnlineBatteryError, ProblemDataError, schedule_arbitrage
+from optimization.bids import (
+    ReserveOffer,
+    build_energy_bid,
+    build_reserve_offers,
+    cleared_quantities,
+    ladder_prices,
+)
+from optimization.problem import OptimizerSettings, aggregate_portfolio
+from optimization.products import ERCOT_AS, NEM_FCAS, Direction, Product
 
 T0 = datetime(2022, 9, 29, 0, 5, tzinfo=NEM_TZ)
 FLOOR, CAP = -1000.0, 15500.0
@@ -150,6 +161,7 @@ def test_bid_reproduces_the_schedule_at_the_forecast_price() -> None:
     series = load_prices(Region.SA1)
     telemetry = telemetry_of(battery(), battery("b2", soc_mwh=20.0, capacity_mwh=50.0))
     checked = 0
+    cache = ModelCache()
     for start in range(0, 2016, 97):
         prices = series.prices_aud_per_mwh[start : start + 288]
         if prices[0] < 0:
@@ -162,7 +174,7 @@ def test_bid_reproduces_the_schedule_at_the_forecast_price() -> None:
             model_version="0",
             p50=PriceSeries(first_interval_end=first_end, interval_minutes=5, prices_aud_per_mwh=prices),
         )
-        schedule = schedule_arbitrage(telemetry, forecast)
+        schedule = schedule_arbitrage(telemetry, forecast, cache=cache)
         bid = build_energy_bid(
             schedule,
             telemetry,
@@ -245,3 +257,274 @@ def test_bid_curve_properties(
         soc = soc_after(telemetry, discharge, charge, schedule.interval_minutes)
         slack = 1e-7 * limits.capacity_mwh
         assert limits.reserve_mwh - slack <= soc <= limits.capacity_mwh + slack
+
+
+# --- the forecast distribution in the ladder -------------------------------------------------------
+
+
+def test_forecast_quantiles_anchor_the_ladder() -> None:
+    telemetry = telemetry_of(battery())
+    forecast = Forecast(
+        region=Region.SA1,
+        as_of=T0 - timedelta(minutes=5),
+        model_name="test",
+        model_version="0",
+        p50=PriceSeries(first_interval_end=T0, interval_minutes=5, prices_aud_per_mwh=(120.0,)),
+        quantiles=(
+            QuantileSeries(level=0.1, prices_aud_per_mwh=(40.0,)),
+            QuantileSeries(level=0.9, prices_aud_per_mwh=(300.0,)),
+        ),
+    )
+    schedule = scenario_schedule(100.0, discharge_mw=20.0)
+    plain = bid_for(schedule, telemetry)
+    anchored = build_energy_bid(
+        schedule,
+        telemetry,
+        bid_id="bid-1",
+        portfolio="p1",
+        region=Region.SA1,
+        interval_end=T0,
+        price_floor=FLOOR,
+        price_cap=CAP,
+        forecast=forecast,
+    )
+    discharge_prices = [b.price_aud_per_mwh for b in anchored.discharge_bands]
+    assert discharge_prices[1] == 300.0  # the P90 above the 111 AUD/MWh break-even comes first
+    assert discharge_prices[-1] == CAP and discharge_prices == sorted(discharge_prices)
+    charge_prices = [b.price_aud_per_mwh for b in anchored.charge_bands]
+    assert charge_prices[-2] == 40.0  # the P10 below the 90 AUD/MWh charge break-even
+    assert charge_prices == sorted(charge_prices)
+    # Volumes do not depend on the anchors.
+    assert [b.volume_mw for b in anchored.discharge_bands] == [b.volume_mw for b in plain.discharge_bands]
+
+
+def test_ladder_prices() -> None:
+    assert ladder_prices(0.0, 100.0, 3) == pytest.approx([100 / 7, 300 / 7, 100.0])
+    assert ladder_prices(0.0, 100.0, 3, [50.0, 200.0, -5.0]) == pytest.approx([50.0, 50 + 50 / 3, 100.0])
+    assert ladder_prices(10.0, -100.0, 2, [0.0]) == pytest.approx([0.0, -100.0])
+
+
+# --- reserve offers ----------------------------------------------------------------------------------
+
+NEM_PRODUCTS = {p.name: p for p in NEM_FCAS}
+ERCOT_PRODUCTS = {p.name: p for p in ERCOT_AS}
+
+
+def reserve_schedule(
+    enabled: dict[str, float], stored_value: float = 100.0, minutes: int = 5, **kw: float
+) -> Schedule:
+    base = scenario_schedule(stored_value, minutes=minutes, **kw)
+    return base.model_copy(
+        update={
+            "reserves": tuple(ReserveEnablement(product=k, enablement_mw=(v,)) for k, v in enabled.items())
+        }
+    )
+
+
+def assert_soc_safe(
+    schedule: Schedule,
+    telemetry: TelemetrySnapshot,
+    energy_bid: EnergyBid,
+    offers: tuple[ReserveOffer, ...],
+    energy_price: float,
+    reserve_prices: dict[str, float],
+) -> None:
+    """Whatever clears, every enabled reserve can be sustained from both ends of the interval."""
+    b = aggregate_portfolio(telemetry)
+    dt = schedule.interval_minutes / 60.0
+    discharge, charge = cleared_quantities(energy_bid, energy_price)
+    end = b.soc_mwh + (b.charge_efficiency * charge - discharge / b.discharge_efficiency) * dt
+    enabled = {o.product: o.cleared_mw(reserve_prices[o.product]) for o in offers}
+    catalogue = {**NEM_PRODUCTS, **ERCOT_PRODUCTS}
+    slack = 1e-7 * b.capacity_mwh + 1e-9
+    assert b.reserve_mwh - slack <= end <= b.capacity_mwh + slack
+    for direction in Direction:
+        names = [k for k in enabled if catalogue[k].direction is direction]
+        additive = [k for k in names if catalogue[k].additive]
+        nested = [k for k in names if not catalogue[k].additive]
+        for group in [[*additive, n] for n in nested] or ([additive] if additive else []):
+            energy = sum(catalogue[k].sustain_h * enabled[k] for k in group)
+            power = sum(enabled[k] for k in group)
+            if direction is Direction.RAISE:
+                assert power <= b.max_discharge_mw * (1 + 1e-9) + 1e-9
+                for soc in (b.soc_mwh, end):
+                    assert soc - energy / b.discharge_efficiency >= b.reserve_mwh - slack
+            else:
+                assert power <= b.max_charge_mw * (1 + 1e-9) + 1e-9
+                for soc in (b.soc_mwh, end):
+                    assert soc + energy * b.charge_efficiency <= b.capacity_mwh + slack
+
+
+def test_reserve_offer_analytic_bands() -> None:
+    """2 MWh above the 10 MWh reserve, 20 MW raise_reg scheduled, 5-minute interval, η = 0.9."""
+    telemetry = telemetry_of(battery(soc_mwh=12.0))
+    schedule = reserve_schedule({"raise_reg": 20.0})
+    (offer,) = build_reserve_offers(
+        schedule, telemetry, interval_end=T0, reserve_prices_aud_per_mw_h={"raise_reg": 30.0}, price_cap=CAP
+    )
+    assert offer.bands[0].price_aud_per_mwh == 0.0 and offer.bands[0].volume_mw == 20.0
+    assert offer.bands[1].price_aud_per_mwh == 30.0  # the forecast price anchors the ladder
+    assert offer.bands[-1].price_aud_per_mwh == CAP
+    # Sustaining 20 MW for 5 min takes 20/12/0.9 = 1.852 MWh of the 2 MWh: the energy bid may sell
+    # only the rest, (2 − 1.852)·0.9·12 = 1.6 MW, and once it has, no energy is left for more raise.
+    bid = bid_for(schedule, telemetry)
+    assert sum(b.volume_mw for b in bid.discharge_bands) == pytest.approx((2.0 - 20.0 / 12 / 0.9) * 0.9 * 12)
+    assert offer.total_mw == pytest.approx(20.0)
+
+
+def test_reserve_offer_sells_headroom_the_energy_bid_cannot_use() -> None:
+    """Power-limited: 50 MW for 5 min uses 4.6 MWh of 40 MWh, so raise headroom stays sustainable."""
+    telemetry = telemetry_of(battery(soc_mwh=50.0, available_discharge_mw=50.0))
+    schedule = reserve_schedule({"raise_reg": 10.0, "raise_6s": 5.0})
+    offers = {o.product: o for o in build_reserve_offers(schedule, telemetry, interval_end=T0, price_cap=CAP)}
+    # Power left per group (reg + 6 s): 50 − 15 = 35 MW, split over 2 products: 17.5 MW each.
+    assert offers["raise_reg"].total_mw == pytest.approx(10.0 + 17.5)
+    assert offers["raise_6s"].total_mw == pytest.approx(5.0 + 17.5)
+
+
+reserve_names = st.lists(st.sampled_from(sorted(NEM_PRODUCTS)), unique=True, max_size=6) | st.lists(
+    st.sampled_from(sorted(ERCOT_PRODUCTS)), unique=True, max_size=5
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    telemetry=telemetries(),
+    names=reserve_names,
+    amounts=st.lists(st.floats(0.0, 400.0), min_size=6, max_size=6),
+    stored_value=st.floats(-3000.0, 20000.0),
+    minutes=st.sampled_from([5, 30, 60]),
+    energy_price=st.floats(FLOOR, CAP),
+    reserve_price=st.floats(0.0, CAP),
+)
+def test_reserve_offers_keep_any_clearing_soc_safe(
+    telemetry: TelemetrySnapshot,
+    names: list[str],
+    amounts: list[float],
+    stored_value: float,
+    minutes: int,
+    energy_price: float,
+    reserve_price: float,
+) -> None:
+    schedule = reserve_schedule(dict(zip(names, amounts, strict=False)), stored_value, minutes)
+    energy_bid = bid_for(schedule, telemetry)
+    offers = build_reserve_offers(schedule, telemetry, interval_end=T0, price_cap=CAP)
+    assert [o.product for o in offers] == names
+    for offer in offers:
+        prices = [b.price_aud_per_mwh for b in offer.bands]
+        assert len(offer.bands) == 10 and prices == sorted(prices)
+        assert prices[0] >= 0.0 and prices[-1] <= CAP
+        assert all(b.volume_mw >= 0 for b in offer.bands)
+    band_prices = {p for o in offers for p in (b.price_aud_per_mwh for b in o.bands)}
+    for price in (reserve_price, 0.0, CAP, *band_prices):
+        for e_price in (energy_price, FLOOR, CAP):
+            assert_soc_safe(schedule, telemetry, energy_bid, offers, e_price, dict.fromkeys(names, price))
+
+
+# --- the market adapters' own validation -------------------------------------------------------------
+
+
+def _optimized_schedule(
+    minutes: int, products_: tuple[Product, ...], prices: np.ndarray, reserve: np.ndarray
+) -> tuple[Schedule, TelemetrySnapshot]:
+    telemetry = telemetry_of(battery(soc_mwh=40.0))
+    first_end = T0 if minutes == 5 else datetime(2025, 6, 1, 15, 0, tzinfo=ZoneInfo("America/Chicago"))
+    forecast = Forecast(
+        region=Region.SA1,
+        as_of=first_end - timedelta(minutes=minutes),
+        model_name="test",
+        model_version="0",
+        p50=PriceSeries(
+            first_interval_end=first_end, interval_minutes=minutes, prices_aud_per_mwh=tuple(prices)
+        ),
+    )
+    schedule = schedule_arbitrage(
+        telemetry,
+        forecast,
+        settings=OptimizerSettings(products=products_),
+        reserve_prices_aud_per_mw_h=reserve,
+    )
+    return schedule, telemetry
+
+
+def test_nem_offers_pass_the_nem_adapters_validation() -> None:
+    adapters = pytest.importorskip("market_adapters.nem_adapter", reason="market adapters not importable")
+    from market_adapters.adapter import BidCurves
+    from market_adapters.bids import MarketRun, UnitLimits
+    from market_adapters.bids import Product as MarketProduct
+    from market_adapters.nem_fcas import battery_fcas_offer
+
+    prices = np.array([300.0, 20.0, 80.0, 15000.0] * 6)
+    reserve = np.abs(np.random.default_rng(1).normal(40.0, 30.0, (len(NEM_FCAS), 24)))
+    schedule, telemetry = _optimized_schedule(5, NEM_FCAS, prices, reserve)
+    assert any(r.enablement_mw[0] > 0 for r in schedule.reserves)
+    cap = price_cap_aud_per_mwh(T0)
+    energy = bid_for(schedule, telemetry)
+    energy = build_energy_bid(
+        schedule,
+        telemetry,
+        bid_id="b",
+        portfolio="p1",
+        region=Region.SA1,
+        interval_end=T0,
+        price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+        price_cap=cap,
+    )
+    offers = build_reserve_offers(
+        schedule,
+        telemetry,
+        interval_end=T0,
+        reserve_prices_aud_per_mw_h={p.name: float(reserve[k, 0]) for k, p in enumerate(NEM_FCAS)},
+        price_cap=cap,
+    )
+    b = aggregate_portfolio(telemetry)
+    limits = UnitLimits(max_discharge_mw=b.max_discharge_mw, max_charge_mw=b.max_charge_mw)
+    fcas = tuple(
+        battery_fcas_offer(
+            MarketProduct(f"nem_{o.product}"),
+            limits,
+            o.total_mw,
+            [x.price_aud_per_mwh for x in o.bands],
+            [x.volume_mw for x in o.bands],
+        )
+        for o in offers
+    )
+    adapter = adapters.NemAdapter.__new__(adapters.NemAdapter)
+    bid = adapter.bid_from_curves(
+        BidCurves(supply=energy.discharge_bands, demand=energy.charge_bands),
+        bid_id="b",
+        portfolio="p1",
+        location="SA1",
+        run=MarketRun.NEM_DISPATCH,
+        interval_end=T0,
+        extra_offers=fcas,
+    )
+    assert adapter.violations(bid, limits) == []
+
+
+def test_ercot_offers_pass_the_ercot_adapters_validation() -> None:
+    adapters = pytest.importorskip("market_adapters.ercot_adapter", reason="market adapters not importable")
+    from market_adapters.bids import Band, MarketBid, MarketRun, ProductOffer, Side, UnitLimits
+    from market_adapters.bids import Market as MarketName
+    from market_adapters.bids import Product as MarketProduct
+    from market_adapters.ercot import offer_cap_usd_per_mwh
+
+    prices = np.array([30.0, 25.0, 90.0, 400.0] * 6)
+    reserve = np.abs(np.random.default_rng(2).normal(15.0, 10.0, (len(ERCOT_AS), 24)))
+    schedule, telemetry = _optimized_schedule(60, ERCOT_AS, prices, reserve)
+    end = schedule.first_interval_end
+    cap = offer_cap_usd_per_mwh(end, timedelta(hours=1))
+    offers = build_reserve_offers(schedule, telemetry, interval_end=end, price_cap=cap)
+    b = aggregate_portfolio(telemetry)
+    limits = UnitLimits(max_discharge_mw=b.max_discharge_mw, max_charge_mw=b.max_charge_mw)
+    market_offers = []
+    for o in offers:
+        curve = adapters.curve_from_bands(o.bands, Side.SUPPLY)
+        assert 1 <= len(curve) <= 10
+        market_offers.append(ProductOffer(MarketProduct(f"ercot_{o.product}"), Side.SUPPLY, curve))
+    assert all(isinstance(p, Band) for o in market_offers for p in o.bands)
+    bid = MarketBid(
+        "b", 0, "p1", MarketName.ERCOT, MarketRun.ERCOT_DAY_AHEAD, "HB_HOUSTON", end, tuple(market_offers)
+    )
+    adapter = adapters.ErcotAdapter.__new__(adapters.ErcotAdapter)
+    assert adapter.violations(bid, limits) == []

@@ -22,6 +22,7 @@ from autobidder.prices import load_prices, slice_prices
 from autobidder.stack import Stack
 from optimization.arbitrage import perfect_foresight_revenue_aud, prepare_problem
 from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+from workflows.types import CycleResult
 
 STATE_FILES = (
     "temporal.db",
@@ -43,6 +44,7 @@ class DemoSummary:
     portfolio: str
     intervals_completed: int
     intervals_failed: int
+    intervals_fallback: int  # completed on the fallback ladder (docs/workflows.md), no_bid included
     energy_charged_mwh: float
     energy_discharged_mwh: float
     revenue_aud: float
@@ -79,6 +81,7 @@ def summarise(
         portfolio=settings.portfolio,
         intervals_completed=len(outcome.results),
         intervals_failed=len(outcome.failures),
+        intervals_fallback=len(outcome.fallbacks),
         energy_charged_mwh=round(outcome.energy_charged_mwh, 6),
         energy_discharged_mwh=round(outcome.energy_discharged_mwh, 6),
         revenue_aud=round(revenue, 2),
@@ -95,10 +98,12 @@ async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
     )
     with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
 
-        def tick(_end: datetime, result: object) -> None:
+        def tick(_end: datetime, result: CycleResult | None) -> None:
             bar.update(1)
             if result is None:
                 bar.set_postfix_str("last cycle FAILED")
+            elif result.fallback:
+                bar.set_postfix_str(f"last cycle fell back: {result.fallback}")
 
         return await replay(client, settings, ends, on_cycle=tick)
 

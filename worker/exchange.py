@@ -5,12 +5,22 @@ PATH is the JSON written by `autobidder.config.dump_settings`. The server listen
 in flight finish for `--grace-s` seconds, so a supervisor can stop it without losing a bid that
 was being stored. Exit status: 0 after a clean stop, 2 for bad settings or price data, 1 when the
 port cannot be bound.
+
+Two options have environment defaults, so that `autobidder up` (which passes only --settings)
+can be configured without a settings field:
+
+* `--clock replay|live` (AUTOBIDDER_EXCHANGE_CLOCK, default replay): a replay exchange's market
+  time is virtual and moves with the requests of the replay driver; a live one's is the wall
+  clock (docs/markets.md, "Market time").
+* `--fcas-prices-file PATH` (AUTOBIDDER_FCAS_PRICES_FILE, default none): AEMO FCAS prices to
+  replay beside energy, for example ../shared/data/nem/price_fcas_2025-12.parquet.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,6 +30,7 @@ from types import FrameType
 from autobidder.config import ConfigError, read_settings
 from autobidder.prices import PriceDataError
 from market_adapters.exchange_server import create_server
+from market_adapters.market_clock import MarketClock, ReplayClock, WallClock
 
 log = logging.getLogger("worker.exchange")
 
@@ -28,6 +39,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker.exchange", description=__doc__.splitlines()[0])
     parser.add_argument("--settings", type=Path, required=True, help="settings JSON from dump_settings")
     parser.add_argument("--grace-s", type=float, default=5.0, help="seconds in-flight calls get on stop")
+    parser.add_argument(
+        "--clock",
+        choices=("replay", "live"),
+        default=os.environ.get("AUTOBIDDER_EXCHANGE_CLOCK", "replay"),
+        help="market time: virtual, moved by the replay (default), or the wall clock",
+    )
+    fcas = os.environ.get("AUTOBIDDER_FCAS_PRICES_FILE")
+    parser.add_argument(
+        "--fcas-prices-file",
+        type=Path,
+        default=Path(fcas) if fcas else None,
+        help="AEMO FCAS prices (parquet/CSV) to replay beside energy",
+    )
     return parser.parse_args(argv)
 
 
@@ -40,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker.exchange: settings {args.settings}: {exc}", file=sys.stderr)
         return 2
     address = f"127.0.0.1:{settings.ports.exchange}"
+    clock: MarketClock = WallClock() if args.clock == "live" else ReplayClock()
     try:
-        server, port = create_server(settings, address)
+        server, port = create_server(settings, address, fcas_prices_file=args.fcas_prices_file, clock=clock)
     except PriceDataError as exc:
         print(f"worker.exchange: {exc}", file=sys.stderr)
         return 2
@@ -58,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
-    log.info("exchange for %s listening on 127.0.0.1:%d", settings.region, port)
+    log.info("exchange for %s listening on 127.0.0.1:%d (%s clock)", settings.region, port, clock.mode)
     while not stop.wait(0.5):
         pass
     server.stop(args.grace_s).wait()

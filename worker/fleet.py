@@ -2,11 +2,22 @@
 
 PATH is the JSON that `autobidder.config.dump_settings` writes. The server binds
 127.0.0.1:<settings.ports.fleet> and stops gracefully on SIGTERM or SIGINT (exit status 0).
+
+By default it serves the configured batteries (`settings.fleet`). Instead, still as portfolio
+`settings.portfolio` (the bidding cycle's optimizer is sized from `settings.fleet`, so these are
+for the hierarchy calls):
+
+- `--hierarchy-url URL [--under PATH] [--program NAME]` serves the batteries stored in that
+  database (`autobidder.hierarchy_store`), at or below PATH; with a program, only the batteries
+  enrolled in it take part in node state and dispatch;
+- `--synthetic-batteries N` serves N simulated home batteries in a five-level hierarchy (with
+  outages and telemetry delay, seeded by `--seed`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -15,7 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from autobidder.config import ConfigError, read_settings
+from sqlalchemy.exc import SQLAlchemyError
+
+from autobidder.config import ConfigError, Settings, read_settings
+from autobidder.facts import make_engine
+from autobidder.fleet_control import FleetController
+from autobidder.fleet_twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout
+from autobidder.hierarchy import FLEET, HierarchyError
+from autobidder.hierarchy_membership import enrolled_mask
+from autobidder.hierarchy_store import HierarchyStore
 from worker.fleet_service import FleetServerError, create_server
 
 log = logging.getLogger("worker.fleet")
@@ -23,10 +42,42 @@ log = logging.getLogger("worker.fleet")
 GRACE_S = 2.0
 
 
+def controller_from_store(
+    settings: Settings, url: str, under: str = FLEET, program: str = ""
+) -> FleetController:
+    """Twins of the batteries stored at or below `under`, limited to `program`'s enrolled ones."""
+    engine = make_engine(url)
+    try:
+        store = HierarchyStore(engine)
+        layout = store.load_layout(under)
+        participating = enrolled_mask(layout, store.states(program, under)) if program else None
+    finally:
+        engine.dispose()
+    if layout.n_batteries == 0:
+        raise ValueError(f"--under: no batteries are stored at or below {under!r}")
+    return FleetController(settings.portfolio, TwinFleet(layout), participating=participating)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.fleet", description=__doc__)
     parser.add_argument("--settings", required=True, type=Path, help="settings JSON from dump_settings")
+    parser.add_argument(
+        "--synthetic-batteries",
+        type=int,
+        default=0,
+        help="serve N simulated home batteries (0: the configured fleet)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fleet and its outages")
+    parser.add_argument("--hierarchy-url", default="", help="serve the batteries stored in this database")
+    parser.add_argument(
+        "--under", default=FLEET, help="with --hierarchy-url: only the batteries under this node"
+    )
+    parser.add_argument("--program", default="", help="with --hierarchy-url: only batteries enrolled in it")
     args = parser.parse_args(argv)
+    if args.synthetic_batteries and args.hierarchy_url:
+        parser.error("--synthetic-batteries and --hierarchy-url: choose one")
+    if args.synthetic_batteries < 0:
+        parser.error(f"--synthetic-batteries: {args.synthetic_batteries} must be 0 or more")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
 
     try:
@@ -38,8 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     address = f"127.0.0.1:{settings.ports.fleet}"
+    fleet: TwinFleet | FleetController | None = None
     try:
-        server, port = create_server(settings, address)
+        if args.synthetic_batteries:
+            behaviour = dataclasses.replace(HOME_FLEET_BEHAVIOUR, seed=args.seed)
+            fleet = TwinFleet(synthetic_layout(args.synthetic_batteries, seed=args.seed), behaviour=behaviour)
+        elif args.hierarchy_url:
+            fleet = controller_from_store(settings, args.hierarchy_url, args.under, args.program)
+    except (HierarchyError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except SQLAlchemyError as exc:
+        log.error("--hierarchy-url: cannot read the hierarchy: %s", exc)
+        return 2
+    try:
+        server, port = create_server(settings, address, fleet=fleet)
     except FleetServerError as exc:
         log.error("%s", exc)
         return 1

@@ -1,115 +1,66 @@
 """The FleetControl gRPC service over the simulated fleet.
 
-`FleetController` holds the state (the twins plus a ledger of applied dispatches) behind one
-lock; `FleetControlServicer` only adapts protobuf messages and maps errors to status codes:
+`FleetController` (autobidder/fleet_control.py) holds the state: the twins plus a ledger of
+applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf messages
+(autobidder/fleet_wire.py) and maps errors to status codes:
 
-    ValueError (bad field)          -> INVALID_ARGUMENT, message names the field
-    NoSuchPortfolioError           -> NOT_FOUND, message names the portfolio
-    DispatchOutOfOrderError         -> FAILED_PRECONDITION
+    ValueError (bad field, hierarchy rule)  -> INVALID_ARGUMENT, message names the field or node
+    NoSuchPortfolioError, UnknownNodeError  -> NOT_FOUND, message names the portfolio or node
+    DispatchOutOfOrderError                 -> FAILED_PRECONDITION
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import threading
-from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
 
 import grpc
 
-from autobidder.clock import parse_instant, require_aware, to_utc
+from autobidder.clock import parse_instant
 from autobidder.config import Settings
-from autobidder.domain import Dispatch, TelemetrySnapshot
-from autobidder.fleet import NoSuchPortfolioError, SimulatedFleet, disaggregate
+from autobidder.fleet import NoSuchPortfolioError, SimulatedFleet
+from autobidder.fleet_control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
+from autobidder.fleet_twins import TwinFleet
+from autobidder.fleet_types import MAX_INTERVAL_MINUTES, NodeDispatch
+from autobidder.fleet_wire import (
+    DEFAULT_BATCH_SIZE,
+    GRPC_OPTIONS,
+    award_from_request,
+    node_state_response,
+    plans_message,
+    summary_message,
+    telemetry_messages,
+)
+from autobidder.hierarchy import FLEET, UnknownNodeError
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
-MAX_INTERVAL_MINUTES = 24 * 60
-# Exact repeats are answered from this many most recent dispatches per portfolio (a week of 5-min
-# intervals); anything older is also before the last applied interval, so it is rejected anyway.
-LEDGER_SIZE = 2016
+__all__ = [
+    "LEDGER_SIZE",
+    "MAX_INTERVAL_MINUTES",
+    "DispatchOutOfOrderError",
+    "FleetControlServicer",
+    "FleetController",
+    "FleetServerError",
+    "create_server",
+]
 
-
-class DispatchOutOfOrderError(RuntimeError):
-    """A dispatch that would move the twins backwards in time, or rewrite an applied interval."""
+LEDGER_SIZE = LEDGER_MAX_ENTRIES
+MAX_BATCH_SIZE = 1_000_000
+# A stream re-checks that its client is still there at least this often.
+_STREAM_POLL_S = 0.5
+# Streams hold a server thread each; keep room for the unary calls beside them.
+_MAX_WORKERS = 16
 
 
 class FleetServerError(RuntimeError):
     """The server could not be set up (address not on loopback, or the port is taken)."""
 
 
-@dataclass(frozen=True)
-class _Applied:
-    dispatch: Dispatch
-    interval_minutes: int
-
-
-class FleetController:
-    """Thread-safe front of a `SimulatedFleet`: telemetry, and dispatch applied at most once per interval."""
-
-    def __init__(self, fleet: SimulatedFleet) -> None:
-        self._fleet = fleet
-        self._lock = threading.Lock()
-        self._ledger: OrderedDict[datetime, _Applied] = OrderedDict()
-        self._last_applied: datetime | None = None
-
-    @property
-    def portfolio(self) -> str:
-        return self._fleet.portfolio
-
-    def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:
-        with self._lock:
-            return self._fleet.telemetry(portfolio, as_of)
-
-    def dispatch(
-        self, portfolio: str, interval_end: datetime, net_mw: float, interval_minutes: int
-    ) -> Dispatch:
-        """Split `net_mw` over the interval ending at `interval_end` and apply it to the twins, once.
-
-        A retried call (same interval, same request) returns the stored result without applying it
-        again, so a retried activity cannot move SoC twice. Any other call for an interval at or
-        before the last applied one raises `DispatchOutOfOrderError`.
-        """
-        require_aware(interval_end, "interval_end")
-        if not math.isfinite(net_mw):
-            raise ValueError(f"net_mw: {net_mw} must be finite")
-        if not 0 < interval_minutes <= MAX_INTERVAL_MINUTES:
-            raise ValueError(f"interval_minutes: {interval_minutes} must be in 1..{MAX_INTERVAL_MINUTES}")
-        key = to_utc(interval_end)
-        interval = timedelta(minutes=interval_minutes)
-        with self._lock:
-            if portfolio != self._fleet.portfolio:
-                raise NoSuchPortfolioError(f"portfolio {portfolio!r} is not known")
-            if (applied := self._ledger.get(key)) is not None:
-                stored = applied.dispatch
-                if stored.requested_net_mw == net_mw and applied.interval_minutes == interval_minutes:
-                    return stored
-                raise DispatchOutOfOrderError(
-                    f"interval_end: {interval_end.isoformat()} was already dispatched with net_mw "
-                    f"{stored.requested_net_mw} over {applied.interval_minutes} min; "
-                    f"refusing net_mw {net_mw} over {interval_minutes} min"
-                )
-            if self._last_applied is not None and key <= self._last_applied:
-                raise DispatchOutOfOrderError(
-                    f"interval_end: {interval_end.isoformat()} is not later than the last applied "
-                    f"interval {self._last_applied.isoformat()}"
-                )
-            hours = interval.total_seconds() / 3600.0
-            telemetry = self._fleet.telemetry(portfolio, interval_end - interval, interval_hours=hours)
-            result = disaggregate(portfolio, interval_end, net_mw, telemetry, hours)
-            self._fleet.apply(result, hours)
-            self._ledger[key] = _Applied(result, interval_minutes)
-            self._last_applied = key
-            while len(self._ledger) > LEDGER_SIZE:
-                self._ledger.popitem(last=False)
-            return result
-
-
 def _abort(context: Any, exc: Exception) -> NoReturn:
-    if isinstance(exc, NoSuchPortfolioError):
+    if isinstance(exc, NoSuchPortfolioError | UnknownNodeError):
         code = grpc.StatusCode.NOT_FOUND
     elif isinstance(exc, DispatchOutOfOrderError):
         code = grpc.StatusCode.FAILED_PRECONDITION
@@ -121,7 +72,10 @@ def _abort(context: Any, exc: Exception) -> NoReturn:
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 
-def _telemetry_message(snapshot: TelemetrySnapshot) -> Any:
+_EXPECTED = (ValueError, NoSuchPortfolioError, UnknownNodeError, DispatchOutOfOrderError)
+
+
+def _telemetry_message(snapshot: Any) -> Any:
     return fleet_pb2.GetTelemetryResponse(
         portfolio=snapshot.portfolio,
         as_of=snapshot.as_of.isoformat(),
@@ -129,16 +83,29 @@ def _telemetry_message(snapshot: TelemetrySnapshot) -> Any:
     )
 
 
-def _dispatch_message(dispatch: Dispatch) -> Any:
-    return fleet_pb2.DispatchResponse(
-        portfolio=dispatch.portfolio,
-        interval_end=dispatch.interval_end.isoformat(),
-        requested_net_mw=dispatch.requested_net_mw,
-        allocations=[
-            fleet_pb2.BatteryDispatch(battery_id=a.battery_id, net_mw=a.net_mw) for a in dispatch.allocations
-        ],
-        shortfall_mw=dispatch.shortfall_mw,
+def _dispatch_message(controller: FleetController, portfolio: str, result: NodeDispatch, detail: int) -> Any:
+    s = result.summary
+    response = fleet_pb2.DispatchResponse(
+        portfolio=portfolio,
+        interval_end=s.interval_end.isoformat(),
+        requested_net_mw=s.energy.requested_mw,
+        shortfall_mw=s.energy.shortfall_mw,
+        node=s.node,
+        interval_minutes=s.interval_minutes,
+        summary=summary_message(s),
     )
+    plans = result.plans
+    assert plans is not None
+    if detail == fleet_pb2.DISPATCH_DETAIL_PLANS:
+        plans_message(plans, response.plans)
+    elif detail == fleet_pb2.DISPATCH_DETAIL_UNSPECIFIED:
+        if s.node == FLEET:
+            flat = controller.flat_dispatch(portfolio, result)
+            pairs = [(a.battery_id, a.net_mw) for a in flat.allocations]
+        else:
+            pairs = list(zip(plans.battery_ids, plans.net_mw.tolist(), strict=True))
+        response.allocations.extend(fleet_pb2.BatteryDispatch(battery_id=b, net_mw=mw) for b, mw in pairs)
+    return response
 
 
 class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
@@ -151,22 +118,58 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
         try:
             as_of = parse_instant(request.as_of, "as_of")
             snapshot = self._controller.telemetry(cast(str, request.portfolio), as_of)
-        except (ValueError, NoSuchPortfolioError) as exc:
+        except _EXPECTED as exc:
             _abort(context, exc)
         return _telemetry_message(snapshot)
 
     def Dispatch(self, request: Any, context: Any) -> Any:
         try:
             interval_end = parse_instant(request.interval_end, "interval_end")
-            result = self._controller.dispatch(
-                cast(str, request.portfolio),
-                interval_end,
-                cast(float, request.net_mw),
-                cast(int, request.interval_minutes),
-            )
-        except (ValueError, NoSuchPortfolioError, DispatchOutOfOrderError) as exc:
+            if not math.isfinite(request.net_mw):
+                raise ValueError(f"net_mw: {request.net_mw} must be finite")
+            if request.detail not in fleet_pb2.DispatchDetail.values():
+                raise ValueError(f"detail: {request.detail} is not a DispatchDetail")
+            award = award_from_request(request, interval_end)
+            portfolio = cast(str, request.portfolio)
+            result = self._controller.dispatch_node(award, portfolio)
+        except _EXPECTED as exc:
             _abort(context, exc)
-        return _dispatch_message(result)
+        return _dispatch_message(
+            self._controller, portfolio or self._controller.portfolio, result, request.detail
+        )
+
+    def GetNodeState(self, request: Any, context: Any) -> Any:
+        try:
+            as_of = parse_instant(request.as_of, "as_of") if request.as_of else None
+            state = self._controller.node_state(
+                cast(str, request.node), as_of, bool(request.include_children), request.interval_minutes or 5
+            )
+        except _EXPECTED as exc:
+            _abort(context, exc)
+        return node_state_response(state)
+
+    def StreamTelemetry(self, request: Any, context: Any) -> Iterator[Any]:
+        batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+        try:
+            if not 0 < batch_size <= MAX_BATCH_SIZE:
+                raise ValueError(f"batch_size: {batch_size} must be in 1..{MAX_BATCH_SIZE}")
+            if request.max_snapshots < 0:
+                raise ValueError(f"max_snapshots: {request.max_snapshots} must be 0 (no limit) or more")
+            view = self._controller.telemetry_view(cast(str, request.node))
+        except _EXPECTED as exc:
+            _abort(context, exc)
+        sent = 0
+        while True:
+            yield from telemetry_messages(view, sent, batch_size)
+            sent += 1
+            if sent == request.max_snapshots:
+                return
+            version = view.version
+            while version == view.version:
+                if not context.is_active():
+                    return
+                version = self._controller.wait_for_change(view.version, _STREAM_POLL_S)
+            view = self._controller.telemetry_view(view.node)
 
     def Health(self, request: Any, context: Any) -> Any:
         return fleet_pb2.HealthResponse(status=fleet_pb2.SERVING_STATUS_SERVING)
@@ -183,18 +186,29 @@ def _require_loopback(address: str) -> None:
 
 
 def create_server(
-    settings: Settings, address: str = "127.0.0.1:0", fleet: SimulatedFleet | None = None
+    settings: Settings,
+    address: str = "127.0.0.1:0",
+    fleet: SimulatedFleet | TwinFleet | FleetController | None = None,
 ) -> tuple[grpc.Server, int]:
     """A FleetControl server bound to `address` (not yet started) and the port it got.
 
-    The twins are built from `settings.fleet` for `settings.portfolio` unless `fleet` is given
-    (tests pass one to look at its state). Port 0 picks a free port.
+    The twins are built from `settings.fleet` for `settings.portfolio` unless `fleet` is given:
+    a `SimulatedFleet` (tests look at its state), a `TwinFleet` of any size (served as
+    `settings.portfolio`), or a ready `FleetController`. Port 0 picks a free port.
     """
     _require_loopback(address)
-    controller = FleetController(
-        fleet if fleet is not None else SimulatedFleet(settings.portfolio, settings.fleet)
+    if isinstance(fleet, FleetController):
+        controller = fleet
+    elif isinstance(fleet, TwinFleet):
+        controller = FleetController(settings.portfolio, fleet)
+    else:
+        controller = FleetController.for_simulated(
+            fleet if fleet is not None else SimulatedFleet(settings.portfolio, settings.fleet)
+        )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="fleet-rpc"),
+        options=GRPC_OPTIONS,
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fleet-rpc"))
     cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(FleetControlServicer(controller), server)
     try:
         port = cast(int, server.add_insecure_port(address))

@@ -1,14 +1,24 @@
-"""Temporal worker process: `python -m worker.temporal_worker --settings PATH`.
+"""Temporal worker process: `python -m worker.temporal_worker --settings PATH [--routes PATH]`.
 
 Runs the BiddingCycle workflow and its activities, and the queue bridge that completes the
-forecast and optimize activities from the result queues.
+forecast and optimize activities from the result queues and heartbeats them while they wait.
+`--routes` names a JSON file `{"<portfolio>": {"exchange": "127.0.0.1:P", "fleet": "127.0.0.1:Q"}}`
+for portfolios served by other exchange and fleet processes than `settings.portfolio`'s.
+
+On SIGTERM it stops polling, gives running activities WORKER_SHUTDOWN_GRACE to finish (the rest
+are retried elsewhere after their timeouts), and stops the bridge: result messages it has not
+acted on stay in the queue for the next bridge.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -22,56 +32,95 @@ from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.activities import CycleActivities
 from workflows.bidding_cycle import BiddingCycle
-from workflows.queue_bridge import QueueBridge
+from workflows.queue_bridge import QueueBridge, WaitingActivities
 
 log = logging.getLogger("worker.temporal_worker")
+
+STAGES = (FORECAST_STAGE, OPTIMIZE_STAGE)
+WORKER_SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
 def temporal_address(settings: Settings) -> str:
     return f"127.0.0.1:{settings.ports.temporal}"
 
 
-def build_activities(settings: Settings, queues: SqsQueues) -> CycleActivities:
+def declare_queues(settings: Settings, queues: SqsQueues) -> None:
+    """Every stage's request, result and dead-letter queues (idempotent)."""
+    for stage in STAGES:
+        queues.declare_stage(
+            settings.queue_name(stage, "requests"),
+            settings.queue_name(stage, "results"),
+            settings.queue_name(stage, "dead"),
+        )
+
+
+def read_routes(path: Path | None) -> dict[str, tuple[ExchangeClient, FleetClient]]:
+    if path is None:
+        return {}
+    entries = json.loads(path.read_text())
+    return {
+        portfolio: (ExchangeClient(entry["exchange"]), FleetClient(entry["fleet"]))
+        for portfolio, entry in entries.items()
+    }
+
+
+def build_activities(
+    settings: Settings,
+    queues: SqsQueues,
+    waiting: WaitingActivities | None = None,
+    routes: dict[str, tuple[ExchangeClient, FleetClient]] | None = None,
+) -> CycleActivities:
     return CycleActivities(
         settings,
         FactStore.from_url(settings.resolved_database_url),
         ExchangeClient(f"127.0.0.1:{settings.ports.exchange}"),
         FleetClient(f"127.0.0.1:{settings.ports.fleet}"),
         queues,
+        waiting=waiting,
+        routes=routes,
     )
 
 
-async def run(settings: Settings, stop: asyncio.Event) -> None:
+async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
     client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
-    result_queues = [settings.queue_name(s, "results") for s in (FORECAST_STAGE, OPTIMIZE_STAGE)]
-    for name in result_queues + [
-        settings.queue_name(s, "requests") for s in (FORECAST_STAGE, OPTIMIZE_STAGE)
-    ]:
-        queues.ensure(name)
-    activities = build_activities(settings, queues)
-    bridge = QueueBridge(client, queues, result_queues)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    declare_queues(settings, queues)
+    waiting = WaitingActivities()
+    activities = build_activities(settings, queues, waiting, read_routes(routes_path))
+    bridge = QueueBridge(client, queues, [settings.queue_name(s, "results") for s in STAGES], waiting)
+    with ThreadPoolExecutor(max_workers=32) as executor:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             workflows=[BiddingCycle],
             activities=activities.all(),
             activity_executor=executor,
+            max_concurrent_activities=32,
+            graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
         )
         async with worker:
             mark_ready(settings, "temporal-worker")
             log.info("temporal worker polling task queue %s", settings.task_queue)
             await bridge.run(stop)
-    log.info("temporal worker stopped; bridge completed %d, dropped %d stale", bridge.completed, bridge.stale)
+            log.info("stopping: draining the worker for up to %s", WORKER_SHUTDOWN_GRACE)
+    log.info(
+        "temporal worker stopped; bridge completed %d, dropped %d stale, %d heartbeats, %d cancelled",
+        bridge.completed,
+        bridge.stale,
+        bridge.heartbeats,
+        bridge.cancelled,
+    )
 
 
 def main() -> None:
-    settings, _ = parse_settings(__doc__ or "")
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--routes", type=Path, default=None, help="JSON: portfolio -> exchange/fleet")
+
+    settings, args = parse_settings(__doc__ or "", extra)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     on_stop_signal(lambda: loop.call_soon_threadsafe(stop.set))
-    loop.run_until_complete(run(settings, stop))
+    loop.run_until_complete(run(settings, stop, args.routes))
 
 
 if __name__ == "__main__":

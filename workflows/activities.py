@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -18,6 +19,7 @@ from autobidder.clock import parse_instant
 from autobidder.config import Settings
 from autobidder.domain import (
     Award,
+    CycleFallback,
     Dispatch,
     EnergyBid,
     FactKind,
@@ -25,11 +27,11 @@ from autobidder.domain import (
     Schedule,
     TelemetrySnapshot,
 )
-from autobidder.facts import FactStore, Provenance
+from autobidder.facts import FactStore, Provenance, facts_table
 from autobidder.fleet_client import FleetClient
 from autobidder.queues import SqsQueues
 from autobidder.settlement import settle
-from market_adapters.exchange_client import BidRejectedError, ExchangeClient
+from market_adapters.exchange_client import BidRejectedError, ExchangeClient, UnknownBidError
 from market_adapters.nem import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     BidValidationError,
@@ -38,13 +40,17 @@ from market_adapters.nem import (
 )
 from optimization.bids import build_energy_bid
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
+from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.types import (
     AwaitAwardInput,
     DispatchInput,
+    FallbackInput,
+    FallbackResult,
     FetchDataInput,
     FetchDataResult,
     ForecastInput,
     OptimizeInput,
+    RecordFallbackInput,
     SettleInput,
     SettleResult,
     SubmitBidsInput,
@@ -60,10 +66,22 @@ def encode_task_token(token: bytes) -> str:
 
 
 def decode_task_token(text: str) -> bytes:
-    return base64.b64decode(text)
+    token = base64.b64decode(text, validate=True)
+    if not token:
+        raise ValueError("task_token: empty")
+    return token
+
+
+class WaitingTokens(Protocol):
+    """Where a queue-backed activity registers its task token so the bridge heartbeats it."""
+
+    def add(self, token: bytes) -> None: ...
 
 
 class CycleActivities:
+    """The cycle's activities. `routes` maps further portfolios to their own exchange and fleet
+    clients (one process serving several portfolios); `settings.portfolio` uses the defaults."""
+
     def __init__(
         self,
         settings: Settings,
@@ -71,14 +89,27 @@ class CycleActivities:
         exchange: ExchangeClient,
         fleet: FleetClient,
         queues: SqsQueues,
+        *,
+        waiting: WaitingTokens | None = None,
+        routes: Mapping[str, tuple[ExchangeClient, FleetClient]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
-        self._exchange = exchange
-        self._fleet = fleet
+        self._exchange_default = exchange
+        self._fleet_default = fleet
         self._queues = queues
+        self._waiting = waiting
+        self._routes = dict(routes or {})
         self._max_discharge_mw = sum(b.max_discharge_mw for b in settings.fleet)
         self._max_charge_mw = sum(b.max_charge_mw for b in settings.fleet)
+
+    def _exchange_for(self, portfolio: str) -> ExchangeClient:
+        route = self._routes.get(portfolio)
+        return route[0] if route else self._exchange_default
+
+    def _fleet_for(self, portfolio: str) -> FleetClient:
+        route = self._routes.get(portfolio)
+        return route[1] if route else self._fleet_default
 
     def _provenance(self, cycle_id: str, component: str, *inputs: str) -> Provenance:
         return Provenance(
@@ -88,8 +119,10 @@ class CycleActivities:
     @activity.defn(name="fetch_data")
     def fetch_data(self, inp: FetchDataInput) -> FetchDataResult:
         as_of = parse_instant(inp.as_of, "as_of")
-        market = self._exchange.market_snapshot(Region(inp.region), as_of, inp.lookback_intervals)
-        telemetry = self._fleet.telemetry(inp.portfolio, as_of)
+        market = self._exchange_for(inp.portfolio).market_snapshot(
+            Region(inp.region), as_of, inp.lookback_intervals
+        )
+        telemetry = self._fleet_for(inp.portfolio).telemetry(inp.portfolio, as_of)
         return FetchDataResult(
             market_fact_id=self._store.put(
                 FactKind.MARKET_SNAPSHOT, market, self._provenance(inp.cycle_id, "exchange")
@@ -100,8 +133,12 @@ class CycleActivities:
         )
 
     def _enqueue(self, stage: str, body: dict[str, object]) -> None:
-        token = encode_task_token(activity.info().task_token)
-        self._queues.send(self._settings.queue_name(stage, "requests"), {**body, "task_token": token})
+        raw = activity.info().task_token
+        self._queues.send(
+            self._settings.queue_name(stage, "requests"), {**body, "task_token": encode_task_token(raw)}
+        )
+        if self._waiting is not None:
+            self._waiting.add(raw)
 
     @activity.defn(name="forecast")
     def forecast(self, inp: ForecastInput) -> str:
@@ -112,6 +149,8 @@ class CycleActivities:
                 "market_fact_id": inp.market_fact_id,
                 "first_interval_end": inp.first_interval_end,
                 "horizon_intervals": inp.horizon_intervals,
+                # Only when set, so workers that predate model selection see the old request.
+                **({"model": inp.model} if inp.model else {}),
             },
         )
         # The queue bridge completes this activity by its task token when the result arrives.
@@ -125,44 +164,151 @@ class CycleActivities:
                 "cycle_id": inp.cycle_id,
                 "forecast_fact_id": inp.forecast_fact_id,
                 "telemetry_fact_id": inp.telemetry_fact_id,
+                **({"strategy_version": inp.strategy_version} if inp.strategy_version else {}),
             },
         )
         activity.raise_complete_async()
 
-    @activity.defn(name="submit_bids")
-    def submit_bids(self, inp: SubmitBidsInput) -> SubmitBidsResult:
-        schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
+    def _build_bid(self, inp: SubmitBidsInput) -> tuple[EnergyBid, str]:
+        """The bid for `inp` and the fact it was built from (deterministic, so a retry rebuilds it)."""
         telemetry = self._store.get(inp.telemetry_fact_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT)
         interval_end = parse_instant(inp.interval_end, "interval_end")
-        bid: EnergyBid = build_energy_bid(
-            schedule,
-            telemetry,
-            bid_id=bid_id_for(inp.portfolio, inp.interval_end),
-            portfolio=inp.portfolio,
-            region=Region(inp.region),
-            interval_end=interval_end,
-            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
-            price_cap=price_cap_aud_per_mwh(interval_end),
-        )
+        common: dict[str, Any] = {
+            "bid_id": bid_id_for(inp.portfolio, inp.interval_end),
+            "portfolio": inp.portfolio,
+            "region": Region(inp.region),
+            "interval_end": interval_end,
+            "price_floor": MARKET_PRICE_FLOOR_AUD_PER_MWH,
+            "price_cap": price_cap_aud_per_mwh(interval_end),
+        }
+        if inp.bid_kind == CONSERVATIVE:
+            bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
+            return bid, inp.telemetry_fact_id
+        schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
+        return build_energy_bid(schedule, telemetry, **common), inp.schedule_fact_id
+
+    def _store_bid(self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str) -> str:
+        component = "bid-builder" if inp.bid_kind in ("", "optimal") else f"bid-builder/{inp.bid_kind}"
+        return self._store.put(FactKind.BID, bid, self._provenance(inp.cycle_id, component, source_fact_id))
+
+    @activity.defn(name="submit_bids")
+    def submit_bids(self, inp: SubmitBidsInput) -> SubmitBidsResult:
+        bid, source = self._build_bid(inp)
         try:
             validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw)
-            result = self._exchange.submit_bid(bid)
+            result = self._exchange_for(inp.portfolio).submit_bid(bid)
         except (BidValidationError, BidRejectedError) as exc:
             raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
-        bid_fact_id = self._store.put(
-            FactKind.BID, bid, self._provenance(inp.cycle_id, "bid-builder", inp.schedule_fact_id)
-        )
+        bid_fact_id = self._store_bid(inp, bid, source)
         return SubmitBidsResult(bid_fact_id=bid_fact_id, bid_id=bid.bid_id, duplicate=result.duplicate)
+
+    @activity.defn(name="find_bid")
+    def find_bid(self, inp: SubmitBidsInput) -> SubmitBidsResult:
+        """After a failed submission: the bid, if the exchange stored it anyway (UnknownBidError if not)."""
+        bid, source = self._build_bid(inp)
+        try:
+            self._exchange_for(inp.portfolio).get_award(bid.bid_id)
+        except UnknownBidError as exc:
+            raise ApplicationError(str(exc), type="UnknownBidError", non_retryable=True) from exc
+        return SubmitBidsResult(self._store_bid(inp, bid, source), bid.bid_id, duplicate=True)
+
+    def _last_good_schedule(self, portfolio: str, interval_end: datetime) -> tuple[str, Schedule] | None:
+        """The newest optimal schedule of `portfolio` whose horizon covers `interval_end`."""
+        query = (
+            sa.select(facts_table.c.fact_id)
+            .where(facts_table.c.kind == str(FactKind.SCHEDULE))
+            .where(facts_table.c.cycle_id.like(f"bid-cycle/{portfolio}/%"))
+            .where(facts_table.c.component.not_like("fallback%"))
+            .order_by(facts_table.c.created_at_utc.desc())
+            .limit(12)
+        )
+        with self._store.engine.connect() as conn:
+            fact_ids = [row[0] for row in conn.execute(query)]
+        for fact_id in fact_ids:
+            schedule = self._store.get(fact_id, Schedule, FactKind.SCHEDULE)
+            if schedule.first_interval_end < interval_end and shift_schedule(schedule, interval_end):
+                return fact_id, schedule
+        return None
+
+    def _telemetry_for(self, inp: FallbackInput) -> str:
+        """The cycle's telemetry fact, or a fresh one if fetch_data never ran ("" if the fleet is down)."""
+        if inp.telemetry_fact_id:
+            return inp.telemetry_fact_id
+        as_of = parse_instant(inp.interval_end, "interval_end") - timedelta(minutes=inp.interval_minutes)
+        try:
+            telemetry = self._fleet_for(inp.portfolio).telemetry(inp.portfolio, as_of)
+        except Exception as exc:  # any fleet failure just means the ladder's last rung
+            log.warning("fallback for %s: no telemetry: %s", inp.cycle_id, exc)
+            return ""
+        return self._store.put(
+            FactKind.TELEMETRY_SNAPSHOT, telemetry, self._provenance(inp.cycle_id, "fleet")
+        )
+
+    def _put_fallback(self, cycle_id: str, fallback: CycleFallback, *inputs: str) -> str:
+        return self._store.put(
+            FactKind.FALLBACK, fallback, self._provenance(cycle_id, "fallback-ladder", *inputs)
+        )
+
+    @activity.defn(name="fallback")
+    def fallback(self, inp: FallbackInput) -> FallbackResult:
+        """Walk the ladder from `inp.first_rung`; store the rung taken and the reason as a fact."""
+        if inp.first_rung not in RUNGS:
+            raise ApplicationError(
+                f"first_rung: {inp.first_rung!r} is not one of {RUNGS}", type="InvalidInput"
+            )
+        interval_end = parse_instant(inp.interval_end, "interval_end")
+        telemetry_fact_id = self._telemetry_for(inp)
+        rungs = RUNGS[RUNGS.index(inp.first_rung) :]
+        source, schedule_fact_id, rung = "", "", NO_BID
+        if not telemetry_fact_id:
+            detail = "no telemetry"
+        elif SHIFTED_SCHEDULE in rungs and (found := self._last_good_schedule(inp.portfolio, interval_end)):
+            source, schedule = found
+            shifted = shift_schedule(schedule, interval_end)
+            assert shifted is not None
+            schedule_fact_id = self._store.put(
+                FactKind.SCHEDULE,
+                shifted,
+                self._provenance(inp.cycle_id, "fallback/shifted-schedule", source),
+            )
+            rung, detail = SHIFTED_SCHEDULE, f"shifted schedule {source[:12]}"
+        elif CONSERVATIVE in rungs:
+            rung, detail = CONSERVATIVE, "no schedule covers this interval"
+        else:
+            detail = "no rung left"
+        fallback = CycleFallback(
+            portfolio=inp.portfolio,
+            interval_end=interval_end,
+            rung=rung,
+            reason=f"{inp.reason} -> {rung} ({detail})",
+            source_schedule_fact_id=source,
+        )
+        fact_id = self._put_fallback(inp.cycle_id, fallback, *(f for f in (source, telemetry_fact_id) if f))
+        log.warning("cycle %s fell back to %s: %s", inp.cycle_id, rung, fallback.reason)
+        return FallbackResult(rung, fact_id, schedule_fact_id, telemetry_fact_id)
+
+    @activity.defn(name="record_fallback")
+    def record_fallback(self, inp: RecordFallbackInput) -> str:
+        fallback = CycleFallback(
+            portfolio=inp.portfolio,
+            interval_end=parse_instant(inp.interval_end, "interval_end"),
+            rung=inp.rung,
+            reason=inp.reason,
+        )
+        log.warning("cycle %s: %s: %s", inp.cycle_id, inp.rung, inp.reason)
+        return self._put_fallback(inp.cycle_id, fallback)
 
     @activity.defn(name="await_award")
     def await_award(self, inp: AwaitAwardInput) -> str:
-        award = self._exchange.get_award(inp.bid_id)
+        award = self._exchange_for(_portfolio_of(inp.cycle_id)).get_award(inp.bid_id)
         return self._store.put(FactKind.AWARD, award, self._provenance(inp.cycle_id, "exchange"))
 
     @activity.defn(name="dispatch")
     def dispatch(self, inp: DispatchInput) -> str:
         award = self._store.get(inp.award_fact_id, Award, FactKind.AWARD)
-        dispatch = self._fleet.dispatch(inp.portfolio, award.interval_end, award.net_mw, inp.interval_minutes)
+        dispatch = self._fleet_for(inp.portfolio).dispatch(
+            inp.portfolio, award.interval_end, award.net_mw, inp.interval_minutes
+        )
         return self._store.put(
             FactKind.DISPATCH, dispatch, self._provenance(inp.cycle_id, "fleet", inp.award_fact_id)
         )
@@ -187,7 +333,15 @@ class CycleActivities:
             self.forecast,
             self.optimize,
             self.submit_bids,
+            self.find_bid,
+            self.fallback,
+            self.record_fallback,
             self.await_award,
             self.dispatch,
             self.settle,
         ]
+
+
+def _portfolio_of(cycle_id: str) -> str:
+    """`bid-cycle/<portfolio>/<interval end>` -> portfolio."""
+    return cycle_id.split("/")[1]

@@ -1,16 +1,28 @@
-"""Completes queue-backed activities from the result queues, by task token.
+"""Completes queue-backed activities from the result queues, by task token, and heartbeats the
+activities that are still waiting for a result.
 
-A result whose activity is gone (timed out, retried under a new token, workflow terminated)
-is stale: Temporal answers NOT_FOUND and the message is dropped with a log line. Any other
-error leaves the message in the queue so it is delivered again.
+A result whose activity is gone (timed out, retried under a new token, cancelled at the
+deadline, workflow terminated) is stale: Temporal answers NOT_FOUND and the message is dropped
+with a log line, as is a result that cannot be read at all. Any other error (Temporal
+unreachable) hands the message back so it is delivered again.
+
+Heartbeats come from this process, not from the queue workers (they know only SQS): while the
+Temporal worker lives, its waiting activities heartbeat every HEARTBEAT_EVERY_S; if it dies,
+they miss their heartbeat timeout and Temporal retries them under a new token, whose request a
+queue worker then answers. A heartbeat answered with a cancellation (the cycle's planning
+deadline passed) is confirmed with `report_cancellation`, so the activity ends at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
+import contextlib
 import logging
+import threading
+import time
 
-from temporalio.client import Client
+from temporalio.client import AsyncActivityCancelledError, Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,18 +31,62 @@ from workflows.activities import decode_task_token
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_EVERY_S = 2.0
+# Long poll: returns as soon as a result arrives; longer waits only mean fewer idle requests,
+# and a stopping bridge waits at most this long for its last poll.
+RECEIVE_WAIT_S = 2
+
+
+class WaitingActivities:
+    """Task tokens of async activities waiting for a queue result (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: dict[bytes, float] = {}
+
+    def add(self, token: bytes) -> None:
+        with self._lock:
+            self._since[token] = time.monotonic()
+
+    def discard(self, token: bytes) -> None:
+        with self._lock:
+            self._since.pop(token, None)
+
+    def tokens(self) -> list[bytes]:
+        with self._lock:
+            return list(self._since)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._since)
+
 
 class QueueBridge:
-    def __init__(self, client: Client, queues: SqsQueues, result_queues: list[str]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        queues: SqsQueues,
+        result_queues: list[str],
+        waiting: WaitingActivities | None = None,
+    ) -> None:
         self._client = client
         self._queues = queues
         self._result_queues = result_queues
+        self.waiting = waiting if waiting is not None else WaitingActivities()
         self.completed = 0
         self.stale = 0
+        self.heartbeats = 0
+        self.cancelled = 0
 
     async def _complete(self, message: QueueMessage) -> None:
         body = message.body
-        handle = self._client.get_async_activity_handle(task_token=decode_task_token(body["task_token"]))
+        try:
+            token = decode_task_token(body["task_token"])
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            self.stale += 1
+            log.warning("dropping unreadable result %s: no valid task_token", message.message_id)
+            return
+        handle = self._client.get_async_activity_handle(task_token=token)
         try:
             if body.get("ok"):
                 await handle.complete(body["fact_id"])
@@ -42,23 +98,67 @@ class QueueBridge:
                 )
             self.completed += 1
         except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
+            # NOT_FOUND: the activity is gone; INVALID_ARGUMENT: the token is not one Temporal made.
+            if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise
             self.stale += 1
             log.warning("dropping stale result for %s: %s", body.get("cycle_id"), exc.message)
+        finally:
+            self.waiting.discard(token)
+
+    async def _handle(self, queue: str, message: QueueMessage) -> bool:
+        """True when the message is done with (completed or dropped) and can be deleted."""
+        try:
+            await self._complete(message)
+        except Exception:
+            log.exception("could not complete from %s; handing the result back", queue)
+            await asyncio.to_thread(self._queues.release, queue, message)
+            return False
+        return True
 
     async def _drain(self, queue: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 messages = await asyncio.to_thread(
-                    self._queues.receive, queue, max_messages=10, wait_seconds=1
+                    self._queues.receive, queue, max_messages=10, wait_seconds=RECEIVE_WAIT_S
                 )
-                for message in messages:
-                    await self._complete(message)
-                    await asyncio.to_thread(self._queues.delete, queue, message)
+                done = await asyncio.gather(*(self._handle(queue, m) for m in messages))
+                finished = [m for m, ok in zip(messages, done, strict=True) if ok]
+                if finished:
+                    await asyncio.to_thread(self._queues.delete_many, queue, finished)
             except Exception:  # a transient queue or server fault must not kill the bridge
                 log.exception("queue bridge error on %s; retrying", queue)
                 await asyncio.sleep(1.0)
 
+    async def _heartbeat_one(self, token: bytes) -> None:
+        handle = self._client.get_async_activity_handle(task_token=token)
+        try:
+            await handle.heartbeat()
+            self.heartbeats += 1
+        except AsyncActivityCancelledError:
+            self.waiting.discard(token)
+            self.cancelled += 1
+            try:
+                await handle.report_cancellation()
+            except RPCError as exc:
+                log.info("cancellation of a waiting activity not reported: %s", exc.message)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                self.waiting.discard(token)  # completed, timed out or its workflow is gone
+            else:
+                log.warning("heartbeat failed (%s); will retry", exc.message)
+
+    async def heartbeat_once(self) -> None:
+        await asyncio.gather(*(self._heartbeat_one(t) for t in self.waiting.tokens()))
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.heartbeat_once()
+            except Exception:
+                log.exception("heartbeat round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_EVERY_S)
+
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._drain(q, stop) for q in self._result_queues))
+        await asyncio.gather(self._heartbeats(stop), *(self._drain(q, stop) for q in self._result_queues))

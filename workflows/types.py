@@ -12,12 +12,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CycleInput:
+    """One cycle. Every field after `region` has a default so new fields stay backward compatible
+    with histories and starters that predate them (add new ones at the end, with a default).
+
+    `interval_end` empty: a cycle started by a Schedule derives it from its scheduled start time.
+    `gate_closure` empty: the market's rule for `interval_end` (live); the replay driver passes a
+    deadline on its accelerated clock instead. Both are ISO 8601 with an offset.
+    `strategy_version` and `forecast_model` (`name@version`, empty = the worker's default) are
+    carried to the stages and into the memo; the strategy and model registries read them.
+    """
+
     portfolio: str
     region: str
-    interval_end: str
+    interval_end: str = ""
     interval_minutes: int = 5
     horizon_intervals: int = 288
     lookback_intervals: int = 2016
+    market: str = "NEM"
+    gate_closure: str = ""
+    strategy_version: str = ""
+    forecast_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class ForecastInput:
     market_fact_id: str
     first_interval_end: str
     horizon_intervals: int
+    model: str = ""  # `name@version`; empty: the forecast worker's default model
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class OptimizeInput:
     cycle_id: str
     forecast_fact_id: str
     telemetry_fact_id: str
+    strategy_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,10 @@ class SubmitBidsInput:
     interval_end: str
     schedule_fact_id: str
     telemetry_fact_id: str
+    # "optimal" or "shifted_schedule" bid the schedule; "conservative" ignores it (see fallback.py).
+    bid_kind: str = "optimal"
+    strategy_version: str = ""
+    interval_minutes: int = 5
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,40 @@ class CycleResult:
     settlement_fact_id: str
     revenue_aud: float
     net_energy_mwh: float
+    # Set when the cycle fell back (see workflows/fallback.py): the rung it took and the fact
+    # recording why. A `no_bid` cycle has empty bid, award, dispatch and settlement ids.
+    fallback: str = ""
+    fallback_fact_id: str = ""
+
+
+@dataclass(frozen=True)
+class FallbackInput:
+    cycle_id: str
+    portfolio: str
+    region: str
+    interval_end: str
+    interval_minutes: int
+    reason: str
+    telemetry_fact_id: str = ""  # empty when fetch_data itself failed
+    # The ladder starts at this rung: a bid that failed to build or submit skips what it tried.
+    first_rung: str = "shifted_schedule"
+
+
+@dataclass(frozen=True)
+class FallbackResult:
+    rung: str  # "shifted_schedule", "conservative" or "no_bid"
+    fallback_fact_id: str
+    schedule_fact_id: str = ""
+    telemetry_fact_id: str = ""
+
+
+@dataclass(frozen=True)
+class RecordFallbackInput:
+    cycle_id: str
+    portfolio: str
+    interval_end: str
+    rung: str
+    reason: str
 
 
 def cycle_id_for(portfolio: str, interval_end_iso: str) -> str:

@@ -24,15 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utobidder/fleet/v1/fleet.proto\x12\x13\x61utobidder.fleet.v1\"\xef\x01\n\x10\x42\x61tteryTelemetry\x12\x12\n\nbattery_id\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07soc_mwh\x18\x03 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_mwh\x18\x04 \x01(\x01\x12\x1a\n\x12\x62\x61\x63kup_reserve_mwh\x18\x05 \x01(\x01\x12\x1b\n\x13\x61vailable_charge_mw\x18\x06 \x01(\x01\x12\x1e\n\x16\x61vailable_discharge_mw\x18\x07 \x01(\x01\x12\x19\n\x11\x63harge_efficiency\x18\x08 \x01(\x01\x12\x1c\n\x14\x64ischarge_efficiency\x18\t \x01(\x01\"5\n\x0f\x42\x61tteryDispatch\x12\x12\n\nbattery_id\x18\x01 \x01(\t\x12\x0e\n\x06net_mw\x18\x02 \x01(\x01\"7\n\x13GetTelemetryRequest\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\"r\n\x14GetTelemetryResponse\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x38\n\tbatteries\x18\x03 \x03(\x0b\x32%.autobidder.fleet.v1.BatteryTelemetry\"d\n\x0f\x44ispatchRequest\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\x0e\n\x06net_mw\x18\x03 \x01(\x01\x12\x18\n\x10interval_minutes\x18\x04 \x01(\x05\"\xa6\x01\n\x10\x44ispatchResponse\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\x18\n\x10requested_net_mw\x18\x03 \x01(\x01\x12\x39\n\x0b\x61llocations\x18\x04 \x03(\x0b\x32$.autobidder.fleet.v1.BatteryDispatch\x12\x14\n\x0cshortfall_mw\x18\x05 \x01(\x01\"\x0f\n\rHealthRequest\"D\n\x0eHealthResponse\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".autobidder.fleet.v1.ServingStatus*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\x9f\x02\n\x0c\x46leetControl\x12\x63\n\x0cGetTelemetry\x12(.autobidder.fleet.v1.GetTelemetryRequest\x1a).autobidder.fleet.v1.GetTelemetryResponse\x12W\n\x08\x44ispatch\x12$.autobidder.fleet.v1.DispatchRequest\x1a%.autobidder.fleet.v1.DispatchResponse\x12Q\n\x06Health\x12\".autobidder.fleet.v1.HealthRequest\x1a#.autobidder.fleet.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utobidder/fleet/v1/fleet.proto\x12\x13\x61utobidder.fleet.v1\"\xef\x01\n\x10\x42\x61tteryTelemetry\x12\x12\n\nbattery_id\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07soc_mwh\x18\x03 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_mwh\x18\x04 \x01(\x01\x12\x1a\n\x12\x62\x61\x63kup_reserve_mwh\x18\x05 \x01(\x01\x12\x1b\n\x13\x61vailable_charge_mw\x18\x06 \x01(\x01\x12\x1e\n\x16\x61vailable_discharge_mw\x18\x07 \x01(\x01\x12\x19\n\x11\x63harge_efficiency\x18\x08 \x01(\x01\x12\x1c\n\x14\x64ischarge_efficiency\x18\t \x01(\x01\"5\n\x0f\x42\x61tteryDispatch\x12\x12\n\nbattery_id\x18\x01 \x01(\t\x12\x0e\n\x06net_mw\x18\x02 \x01(\x01\"7\n\x13GetTelemetryRequest\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\"r\n\x14GetTelemetryResponse\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x38\n\tbatteries\x18\x03 \x03(\x0b\x32%.autobidder.fleet.v1.BatteryTelemetry\")\n\nEnablement\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\n\n\x02mw\x18\x02 \x01(\x01\"\xdd\x01\n\x0f\x44ispatchRequest\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\x0e\n\x06net_mw\x18\x03 \x01(\x01\x12\x18\n\x10interval_minutes\x18\x04 \x01(\x05\x12\x0c\n\x04node\x18\x05 \x01(\t\x12\x34\n\x0b\x65nablements\x18\x06 \x03(\x0b\x32\x1f.autobidder.fleet.v1.Enablement\x12\x33\n\x06\x64\x65tail\x18\x07 \x01(\x0e\x32#.autobidder.fleet.v1.DispatchDetail\"b\n\rProductResult\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\x14\n\x0crequested_mw\x18\x02 \x01(\x01\x12\x14\n\x0c\x61llocated_mw\x18\x03 \x01(\x01\x12\x14\n\x0cshortfall_mw\x18\x04 \x01(\x01\"{\n\x0f\x43hildAllocation\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tbatteries\x18\x02 \x01(\x05\x12\x11\n\tenergy_mw\x18\x03 \x01(\x01\x12\x34\n\x0b\x65nablements\x18\x04 \x03(\x0b\x32\x1f.autobidder.fleet.v1.Enablement\"\x88\x02\n\x0f\x44ispatchSummary\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x32\n\x06\x65nergy\x18\x02 \x01(\x0b\x32\".autobidder.fleet.v1.ProductResult\x12\x34\n\x08products\x18\x03 \x03(\x0b\x32\".autobidder.fleet.v1.ProductResult\x12\x11\n\tbatteries\x18\x04 \x01(\x05\x12\x12\n\ndispatched\x18\x05 \x01(\x05\x12\x0f\n\x07offline\x18\x06 \x01(\x05\x12\r\n\x05stale\x18\x07 \x01(\x05\x12\x36\n\x08\x63hildren\x18\x08 \x03(\x0b\x32$.autobidder.fleet.v1.ChildAllocation\"*\n\x0bProductPlan\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\n\n\x02mw\x18\x02 \x03(\x01\"j\n\x0c\x43ontrolPlans\x12\x13\n\x0b\x62\x61ttery_ids\x18\x01 \x03(\t\x12\x0e\n\x06net_mw\x18\x02 \x03(\x01\x12\x35\n\x0b\x65nablements\x18\x03 \x03(\x0b\x32 .autobidder.fleet.v1.ProductPlan\"\xb7\x02\n\x10\x44ispatchResponse\x12\x11\n\tportfolio\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\x18\n\x10requested_net_mw\x18\x03 \x01(\x01\x12\x39\n\x0b\x61llocations\x18\x04 \x03(\x0b\x32$.autobidder.fleet.v1.BatteryDispatch\x12\x14\n\x0cshortfall_mw\x18\x05 \x01(\x01\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\x18\n\x10interval_minutes\x18\x07 \x01(\x05\x12\x35\n\x07summary\x18\x08 \x01(\x0b\x32$.autobidder.fleet.v1.DispatchSummary\x12\x30\n\x05plans\x18\t \x01(\x0b\x32!.autobidder.fleet.v1.ControlPlans\".\n\x0fProductHeadroom\x12\x0f\n\x07product\x18\x01 \x01(\t\x12\n\n\x02mw\x18\x02 \x01(\x01\"\x9a\x02\n\tNodeState\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tbatteries\x18\x02 \x01(\x05\x12\x0e\n\x06online\x18\x03 \x01(\x05\x12\x0f\n\x07offline\x18\x04 \x01(\x05\x12\r\n\x05stale\x18\x05 \x01(\x05\x12\x1b\n\x13\x61vailable_charge_mw\x18\x06 \x01(\x01\x12\x1e\n\x16\x61vailable_discharge_mw\x18\x07 \x01(\x01\x12 \n\x18\x65nergy_above_reserve_mwh\x18\x08 \x01(\x01\x12\x0f\n\x07soc_mwh\x18\t \x01(\x01\x12\x14\n\x0c\x63\x61pacity_mwh\x18\n \x01(\x01\x12\x36\n\x08headroom\x18\x0b \x03(\x0b\x32$.autobidder.fleet.v1.ProductHeadroom\"f\n\x13GetNodeStateRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x18\n\x10include_children\x18\x03 \x01(\x08\x12\x18\n\x10interval_minutes\x18\x04 \x01(\x05\"\x9f\x01\n\x14GetNodeStateResponse\x12\r\n\x05\x61s_of\x18\x01 \x01(\t\x12\x18\n\x10interval_minutes\x18\x02 \x01(\x05\x12,\n\x04node\x18\x03 \x01(\x0b\x32\x1e.autobidder.fleet.v1.NodeState\x12\x30\n\x08\x63hildren\x18\x04 \x03(\x0b\x32\x1e.autobidder.fleet.v1.NodeState\"Q\n\x16StreamTelemetryRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rmax_snapshots\x18\x03 \x01(\x05\"\x8f\x02\n\x17StreamTelemetryResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x10\n\x08snapshot\x18\x03 \x01(\x03\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\r\n\x05total\x18\x05 \x01(\x05\x12\x13\n\x0b\x62\x61ttery_ids\x18\x06 \x03(\t\x12\x0e\n\x06online\x18\x07 \x03(\x08\x12\r\n\x05\x61ge_s\x18\x08 \x03(\x01\x12\x0f\n\x07soc_mwh\x18\t \x03(\x01\x12\x1a\n\x12\x62\x61\x63kup_reserve_mwh\x18\n \x03(\x01\x12\x15\n\rmax_charge_mw\x18\x0b \x03(\x01\x12\x18\n\x10max_discharge_mw\x18\x0c \x03(\x01\x12\x14\n\x0c\x63\x61pacity_mwh\x18\r \x03(\x01\"\x0f\n\rHealthRequest\"D\n\x0eHealthResponse\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".autobidder.fleet.v1.ServingStatus*i\n\x0e\x44ispatchDetail\x12\x1f\n\x1b\x44ISPATCH_DETAIL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44ISPATCH_DETAIL_PLANS\x10\x01\x12\x1b\n\x17\x44ISPATCH_DETAIL_SUMMARY\x10\x02*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\xf4\x03\n\x0c\x46leetControl\x12\x63\n\x0cGetTelemetry\x12(.autobidder.fleet.v1.GetTelemetryRequest\x1a).autobidder.fleet.v1.GetTelemetryResponse\x12W\n\x08\x44ispatch\x12$.autobidder.fleet.v1.DispatchRequest\x1a%.autobidder.fleet.v1.DispatchResponse\x12\x63\n\x0cGetNodeState\x12(.autobidder.fleet.v1.GetNodeStateRequest\x1a).autobidder.fleet.v1.GetNodeStateResponse\x12n\n\x0fStreamTelemetry\x12+.autobidder.fleet.v1.StreamTelemetryRequest\x1a,.autobidder.fleet.v1.StreamTelemetryResponse0\x01\x12Q\n\x06Health\x12\".autobidder.fleet.v1.HealthRequest\x1a#.autobidder.fleet.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'autobidder.fleet.v1.fleet_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERVINGSTATUS']._serialized_start=884
-  _globals['_SERVINGSTATUS']._serialized_end=991
+  _globals['_DISPATCHDETAIL']._serialized_start=2794
+  _globals['_DISPATCHDETAIL']._serialized_end=2899
+  _globals['_SERVINGSTATUS']._serialized_start=2901
+  _globals['_SERVINGSTATUS']._serialized_end=3008
   _globals['_BATTERYTELEMETRY']._serialized_start=57
   _globals['_BATTERYTELEMETRY']._serialized_end=296
   _globals['_BATTERYDISPATCH']._serialized_start=298
@@ -41,14 +43,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTELEMETRYREQUEST']._serialized_end=408
   _globals['_GETTELEMETRYRESPONSE']._serialized_start=410
   _globals['_GETTELEMETRYRESPONSE']._serialized_end=524
-  _globals['_DISPATCHREQUEST']._serialized_start=526
-  _globals['_DISPATCHREQUEST']._serialized_end=626
-  _globals['_DISPATCHRESPONSE']._serialized_start=629
-  _globals['_DISPATCHRESPONSE']._serialized_end=795
-  _globals['_HEALTHREQUEST']._serialized_start=797
-  _globals['_HEALTHREQUEST']._serialized_end=812
-  _globals['_HEALTHRESPONSE']._serialized_start=814
-  _globals['_HEALTHRESPONSE']._serialized_end=882
-  _globals['_FLEETCONTROL']._serialized_start=994
-  _globals['_FLEETCONTROL']._serialized_end=1281
+  _globals['_ENABLEMENT']._serialized_start=526
+  _globals['_ENABLEMENT']._serialized_end=567
+  _globals['_DISPATCHREQUEST']._serialized_start=570
+  _globals['_DISPATCHREQUEST']._serialized_end=791
+  _globals['_PRODUCTRESULT']._serialized_start=793
+  _globals['_PRODUCTRESULT']._serialized_end=891
+  _globals['_CHILDALLOCATION']._serialized_start=893
+  _globals['_CHILDALLOCATION']._serialized_end=1016
+  _globals['_DISPATCHSUMMARY']._serialized_start=1019
+  _globals['_DISPATCHSUMMARY']._serialized_end=1283
+  _globals['_PRODUCTPLAN']._serialized_start=1285
+  _globals['_PRODUCTPLAN']._serialized_end=1327
+  _globals['_CONTROLPLANS']._serialized_start=1329
+  _globals['_CONTROLPLANS']._serialized_end=1435
+  _globals['_DISPATCHRESPONSE']._serialized_start=1438
+  _globals['_DISPATCHRESPONSE']._serialized_end=1749
+  _globals['_PRODUCTHEADROOM']._serialized_start=1751
+  _globals['_PRODUCTHEADROOM']._serialized_end=1797
+  _globals['_NODESTATE']._serialized_start=1800
+  _globals['_NODESTATE']._serialized_end=2082
+  _globals['_GETNODESTATEREQUEST']._serialized_start=2084
+  _globals['_GETNODESTATEREQUEST']._serialized_end=2186
+  _globals['_GETNODESTATERESPONSE']._serialized_start=2189
+  _globals['_GETNODESTATERESPONSE']._serialized_end=2348
+  _globals['_STREAMTELEMETRYREQUEST']._serialized_start=2350
+  _globals['_STREAMTELEMETRYREQUEST']._serialized_end=2431
+  _globals['_STREAMTELEMETRYRESPONSE']._serialized_start=2434
+  _globals['_STREAMTELEMETRYRESPONSE']._serialized_end=2705
+  _globals['_HEALTHREQUEST']._serialized_start=2707
+  _globals['_HEALTHREQUEST']._serialized_end=2722
+  _globals['_HEALTHRESPONSE']._serialized_start=2724
+  _globals['_HEALTHRESPONSE']._serialized_end=2792
+  _globals['_FLEETCONTROL']._serialized_start=3011
+  _globals['_FLEETCONTROL']._serialized_end=3511
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class FleetControlStub:
                 request_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchRequest.SerializeToString,
                 response_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchResponse.FromString,
                 _registered_method=True)
+        self.GetNodeState = channel.unary_unary(
+                '/autobidder.fleet.v1.FleetControl/GetNodeState',
+                request_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateRequest.SerializeToString,
+                response_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateResponse.FromString,
+                _registered_method=True)
+        self.StreamTelemetry = channel.unary_stream(
+                '/autobidder.fleet.v1.FleetControl/StreamTelemetry',
+                request_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryRequest.SerializeToString,
+                response_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryResponse.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/autobidder.fleet.v1.FleetControl/Health',
                 request_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.HealthRequest.SerializeToString,
@@ -65,10 +75,32 @@ class FleetControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Dispatch(self, request, context):
-        """Split a portfolio's net power across its online batteries for one interval and apply it.
-        Idempotent by (portfolio, interval_end): repeating an applied request returns the stored
-        result without moving state of charge again. FAILED_PRECONDITION when interval_end is not
-        later than the last applied interval (other than such an exact repeat).
+        """Split a node's award (energy, and ancillary enablements) across its online batteries for one
+        interval, in proportion to headroom, and apply it. Without `node` it is the whole fleet;
+        `detail` picks per-battery plans as packed arrays, a summary only, or (unspecified, the
+        original form) per-battery `allocations` messages. Idempotent by (node, interval_end):
+        repeating an applied request returns the stored result without moving state of charge again.
+        FAILED_PRECONDITION when the interval does not start after the last interval applied to the
+        node's batteries (other than such an exact repeat), or the same (node, interval_end) was
+        dispatched with a different award. NOT_FOUND for an unknown portfolio or node;
+        INVALID_ARGUMENT for an unknown product or a bad field (the message names it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNodeState(self, request, context):
+        """Aggregate state of one node (and, if asked, of each of its children): battery counts by
+        status, available power, energy above backup reserve, ancillary headroom. NOT_FOUND for an
+        unknown node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamTelemetry(self, request, context):
+        """Telemetry of every battery under a node, as batches of packed columns: a snapshot now, then a
+        new snapshot each time the fleet's state changes, until max_snapshots or the client cancels.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,6 +125,16 @@ def add_FleetControlServicer_to_server(servicer, server):
                     servicer.Dispatch,
                     request_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchRequest.FromString,
                     response_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchResponse.SerializeToString,
+            ),
+            'GetNodeState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeState,
+                    request_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateRequest.FromString,
+                    response_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateResponse.SerializeToString,
+            ),
+            'StreamTelemetry': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamTelemetry,
+                    request_deserializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryRequest.FromString,
+                    response_serializer=autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -155,6 +197,60 @@ class FleetControl:
             '/autobidder.fleet.v1.FleetControl/Dispatch',
             autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchRequest.SerializeToString,
             autobidder_dot_fleet_dot_v1_dot_fleet__pb2.DispatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autobidder.fleet.v1.FleetControl/GetNodeState',
+            autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateRequest.SerializeToString,
+            autobidder_dot_fleet_dot_v1_dot_fleet__pb2.GetNodeStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTelemetry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/autobidder.fleet.v1.FleetControl/StreamTelemetry',
+            autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryRequest.SerializeToString,
+            autobidder_dot_fleet_dot_v1_dot_fleet__pb2.StreamTelemetryResponse.FromString,
             options,
             channel_credentials,
             insecure,

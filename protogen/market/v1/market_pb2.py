@@ -24,15 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!autobidder/market/v1/market.proto\x12\x14\x61utobidder.market.v1\"9\n\tPriceBand\x12\x19\n\x11price_aud_per_mwh\x18\x01 \x01(\x01\x12\x11\n\tvolume_mw\x18\x02 \x01(\x01\"\xc5\x01\n\tEnergyBid\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x11\n\tportfolio\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x14\n\x0cinterval_end\x18\x04 \x01(\t\x12\x38\n\x0f\x64ischarge_bands\x18\x05 \x03(\x0b\x32\x1f.autobidder.market.v1.PriceBand\x12\x35\n\x0c\x63harge_bands\x18\x06 \x03(\x0b\x32\x1f.autobidder.market.v1.PriceBand\"z\n\x05\x41ward\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\"\n\x1a\x63learing_price_aud_per_mwh\x18\x03 \x01(\x01\x12\x14\n\x0c\x64ischarge_mw\x18\x04 \x01(\x01\x12\x11\n\tcharge_mw\x18\x05 \x01(\x01\"X\n\x0c\x42idViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\x04\x62\x61nd\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\tB\x07\n\x05_band\"G\n\rBidViolations\x12\x36\n\nviolations\x18\x01 \x03(\x0b\x32\".autobidder.market.v1.BidViolation\"Q\n\x14GetMarketDataRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x1a\n\x12lookback_intervals\x18\x03 \x01(\x05\"\x88\x01\n\x15GetMarketDataResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x1a\n\x12\x66irst_interval_end\x18\x03 \x01(\t\x12\x18\n\x10interval_minutes\x18\x04 \x01(\x05\x12\x1a\n\x12prices_aud_per_mwh\x18\x05 \x03(\x01\"A\n\x11SubmitBidsRequest\x12,\n\x03\x62id\x18\x01 \x01(\x0b\x32\x1f.autobidder.market.v1.EnergyBid\"^\n\x12SubmitBidsResponse\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x13\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\t\"\"\n\x10GetAwardsRequest\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\"?\n\x11GetAwardsResponse\x12*\n\x05\x61ward\x18\x01 \x01(\x0b\x32\x1b.autobidder.market.v1.Award\"\x0f\n\rHealthRequest\"E\n\x0eHealthResponse\x12\x33\n\x06status\x18\x01 \x01(\x0e\x32#.autobidder.market.v1.ServingStatus*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\x8d\x03\n\rMarketGateway\x12h\n\rGetMarketData\x12*.autobidder.market.v1.GetMarketDataRequest\x1a+.autobidder.market.v1.GetMarketDataResponse\x12_\n\nSubmitBids\x12\'.autobidder.market.v1.SubmitBidsRequest\x1a(.autobidder.market.v1.SubmitBidsResponse\x12\\\n\tGetAwards\x12&.autobidder.market.v1.GetAwardsRequest\x1a\'.autobidder.market.v1.GetAwardsResponse\x12S\n\x06Health\x12#.autobidder.market.v1.HealthRequest\x1a$.autobidder.market.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!autobidder/market/v1/market.proto\x12\x14\x61utobidder.market.v1\"9\n\tPriceBand\x12\x19\n\x11price_aud_per_mwh\x18\x01 \x01(\x01\x12\x11\n\tvolume_mw\x18\x02 \x01(\x01\"\xc5\x01\n\tEnergyBid\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x11\n\tportfolio\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x14\n\x0cinterval_end\x18\x04 \x01(\t\x12\x38\n\x0f\x64ischarge_bands\x18\x05 \x03(\x0b\x32\x1f.autobidder.market.v1.PriceBand\x12\x35\n\x0c\x63harge_bands\x18\x06 \x03(\x0b\x32\x1f.autobidder.market.v1.PriceBand\"z\n\x05\x41ward\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x14\n\x0cinterval_end\x18\x02 \x01(\t\x12\"\n\x1a\x63learing_price_aud_per_mwh\x18\x03 \x01(\x01\x12\x14\n\x0c\x64ischarge_mw\x18\x04 \x01(\x01\x12\x11\n\tcharge_mw\x18\x05 \x01(\x01\"X\n\x0c\x42idViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\x04\x62\x61nd\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\tB\x07\n\x05_band\"G\n\rBidViolations\x12\x36\n\nviolations\x18\x01 \x03(\x0b\x32\".autobidder.market.v1.BidViolation\"Q\n\x14GetMarketDataRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x1a\n\x12lookback_intervals\x18\x03 \x01(\x05\"\x88\x01\n\x15GetMarketDataResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x1a\n\x12\x66irst_interval_end\x18\x03 \x01(\t\x12\x18\n\x10interval_minutes\x18\x04 \x01(\x05\x12\x1a\n\x12prices_aud_per_mwh\x18\x05 \x03(\x01\"\x7f\n\x11SubmitBidsRequest\x12,\n\x03\x62id\x18\x01 \x01(\x0b\x32\x1f.autobidder.market.v1.EnergyBid\x12-\n\x04\x62ids\x18\x02 \x03(\x0b\x32\x1f.autobidder.market.v1.MarketBid\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"\x98\x01\n\x12SubmitBidsResponse\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x13\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\t\x12\x38\n\x0b\x61\x63\x63\x65ptances\x18\x05 \x03(\x0b\x32#.autobidder.market.v1.BidAcceptance\"\"\n\x10GetAwardsRequest\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\"x\n\x11GetAwardsResponse\x12*\n\x05\x61ward\x18\x01 \x01(\x0b\x32\x1b.autobidder.market.v1.Award\x12\x37\n\x0cmarket_award\x18\x02 \x01(\x0b\x32!.autobidder.market.v1.MarketAward\"\x1f\n\rGetBidRequest\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\"I\n\x0eGetBidResponse\x12\x37\n\nacceptance\x18\x01 \x01(\x0b\x32#.autobidder.market.v1.BidAcceptance\"2\n\x04\x42\x61nd\x12\x15\n\rprice_per_mwh\x18\x01 \x01(\x01\x12\x13\n\x0bquantity_mw\x18\x02 \x01(\x01\"x\n\tTrapezium\x12\x19\n\x11\x65nablement_min_mw\x18\x01 \x01(\x01\x12\x19\n\x11low_breakpoint_mw\x18\x02 \x01(\x01\x12\x1a\n\x12high_breakpoint_mw\x18\x03 \x01(\x01\x12\x19\n\x11\x65nablement_max_mw\x18\x04 \x01(\x01\"\x81\x02\n\x0cProductOffer\x12.\n\x07product\x18\x01 \x01(\x0e\x32\x1d.autobidder.market.v1.Product\x12(\n\x04side\x18\x02 \x01(\x0e\x32\x1a.autobidder.market.v1.Side\x12)\n\x05\x62\x61nds\x18\x03 \x03(\x0b\x32\x1a.autobidder.market.v1.Band\x12 \n\x13max_availability_mw\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\ttrapezium\x18\x05 \x01(\x0b\x32\x1f.autobidder.market.v1.TrapeziumB\x16\n\x14_max_availability_mw\"=\n\x05Rebid\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\nevent_time\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\"\xa4\x02\n\tMarketBid\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x11\n\tportfolio\x18\x03 \x01(\t\x12,\n\x06market\x18\x04 \x01(\x0e\x32\x1c.autobidder.market.v1.Market\x12,\n\x03run\x18\x05 \x01(\x0e\x32\x1f.autobidder.market.v1.MarketRun\x12\x10\n\x08location\x18\x06 \x01(\t\x12\x14\n\x0cinterval_end\x18\x07 \x01(\t\x12\x32\n\x06offers\x18\x08 \x03(\x0b\x32\".autobidder.market.v1.ProductOffer\x12*\n\x05rebid\x18\t \x01(\x0b\x32\x1b.autobidder.market.v1.Rebid\"\xb1\x01\n\rBidAcceptance\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x13\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\t\x12\x13\n\x0bmarket_time\x18\x05 \x01(\t\x12\x14\n\x0cgate_closure\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\x05\x12\x19\n\x11supersedes_bid_id\x18\x08 \x01(\t\"\x9d\x01\n\x0cProductAward\x12.\n\x07product\x18\x01 \x01(\x0e\x32\x1d.autobidder.market.v1.Product\x12(\n\x04side\x18\x02 \x01(\x0e\x32\x1a.autobidder.market.v1.Side\x12\x13\n\x0bquantity_mw\x18\x03 \x01(\x01\x12\x1e\n\x16\x63learing_price_per_mwh\x18\x04 \x01(\x01\"\xaf\x01\n\x0eSettlementLine\x12.\n\x07product\x18\x01 \x01(\x0e\x32\x1d.autobidder.market.v1.Product\x12(\n\x04side\x18\x02 \x01(\x0e\x32\x1a.autobidder.market.v1.Side\x12\x13\n\x0bquantity_mw\x18\x03 \x01(\x01\x12\x1e\n\x16\x63learing_price_per_mwh\x18\x04 \x01(\x01\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x01\"\x89\x01\n\x12IntervalSettlement\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x16\n\x0einterval_hours\x18\x02 \x01(\x01\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.autobidder.market.v1.SettlementLine\x12\x14\n\x0ctotal_amount\x18\x04 \x01(\x01\"\xba\x02\n\x0bMarketAward\x12\x0e\n\x06\x62id_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x11\n\tportfolio\x18\x03 \x01(\t\x12,\n\x06market\x18\x04 \x01(\x0e\x32\x1c.autobidder.market.v1.Market\x12,\n\x03run\x18\x05 \x01(\x0e\x32\x1f.autobidder.market.v1.MarketRun\x12\x10\n\x08location\x18\x06 \x01(\t\x12\x14\n\x0cinterval_end\x18\x07 \x01(\t\x12\x34\n\x08products\x18\x08 \x03(\x0b\x32\".autobidder.market.v1.ProductAward\x12<\n\nsettlement\x18\t \x01(\x0b\x32(.autobidder.market.v1.IntervalSettlement\"\xbd\x01\n\x17StreamMarketDataRequest\x12\x10\n\x08location\x18\x01 \x01(\t\x12,\n\x03run\x18\x02 \x01(\x0e\x32\x1f.autobidder.market.v1.MarketRun\x12/\n\x08products\x18\x03 \x03(\x0e\x32\x1d.autobidder.market.v1.Product\x12\x1a\n\x12\x61\x66ter_interval_end\x18\x04 \x01(\t\x12\x15\n\rmax_intervals\x18\x05 \x01(\x05\"U\n\x0cProductPrice\x12.\n\x07product\x18\x01 \x01(\x0e\x32\x1d.autobidder.market.v1.Product\x12\x15\n\rprice_per_mwh\x18\x02 \x01(\x01\"\xac\x01\n\x0eIntervalPrices\x12\x10\n\x08location\x18\x01 \x01(\t\x12,\n\x03run\x18\x02 \x01(\x0e\x32\x1f.autobidder.market.v1.MarketRun\x12\x14\n\x0cinterval_end\x18\x03 \x01(\t\x12\x32\n\x06prices\x18\x04 \x03(\x0b\x32\".autobidder.market.v1.ProductPrice\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\"\x17\n\x15GetMarketClockRequest\";\n\x16GetMarketClockResponse\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x13\n\x0bmarket_time\x18\x02 \x01(\t\"\'\n\x19\x41\x64vanceMarketClockRequest\x12\n\n\x02to\x18\x01 \x01(\t\"1\n\x1a\x41\x64vanceMarketClockResponse\x12\x13\n\x0bmarket_time\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"E\n\x0eHealthResponse\x12\x33\n\x06status\x18\x01 \x01(\x0e\x32#.autobidder.market.v1.ServingStatus*B\n\x06Market\x12\x16\n\x12MARKET_UNSPECIFIED\x10\x00\x12\x0e\n\nMARKET_NEM\x10\x01\x12\x10\n\x0cMARKET_ERCOT\x10\x02*\x84\x01\n\tMarketRun\x12\x1a\n\x16MARKET_RUN_UNSPECIFIED\x10\x00\x12\x1b\n\x17MARKET_RUN_NEM_DISPATCH\x10\x01\x12\x1e\n\x1aMARKET_RUN_ERCOT_DAY_AHEAD\x10\x02\x12\x1e\n\x1aMARKET_RUN_ERCOT_REAL_TIME\x10\x03*\xc3\x03\n\x07Product\x12\x17\n\x13PRODUCT_UNSPECIFIED\x10\x00\x12\x12\n\x0ePRODUCT_ENERGY\x10\x01\x12\x19\n\x15PRODUCT_NEM_RAISE_REG\x10\n\x12\x19\n\x15PRODUCT_NEM_LOWER_REG\x10\x0b\x12\x18\n\x14PRODUCT_NEM_RAISE_1S\x10\x0c\x12\x18\n\x14PRODUCT_NEM_RAISE_6S\x10\r\x12\x19\n\x15PRODUCT_NEM_RAISE_60S\x10\x0e\x12\x1a\n\x16PRODUCT_NEM_RAISE_5MIN\x10\x0f\x12\x18\n\x14PRODUCT_NEM_LOWER_1S\x10\x10\x12\x18\n\x14PRODUCT_NEM_LOWER_6S\x10\x11\x12\x19\n\x15PRODUCT_NEM_LOWER_60S\x10\x12\x12\x1a\n\x16PRODUCT_NEM_LOWER_5MIN\x10\x13\x12\x18\n\x14PRODUCT_ERCOT_REG_UP\x10\x1e\x12\x1a\n\x16PRODUCT_ERCOT_REG_DOWN\x10\x1f\x12\x15\n\x11PRODUCT_ERCOT_RRS\x10 \x12\x16\n\x12PRODUCT_ERCOT_ECRS\x10!\x12\x1a\n\x16PRODUCT_ERCOT_NON_SPIN\x10\"*>\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSIDE_SUPPLY\x10\x01\x12\x0f\n\x0bSIDE_DEMAND\x10\x02*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\xb3\x06\n\rMarketGateway\x12h\n\rGetMarketData\x12*.autobidder.market.v1.GetMarketDataRequest\x1a+.autobidder.market.v1.GetMarketDataResponse\x12_\n\nSubmitBids\x12\'.autobidder.market.v1.SubmitBidsRequest\x1a(.autobidder.market.v1.SubmitBidsResponse\x12\\\n\tGetAwards\x12&.autobidder.market.v1.GetAwardsRequest\x1a\'.autobidder.market.v1.GetAwardsResponse\x12S\n\x06GetBid\x12#.autobidder.market.v1.GetBidRequest\x1a$.autobidder.market.v1.GetBidResponse\x12i\n\x10StreamMarketData\x12-.autobidder.market.v1.StreamMarketDataRequest\x1a$.autobidder.market.v1.IntervalPrices0\x01\x12k\n\x0eGetMarketClock\x12+.autobidder.market.v1.GetMarketClockRequest\x1a,.autobidder.market.v1.GetMarketClockResponse\x12w\n\x12\x41\x64vanceMarketClock\x12/.autobidder.market.v1.AdvanceMarketClockRequest\x1a\x30.autobidder.market.v1.AdvanceMarketClockResponse\x12S\n\x06Health\x12#.autobidder.market.v1.HealthRequest\x1a$.autobidder.market.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'autobidder.market.v1.market_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERVINGSTATUS']._serialized_start=1179
-  _globals['_SERVINGSTATUS']._serialized_end=1286
+  _globals['_MARKET']._serialized_start=3864
+  _globals['_MARKET']._serialized_end=3930
+  _globals['_MARKETRUN']._serialized_start=3933
+  _globals['_MARKETRUN']._serialized_end=4065
+  _globals['_PRODUCT']._serialized_start=4068
+  _globals['_PRODUCT']._serialized_end=4519
+  _globals['_SIDE']._serialized_start=4521
+  _globals['_SIDE']._serialized_end=4583
+  _globals['_SERVINGSTATUS']._serialized_start=4585
+  _globals['_SERVINGSTATUS']._serialized_end=4692
   _globals['_PRICEBAND']._serialized_start=59
   _globals['_PRICEBAND']._serialized_end=116
   _globals['_ENERGYBID']._serialized_start=119
@@ -48,17 +56,55 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMARKETDATARESPONSE']._serialized_start=689
   _globals['_GETMARKETDATARESPONSE']._serialized_end=825
   _globals['_SUBMITBIDSREQUEST']._serialized_start=827
-  _globals['_SUBMITBIDSREQUEST']._serialized_end=892
-  _globals['_SUBMITBIDSRESPONSE']._serialized_start=894
-  _globals['_SUBMITBIDSRESPONSE']._serialized_end=988
-  _globals['_GETAWARDSREQUEST']._serialized_start=990
-  _globals['_GETAWARDSREQUEST']._serialized_end=1024
-  _globals['_GETAWARDSRESPONSE']._serialized_start=1026
-  _globals['_GETAWARDSRESPONSE']._serialized_end=1089
-  _globals['_HEALTHREQUEST']._serialized_start=1091
-  _globals['_HEALTHREQUEST']._serialized_end=1106
-  _globals['_HEALTHRESPONSE']._serialized_start=1108
-  _globals['_HEALTHRESPONSE']._serialized_end=1177
-  _globals['_MARKETGATEWAY']._serialized_start=1289
-  _globals['_MARKETGATEWAY']._serialized_end=1686
+  _globals['_SUBMITBIDSREQUEST']._serialized_end=954
+  _globals['_SUBMITBIDSRESPONSE']._serialized_start=957
+  _globals['_SUBMITBIDSRESPONSE']._serialized_end=1109
+  _globals['_GETAWARDSREQUEST']._serialized_start=1111
+  _globals['_GETAWARDSREQUEST']._serialized_end=1145
+  _globals['_GETAWARDSRESPONSE']._serialized_start=1147
+  _globals['_GETAWARDSRESPONSE']._serialized_end=1267
+  _globals['_GETBIDREQUEST']._serialized_start=1269
+  _globals['_GETBIDREQUEST']._serialized_end=1300
+  _globals['_GETBIDRESPONSE']._serialized_start=1302
+  _globals['_GETBIDRESPONSE']._serialized_end=1375
+  _globals['_BAND']._serialized_start=1377
+  _globals['_BAND']._serialized_end=1427
+  _globals['_TRAPEZIUM']._serialized_start=1429
+  _globals['_TRAPEZIUM']._serialized_end=1549
+  _globals['_PRODUCTOFFER']._serialized_start=1552
+  _globals['_PRODUCTOFFER']._serialized_end=1809
+  _globals['_REBID']._serialized_start=1811
+  _globals['_REBID']._serialized_end=1872
+  _globals['_MARKETBID']._serialized_start=1875
+  _globals['_MARKETBID']._serialized_end=2167
+  _globals['_BIDACCEPTANCE']._serialized_start=2170
+  _globals['_BIDACCEPTANCE']._serialized_end=2347
+  _globals['_PRODUCTAWARD']._serialized_start=2350
+  _globals['_PRODUCTAWARD']._serialized_end=2507
+  _globals['_SETTLEMENTLINE']._serialized_start=2510
+  _globals['_SETTLEMENTLINE']._serialized_end=2685
+  _globals['_INTERVALSETTLEMENT']._serialized_start=2688
+  _globals['_INTERVALSETTLEMENT']._serialized_end=2825
+  _globals['_MARKETAWARD']._serialized_start=2828
+  _globals['_MARKETAWARD']._serialized_end=3142
+  _globals['_STREAMMARKETDATAREQUEST']._serialized_start=3145
+  _globals['_STREAMMARKETDATAREQUEST']._serialized_end=3334
+  _globals['_PRODUCTPRICE']._serialized_start=3336
+  _globals['_PRODUCTPRICE']._serialized_end=3421
+  _globals['_INTERVALPRICES']._serialized_start=3424
+  _globals['_INTERVALPRICES']._serialized_end=3596
+  _globals['_GETMARKETCLOCKREQUEST']._serialized_start=3598
+  _globals['_GETMARKETCLOCKREQUEST']._serialized_end=3621
+  _globals['_GETMARKETCLOCKRESPONSE']._serialized_start=3623
+  _globals['_GETMARKETCLOCKRESPONSE']._serialized_end=3682
+  _globals['_ADVANCEMARKETCLOCKREQUEST']._serialized_start=3684
+  _globals['_ADVANCEMARKETCLOCKREQUEST']._serialized_end=3723
+  _globals['_ADVANCEMARKETCLOCKRESPONSE']._serialized_start=3725
+  _globals['_ADVANCEMARKETCLOCKRESPONSE']._serialized_end=3774
+  _globals['_HEALTHREQUEST']._serialized_start=3776
+  _globals['_HEALTHREQUEST']._serialized_end=3791
+  _globals['_HEALTHRESPONSE']._serialized_start=3793
+  _globals['_HEALTHRESPONSE']._serialized_end=3862
+  _globals['_MARKETGATEWAY']._serialized_start=4695
+  _globals['_MARKETGATEWAY']._serialized_end=5514
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class MarketGatewayStub:
-    """The exchange of one NEM region, replaying that region's historical prices.
+    """The exchange of one market location (a NEM region, an ERCOT settlement point).
+
+    Market time. Gate closure and "has this interval ended" are judged on the exchange's market
+    clock. A replay exchange holds a virtual clock that only moves forward: to the as_of of
+    GetMarketData and SubmitBids, to the end of an interval whose award is asked for, and by
+    AdvanceMarketClock. A live exchange's market time is the wall clock.
     """
 
     def __init__(self, channel):
@@ -50,6 +55,26 @@ class MarketGatewayStub:
                 request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsRequest.SerializeToString,
                 response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsResponse.FromString,
                 _registered_method=True)
+        self.GetBid = channel.unary_unary(
+                '/autobidder.market.v1.MarketGateway/GetBid',
+                request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetBidRequest.SerializeToString,
+                response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetBidResponse.FromString,
+                _registered_method=True)
+        self.StreamMarketData = channel.unary_stream(
+                '/autobidder.market.v1.MarketGateway/StreamMarketData',
+                request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.StreamMarketDataRequest.SerializeToString,
+                response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.IntervalPrices.FromString,
+                _registered_method=True)
+        self.GetMarketClock = channel.unary_unary(
+                '/autobidder.market.v1.MarketGateway/GetMarketClock',
+                request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockRequest.SerializeToString,
+                response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockResponse.FromString,
+                _registered_method=True)
+        self.AdvanceMarketClock = channel.unary_unary(
+                '/autobidder.market.v1.MarketGateway/AdvanceMarketClock',
+                request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockRequest.SerializeToString,
+                response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockResponse.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/autobidder.market.v1.MarketGateway/Health',
                 request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.HealthRequest.SerializeToString,
@@ -58,7 +83,12 @@ class MarketGatewayStub:
 
 
 class MarketGatewayServicer:
-    """The exchange of one NEM region, replaying that region's historical prices.
+    """The exchange of one market location (a NEM region, an ERCOT settlement point).
+
+    Market time. Gate closure and "has this interval ended" are judged on the exchange's market
+    clock. A replay exchange holds a virtual clock that only moves forward: to the as_of of
+    GetMarketData and SubmitBids, to the end of an interval whose award is asked for, and by
+    AdvanceMarketClock. A live exchange's market time is the wall clock.
     """
 
     def GetMarketData(self, request, context):
@@ -71,19 +101,56 @@ class MarketGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubmitBids(self, request, context):
-        """Validates and stores an energy bid. Idempotent by bid_id: the identical bid again returns the
-        original acceptance with duplicate=true; a different bid under a stored bid_id is
-        ALREADY_EXISTS. A bid breaking a market rule is INVALID_ARGUMENT, with every violation in the
-        trailing metadata key "autobidder-bid-violations-bin" (a serialized BidViolations).
+        """Validates and stores bids (the legacy `bid` or `bids`, all or none). Idempotent by bid_id:
+        the identical bid again returns the original acceptance with duplicate=true, even after gate
+        closure; a different bid under a stored bid_id is ALREADY_EXISTS (a changed bid needs a new
+        revision, under a new bid_id). A bid that breaks a market rule (including arriving after gate
+        closure) is INVALID_ARGUMENT, with every violation in the trailing metadata key
+        "autobidder-bid-violations-bin" (a serialized BidViolations); nothing is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAwards(self, request, context):
-        """Clears a stored bid against the historical price of its interval, as a price-taker, and
-        stores the award (the same award on every call). NOT_FOUND for an unknown bid_id;
-        FAILED_PRECONDITION when the interval's price is not in the replay history.
+        """Clears a stored bid against the historical prices of its interval, as a price-taker, and
+        stores the award and its settlement (the same on every call). NOT_FOUND for an unknown
+        bid_id; FAILED_PRECONDITION (reason in trailing metadata "autobidder-error-reason") when a
+        price is not in the replay history ("price_not_in_history"), the interval has not ended on a
+        live clock ("interval_not_ended") or a later revision superseded the bid ("superseded").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBid(self, request, context):
+        """The acceptance of a stored bid, without clearing it or moving the market clock: how a caller
+        that lost the answer to SubmitBids finds out whether its bid was stored. NOT_FOUND otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamMarketData(self, request, context):
+        """Streams the published prices of each interval, in order, as it ends in market time: first
+        every interval after `after_interval_end` that has already ended, then each new one as the
+        clock passes its end. Ends after `max_intervals` intervals, at the end of the replay
+        history, or when the client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMarketClock(self, request, context):
+        """The market clock: its mode ("replay" or "live") and the current market time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceMarketClock(self, request, context):
+        """Moves a replay exchange's virtual clock forward to `to` (never back: an earlier `to` leaves
+        it where it is). FAILED_PRECONDITION on a live exchange, whose clock is the wall clock.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +181,26 @@ def add_MarketGatewayServicer_to_server(servicer, server):
                     request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsRequest.FromString,
                     response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsResponse.SerializeToString,
             ),
+            'GetBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBid,
+                    request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetBidRequest.FromString,
+                    response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetBidResponse.SerializeToString,
+            ),
+            'StreamMarketData': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMarketData,
+                    request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.StreamMarketDataRequest.FromString,
+                    response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.IntervalPrices.SerializeToString,
+            ),
+            'GetMarketClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMarketClock,
+                    request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockRequest.FromString,
+                    response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockResponse.SerializeToString,
+            ),
+            'AdvanceMarketClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceMarketClock,
+                    request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockRequest.FromString,
+                    response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockResponse.SerializeToString,
+            ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
                     request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.HealthRequest.FromString,
@@ -128,7 +215,12 @@ def add_MarketGatewayServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MarketGateway:
-    """The exchange of one NEM region, replaying that region's historical prices.
+    """The exchange of one market location (a NEM region, an ERCOT settlement point).
+
+    Market time. Gate closure and "has this interval ended" are judged on the exchange's market
+    clock. A replay exchange holds a virtual clock that only moves forward: to the as_of of
+    GetMarketData and SubmitBids, to the end of an interval whose award is asked for, and by
+    AdvanceMarketClock. A live exchange's market time is the wall clock.
     """
 
     @staticmethod
@@ -202,6 +294,114 @@ class MarketGateway:
             '/autobidder.market.v1.MarketGateway/GetAwards',
             autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsRequest.SerializeToString,
             autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autobidder.market.v1.MarketGateway/GetBid',
+            autobidder_dot_market_dot_v1_dot_market__pb2.GetBidRequest.SerializeToString,
+            autobidder_dot_market_dot_v1_dot_market__pb2.GetBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMarketData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/autobidder.market.v1.MarketGateway/StreamMarketData',
+            autobidder_dot_market_dot_v1_dot_market__pb2.StreamMarketDataRequest.SerializeToString,
+            autobidder_dot_market_dot_v1_dot_market__pb2.IntervalPrices.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMarketClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autobidder.market.v1.MarketGateway/GetMarketClock',
+            autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockRequest.SerializeToString,
+            autobidder_dot_market_dot_v1_dot_market__pb2.GetMarketClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceMarketClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autobidder.market.v1.MarketGateway/AdvanceMarketClock',
+            autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockRequest.SerializeToString,
+            autobidder_dot_market_dot_v1_dot_market__pb2.AdvanceMarketClockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,293 @@
+"""Fleet control over the twins: node state, idempotent dispatch down the hierarchy, telemetry views.
+
+`FleetController` owns a `TwinFleet` and a ledger of applied dispatches behind one lock; the gRPC
+servicer (`worker/fleet_service.py`) only translates messages. It answers both the original
+flat calls the bidding cycle makes (`telemetry`, `dispatch` for a portfolio: the whole fleet,
+energy only, per-battery results in the portfolio's battery order) and the hierarchical ones
+(`node_state`, `dispatch_node`, `telemetry_view`).
+
+Dispatch is idempotent per (node, interval end): a repeat of an applied award returns the stored
+result without touching the twins; a different award for that key is refused. A dispatch whose
+interval starts before the end of the last interval applied to any of the node's batteries is
+refused too, so a battery's plans never overlap. Disjoint nodes may be dispatched for the same
+interval (two feeders, separately).
+
+    DispatchOutOfOrderError   overlapping or conflicting dispatch (FAILED_PRECONDITION)
+    NoSuchPortfolioError      portfolio this fleet does not serve (NOT_FOUND)
+    UnknownNodeError          node not in the hierarchy (NOT_FOUND)
+    ValueError                a bad field, named (INVALID_ARGUMENT)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from autobidder.clock import require_aware, to_utc
+from autobidder.domain import BatteryDispatch, Dispatch, TelemetrySnapshot
+from autobidder.fleet import NoSuchPortfolioError, SimulatedFleet, flat_snapshot
+from autobidder.fleet_aggregate import DEFAULT_STALE_AFTER_S, classify, node_state
+from autobidder.fleet_disaggregate import disaggregate_award
+from autobidder.fleet_products import NEM_FCAS, AncillaryProduct
+from autobidder.fleet_twins import TwinFleet
+from autobidder.fleet_types import (
+    BatteryPlans,
+    NodeAward,
+    NodeDispatch,
+    NodeState,
+    TelemetryView,
+    from_posix_s,
+    to_posix_s,
+)
+from autobidder.hierarchy import FLEET, FleetLayout
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+LEDGER_MAX_ENTRIES = 2016  # a week of 5-minute intervals for one node
+LEDGER_MAX_CELLS = 20_000_000  # per-battery plan values kept for repeats (~160 MB at most)
+# Two plan boundaries closer than this are the same instant (float seconds since 1970).
+_SAME_INSTANT_S = 1e-3
+
+
+class DispatchOutOfOrderError(RuntimeError):
+    """A dispatch that would overlap a battery's applied plans, or rewrite an applied interval."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Applied:
+    award: NodeAward
+    result: NodeDispatch
+    cells: int
+
+
+class FleetController:
+    """Thread-safe front of a `TwinFleet` for one portfolio."""
+
+    def __init__(
+        self,
+        portfolio: str,
+        twins: TwinFleet,
+        *,
+        battery_order: IntArray | None = None,
+        products: tuple[AncillaryProduct, ...] = NEM_FCAS,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        participating: npt.NDArray[np.bool_] | None = None,
+        ledger_max_entries: int = LEDGER_MAX_ENTRIES,
+        ledger_max_cells: int = LEDGER_MAX_CELLS,
+    ) -> None:
+        """`participating` (per battery, layout order) limits node state and dispatch to, for
+        example, the batteries enrolled in the program this fleet trades; None: all of them."""
+        if participating is not None and participating.shape != (twins.layout.n_batteries,):
+            raise ValueError(
+                f"participating: has shape {participating.shape}, expected ({twins.layout.n_batteries},)"
+            )
+        self.participating = participating
+        self.portfolio = portfolio
+        self.products = products
+        self.stale_after_s = stale_after_s
+        self._twins = twins
+        # The order of the flat calls' per-battery lists (the portfolio's own battery order).
+        self._order = np.arange(twins.layout.n_batteries) if battery_order is None else battery_order
+        self._changed = threading.Condition()
+        self._version = 0
+        self._ledger: OrderedDict[tuple[str, datetime], _Applied] = OrderedDict()
+        self._ledger_cells = 0
+        self._ledger_max_entries = ledger_max_entries
+        self._ledger_max_cells = ledger_max_cells
+
+    @classmethod
+    def for_simulated(cls, fleet: SimulatedFleet, **kwargs: object) -> FleetController:
+        """Control of a `SimulatedFleet`'s twins, answering flat calls in its spec order."""
+        return cls(fleet.portfolio, fleet.twins, battery_order=fleet.spec_order, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def layout(self) -> FleetLayout:
+        return self._twins.layout
+
+    @property
+    def version(self) -> int:
+        """Bumped whenever the twins' state changes (a dispatch applied, the clock moved)."""
+        return self._version
+
+    def _check_portfolio(self, portfolio: str, optional: bool = False) -> None:
+        if portfolio != self.portfolio and not (optional and portfolio == ""):
+            raise NoSuchPortfolioError(
+                f"portfolio {portfolio!r} is not known (this fleet is {self.portfolio!r})"
+            )
+
+    def _advance(self, to: datetime) -> None:
+        before = self._twins.now_s
+        self._twins.advance(to)
+        if self._twins.now_s != before:
+            self._bump()
+
+    def _bump(self) -> None:
+        self._version += 1
+        self._changed.notify_all()
+
+    def _now(self) -> datetime:
+        now_s = self._twins.now_s
+        if now_s is None:
+            # Nothing has set the fleet clock yet; start it at the wall clock.
+            self._advance(datetime.now(UTC))
+            now_s = self._twins.now_s
+            assert now_s is not None
+        return from_posix_s(now_s)
+
+    # -- the flat calls of the bidding cycle --------------------------------------------------
+
+    def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:
+        """Every battery's state, in the portfolio's order; stale or offline ones report offline."""
+        require_aware(as_of, "as_of")
+        with self._changed:
+            self._check_portfolio(portfolio)
+            self._advance(as_of)
+            t = self._twins.telemetry()
+            usable = classify(t, to_posix_s(as_of), self.stale_after_s).online
+            return flat_snapshot(portfolio, as_of, self.layout, t.soc_mwh, usable, self._order, 5 / 60)
+
+    def dispatch(
+        self, portfolio: str, interval_end: datetime, net_mw: float, interval_minutes: int
+    ) -> Dispatch:
+        """The whole fleet's energy for one interval, split and applied once (see `dispatch_node`)."""
+        require_aware(interval_end, "interval_end")
+        if not math.isfinite(net_mw):
+            raise ValueError(f"net_mw: {net_mw} must be finite")
+        self._check_portfolio(portfolio)
+        award = NodeAward(FLEET, interval_end, interval_minutes, energy_mw=net_mw)
+        result = self.dispatch_node(award, portfolio)
+        return self.flat_dispatch(portfolio, result)
+
+    def flat_dispatch(self, portfolio: str, result: NodeDispatch) -> Dispatch:
+        """A whole-fleet `NodeDispatch` as the bidding cycle's `Dispatch`, in the portfolio's order."""
+        plans = result.plans
+        assert plans is not None and len(plans) == self.layout.n_batteries
+        net = plans.net_mw[self._order].tolist()
+        return Dispatch(
+            portfolio=portfolio,
+            interval_end=result.summary.interval_end,
+            requested_net_mw=result.summary.energy.requested_mw,
+            allocations=tuple(
+                BatteryDispatch(battery_id=plans.battery_ids[i], net_mw=mw)
+                for i, mw in zip(self._order.tolist(), net, strict=True)
+            ),
+            shortfall_mw=result.summary.energy.shortfall_mw,
+        )
+
+    # -- the hierarchy ------------------------------------------------------------------------
+
+    def node_state(
+        self, node: str, as_of: datetime | None = None, with_children: bool = False, interval_minutes: int = 5
+    ) -> NodeState:
+        """Aggregate of `node` at `as_of` (default: the fleet clock), which moves the clock forward."""
+        if not 0 < interval_minutes <= 24 * 60:
+            raise ValueError(f"interval_minutes: {interval_minutes} must be in 1..1440")
+        with self._changed:
+            self.layout.node(node)
+            if as_of is None:
+                as_of = self._now()
+            else:
+                self._advance(require_aware(as_of, "as_of"))
+            return node_state(
+                self.layout,
+                self._twins.telemetry(),
+                as_of,
+                node,
+                with_children=with_children,
+                interval_minutes=interval_minutes,
+                stale_after_s=self.stale_after_s,
+                products=self.products,
+                participating=self.participating,
+            )
+
+    def dispatch_node(self, award: NodeAward, portfolio: str = "") -> NodeDispatch:
+        """Split `award` over the node's fresh, online batteries and apply it to the twins, once.
+
+        The result always carries the per-battery plans; callers trim them for the wire.
+        """
+        self._check_portfolio(portfolio, optional=True)
+        key = (award.node, to_utc(award.interval_end))
+        with self._changed:
+            batteries = self.layout.batteries_of(award.node)
+            if (applied := self._ledger.get(key)) is not None:
+                if applied.award.same_request(award):
+                    return applied.result
+                raise DispatchOutOfOrderError(
+                    f"interval_end: {award.interval_end.isoformat()} was already dispatched to node "
+                    f"{award.node!r} with {_describe(applied.award)}; refusing {_describe(award)}"
+                )
+            start_s = to_posix_s(award.interval_start)
+            until = self._twins.applied_until_s[batteries]
+            if len(until) and float(until.max()) > start_s + _SAME_INSTANT_S:
+                raise DispatchOutOfOrderError(
+                    f"interval_end: {award.interval_end.isoformat()} is not later than the last applied "
+                    f"interval, which ended {from_posix_s(float(until.max())).isoformat()}, on node "
+                    f"{award.node!r} (rule: each battery's intervals are applied in time order)"
+                )
+            self._advance(award.interval_start)
+            result = disaggregate_award(
+                self.layout,
+                self._twins.telemetry(),
+                award,
+                stale_after_s=self.stale_after_s,
+                products=self.products,
+                participating=self.participating,
+            )
+            plans = result.plans
+            assert plans is not None
+            self._twins.apply(batteries, plans.net_mw, award.interval_start, award.interval_end)
+            self._twins.advance(award.interval_end)
+            self._remember(key, award, result, plans)
+            self._bump()
+            return result
+
+    def _remember(
+        self, key: tuple[str, datetime], award: NodeAward, result: NodeDispatch, plans: BatteryPlans
+    ) -> None:
+        """Keep the result for repeats; the oldest go first (a repeat of those is refused as out of order)."""
+        cells = len(plans) * (1 + len(plans.enablements_mw))
+        self._ledger[key] = _Applied(award, result, cells)
+        self._ledger_cells += cells
+        while len(self._ledger) > 1 and (
+            len(self._ledger) > self._ledger_max_entries or self._ledger_cells > self._ledger_max_cells
+        ):
+            _, dropped = self._ledger.popitem(last=False)
+            self._ledger_cells -= dropped.cells
+
+    def telemetry_view(self, node: str) -> TelemetryView:
+        """The batteries under `node` as reported now (fleet clock), with the state version."""
+        with self._changed:
+            batteries = self.layout.batteries_of(node)
+            as_of = self._now()
+            return TelemetryView(
+                node=node,
+                as_of=as_of,
+                version=self._version,
+                battery_ids=self.layout.battery_ids[batteries],
+                capacity_mwh=self.layout.capacity_mwh[batteries],
+                telemetry=self._twins.telemetry().take(batteries),
+            )
+
+    def wait_for_change(self, seen_version: int, timeout_s: float) -> int:
+        """Block until the state version moves past `seen_version` or `timeout_s` passes; the version."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != seen_version, timeout=timeout_s)
+            return self._version
+
+    def set_online(self, battery_id: str, online: bool) -> None:
+        """Take a battery out of service or back (tests and what-if runs)."""
+        with self._changed:
+            self._twins.set_online(self.layout.battery_index[battery_id], online)
+            self._bump()
+
+
+def _describe(award: NodeAward) -> str:
+    enabled = {k: v for k, v in award.enablements_mw.items() if v}
+    return f"energy_mw {award.energy_mw}, enablements {enabled} over {award.interval_minutes} min"

@@ -1,0 +1,460 @@
+"""Bid strategies: one TOML file per portfolio, validated into a frozen `Strategy`.
+
+A strategy is what a trader decides and the code must not: which market, region and fleet node
+to trade, which products, which forecaster (`name@version`), how much risk to take, what a cycle
+of the battery costs, how many cycles a day it may do, how much energy to hold back, how to shape
+the bid bands, and the safety limits that stop a bad bid leaving the building. See
+docs/strategies.md for every field and strategies/sa1-vpp.toml for an example.
+
+Validation reports EVERY broken rule at once, each as a `StrategyIssue` naming the field (dotted
+path as in the file), the value found and the rule, so a file is fixed in one round trip::
+
+    risk.quantile = 1.5: must be less than 1
+    safety.max_mw: unknown field; did you mean 'max_mw_per_bid'?
+
+Two strategies with the same content have the same `content_hash` whatever their TOML layout or
+comments, which is how the store (autobidder/strategy_store.py) tells a real change from a
+reformatted file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autobidder.domain import Region
+
+SCHEMA_VERSION = 1
+
+# The products a NEM strategy may name: energy plus the ten FCAS markets (names as in
+# optimization/products.py). The bidding cycle always bids energy; FCAS rides on it.
+NEM_PRODUCTS: tuple[str, ...] = (
+    "energy",
+    "raise_reg",
+    "lower_reg",
+    "raise_1s",
+    "raise_6s",
+    "raise_60s",
+    "raise_5min",
+    "lower_1s",
+    "lower_6s",
+    "lower_60s",
+    "lower_5min",
+)
+
+PORTFOLIO_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+NODE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_PATTERN_RULES = {
+    PORTFOLIO_PATTERN: "must be 1 to 63 lowercase letters, digits, '-' or '_', starting with a letter "
+    "or digit",
+    NODE_PATTERN: 'must be a dotted path of lowercase names, for example "nem.sa1.vpp"',
+    MODEL_PATTERN: 'must be name@version, for example "seasonal_naive@1"',
+}
+
+
+class StrategyRuleError(ValueError):
+    """A cross-field rule broken inside a section; carries the exact field so the report names it."""
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        super().__init__(rule)
+        self.field = field
+        self.value = value
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class StrategyIssue:
+    """One broken rule: `field` is the dotted path as written in the TOML file."""
+
+    field: str
+    value: object
+    rule: str
+
+    def describe(self) -> str:
+        if self.value is _MISSING:
+            return f"{self.field}: {self.rule}"
+        return f"{self.field} = {_show(self.value)}: {self.rule}"
+
+    def as_dict(self) -> dict[str, Any]:
+        value = None if self.value is _MISSING else self.value
+        if not isinstance(value, str | int | float | bool | type(None)):
+            value = repr(value)
+        return {"field": self.field, "value": value, "rule": self.rule}
+
+
+class StrategyError(ValueError):
+    """A strategy file cannot be read or is invalid; `issues` lists every broken rule."""
+
+    def __init__(self, source: str, issues: list[StrategyIssue] | tuple[StrategyIssue, ...]) -> None:
+        self.source = source
+        self.issues = tuple(issues)
+        lines = "\n".join(f"  {issue.describe()}" for issue in self.issues)
+        super().__init__(f"{source}: invalid strategy ({len(self.issues)} problem(s)):\n{lines}")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+_MISSING: Any = _Missing()
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+class _Section(BaseModel):
+    # Strict: "10" in a TOML file is a string, and a limit written as a string is a typo to report,
+    # not to coerce. Floats still accept integers (TOML `2` for 2.0).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class MarketSection(_Section):
+    """Where the portfolio trades."""
+
+    name: Literal["NEM"]
+    region: Annotated[Region, Field(strict=False)]
+    # Not strict: TOML arrays arrive as lists.
+    products: Annotated[tuple[str, ...], Field(strict=False)] = ("energy",)
+
+    @field_validator("products")
+    @classmethod
+    def _known_products(cls, products: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for i, product in enumerate(products):
+            if product not in NEM_PRODUCTS:
+                hint = difflib.get_close_matches(product, NEM_PRODUCTS, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise StrategyRuleError(
+                    f"[{i}]", product, f"not a NEM product (known: {', '.join(NEM_PRODUCTS)}){suggestion}"
+                )
+            if product in seen:
+                raise StrategyRuleError(f"[{i}]", product, "listed twice")
+            seen.add(product)
+        if "energy" not in seen:
+            raise StrategyRuleError("", list(products), "must include 'energy' (every cycle bids energy)")
+        return products
+
+
+class FleetSection(_Section):
+    """The fleet node (dotted path in the battery hierarchy) whose batteries this strategy trades."""
+
+    node: str = Field(pattern=NODE_PATTERN)
+
+
+class ForecasterSection(_Section):
+    """The price forecaster, `name@version` as registered (`autobidder forecast list`)."""
+
+    model: str = Field(pattern=MODEL_PATTERN)
+    horizon_hours: int = Field(24, ge=1, le=168)
+
+    @property
+    def name(self) -> str:
+        return self.model.split("@", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return self.model.split("@", 1)[1]
+
+
+class RiskSection(_Section):
+    """Optimize against one price quantile of the forecast, OR maximise CVaR at a level.
+
+    `quantile = 0.5` (the default) is the median forecast; lower quantiles plan with cheaper
+    prices. `cvar_level = 0.9` optimizes the mean of the worst 10 % of the forecast's scenarios.
+    """
+
+    quantile: Probability | None = None
+    cvar_level: Probability | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        # Before the fields: "both set" is reported even when one of the values is also bad.
+        if isinstance(data, dict) and data.get("quantile") is not None and data.get("cvar_level") is not None:
+            raise StrategyRuleError(
+                "cvar_level", data["cvar_level"], "set either risk.quantile or risk.cvar_level, not both"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _median_by_default(self) -> Self:
+        if self.quantile is None and self.cvar_level is None:
+            object.__setattr__(self, "quantile", 0.5)
+        return self
+
+    @property
+    def measure(self) -> Literal["quantile", "cvar"]:
+        return "cvar" if self.cvar_level is not None else "quantile"
+
+
+class OperationSection(_Section):
+    """What using the battery costs and how far it may be used."""
+
+    degradation_cost_aud_per_mwh: float = Field(0.0, ge=0.0, le=1000.0)
+    daily_cycle_limit: float | None = Field(None, gt=0.0, le=24.0)
+    backup_reserve_fraction: float = Field(0.0, ge=0.0, lt=0.95)
+
+
+class BiddingSection(_Section):
+    """How the schedule becomes bid bands.
+
+    `ladder` offers the scheduled volume at the break-even price plus the rest of the battery's
+    headroom on a ladder of higher (discharge) and lower (charge) prices, so price spikes the
+    forecast missed still pay; `ladder_headroom_fraction` offers only part of that headroom.
+    `scheduled_only` offers the scheduled volume and nothing more.
+    """
+
+    band_policy: Literal["ladder", "scheduled_only"] = "ladder"
+    ladder_headroom_fraction: float | None = Field(None, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fraction_needs_ladder(cls, data: Any) -> Any:
+        policy = data.get("band_policy", "ladder") if isinstance(data, dict) else "ladder"
+        if policy != "ladder" and data.get("ladder_headroom_fraction") is not None:
+            raise StrategyRuleError(
+                "ladder_headroom_fraction",
+                data["ladder_headroom_fraction"],
+                f'only applies when band_policy = "ladder" (band_policy is {_show(policy)})',
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _full_ladder_by_default(self) -> Self:
+        if self.band_policy == "ladder" and self.ladder_headroom_fraction is None:
+            object.__setattr__(self, "ladder_headroom_fraction", 1.0)
+        return self
+
+    @property
+    def headroom_fraction(self) -> float:
+        """Share of the spare headroom offered beyond the scheduled volume (0 for scheduled_only)."""
+        return self.ladder_headroom_fraction or 0.0
+
+
+class SafetySection(_Section):
+    """Limits applied to every bid after it is built, whatever the optimizer asked for."""
+
+    max_mw_per_bid: float = Field(gt=0.0)
+    max_price_change_aud_per_mwh: float = Field(gt=0.0)
+    submit_enabled: bool
+
+
+class Strategy(BaseModel):
+    """A validated strategy (see the module docstring); build it with `parse_strategy`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    schema_version: Literal[1] = 1
+    portfolio: str = Field(pattern=PORTFOLIO_PATTERN)
+    description: str = Field("", max_length=500)
+    market: MarketSection
+    fleet: FleetSection
+    forecaster: ForecasterSection
+    risk: RiskSection = RiskSection()
+    operation: OperationSection = OperationSection()
+    bidding: BiddingSection = BiddingSection()
+    safety: SafetySection
+
+    @property
+    def region(self) -> Region:
+        return self.market.region
+
+    @property
+    def content_hash(self) -> str:
+        return strategy_content_hash(self)
+
+    def canonical(self) -> dict[str, Any]:
+        """The JSON-ready content that the hash covers (every field, defaults included)."""
+        return self.model_dump(mode="json")
+
+    def with_forecaster(self, model: str) -> Strategy:
+        """The same strategy with another forecaster (`backtest compare --forecaster`); validated."""
+        data = self.canonical()
+        data["forecaster"]["model"] = model
+        return build_strategy(data, source=f"{self.portfolio} with forecaster {model}")
+
+
+# --- reading and validation ---------------------------------------------------------------------
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section at `loc` (for 'did you mean' on unknown keys)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+        # Optional sections would be `X | None`; unwrap to the model.
+        for arg in getattr(current, "__args__", ()):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+    return list(getattr(current, "model_fields", {}))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _rule_text(err: Any) -> str:
+    msg = str(err["msg"])
+    kind = err["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "must be")
+    if kind == "string_pattern_mismatch":
+        pattern = err["ctx"]["pattern"]
+        return _PATTERN_RULES.get(pattern, f"must match {pattern}")
+    for prefix, replacement in (("Input should be", "must be"), ("Value error, ", "")):
+        if msg.startswith(prefix):
+            msg = replacement + msg[len(prefix) :]
+    return msg
+
+
+def _issues(exc: ValidationError) -> list[StrategyIssue]:
+    issues: list[StrategyIssue] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), StrategyRuleError):
+            rule_error: StrategyRuleError = err["ctx"]["error"]
+            field = rule_error.field
+            joined = _path(loc) + (field if field.startswith("[") or not field else "." + field)
+            issues.append(StrategyIssue(joined, rule_error.value, rule_error.rule))
+            continue
+        if err["type"] == "extra_forbidden":
+            known = _known_fields(Strategy, loc[:-1])
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            rule = f"unknown field; did you mean {hint[0]!r}?" if hint else "unknown field"
+            if not hint and known:
+                rule += f" (known here: {', '.join(known)})"
+            issues.append(StrategyIssue(_path(loc), err["input"], rule))
+            continue
+        value = _MISSING if err["type"] == "missing" else err.get("input")
+        if isinstance(value, dict):
+            value = _MISSING
+        issues.append(StrategyIssue(_path(loc), value, _rule_text(err)))
+    return issues
+
+
+def _non_finite(data: Any, loc: tuple[Any, ...] = ()) -> list[StrategyIssue]:
+    """TOML can spell `inf` and `nan`; no strategy number may be either."""
+    if isinstance(data, dict):
+        return [issue for key, value in data.items() for issue in _non_finite(value, (*loc, key))]
+    if isinstance(data, list):
+        return [issue for i, value in enumerate(data) for issue in _non_finite(value, (*loc, i))]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [StrategyIssue(_path(loc), data, "must be a finite number")]
+    return []
+
+
+def build_strategy(data: dict[str, Any], source: str = "<strategy>") -> Strategy:
+    """Validate already-parsed TOML data; raises `StrategyError` listing every issue."""
+    non_finite = _non_finite(data)
+    try:
+        strategy = Strategy.model_validate(data)
+    except ValidationError as exc:
+        reported = {issue.field for issue in non_finite}
+        others = [issue for issue in _issues(exc) if issue.field not in reported]
+        raise StrategyError(source, non_finite + others) from None
+    if non_finite:
+        raise StrategyError(source, non_finite)
+    return strategy
+
+
+def parse_strategy(text: str, source: str = "<strategy>") -> Strategy:
+    """Parse and validate strategy TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StrategyError(source, [StrategyIssue("(file)", _MISSING, f"not valid TOML: {exc}")]) from None
+    return build_strategy(data, source)
+
+
+@dataclass(frozen=True)
+class StrategyDocument:
+    """A strategy file as read: the validated strategy and the exact text (kept with each version)."""
+
+    strategy: Strategy
+    source_text: str
+    source: str
+
+
+def read_strategy_file(path: Path) -> StrategyDocument:
+    """Read and validate a strategy file; a missing or unreadable file is a `StrategyError` too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StrategyError(str(path), [StrategyIssue("(file)", _MISSING, "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StrategyError(str(path), [StrategyIssue("(file)", _MISSING, f"cannot read: {exc}")]) from None
+    return StrategyDocument(parse_strategy(text, str(path)), text, str(path))
+
+
+# --- identity and differences -------------------------------------------------------------------
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def strategy_content_hash(strategy: Strategy) -> str:
+    """SHA-256 of the canonical JSON of every field (defaults included), hex."""
+    return hashlib.sha256(canonical_json(strategy.canonical()).encode()).hexdigest()
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"risk": {"quantile": 0.5}}` -> `{"risk.quantile": 0.5}`; lists stay values."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key in sorted(data):
+        out.update(flatten(data[key], f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"{self.field}: {_show_value(self.old)} -> {_show_value(self.new)}"
+
+
+def _show_value(value: Any) -> str:
+    return "(unset)" if value is None else _show(value)
+
+
+def diff_strategies(old: Strategy, new: Strategy) -> list[FieldChange]:
+    """Every field whose value differs, in dotted-path order."""
+    a, b = flatten(old.canonical()), flatten(new.canonical())
+    return [
+        FieldChange(key, a.get(key), b.get(key))
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key) != b.get(key)
+    ]

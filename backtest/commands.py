@@ -1,0 +1,281 @@
+"""Handlers of `autobidder backtest` (parsers in backtest/cli.py, imported only when run)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from autobidder.config import Settings, load_settings
+from autobidder.domain import PriceSeries
+from autobidder.prices import PriceDataError, load_prices
+from autobidder.strategy import Strategy, StrategyError, read_strategy_file
+from autobidder.strategy_store import (
+    StrategyDatabaseError,
+    StrategyStore,
+    StrategyStoreError,
+    VersionRefError,
+    parse_ref,
+)
+from backtest.engine import BacktestError
+from backtest.forecasters import PriceTape, UnknownForecasterError
+from backtest.metrics import figures
+from backtest.planning import RiskSettingError
+from backtest.report import default_report_path, render_report, write_report
+from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+HEADLINE = (
+    ("revenue", "revenue (AUD)", "{:,.0f}"),
+    ("perfect_foresight_revenue", "perfect foresight (AUD)", "{:,.0f}"),
+    ("capture_ratio", "capture ratio", "{:.1%}"),
+    ("revenue_perfect_forecast_aud", "with a perfect forecast (AUD)", "{:,.0f}"),
+    ("bidding_loss_aud", "lost to bidding (AUD)", "{:,.0f}"),
+    ("forecast_loss_aud", "lost to forecast error (AUD)", "{:,.0f}"),
+    ("equivalent_full_cycles", "equivalent full cycles", "{:,.2f}"),
+    ("energy_throughput_mwh", "energy throughput (MWh)", "{:,.1f}"),
+    ("forecast_mae_aud_per_mwh", "forecast MAE (AUD/MWh)", "{:,.2f}"),
+    ("solves", "optimizer solves", "{:,}"),
+    ("wall_seconds", "wall time (s)", "{:,.1f}"),
+)
+
+
+class UsageError(ValueError):
+    """Flags that cannot work together; the message says what to pass instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedStrategy:
+    strategy: Strategy
+    label: str
+    version: str
+    source_text: str
+
+
+def load_strategy(text: str, settings: Settings) -> LoadedStrategy:
+    """`--strategy`: a TOML file, or a stored version PORTFOLIO[@vN] (its bids carry that ref)."""
+    path = Path(text)
+    if path.exists() or path.suffix == ".toml" or "/" in text:
+        doc = read_strategy_file(path)
+        version = f"{path.name}:{doc.strategy.content_hash[:12]}"
+        return LoadedStrategy(doc.strategy, str(path), version, doc.source_text)
+    parse_ref(text)  # a clear error for something that is neither a file nor a reference
+    stored = StrategyStore.from_url(settings.resolved_database_url).resolve(text)
+    return LoadedStrategy(stored.strategy, stored.label, stored.ref, stored.source_text)
+
+
+def _request(
+    args: argparse.Namespace, loaded: LoadedStrategy, settings: Settings, forecaster: str | None
+) -> BacktestRequest:
+
+    strategy = loaded.strategy if forecaster is None else loaded.strategy.with_forecaster(forecaster)
+    return BacktestRequest(
+        strategy=strategy,
+        strategy_label=loaded.label,
+        strategy_version=loaded.version,
+        fleet=settings.fleet,
+        first_day=args.first_day,
+        last_day=args.last_day,
+        reoptimize_every_minutes=args.reoptimize_every,
+        split_losses=not args.no_split,
+        source_text=loaded.source_text,
+        models_dir=settings.data_dir / "models",
+    )
+
+
+def _prices(args: argparse.Namespace, settings: Settings, strategy: Strategy) -> PriceSeries:
+    return load_prices(strategy.region, args.prices or settings.prices_file)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _print_figures(columns: list[tuple[str, dict[str, Any]]]) -> None:
+    width = max(len(label) for _, label, _ in HEADLINE)
+    print(f"{'':<{width}}  " + "  ".join(f"{name:>16}" for name, _ in columns))
+    for key, label, fmt in HEADLINE:
+        cells = []
+        for _, column in columns:
+            value = column.get(key)
+            cells.append(f"{(fmt.format(value) if value is not None else '–'):>16}")
+        print(f"{label:<{width}}  " + "  ".join(cells))
+
+
+def _report_path(
+    args: argparse.Namespace, settings: Settings, result: BacktestResult, suffix: str = ""
+) -> Path | None:
+
+    if args.no_report:
+        return None
+    return args.report or default_report_path(result, settings.data_dir / "backtests", suffix)
+
+
+def run_command(args: argparse.Namespace) -> int:
+
+    settings = load_settings(args.config)
+    loaded = load_strategy(args.strategy[0], settings)
+    if len(args.strategy) > 1:
+        raise UsageError(
+            "one --strategy per backtest; to put two side by side use `autobidder backtest compare`"
+        )
+    forecaster = args.forecaster[0] if args.forecaster else None
+    if args.forecaster and len(args.forecaster) > 1:
+        raise UsageError("one --forecaster per backtest; to compare two use `autobidder backtest compare`")
+    request = _request(args, loaded, settings, forecaster)
+    result = run_backtest(request, _prices(args, settings, request.strategy), progress=_progress(args))
+    out = figures(result)
+    path = _report_path(args, settings, result)
+    if path is not None:
+        write_report(path, render_report([result]))
+        out["report"] = str(path)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    print(
+        f"backtest {out['portfolio']} {out['from']} .. {out['to']} · forecaster {out['forecaster']} · "
+        f"strategy {out['strategy']}"
+    )
+    _print_figures([("", out)])
+    for note in out["notes"]:
+        print(f"note: {note}")
+    if out.get("first_rejection"):
+        print(
+            f"warning: {out['bids_rejected']} bid(s) the exchange would reject; "
+            f"first: {out['first_rejection']}"
+        )
+    if path is not None:
+        print(f"report: {path}")
+    return EXIT_OK
+
+
+def compare_command(args: argparse.Namespace) -> int:
+
+    settings = load_settings(args.config)
+    strategies, forecasters = args.strategy or [], args.forecaster or []
+    if len(strategies) == 2 and len(forecasters) <= 1:
+        loaded = [load_strategy(s, settings) for s in strategies]
+        fc = forecasters[0] if forecasters else None
+        requests = [_request(args, item, settings, fc) for item in loaded]
+        labels = [Path(item.label).stem if item.label.endswith(".toml") else item.label for item in loaded]
+        if labels[0] == labels[1]:
+            labels = [f"A {labels[0]}", f"B {labels[1]}"]
+    elif len(strategies) == 1 and len(forecasters) == 2:
+        item = load_strategy(strategies[0], settings)
+        requests = [_request(args, item, settings, fc) for fc in forecasters]
+        labels = list(forecasters) if forecasters[0] != forecasters[1] else ["A", "B"]
+    else:
+        raise UsageError(
+            "compare two strategies (--strategy A --strategy B) or two forecasters "
+            "(--strategy FILE --forecaster X --forecaster Y); "
+            f"got {len(strategies)} --strategy and {len(forecasters)} --forecaster"
+        )
+    prices = _prices(args, settings, requests[0].strategy)
+    results: list[BacktestResult] = []
+    for request in requests:
+        # Two forecasters under one strategy share the perfect-forecast run and the bound.
+        previous = results[0] if results else None
+        results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
+    all_figures = [figures(r) for r in results]
+    path = _report_path(args, settings, results[0], "compare_command")
+    if path is not None:
+        write_report(path, render_report(results, labels))
+    keys = (
+        "revenue",
+        "perfect_foresight_revenue",
+        "capture_ratio",
+        "equivalent_full_cycles",
+        "forecast_loss_aud",
+        "bidding_loss_aud",
+    )
+    difference = {
+        k: round(all_figures[1][k] - all_figures[0][k], 4)
+        for k in keys
+        if isinstance(all_figures[0].get(k), int | float) and isinstance(all_figures[1].get(k), int | float)
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "labels": labels,
+                    "a": all_figures[0],
+                    "b": all_figures[1],
+                    "difference_b_minus_a": difference,
+                    **({"report": str(path)} if path else {}),
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    print(f"compare {all_figures[0]['portfolio']} {all_figures[0]['from']} .. {all_figures[0]['to']}")
+    _print_figures(list(zip(labels, all_figures, strict=True)))
+    if path is not None:
+        print(f"report: {path}")
+    return EXIT_OK
+
+
+def guarded(handler: Any) -> Any:
+    """Map each failure to its exit code and a message that says what to do next."""
+
+    def run(args: argparse.Namespace) -> int:
+
+        try:
+            return int(handler(args))
+        except StrategyError as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            print(
+                "fix the strategy file (`autobidder strategy validate FILE`) and run again", file=sys.stderr
+            )
+            unreadable = all(i.field == "(file)" and "TOML" not in i.rule for i in exc.issues)
+            return EXIT_USAGE if unreadable else EXIT_FAILED
+        except (
+            UsageError,
+            WindowError,
+            UnknownForecasterError,
+            RiskSettingError,
+            PriceDataError,
+            VersionRefError,
+            StrategyDatabaseError,
+        ) as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except StrategyStoreError as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        except BacktestError as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return run
+
+
+def require(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        missing = [
+            flag
+            for flag, value in (
+                ("--strategy", args.strategy),
+                ("--from", args.first_day),
+                ("--to", args.last_day),
+            )
+            if not value
+        ]
+        if missing:
+            settings = load_settings(args.config)
+            try:
+                series = load_prices(settings.region, args.prices or settings.prices_file)
+                first, last = covered_days(PriceTape.of(settings.region, series))
+                hint = f"; the prices cover {first} .. {last}, e.g. --from {first} --to {last}"
+            except (PriceDataError, ValueError):
+                hint = ""
+            verb = "is" if len(missing) == 1 else "are"
+            raise UsageError(
+                f"{' and '.join(missing)} {verb} required (see `autobidder backtest --help`){hint}"
+            )
+        return int(handler(args))
+
+    return run

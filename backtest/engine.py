@@ -1,0 +1,351 @@
+"""The backtest loop: the live cycle's pure functions, called in-process over real price history.
+
+Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly as a live cycle:
+
+    telemetry      autobidder.fleet.SimulatedFleet.telemetry          (the fleet service's twin)
+    planning view  autobidder.strategy_limits.planning_telemetry       (reserve, nameplate power)
+    every R-th:    forecast   -> backtest.forecasters (the forecast worker's function / registry)
+                   optimize   -> optimization.problem.prepare_problem + backtest.planning.WarmPlanner
+    bid            optimization.bids.build_energy_bid on the plan's step k = g − (last solve)
+    limits         autobidder.strategy_limits.apply_strategy_limits    (band policy, cycles, safety)
+    exchange       market_adapters.nem.energy_bid_violations (reject) and
+                   market_adapters.clearing.clear_energy_bid
+    dispatch       autobidder.fleet.disaggregate + SimulatedFleet.apply
+    settle         autobidder.settlement.settle
+
+There is no Temporal, no queue and no database: the loop owns the fleet twin and the plan. The
+only liberty taken with the live cycle is the re-optimization cadence R (the live cycle solves
+every interval; `reoptimize_every_intervals=1` does the same here).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from autobidder.domain import Award, BatterySpec, EnergyBid, Forecast, TelemetrySnapshot
+from autobidder.fleet import SimulatedFleet, disaggregate
+from autobidder.settlement import settle
+from autobidder.strategy import Strategy
+from autobidder.strategy_limits import (
+    BidContext,
+    Limit,
+    apply_strategy_limits,
+    nem_trading_day,
+    planning_telemetry,
+)
+from backtest.forecasters import ForecastSource, PriceTape
+from backtest.planning import Plan, Planner, forecast_for_risk, optimizer_settings
+from market_adapters.clearing import clear_energy_bid
+from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, energy_bid_violations, price_cap_aud_per_mwh
+from optimization.bids import build_energy_bid
+from optimization.problem import FloatArray, OptimizationError, OptimizerSettings, prepare_problem
+
+LIMIT_BITS: dict[Limit, int] = {limit: 1 << i for i, limit in enumerate(Limit)}
+# A band offering less than 1 kW is not an offer worth drawing (SoC round-off leaves such bands).
+OFFERED_MW = 1e-3
+
+
+class BacktestError(RuntimeError):
+    """The backtest could not go on; the message names the interval and what failed."""
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """One simulated run: which strategy trades which fleet over which intervals of the tape."""
+
+    strategy: Strategy
+    strategy_version: str
+    fleet: tuple[BatterySpec, ...]
+    first_index: int
+    intervals: int
+    reoptimize_every_intervals: int = 6
+    # Plan with nameplate power (autobidder.strategy_limits.planning_telemetry); False reproduces a
+    # cycle that hands the fleet's one-interval availability to the optimizer as it is.
+    nameplate_planning: bool = True
+    keep_bids: bool = False  # keep every bid in `SimulationRun.bids` (tests, inspection)
+
+    @property
+    def horizon_intervals(self) -> int:
+        return self.strategy.forecaster.horizon_hours * 12
+
+    @property
+    def capacity_mwh(self) -> float:
+        return math.fsum(b.capacity_mwh for b in self.fleet)
+
+
+@dataclass
+class Trace:
+    """Per-interval records of one run (arrays of length `intervals`, NaN where not applicable)."""
+
+    price_aud_per_mwh: FloatArray
+    forecast_p50_aud_per_mwh: FloatArray  # the forecast the bid was made from, for its own interval
+    forecast_p10_aud_per_mwh: FloatArray
+    forecast_p90_aud_per_mwh: FloatArray
+    soc_mwh: FloatArray  # at the END of the interval
+    net_mw: FloatArray  # awarded, positive = discharge
+    revenue_aud: FloatArray
+    discharge_price_aud_per_mwh: FloatArray  # cheapest discharge band with volume
+    charge_price_aud_per_mwh: FloatArray  # dearest charge band with volume
+    offered_discharge_mw: FloatArray
+    offered_charge_mw: FloatArray
+    shortfall_mw: FloatArray
+    limits: np.ndarray  # bitmask of LIMIT_BITS
+    rejected: np.ndarray  # the exchange's validation refused the bid
+
+    @classmethod
+    def empty(cls, n: int) -> Trace:
+        def nan() -> FloatArray:
+            return np.full(n, np.nan)
+
+        return cls(
+            price_aud_per_mwh=nan(),
+            forecast_p50_aud_per_mwh=nan(),
+            forecast_p10_aud_per_mwh=nan(),
+            forecast_p90_aud_per_mwh=nan(),
+            soc_mwh=nan(),
+            net_mw=np.zeros(n),
+            revenue_aud=np.zeros(n),
+            discharge_price_aud_per_mwh=nan(),
+            charge_price_aud_per_mwh=nan(),
+            offered_discharge_mw=np.zeros(n),
+            offered_charge_mw=np.zeros(n),
+            shortfall_mw=np.zeros(n),
+            limits=np.zeros(n, dtype=np.uint8),
+            rejected=np.zeros(n, dtype=bool),
+        )
+
+
+@dataclass
+class ForecastErrors:
+    """Forecast (p50) minus realised price over every solve's horizon, where the price is known."""
+
+    count: int = 0
+    sum_abs: float = 0.0
+    sum_sq: float = 0.0
+    sum_err: float = 0.0
+    band_count: int = 0
+    band_hits: int = 0
+
+    def add(self, forecast: Forecast, actual: FloatArray) -> None:
+        n = actual.size
+        if n == 0:
+            return
+        err = np.asarray(forecast.p50.prices_aud_per_mwh[:n]) - actual
+        self.count += n
+        self.sum_abs += float(np.abs(err).sum())
+        self.sum_sq += float((err * err).sum())
+        self.sum_err += float(err.sum())
+        p10, p90 = _band(forecast)
+        if p10 is not None and p90 is not None:
+            self.band_count += n
+            self.band_hits += int(((actual >= p10[:n]) & (actual <= p90[:n])).sum())
+
+
+def _band(forecast: Forecast) -> tuple[FloatArray | None, FloatArray | None]:
+    levels = {round(q.level, 6): q.prices_aud_per_mwh for q in forecast.quantiles}
+    p10, p90 = levels.get(0.1), levels.get(0.9)
+    return (
+        None if p10 is None else np.asarray(p10),
+        None if p90 is None else np.asarray(p90),
+    )
+
+
+@dataclass
+class SimulationRun:
+    forecaster: str
+    trace: Trace
+    forecast_errors: ForecastErrors
+    solves: int = 0
+    solve_seconds: float = 0.0  # inside HiGHS
+    forecast_seconds: float = 0.0  # forecaster calls, snapshot building included
+    plan_seconds: float = 0.0  # problem preparation + optimizer calls (HiGHS included)
+    wall_seconds: float = 0.0
+    initial_soc_mwh: float = 0.0
+    final_soc_mwh: float = 0.0
+    limit_counts: dict[str, int] = field(default_factory=dict)
+    first_rejection: str = ""
+    bids: list[EnergyBid] = field(default_factory=list)
+
+    @property
+    def revenue_aud(self) -> float:
+        return math.fsum(self.trace.revenue_aud.tolist())
+
+
+def _offered(bid: EnergyBid) -> tuple[float, float, float, float]:
+    """(discharge MW, charge MW, cheapest discharge price, dearest charge price) of bands offering
+    more than `OFFERED_MW`."""
+    d = [b for b in bid.discharge_bands if b.volume_mw > OFFERED_MW]
+    c = [b for b in bid.charge_bands if b.volume_mw > OFFERED_MW]
+    return (
+        math.fsum(b.volume_mw for b in d),
+        math.fsum(b.volume_mw for b in c),
+        min((b.price_aud_per_mwh for b in d), default=math.nan),
+        max((b.price_aud_per_mwh for b in c), default=math.nan),
+    )
+
+
+def simulate(
+    spec: SimulationSpec,
+    tape: PriceTape,
+    forecaster: ForecastSource,
+    planner: Planner,
+    on_interval: Callable[[int], None] = lambda _n: None,
+) -> SimulationRun:
+    """Run `spec` over `tape[first_index : first_index + intervals]` (module docstring)."""
+    strategy = spec.strategy
+    portfolio = strategy.portfolio
+    region = strategy.region
+    dt_h = tape.interval_minutes / 60.0
+    horizon = spec.horizon_intervals
+    settings = optimizer_settings(strategy)
+    max_discharge_mw = math.fsum(b.max_discharge_mw for b in spec.fleet)
+    max_charge_mw = math.fsum(b.max_charge_mw for b in spec.fleet)
+    fleet = SimulatedFleet(portfolio, spec.fleet)
+    trace = Trace.empty(spec.intervals)
+    errors = ForecastErrors()
+    run = SimulationRun(forecaster.model, trace, errors)
+    run.initial_soc_mwh = math.fsum(fleet.soc_mwh.values())
+    prices = tape.prices_aud_per_mwh
+    counts = dict.fromkeys(Limit, 0)
+    plan: Plan | None = None
+    plan_start = 0
+    plan_forecast: Forecast | None = None
+    band: tuple[FloatArray | None, FloatArray | None] = (None, None)
+    previous_bid: EnergyBid | None = None
+    day = None
+    discharged_today_mwh = 0.0
+    solve_started = planner_solve_seconds(planner)
+    started = time.perf_counter()
+    for step in range(spec.intervals):
+        g = spec.first_index + step
+        end = tape.end_at(g)
+        as_of = end - tape.interval
+        telemetry = fleet.telemetry(portfolio, as_of, dt_h)
+        seen = planning_telemetry(telemetry, strategy, dt_h, spec.fleet if spec.nameplate_planning else ())
+        if plan is None or step % spec.reoptimize_every_intervals == 0 or g - plan_start >= plan.horizon:
+            plan_forecast, plan = _replan(
+                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run
+            )
+            plan_start = g
+            band = _band(plan_forecast)
+            errors.add(plan_forecast, prices[g : g + horizon])
+            run.solves += 1
+        assert plan_forecast is not None
+        k = g - plan_start
+        schedule = plan.shifted(k)
+        price = float(prices[g])
+        bid = build_energy_bid(
+            schedule,
+            seen,
+            bid_id=f"{portfolio}/{end.isoformat()}/r0",
+            portfolio=portfolio,
+            region=region,
+            interval_end=end,
+            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+            price_cap=price_cap_aud_per_mwh(end),
+        )
+        today = nem_trading_day(end)
+        if today != day:
+            day, discharged_today_mwh = today, 0.0
+        limited = apply_strategy_limits(
+            bid,
+            strategy,
+            BidContext(
+                scheduled_discharge_mw=schedule.discharge_mw[0],
+                scheduled_charge_mw=schedule.charge_mw[0],
+                discharged_today_mwh=discharged_today_mwh,
+                capacity_mwh=spec.capacity_mwh,
+                interval_hours=dt_h,
+                previous_bid=previous_bid,
+            ),
+            spec.strategy_version,
+        )
+        bid = limited.bid
+        violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
+        if violations:
+            trace.rejected[step] = True
+            if not run.first_rejection:
+                run.first_rejection = f"{end.isoformat()}: " + "; ".join(v.describe() for v in violations)
+            award = Award(
+                bid_id=bid.bid_id,
+                interval_end=end,
+                clearing_price_aud_per_mwh=price,
+                discharge_mw=0.0,
+                charge_mw=0.0,
+            )
+        else:
+            award = clear_energy_bid(bid, price)
+        dispatch = disaggregate(portfolio, end, award.net_mw, telemetry, dt_h)
+        fleet.apply(dispatch, dt_h)
+        settlement = settle(portfolio, award, dt_h)
+        discharged_today_mwh += award.discharge_mw * dt_h
+        previous_bid = bid
+        if spec.keep_bids:
+            run.bids.append(bid)
+
+        offered_d, offered_c, d_price, c_price = _offered(bid)
+        trace.price_aud_per_mwh[step] = price
+        trace.forecast_p50_aud_per_mwh[step] = plan_forecast.p50.prices_aud_per_mwh[k]
+        if band[0] is not None and band[1] is not None:
+            trace.forecast_p10_aud_per_mwh[step] = band[0][k]
+            trace.forecast_p90_aud_per_mwh[step] = band[1][k]
+        trace.soc_mwh[step] = math.fsum(fleet.soc_mwh.values())
+        trace.net_mw[step] = award.net_mw
+        trace.revenue_aud[step] = settlement.revenue_aud
+        trace.discharge_price_aud_per_mwh[step] = d_price
+        trace.charge_price_aud_per_mwh[step] = c_price
+        trace.offered_discharge_mw[step] = offered_d
+        trace.offered_charge_mw[step] = offered_c
+        trace.shortfall_mw[step] = dispatch.shortfall_mw
+        bits = 0
+        for limit in limited.bound:
+            bits |= LIMIT_BITS[limit]
+            counts[limit] += 1
+        trace.limits[step] = bits
+        on_interval(1)
+    run.wall_seconds = time.perf_counter() - started
+    run.solve_seconds = planner_solve_seconds(planner) - solve_started
+    run.final_soc_mwh = math.fsum(fleet.soc_mwh.values())
+    run.limit_counts = {str(limit): n for limit, n in counts.items()}
+    return run
+
+
+def planner_solve_seconds(planner: Planner) -> float:
+    return float(getattr(planner, "solve_seconds", 0.0))
+
+
+def _replan(
+    spec: SimulationSpec,
+    tape: PriceTape,
+    g: int,
+    horizon: int,
+    forecaster: ForecastSource,
+    planner: Planner,
+    seen: TelemetrySnapshot,
+    settings: OptimizerSettings,
+    end: datetime,
+    run: SimulationRun,
+) -> tuple[Forecast, Plan]:
+    started = time.perf_counter()
+    try:
+        forecast = forecaster.forecast(tape, g, horizon)
+    except Exception as exc:
+        raise BacktestError(
+            f"interval ending {end.isoformat()}: forecaster {forecaster.model} failed: {exc}"
+        ) from exc
+    planned = time.perf_counter()
+    try:
+        problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
+        plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
+    except OptimizationError as exc:
+        raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
+    done = time.perf_counter()
+    run.forecast_seconds += planned - started
+    run.plan_seconds += done - planned
+    return forecast, plan

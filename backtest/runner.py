@@ -1,0 +1,346 @@
+"""A whole backtest: the strategy's run, the perfect-forecast run and the perfect-foresight bound.
+
+Three numbers explain where value went (docs/backtesting.md):
+
+    perfect_foresight_revenue   the hindsight LP over the whole window on realised prices, from
+                                the same initial SoC, free to end at any SoC, with the fleet's
+                                physical limits only (no strategy reserve, cycle limit or
+                                degradation cost): every schedule the fleet could have run earns at
+                                most this, and every strategy on the same fleet and window is
+                                measured against the same bound
+    revenue_perfect_forecast    the strategy's own loop (cadence, bids, limits, clearing) fed the
+                                realised prices as its forecast
+    revenue                     the strategy's loop with its own forecaster
+
+    bidding_loss  = perfect_foresight_revenue − revenue_perfect_forecast
+    forecast_loss = revenue_perfect_forecast − revenue
+
+Bidding loss is what the strategy gives up even knowing the prices (rolling horizon, re-optimization
+cadence, bid construction, reserve, cycle limit and degradation cost); forecast loss is what the
+forecaster's errors cost on top. Bidding loss is never negative (the bound is a true bound); forecast
+loss can be (a lucky forecast), and the two always add up to the total gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import BatterySpec, Forecast, PriceSeries
+from autobidder.fleet import SimulatedFleet
+from autobidder.strategy import Strategy
+from backtest.engine import SimulationRun, SimulationSpec, simulate
+from backtest.forecasters import (
+    DEFAULT_LOOKBACK_INTERVALS,
+    PerfectForecast,
+    PriceTape,
+    resolve_forecaster,
+)
+from backtest.planning import Planner, WarmPlanner, simulated_products
+from optimization.problem import FloatArray, prepare_problem
+
+HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
+PARALLEL_MIN_INTERVALS = 14 * 288
+
+
+class WindowError(ValueError):
+    """The requested days are not covered by the prices; the message says which days are."""
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    strategy: Strategy
+    strategy_label: str  # how the trader named it: a file path or a store reference
+    strategy_version: str  # stamped on every simulated bid
+    fleet: tuple[BatterySpec, ...]
+    first_day: date  # NEM trading days, both inclusive (interval ends 00:05 of the first … 24:00 of the last)
+    last_day: date
+    reoptimize_every_minutes: int = 30
+    split_losses: bool = True
+    lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS
+    source_text: str = ""  # the strategy's TOML, shown in the report
+    parallel: bool | None = None  # reference runs in a second process; None: on long windows
+    models_dir: Path = Path("var/models")  # trained forecasters (<data_dir>/models)
+    nameplate_planning: bool = True  # see backtest.engine.SimulationSpec
+
+    @property
+    def forecaster(self) -> str:
+        return self.strategy.forecaster.model
+
+
+@dataclass(frozen=True)
+class Window:
+    first_index: int
+    intervals: int
+    first_interval_end: datetime
+    last_interval_end: datetime
+
+
+def trading_day_bounds(first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    """First and last interval END of NEM days `first_day` … `last_day`: 00:05 and 24:00 NEM time."""
+    first = datetime.combine(first_day, dtime(0, 5), tzinfo=NEM_TZ)
+    last = datetime.combine(last_day + timedelta(days=1), dtime(0, 0), tzinfo=NEM_TZ)
+    return first, last
+
+
+def covered_days(tape: PriceTape) -> tuple[date, date]:
+    """The first and last NEM day with a full day of prices on the tape, after one day of history."""
+    first_end = tape.end_at(0)
+    first_day = (first_end - tape.interval).astimezone(NEM_TZ).date()
+    if first_end != datetime.combine(first_day, dtime(0, 5), tzinfo=NEM_TZ):
+        first_day += timedelta(days=1)
+    last_end = tape.end_at(len(tape) - 1).astimezone(NEM_TZ)
+    last_day = (last_end - tape.interval).date()
+    if last_end.time() != dtime(0, 0):
+        last_day -= timedelta(days=1)
+    return first_day + timedelta(days=HISTORY_DAYS_NEEDED), last_day
+
+
+def resolve_window(tape: PriceTape, first_day: date, last_day: date) -> Window:
+    earliest, latest = covered_days(tape)
+    hint = (
+        f"the prices cover {earliest.isoformat()} .. {latest.isoformat()} as backtest days "
+        f"(the first day of the file is history for the forecaster): for example "
+        f"--from {earliest.isoformat()} --to {min(latest, earliest + timedelta(days=6)).isoformat()}, "
+        "or pass --prices FILE with data for the days you want"
+    )
+    if last_day < first_day:
+        raise WindowError(f"--to {last_day.isoformat()} is before --from {first_day.isoformat()}")
+    if first_day < earliest or last_day > latest:
+        raise WindowError(f"days {first_day.isoformat()} .. {last_day.isoformat()} are not covered; {hint}")
+    first_end, last_end = trading_day_bounds(first_day, last_day)
+    first_index = tape.index_of(first_end)
+    intervals = tape.index_of(last_end) - first_index + 1
+    return Window(first_index, intervals, first_end, last_end)
+
+
+@dataclass
+class Hindsight:
+    revenue_aud: FloatArray
+    soc_mwh: FloatArray
+
+    @property
+    def total_aud(self) -> float:
+        return math.fsum(self.revenue_aud.tolist())
+
+
+def hindsight(request: BacktestRequest, tape: PriceTape, window: Window, planner: Planner) -> Hindsight:
+    """The perfect-foresight schedule over the window (see the module docstring)."""
+    strategy = request.strategy
+    as_of = window.first_interval_end - tape.interval
+    telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(
+        strategy.portfolio, as_of, tape.interval_minutes / 60.0
+    )
+    prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
+    realised = Forecast(
+        region=tape.region,
+        as_of=as_of,
+        model_name="perfect_foresight",
+        model_version="1",
+        p50=PriceSeries(
+            first_interval_end=window.first_interval_end,
+            interval_minutes=tape.interval_minutes,
+            prices_aud_per_mwh=tuple(prices.tolist()),
+        ),
+    )
+    schedule = planner.hindsight(prepare_problem(telemetry, realised))
+    net = np.asarray(schedule.discharge_mw) - np.asarray(schedule.charge_mw)
+    return Hindsight(prices * net * tape.interval_minutes / 60.0, np.asarray(schedule.soc_mwh))
+
+
+@dataclass
+class BacktestResult:
+    request: BacktestRequest
+    region: str
+    window: Window
+    run: SimulationRun
+    perfect_forecast_run: SimulationRun | None
+    bound: Hindsight
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    optimizer: str = ""
+    optimizer_restarts: int = 0  # stalled re-solves solved again on a fresh session (all runs)
+
+
+def _notes(request: BacktestRequest) -> list[str]:
+    strategy = request.strategy
+    notes = []
+    skipped = [p for p in strategy.market.products if p not in simulated_products(strategy)]
+    if skipped:
+        notes.append(
+            f"products {', '.join(skipped)} are not simulated: the price files carry energy prices only"
+        )
+    if not strategy.safety.submit_enabled:
+        notes.append(
+            "safety.submit_enabled is false: live cycles would build and record these bids but submit "
+            "none; the backtest clears them as if submitted"
+        )
+    if request.reoptimize_every_minutes != 5:
+        notes.append(
+            f"re-optimized every {request.reoptimize_every_minutes} minutes (live cycles re-optimize every "
+            "interval); the intervals between bid the plan's later steps"
+        )
+    return notes
+
+
+@dataclass
+class Reference:
+    """What the strategy's run is measured against: the perfect-forecast run and the bound."""
+
+    perfect_forecast_run: SimulationRun | None
+    bound: Hindsight
+    fresh_restarts: int
+    timings_s: dict[str, float]
+
+
+def reference_runs(
+    request: BacktestRequest,
+    tape: PriceTape,
+    window: Window,
+    spec: SimulationSpec,
+    planner_factory: Callable[[], Planner],
+    on_interval: Callable[[int], None] = lambda _n: None,
+) -> Reference:
+    """The perfect-forecast run (when `split_losses`) and the perfect-foresight bound.
+
+    Independent of the strategy's own run, so `run_backtest` may compute them in another process.
+    Each gets its own planner: no warm basis or cached state crosses from one run to another.
+    """
+    timings: dict[str, float] = {}
+    oracle = None
+    restarts = 0
+    if request.split_losses:
+        planner = planner_factory()
+        oracle = simulate(spec, tape, PerfectForecast(), planner, on_interval)
+        timings["perfect_forecast_run_s"] = oracle.wall_seconds
+        restarts += int(getattr(planner, "fresh_restarts", 0))
+    started = time.perf_counter()
+    bound = hindsight(request, tape, window, planner_factory())
+    timings["perfect_foresight_s"] = time.perf_counter() - started
+    return Reference(oracle, bound, restarts, timings)
+
+
+def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
+    """What the reference runs depend on: everything but the strategy's forecaster."""
+    strategy = request.strategy.with_forecaster("perfect_foresight@1")
+    return (
+        strategy.content_hash,
+        request.fleet,
+        request.first_day,
+        request.last_day,
+        request.reoptimize_every_minutes,
+        request.split_losses,
+        request.nameplate_planning,
+    )
+
+
+def _use_second_process(request: BacktestRequest, window: Window) -> bool:
+    if request.parallel is not None:
+        return request.parallel
+    # Starting a process costs seconds (imports); it pays off from a few weeks of intervals, and
+    # only when there is a second core to run on.
+    return window.intervals >= PARALLEL_MIN_INTERVALS and (os.cpu_count() or 1) > 1
+
+
+def run_backtest(
+    request: BacktestRequest,
+    prices: PriceSeries,
+    *,
+    progress: bool = True,
+    planner_factory: Callable[[], Planner] = WarmPlanner,
+    reuse: BacktestResult | None = None,
+) -> BacktestResult:
+    """Run the strategy, the perfect-forecast run (when `split_losses`) and the bound over the window.
+
+    On long windows the reference runs go to a second process while this one runs the strategy
+    (`BacktestRequest.parallel`); `planner_factory` must then be picklable (a class is). `reuse`:
+    an earlier result whose reference runs are this one's too (the same strategy but for its
+    forecaster, fleet, days and cadence: `backtest compare --forecaster`); they are not run again.
+    """
+    started = time.perf_counter()
+    if request.reoptimize_every_minutes % prices.interval_minutes or request.reoptimize_every_minutes <= 0:
+        raise WindowError(
+            f"--reoptimize-every {request.reoptimize_every_minutes}: must be a positive multiple of "
+            f"{prices.interval_minutes} minutes"
+        )
+    tape = PriceTape.of(request.strategy.region, prices)
+    window = resolve_window(tape, request.first_day, request.last_day)
+    forecaster = resolve_forecaster(request.forecaster, request.models_dir, request.lookback_intervals)
+    spec = SimulationSpec(
+        strategy=request.strategy,
+        strategy_version=request.strategy_version,
+        fleet=request.fleet,
+        first_index=window.first_index,
+        intervals=window.intervals,
+        reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
+        nameplate_planning=request.nameplate_planning,
+    )
+    planner = planner_factory()
+    reused: Reference | None = None
+    if reuse is not None and _reference_key(reuse.request) == _reference_key(request):
+        reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {})
+    parallel = reused is None and _use_second_process(request, window)
+    runs = 1 if parallel or reused is not None or not request.split_losses else 2
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(
+            tqdm(
+                total=window.intervals * runs,
+                unit="interval",
+                desc=f"backtest {request.strategy.portfolio}",
+                disable=not progress,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
+        )
+        future: Future[Reference] | None = None
+        if parallel:
+            # spawn, not fork: a forked child would inherit this process's HiGHS and tqdm threads.
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")))
+            future = pool.submit(reference_runs, request, tape, window, spec, planner_factory)
+        bar.set_postfix_str(f"forecaster {forecaster.model}")
+        run = simulate(spec, tape, forecaster, planner, bar.update)
+        if reused is not None:
+            reference = reused
+        elif future is not None:
+            bar.set_postfix_str("waiting for the reference runs")
+            reference = future.result()
+        else:
+            bar.set_postfix_str("perfect forecast and bound")
+            reference = reference_runs(request, tape, window, spec, planner_factory, bar.update)
+    timings = {"run_s": run.wall_seconds, **reference.timings_s, "wall_s": time.perf_counter() - started}
+    notes = _notes(request)
+    restarts = int(getattr(planner, "fresh_restarts", 0)) + reference.fresh_restarts
+    if restarts:
+        notes.append(f"{restarts} re-solve(s) stalled and were solved again on a fresh optimizer session")
+    if forecaster.fallbacks:
+        notes.append(
+            f"{forecaster.fallbacks} of {run.solves} forecasts fell back to seasonal naive, as a live cycle "
+            f"would; first reason: {forecaster.first_fallback_reason}"
+        )
+    return BacktestResult(
+        request=request,
+        region=str(request.strategy.region),
+        window=window,
+        run=run,
+        perfect_forecast_run=reference.perfect_forecast_run,
+        bound=reference.bound,
+        notes=notes,
+        timings_s=timings,
+        optimizer=getattr(planner, "name", type(planner).__name__),
+        optimizer_restarts=restarts,
+    )

@@ -1,0 +1,625 @@
+"""The simulated exchange: replays one location's historical prices, takes bids, clears them.
+
+`Exchange` is plain Python over replay prices, a `MarketAdapter`, a `MarketClock` and a
+`BidLedger`, raising the typed errors below; `exchange_server` only adapts gRPC to it. What it
+guarantees to the rest of the system, enforced here rather than trusted to callers:
+
+* Market data never reveals a price of an interval that has not ended in market time.
+* A bid_id names one bid forever: the identical bid again returns the original acceptance (even
+  after gate closure); a different bid under it is a conflict, never a silent overwrite.
+* A bid is judged on the market clock: after gate closure it is rejected (`after_gate_closure`);
+  a rebid must carry a higher revision than the latest accepted one, and only the latest
+  revision is cleared. A rejected submission stores nothing and changes nothing.
+* Awards are price-taker clearings of the interval's historical prices, stored once with their
+  settlement, and the same on every request.
+
+Errors: `market_adapters.exchange_errors` (one gRPC status code each).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import Award, EnergyBid, MarketSnapshot, PriceSeries, Region
+from market_adapters.adapter import MarketAdapter
+from market_adapters.bids import (
+    IntervalPrices,
+    Market,
+    MarketAward,
+    MarketBid,
+    MarketRun,
+    Product,
+    UnitLimits,
+    canonical_json,
+)
+from market_adapters.clearing import MissingPriceError
+from market_adapters.ercot_adapter import ErcotAdapter
+from market_adapters.exchange_errors import (
+    BidIdConflictError,
+    BidNotFoundError,
+    BidSupersededError,
+    ClockNotAdvanceableError,
+    ExchangeServiceError,
+    ExchangeStorageError,
+    IntervalNotEndedError,
+    InvalidRequestError,
+    PriceNotInHistoryError,
+    RegionNotReplayedError,
+)
+from market_adapters.exchange_store import BidLedger, Commit, StorageError, StoredBid
+from market_adapters.market_clock import MarketClock, ReplayClock
+from market_adapters.nem import energy_bid_violations
+from market_adapters.nem_adapter import NemAdapter, canonical_bid_json, legacy_revision, market_bid_of
+from market_adapters.replay_prices import ReplayPrices, price_at, published_prices
+from market_adapters.rule_checks import rebid_event_violations, rebid_violations, time_usable
+from market_adapters.violations import BidValidationError, BidViolation, Rule
+
+log = logging.getLogger(__name__)
+
+# One year of 5-minute intervals: far more than any forecaster needs, and it keeps a response
+# (8 bytes a price) well inside gRPC's default 4 MiB message limit.
+MAX_LOOKBACK_INTERVALS = 105_120
+REGION_NOT_SERVED = Rule.REGION_NOT_SERVED
+UNKNOWN_PORTFOLIO = Rule.UNKNOWN_PORTFOLIO
+_NO_LIMITS = UnitLimits(math.inf, math.inf)
+
+PortfolioLimits = UnitLimits
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExchangeParts:
+    """Everything the exchange needs, so tests can build one without a settings file.
+
+    `region` is the location served (a NEM `Region`, or an ERCOT settlement point name);
+    `prices` the gap-free energy history (NEM dispatch or ERCOT real-time) that market data
+    answers from; `extra_prices` further products and runs (NEM FCAS, ERCOT day-ahead and
+    ancillary services), which fill intervals `prices` lacks; `clock` defaults to a replay clock.
+    """
+
+    region: Region | str
+    prices: PriceSeries
+    limits: Mapping[str, UnitLimits]
+    engine: Engine
+    extra_prices: ReplayPrices | None = None
+    clock: MarketClock | None = None
+    market: Market = Market.NEM
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    bid_id: str
+    accepted: bool
+    duplicate: bool
+    accepted_at: datetime
+    market_time: datetime | None = None
+    gate_closure: datetime | None = None
+    revision: int = 0
+    supersedes_bid_id: str | None = None
+
+
+@dataclass
+class StreamPlan:
+    """The intervals a market-data stream walks through; `take` counts what it sent."""
+
+    run: MarketRun
+    products: tuple[Product, ...]
+    first_interval_end: datetime
+    last_interval_end: datetime
+    interval: timedelta
+    max_intervals: int
+    sent: int = 0
+
+    def interval_ends(self) -> Iterator[datetime]:
+        end = self.first_interval_end
+        while end <= self.last_interval_end and not self.done:
+            yield end
+            end += self.interval
+
+    def take(self) -> bool:
+        """Count one interval sent (a gap in the history is skipped, not sent empty)."""
+        self.sent += 1
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.max_intervals != 0 and self.sent >= self.max_intervals
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSubmit:
+    """A validated submission whose `commits` are still being written (see `Exchange.finish`)."""
+
+    outcomes: list[SubmitOutcome]
+    commits: list[Commit]
+    # Reserved with `defer_write`: the caller must hand it to `Exchange.write_now`.
+    unwritten: Commit | None = None
+
+
+def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
+    step = int(interval.total_seconds())
+    seconds = int(ts.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % step, UTC)
+
+
+def adapter_for(market: Market) -> MarketAdapter:
+    return NemAdapter(None) if market == Market.NEM else ErcotAdapter(None)
+
+
+# --- the exchange core ----------------------------------------------------------------------------
+
+
+class Exchange:
+    """The exchange of one location over replay prices, persisting bids and awards in `engine`."""
+
+    def __init__(self, parts: ExchangeParts) -> None:
+        self._market = parts.market
+        self._adapter = adapter_for(parts.market)
+        self._location = str(parts.region)
+        self._region = parts.region
+        self._history = parts.prices
+        self._energy_run = MarketRun.NEM_DISPATCH if parts.market == Market.NEM else MarketRun.ERCOT_REAL_TIME
+        base = ReplayPrices.of(self._energy_run, [(Product.ENERGY, parts.prices)])
+        self._replay = base.merged_under(parts.extra_prices) if parts.extra_prices else base
+        self._limits = dict(parts.limits)
+        self._clock: MarketClock = parts.clock or ReplayClock()
+        self._ledger = BidLedger(parts.engine)
+        self._award_lock = threading.Lock()
+
+    @property
+    def region(self) -> Region | str:
+        return self._region
+
+    @property
+    def clock(self) -> MarketClock:
+        return self._clock
+
+    @property
+    def adapter(self) -> MarketAdapter:
+        return self._adapter
+
+    @property
+    def replay(self) -> ReplayPrices:
+        return self._replay
+
+    # --- market data ------------------------------------------------------------------------------
+
+    def market_data(self, region: str, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
+        """Energy prices published by `as_of` (a replay clock moves there; a live one caps it)."""
+        if region != self._location:
+            if self._market == Market.NEM and region not in {r.value for r in Region}:
+                raise InvalidRequestError(f"region: {region!r} is not a NEM region")
+            raise RegionNotReplayedError(f"region: this exchange replays {self._location}, not {region}")
+        if not isinstance(self._region, Region):
+            raise RegionNotReplayedError(
+                f"region: GetMarketData serves NEM regions; use StreamMarketData for {region}"
+            )
+        if as_of.tzinfo is None or as_of.utcoffset() is None:
+            raise InvalidRequestError(f"as_of: {as_of.isoformat()} has no UTC offset")
+        if not 0 < lookback_intervals <= MAX_LOOKBACK_INTERVALS:
+            raise InvalidRequestError(
+                f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
+            )
+        now = self._clock.observe(as_of)
+        visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
+        prices = published_prices(self._history, visible, lookback_intervals)
+        return MarketSnapshot(region=self._region, as_of=as_of, prices=prices)
+
+    def interval_prices(
+        self, run: MarketRun, interval_end: datetime, products: Sequence[Product]
+    ) -> IntervalPrices:
+        found = {p: v for p in products if (v := self._replay.price(run, p, interval_end)) is not None}
+        return IntervalPrices(
+            self._location,
+            run,
+            interval_end.astimezone(self._adapter.rules.timezone),
+            found,
+            self._adapter.rules.currency,
+        )
+
+    def stream_plan(
+        self,
+        location: str,
+        run: MarketRun,
+        products: Sequence[Product],
+        after_interval_end: datetime | None,
+        max_intervals: int,
+    ) -> StreamPlan:
+        """Which intervals a market-data stream sends (see `MarketGateway.StreamMarketData`)."""
+        if location != self._location:
+            raise RegionNotReplayedError(f"location: this exchange replays {self._location}, not {location}")
+        interval = self._replay.interval(run)
+        first = self._replay.first_interval_end(run)
+        last = self._replay.last_interval_end(run)
+        if interval is None or first is None or last is None:
+            raise RegionNotReplayedError(f"run: this exchange replays no {run} prices")
+        if max_intervals < 0:
+            raise InvalidRequestError(f"max_intervals: {max_intervals} is negative")
+        if after_interval_end is not None:
+            next_end = _grid_floor(after_interval_end, interval) + interval
+        else:
+            now = self._clock.now()
+            next_end = first if now is None else max(first, _grid_floor(now, interval) + interval)
+        wanted = tuple(products) or tuple(self._replay.products(run))
+        return StreamPlan(run, wanted, next_end, last, interval, max_intervals)
+
+    def ended(self, interval_end: datetime) -> bool:
+        """Whether the interval ending `interval_end` has ended in market time."""
+        now = self._clock.now()
+        return now is not None and now >= interval_end
+
+    # --- bids -------------------------------------------------------------------------------------
+
+    def _served_violations(self, bid: MarketBid) -> list[BidViolation]:
+        out: list[BidViolation] = []
+        if bid.market != self._market:
+            out.append(
+                BidViolation(
+                    "market",
+                    None,
+                    Rule.MARKET_NOT_SERVED,
+                    f"this exchange trades {self._market}, not {bid.market}",
+                )
+            )
+        elif bid.location and bid.location != self._location:
+            out.append(
+                BidViolation(
+                    "location",
+                    None,
+                    Rule.REGION_NOT_SERVED,
+                    f"this exchange trades {self._location}, not {bid.location}",
+                )
+            )
+        if bid.portfolio and bid.portfolio not in self._limits:
+            known = ", ".join(sorted(self._limits))
+            out.append(
+                BidViolation(
+                    "portfolio",
+                    None,
+                    Rule.UNKNOWN_PORTFOLIO,
+                    f"{bid.portfolio!r} is not registered ({known})",
+                )
+            )
+        return out
+
+    def _limits_of(self, portfolio: str) -> UnitLimits:
+        return self._limits.get(portfolio, _NO_LIMITS)
+
+    def _static_violations(self, bid: MarketBid) -> list[BidViolation]:
+        out = self._served_violations(bid)
+        if bid.market == self._market:
+            out.extend(self._adapter.violations(bid, self._limits_of(bid.portfolio)))
+        return out
+
+    def _legacy_violations(self, bid: EnergyBid) -> list[BidViolation]:
+        limits = self._limits_of(bid.portfolio)
+        converted = market_bid_of(bid)
+        return [
+            *self._served_violations(converted),
+            *energy_bid_violations(bid, limits.max_discharge_mw, limits.max_charge_mw),
+            *rebid_violations(converted, reason_required=True),
+        ]
+
+    def submit(self, bid: EnergyBid, as_of: datetime | None = None) -> SubmitOutcome:
+        """Store a foundation NEM energy bid once (see the module docstring)."""
+        [outcome] = self.finish(self.begin_submit(bid, as_of))
+        return outcome
+
+    def begin_submit(
+        self, bid: EnergyBid, as_of: datetime | None = None, *, defer_write: bool = False
+    ) -> PendingSubmit:
+        """`submit` up to the database commit (see `begin_submit_bids`)."""
+        return self._submit([(market_bid_of(bid), partial(self._legacy_violations, bid))], as_of, defer_write)
+
+    def submit_bids(self, bids: Sequence[MarketBid], as_of: datetime | None = None) -> list[SubmitOutcome]:
+        """Store `bids`, all or none: one rejected bid rejects the request and stores nothing.
+
+        Violations of bid i are named `bids[i].<field>` when more than one bid was sent.
+        """
+        return self.finish(self.begin_submit_bids(bids, as_of))
+
+    def begin_submit_bids(
+        self, bids: Sequence[MarketBid], as_of: datetime | None = None, *, defer_write: bool = False
+    ) -> PendingSubmit:
+        """`submit_bids` up to the database commit: validated, indexed and queued for writing.
+
+        The caller must `finish` it (or, on an event loop, wait for its commits and then
+        `finish`) before answering: only then are the bids durable.
+        """
+        if not bids:
+            raise BidValidationError(
+                "", [BidViolation("bids", None, Rule.REQUIRED, "the request carries no bid")]
+            )
+        return self._submit([(b, partial(self._static_violations, b)) for b in bids], as_of, defer_write)
+
+    def _submit(
+        self,
+        items: Sequence[tuple[MarketBid, Callable[[], list[BidViolation]]]],
+        as_of: datetime | None,
+        defer_write: bool = False,
+    ) -> PendingSubmit:
+        many = len(items) > 1
+        violations: list[BidViolation] = []
+        canonicals = [canonical_json(bid) for bid, _ in items]
+        fresh_static = [None if self._ledger.get(bid.bid_id) else check() for bid, check in items]
+        with self._ledger.lock:
+            market_time = self._clock.observe(as_of) if as_of is not None else self._clock.now()
+            outcomes: list[SubmitOutcome | None] = []
+            new: list[StoredBid] = []
+            pending: dict[str, StoredBid] = {}
+            latest_in_request: dict[tuple[str, str, str, str, str], StoredBid] = {}
+            accepted_at = datetime.now(UTC)
+            for i, ((bid, check), canonical) in enumerate(zip(items, canonicals, strict=True)):
+                stored = pending.get(bid.bid_id) or self._ledger.get(bid.bid_id)
+                if stored is not None:
+                    if stored.canonical != canonical:
+                        raise BidIdConflictError(
+                            f"bid_id {bid.bid_id!r} already names a different bid (accepted "
+                            f"{stored.accepted_at.isoformat()}); a changed bid needs a new revision "
+                            "under a new bid_id"
+                        )
+                    outcomes.append(_outcome(stored, duplicate=stored.bid.bid_id not in pending))
+                    continue
+                static = fresh_static[i]
+                found = list(static) if static is not None else check()
+                found.extend(self._stateful_violations(bid, market_time, latest_in_request))
+                if found:
+                    prefix = f"bids[{i}]." if many else ""
+                    violations.extend(v.under(prefix) for v in found)
+                    outcomes.append(None)
+                    continue
+                gate = self._adapter.gate_closure(bid.run, bid.interval_end)
+                previous = latest_in_request.get(bid.key) or self._ledger.latest(bid.key)
+                stored = StoredBid(
+                    bid, canonical, accepted_at, market_time, gate, previous.bid.bid_id if previous else None
+                )
+                new.append(stored)
+                pending[bid.bid_id] = stored
+                latest_in_request[bid.key] = stored
+                outcomes.append(_outcome(stored, duplicate=False))
+            if violations:
+                bid_id = items[0][0].bid_id if not many else f"{len(items)} bids"
+                raise BidValidationError(bid_id, violations)
+            commit = self._ledger.reserve(new, write=not defer_write) if new else None
+        waits = [commit] if commit is not None else []
+        for outcome in outcomes:
+            if outcome is not None and outcome.duplicate:
+                pending_commit = self._ledger.pending_commit(outcome.bid_id)
+                if pending_commit is not None:
+                    waits.append(pending_commit)
+        return PendingSubmit([o for o in outcomes if o is not None], waits, commit if defer_write else None)
+
+    def write_now(self, pendings: Sequence[PendingSubmit]) -> None:
+        """Write the deferred commits of `pendings` in one transaction on this thread."""
+        commits = [p.unwritten for p in pendings if p.unwritten is not None]
+        if commits:
+            self._ledger.write_now(commits)
+
+    def finish(self, pending: PendingSubmit) -> list[SubmitOutcome]:
+        """The outcomes of a submission once everything it reports is in the database.
+
+        A duplicate of a bid a concurrent submission is still committing waits for that commit:
+        the exchange never acknowledges a bid that could still be lost.
+        """
+        try:
+            for commit in pending.commits:
+                commit.done.wait()
+                self._ledger.settle(commit)
+        except StorageError as exc:
+            raise ExchangeStorageError(str(exc)) from exc
+        return pending.outcomes
+
+    def _stateful_violations(
+        self,
+        bid: MarketBid,
+        market_time: datetime | None,
+        latest_in_request: Mapping[tuple[str, str, str, str, str], StoredBid],
+    ) -> list[BidViolation]:
+        """Rules that depend on the market clock and on bids already accepted."""
+        out: list[BidViolation] = []
+        if not time_usable(bid.interval_end) or bid.run not in self._adapter.rules.runs:
+            return out  # already reported; no gate closure can be computed
+        gate = self._adapter.gate_closure(bid.run, bid.interval_end)
+        if market_time is not None and market_time > gate:
+            out.append(
+                BidViolation(
+                    "interval_end",
+                    None,
+                    Rule.AFTER_GATE_CLOSURE,
+                    f"gate closure for the interval ending {bid.interval_end.isoformat()} was "
+                    f"{gate.isoformat()}; "
+                    f"market time is {market_time.astimezone(gate.tzinfo).isoformat()}",
+                )
+            )
+        previous = latest_in_request.get(bid.key) or self._ledger.latest(bid.key)
+        if previous is not None:
+            if bid.revision <= previous.bid.revision:
+                out.append(
+                    BidViolation(
+                        "revision",
+                        None,
+                        Rule.REVISION_NOT_AFTER_LATEST,
+                        f"revision {bid.revision} is not after revision {previous.bid.revision} "
+                        f"(bid_id {previous.bid.bid_id!r}) for this interval; "
+                        "a rebid needs a higher revision",
+                    )
+                )
+            else:
+                out.extend(self._adapter.rebid_violations(bid, previous.bid))
+        out.extend(rebid_event_violations(bid, market_time))
+        return out
+
+    def stored_bid(self, bid_id: str) -> SubmitOutcome:
+        """The original acceptance of `bid_id` (once durable); `BidNotFoundError` if never stored."""
+        stored = self._ledger.get(bid_id)
+        if stored is not None:
+            try:
+                self._ledger.wait_durable(bid_id)
+            except StorageError:
+                stored = None
+        if stored is None:
+            raise BidNotFoundError(f"bid_id {bid_id!r} is not a submitted bid")
+        return _outcome(stored, duplicate=True)
+
+    # --- awards -----------------------------------------------------------------------------------
+
+    def market_award(self, bid_id: str) -> MarketAward:
+        """Clear the stored bid `bid_id` against its interval's historical prices (once; stored)."""
+        award = self._ledger.award(bid_id)
+        if award is not None:
+            return _in_zone(award, self._adapter.rules.timezone)
+        stored = self._ledger.get(bid_id)
+        if stored is None:
+            raise BidNotFoundError(f"bid_id {bid_id!r} is not a submitted bid")
+        try:
+            self._ledger.wait_durable(bid_id)
+        except StorageError:
+            raise BidNotFoundError(f"bid_id {bid_id!r} is not a submitted bid (its write failed)") from None
+        latest = self._ledger.latest(stored.bid.key)
+        if latest is not None and latest.bid.bid_id != bid_id:
+            raise BidSupersededError(
+                f"bid_id {bid_id!r} was superseded by revision {latest.bid.revision} "
+                f"({latest.bid.bid_id!r}); "
+                "only the latest revision is cleared",
+                latest.bid.bid_id,
+            )
+        end = stored.bid.interval_end
+        if self._clock.mode == "live":
+            now = self._clock.now()
+            if now is not None and now < end:
+                raise IntervalNotEndedError(
+                    f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
+                    f"(market time {now.isoformat()})"
+                )
+        else:
+            # Asking for an award is the replay saying the interval is over.
+            self._clock.observe(end)
+        with self._award_lock:
+            award = self._ledger.award(bid_id)
+            if award is None:
+                award = self._clear(stored.bid)
+                try:
+                    self._ledger.add_awards([award])
+                except StorageError as exc:
+                    raise ExchangeStorageError(str(exc)) from exc
+        return _in_zone(award, self._adapter.rules.timezone)
+
+    def _clear(self, bid: MarketBid) -> MarketAward:
+        prices = {
+            o.product: p
+            for o in bid.offers
+            if (p := self._replay.price(bid.run, o.product, bid.interval_end)) is not None
+        }
+        try:
+            return self._adapter.clear(bid, prices)
+        except MissingPriceError as exc:
+            raise PriceNotInHistoryError(f"{exc} (replay history of {self._location} {bid.run})") from None
+
+    def award(self, bid_id: str) -> Award:
+        """The foundation's NEM energy `Award` of `bid_id`."""
+        award = self.market_award(bid_id)
+        price = award.clearing_price(Product.ENERGY)
+        if price is None:
+            price = self._replay.price(award.run, Product.ENERGY, award.interval_end)
+        if price is None:
+            raise PriceNotInHistoryError(
+                f"bid_id {bid_id!r}: no energy price for {award.interval_end.isoformat()}"
+            )
+        return award.energy_award(price)
+
+    def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
+        """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
+        if self._clock.mode == "replay":
+            self._clock.observe(interval_end)
+        with self._award_lock:
+            fresh = [
+                self._clear(s.bid)
+                for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+                if self._ledger.award(s.bid.bid_id) is None
+            ]
+            self._ledger.add_awards(fresh)
+        return [
+            a
+            for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+            if (a := self._ledger.award(s.bid.bid_id))
+        ]
+
+    # --- clock ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish queued database writes and release the connection."""
+        self._ledger.close()
+
+    def advance_clock(self, to: datetime) -> datetime | None:
+        if self._clock.mode != "replay":
+            raise ClockNotAdvanceableError(
+                "this exchange runs on a live clock (the wall clock); it cannot be advanced"
+            )
+        return self._clock.observe(to)
+
+
+def _outcome(stored: StoredBid, *, duplicate: bool) -> SubmitOutcome:
+    return SubmitOutcome(
+        bid_id=stored.bid.bid_id,
+        accepted=True,
+        duplicate=duplicate,
+        accepted_at=stored.accepted_at,
+        market_time=stored.market_time,
+        gate_closure=stored.gate_closure,
+        revision=stored.bid.revision,
+        supersedes_bid_id=stored.supersedes_bid_id,
+    )
+
+
+def _in_zone(award: MarketAward, tz: Any) -> MarketAward:
+    return MarketAward(
+        award.bid_id,
+        award.revision,
+        award.portfolio,
+        award.market,
+        award.run,
+        award.location,
+        award.interval_end.astimezone(tz),
+        award.products,
+        award.settlement,
+    )
+
+
+__all__ = [
+    "MAX_LOOKBACK_INTERVALS",
+    "NEM_TZ",
+    "BidIdConflictError",
+    "BidNotFoundError",
+    "BidSupersededError",
+    "ClockNotAdvanceableError",
+    "Exchange",
+    "ExchangeParts",
+    "ExchangeServiceError",
+    "ExchangeStorageError",
+    "IntervalNotEndedError",
+    "InvalidRequestError",
+    "PendingSubmit",
+    "PortfolioLimits",
+    "PriceNotInHistoryError",
+    "RegionNotReplayedError",
+    "StreamPlan",
+    "SubmitOutcome",
+    "adapter_for",
+    "canonical_bid_json",
+    "legacy_revision",
+    "market_bid_of",
+    "price_at",
+    "published_prices",
+]

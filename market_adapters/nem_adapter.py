@@ -1,0 +1,364 @@
+"""The NEM as a `MarketAdapter`: 5-minute dispatch on NEM time, energy and the ten FCAS markets.
+
+Rules implemented (each rule name is a `market_adapters.violations.Rule`):
+
+* Clock: NEM time is UTC+10 all year; intervals are 5 minutes, named by their end; a trading
+  day runs 04:00 to 04:00 NEM time (`interval_ends` gives its 288 interval ends).
+* Gate closure: a bid (or rebid) for a dispatch interval must arrive by the START of the
+  interval. AEMO's real cut-off is the start of the dispatch run for the interval, a little
+  earlier; the start of the interval is the simplification used here.
+* Energy: a SUPPLY offer (discharge) and/or a DEMAND bid (charge), exactly 10 price bands each
+  with per-interval band availabilities, prices non-decreasing, between the market price floor
+  (-1000 AUD/MWh) and the cap in force on the trading date (`nem.price_cap_aud_per_mwh`); an
+  optional maximum availability (MaxAvail) caps dispatch and may not exceed the unit's maximum;
+  without it the band availabilities themselves must fit the unit.
+* FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): SUPPLY only, 10 bands, prices from
+  0 to the cap, a trapezium on the battery's net-power axis (`nem_fcas`).
+* Rebids: revision >= 1 needs a reason (at most 500 characters) and the time of the event that
+  prompted it; band prices are fixed by the first bid, so a rebid may change availabilities
+  only (`rebid_changes_band_prices`, checked by the exchange against the previous revision).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+
+from autobidder.clock import NEM_INTERVAL, NEM_TZ
+from autobidder.domain import EnergyBid, Region, Schedule
+from market_adapters.adapter import BidCurves, GatewayAPI, MarketRules, RunRules, schedule_reserves
+from market_adapters.bids import (
+    Band,
+    Market,
+    MarketAward,
+    MarketBid,
+    MarketRun,
+    Product,
+    ProductOffer,
+    Rebid,
+    Side,
+    UnitLimits,
+    canonical_json,
+)
+from market_adapters.clearing import clear_nem_bid
+from market_adapters.nem import (
+    BAND_COUNT,
+    MARKET_PRICE_FLOOR_AUD_PER_MWH,
+    PriceCapUnknownError,
+    price_cap_aud_per_mwh,
+)
+from market_adapters.nem_fcas import (
+    FCAS_PRICE_FLOOR_AUD_PER_MWH,
+    FCAS_SERVICES,
+    battery_fcas_offer,
+    fcas_capability_mw,
+    trapezium_violations,
+)
+from market_adapters.rule_checks import (
+    VOLUME_TOLERANCE_MW,
+    band_violations,
+    identity_violations,
+    max_availability_violations,
+    offers_violations,
+    rebid_violations,
+    time_usable,
+    total_violation,
+)
+from market_adapters.violations import BidViolation, Rule
+
+NEM_RULES = MarketRules(
+    market=Market.NEM,
+    timezone=NEM_TZ,
+    currency="AUD",
+    runs={
+        MarketRun.NEM_DISPATCH: RunRules(
+            run=MarketRun.NEM_DISPATCH,
+            interval=NEM_INTERVAL,
+            products=frozenset({Product.ENERGY, *FCAS_SERVICES}),
+            min_bands=BAND_COUNT,
+            max_bands=BAND_COUNT,
+        )
+    },
+)
+_REGIONS = frozenset(r.value for r in Region)
+_REVISION_SUFFIX = re.compile(r"/r(\d+)$")
+TRADING_DAY_START = time(4, 0)
+
+
+def legacy_revision(bid_id: str) -> int:
+    """The revision of a foundation `EnergyBid`: its bid_id's `/r<N>` suffix, else 0."""
+    match = _REVISION_SUFFIX.search(bid_id)
+    return int(match.group(1)) if match else 0
+
+
+def market_bid_of(bid: EnergyBid) -> MarketBid:
+    """A foundation NEM `EnergyBid` as a `MarketBid` (energy supply and demand offers)."""
+    return MarketBid(
+        bid_id=bid.bid_id,
+        revision=legacy_revision(bid.bid_id),
+        portfolio=bid.portfolio,
+        market=Market.NEM,
+        run=MarketRun.NEM_DISPATCH,
+        location=str(bid.region),
+        interval_end=bid.interval_end,
+        offers=(
+            ProductOffer(
+                Product.ENERGY,
+                Side.SUPPLY,
+                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands),
+            ),
+            ProductOffer(
+                Product.ENERGY,
+                Side.DEMAND,
+                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands),
+            ),
+        ),
+    )
+
+
+def canonical_bid_json(bid: EnergyBid) -> str:
+    """The stored form of a foundation bid: the same bid gives the same text whatever its offset."""
+    return canonical_json(market_bid_of(bid))
+
+
+def nem_bid_id(portfolio: str, interval_end: datetime, revision: int = 0) -> str:
+    """`<portfolio>/<interval end ISO>/r<revision>`, the same key as `workflows.types.bid_id_for`."""
+    return f"{portfolio}/{interval_end.isoformat()}/r{revision}"
+
+
+def band_prices_by_offer(bid: MarketBid) -> dict[tuple[str, str], tuple[float, ...]]:
+    return {(o.product, o.side): tuple(b.price_per_mwh for b in o.bands) for o in bid.offers}
+
+
+class NemAdapter(GatewayAPI):
+    """NEM rules, bid format and validation; the market API through `client` (optional)."""
+
+    @property
+    def rules(self) -> MarketRules:
+        return NEM_RULES
+
+    # --- clock ------------------------------------------------------------------------------------
+
+    def interval_ends(self, run: MarketRun, trading_day: date) -> list[datetime]:
+        """The 288 dispatch interval ends of a NEM trading day (04:05 to 04:00 the next day)."""
+        self._require_run(run)
+        first = datetime.combine(trading_day, TRADING_DAY_START, tzinfo=NEM_TZ) + NEM_INTERVAL
+        return [first + i * NEM_INTERVAL for i in range(288)]
+
+    def gate_closure(self, run: MarketRun, interval_end: datetime) -> datetime:
+        self._require_run(run)
+        return (interval_end - NEM_INTERVAL).astimezone(NEM_TZ)
+
+    def price_floor(self, product: Product, interval_end: datetime) -> float:
+        return MARKET_PRICE_FLOOR_AUD_PER_MWH if product == Product.ENERGY else FCAS_PRICE_FLOOR_AUD_PER_MWH
+
+    def price_cap(self, product: Product, interval_end: datetime) -> float:
+        return price_cap_aud_per_mwh(interval_end)
+
+    def _require_run(self, run: MarketRun) -> None:
+        if run != MarketRun.NEM_DISPATCH:
+            raise ValueError(f"run: {run} is not a NEM run (nem_dispatch)")
+
+    # --- validation -------------------------------------------------------------------------------
+
+    def violations(self, bid: MarketBid, limits: UnitLimits) -> list[BidViolation]:
+        """Every NEM rule `bid` breaks for a unit with `limits` (empty when it is valid)."""
+        out, run_rules = identity_violations(bid, NEM_RULES)
+        if bid.location and bid.location not in _REGIONS:
+            out.append(
+                BidViolation(
+                    "location",
+                    None,
+                    Rule.UNKNOWN_REGION,
+                    f"{bid.location!r} is not a NEM region ({', '.join(sorted(_REGIONS))})",
+                )
+            )
+        cap: float | None = None
+        if time_usable(bid.interval_end):
+            try:
+                cap = price_cap_aud_per_mwh(bid.interval_end)
+            except PriceCapUnknownError as exc:
+                out.append(BidViolation("interval_end", None, Rule.PRICE_CAP_UNKNOWN, str(exc)))
+        out.extend(offers_violations(bid, run_rules))
+        for i, offer in enumerate(bid.offers):
+            out.extend(self._offer_violations(f"offers[{i}]", offer, cap, limits))
+        out.extend(rebid_violations(bid, reason_required=True))
+        return out
+
+    def _offer_violations(
+        self, field: str, offer: ProductOffer, cap: float | None, limits: UnitLimits
+    ) -> list[BidViolation]:
+        is_energy = offer.product == Product.ENERGY
+        out = band_violations(
+            f"{field}.bands",
+            offer.bands,
+            floor=MARKET_PRICE_FLOOR_AUD_PER_MWH if is_energy else FCAS_PRICE_FLOOR_AUD_PER_MWH,
+            cap=cap,
+            min_bands=BAND_COUNT,
+            max_bands=BAND_COUNT,
+        )
+        if is_energy:
+            unit_max = limits.max_discharge_mw if offer.side == Side.SUPPLY else limits.max_charge_mw
+            if offer.trapezium is not None:
+                out.append(
+                    BidViolation(
+                        f"{field}.trapezium",
+                        None,
+                        Rule.TRAPEZIUM_NOT_ALLOWED,
+                        "energy offers have no trapezium",
+                    )
+                )
+            out.extend(max_availability_violations(field, offer, unit_max))
+            out.extend(total_violation(f"{field}.bands", offer, unit_max, cumulative=False))
+            return out
+        if offer.side != Side.SUPPLY:
+            out.append(
+                BidViolation(
+                    f"{field}.side", None, Rule.SIDE_NOT_ALLOWED, f"{offer.product} is offered (SUPPLY) only"
+                )
+            )
+        capability = fcas_capability_mw(limits)
+        out.extend(max_availability_violations(field, offer, capability))
+        if offer.max_availability_mw is None:
+            out.extend(_fcas_total_violation(field, offer, capability))
+        out.extend(trapezium_violations(field, offer, limits))
+        return out
+
+    def rebid_violations(self, bid: MarketBid, previous: MarketBid) -> list[BidViolation]:
+        """A NEM rebid keeps every band price of the bid it replaces (availabilities may change)."""
+        before = band_prices_by_offer(previous)
+        out: list[BidViolation] = []
+        for i, offer in enumerate(bid.offers):
+            prices = before.get((offer.product, offer.side))
+            now = tuple(b.price_per_mwh for b in offer.bands)
+            if prices is not None and prices != now:
+                out.append(
+                    BidViolation(
+                        f"offers[{i}].bands.price_per_mwh",
+                        None,
+                        Rule.REBID_CHANGES_BAND_PRICES,
+                        f"{offer.product} {offer.side} band prices differ from revision {previous.revision}; "
+                        "a NEM rebid may change band availabilities only",
+                    )
+                )
+        return out
+
+    # --- conversion -------------------------------------------------------------------------------
+
+    def bid_from_curves(
+        self,
+        curves: BidCurves,
+        *,
+        bid_id: str,
+        portfolio: str,
+        location: str,
+        run: MarketRun,
+        interval_end: datetime,
+        revision: int = 0,
+        rebid: Rebid | None = None,
+        extra_offers: tuple[ProductOffer, ...] = (),
+    ) -> MarketBid:
+        """The optimizer's 10-band curves as a NEM energy offer (discharge) and bid (charge)."""
+        self._require_run(run)
+        offers = (
+            ProductOffer(
+                Product.ENERGY,
+                Side.SUPPLY,
+                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in curves.supply),
+            ),
+            ProductOffer(
+                Product.ENERGY,
+                Side.DEMAND,
+                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in curves.demand),
+            ),
+            *extra_offers,
+        )
+        return MarketBid(bid_id, revision, portfolio, Market.NEM, run, location, interval_end, offers, rebid)
+
+    def bids_from_schedule(
+        self,
+        schedule: Schedule,
+        *,
+        portfolio: str,
+        location: str,
+        run: MarketRun,
+        revision: int = 0,
+        limits: UnitLimits | None = None,
+    ) -> list[MarketBid]:
+        """One price-taking bid per interval of `schedule`: its discharge offered at the floor,
+        its charge bid at the cap and each FCAS enablement it schedules (`schedule.reserves`)
+        offered at 0 AUD with the battery's headroom trapezium (`limits` needed then), so the
+        market dispatches and enables the schedule whatever the prices."""
+        self._require_run(run)
+        if schedule.interval_minutes != 5:
+            raise ValueError(f"schedule.interval_minutes: {schedule.interval_minutes}; NEM dispatch needs 5")
+        reserves = schedule_reserves(schedule, "nem_")
+        if reserves and limits is None:
+            raise ValueError("limits: needed to draw the FCAS trapezium of the schedule's reserves")
+        bids = []
+        for i, (charge, discharge) in enumerate(zip(schedule.charge_mw, schedule.discharge_mw, strict=True)):
+            end = schedule.first_interval_end + i * NEM_INTERVAL
+            floor, cap = MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh(end)
+            supply = (Band(floor, discharge), *(Band(floor, 0.0) for _ in range(BAND_COUNT - 1)))
+            demand = (*(Band(cap, 0.0) for _ in range(BAND_COUNT - 1)), Band(cap, charge))
+            offers = [
+                ProductOffer(Product.ENERGY, Side.SUPPLY, supply),
+                ProductOffer(Product.ENERGY, Side.DEMAND, demand),
+            ]
+            for product, enablement_mw in reserves:
+                if enablement_mw[i] > 0 and limits is not None:
+                    volumes = (enablement_mw[i], *(0.0 for _ in range(BAND_COUNT - 1)))
+                    offers.append(
+                        battery_fcas_offer(product, limits, enablement_mw[i], (0.0,) * BAND_COUNT, volumes)
+                    )
+            bids.append(
+                MarketBid(
+                    nem_bid_id(portfolio, end, revision),
+                    revision,
+                    portfolio,
+                    Market.NEM,
+                    run,
+                    location,
+                    end,
+                    tuple(offers),
+                )
+            )
+        return bids
+
+    # --- clearing ---------------------------------------------------------------------------------
+
+    def clear(self, bid: MarketBid, prices: Mapping[Product, float]) -> MarketAward:
+        return clear_nem_bid(bid, prices, NEM_INTERVAL / timedelta(hours=1), NEM_RULES.currency)
+
+
+def _fcas_total_violation(field: str, offer: ProductOffer, capability_mw: float) -> list[BidViolation]:
+    total = (
+        math.fsum(b.quantity_mw for b in offer.bands)
+        if all(math.isfinite(b.quantity_mw) for b in offer.bands)
+        else 0.0
+    )
+    if total > capability_mw + VOLUME_TOLERANCE_MW:  # NaN and infinities are reported by the band checks
+        return [
+            BidViolation(
+                f"{field}.bands.quantity_mw",
+                None,
+                Rule.MAX_AVAILABILITY_ABOVE_CAPABILITY,
+                f"band availabilities sum to {total:g} MW, "
+                f"above the unit's {capability_mw:g} MW FCAS capability",
+            )
+        ]
+    return []
+
+
+__all__ = [
+    "NEM_RULES",
+    "TRADING_DAY_START",
+    "NemAdapter",
+    "band_prices_by_offer",
+    "canonical_bid_json",
+    "legacy_revision",
+    "market_bid_of",
+    "nem_bid_id",
+]

@@ -1,0 +1,111 @@
+"""The exchange's ledger on SQLite and PostgreSQL: durable acceptances, the index rebuilt on
+restart, group commit under concurrency, and a failed write that leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from autobidder.domain import Region
+from autobidder.facts import make_engine
+from autobidder.prices import load_prices
+from market_adapters.bids import MarketBid
+from market_adapters.exchange_core import Exchange, ExchangeParts, ExchangeStorageError
+from market_adapters.exchange_store import market_awards, market_bids
+from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
+
+PG_URL = os.environ.get("AUTOBIDDER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ENERGY_ONLY = sample_nem_bid().offers[:2]
+AS_OF = NEM_INTERVAL_END - timedelta(hours=1)
+
+
+def _postgres_engine() -> sa.Engine | None:
+    try:
+        probe = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with probe.connect():
+            pass
+        probe.dispose()
+    except Exception:
+        return None
+    schema = f"exchange_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    admin.dispose()
+    # Every name resolves in the test's own schema, driver SQL included.
+    return sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+        yield engine
+        engine.dispose()
+        return
+    pg = _postgres_engine()
+    if pg is None:
+        pytest.skip(f"no PostgreSQL server answers at {PG_URL}")
+    yield pg
+    with pg.begin() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    pg.dispose()
+
+
+def exchange(engine: sa.Engine) -> Exchange:
+    limits = {"sa1-vpp": SAMPLE_LIMITS}
+    return Exchange(
+        ExchangeParts(region=Region.SA1, prices=load_prices(Region.SA1), limits=limits, engine=engine)
+    )
+
+
+def rows(engine: sa.Engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def bid(k: int) -> MarketBid:
+    end = NEM_INTERVAL_END + k * timedelta(minutes=5)
+    return sample_nem_bid(bid_id=f"sa1-vpp/{k}", interval_end=end, offers=ENERGY_ONLY)
+
+
+def test_acceptances_and_awards_survive_a_restart(engine: sa.Engine) -> None:
+    first = exchange(engine)
+    [accepted] = first.submit_bids([bid(0)], as_of=AS_OF)
+    award = first.market_award("sa1-vpp/0")
+    again = exchange(engine)
+    [duplicate] = again.submit_bids([bid(0)])
+    assert duplicate.duplicate and duplicate.accepted_at == accepted.accepted_at
+    assert again.market_award("sa1-vpp/0") == award
+    assert (rows(engine, market_bids), rows(engine, market_awards)) == (1, 1)
+
+
+def test_concurrent_submissions_are_all_committed(engine: sa.Engine) -> None:
+    ex = exchange(engine)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda k: ex.submit_bids([bid(k)], as_of=AS_OF)[0], range(64)))
+    assert all(o.accepted and not o.duplicate for o in outcomes)
+    assert rows(engine, market_bids) == 64
+
+
+def test_a_failed_write_stores_nothing_and_forgets_the_bid(engine: sa.Engine) -> None:
+    ex = exchange(engine)
+    writer = ex._ledger._writer  # reaching in is the one way to make the database refuse a write
+    good = writer._sql["market_bids"]
+    writer._sql["market_bids"] = ("INSERT INTO no_such_table VALUES (1)", None)
+    with pytest.raises(ExchangeStorageError):
+        ex.submit_bids([bid(0)], as_of=AS_OF)
+    writer._sql["market_bids"] = good
+    assert rows(engine, market_bids) == 0
+    # Not a duplicate of a bid that was never stored: it is accepted afresh.
+    [outcome] = ex.submit_bids([bid(0)], as_of=AS_OF)
+    assert outcome.accepted and not outcome.duplicate
+    assert rows(engine, market_bids) == 1

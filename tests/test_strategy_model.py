@@ -1,0 +1,197 @@
+"""Strategy files: the shipped examples validate, every broken rule names field, value and rule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from autobidder.domain import Region
+from autobidder.strategy import (
+    Strategy,
+    StrategyError,
+    diff_strategies,
+    parse_strategy,
+    read_strategy_file,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "strategies" / "sa1-vpp.toml"
+
+MINIMAL = """
+portfolio = "sa1-vpp"
+[market]
+name = "NEM"
+region = "SA1"
+[fleet]
+node = "nem.sa1.vpp"
+[forecaster]
+model = "seasonal_naive@1"
+[safety]
+max_mw_per_bid = 10.0
+max_price_change_aud_per_mwh = 500.0
+submit_enabled = true
+"""
+
+
+def issues(text: str) -> dict[str, tuple[object, str]]:
+    with pytest.raises(StrategyError) as caught:
+        parse_strategy(text, "test.toml")
+    return {i.field: (i.value, i.rule) for i in caught.value.issues}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "strategies").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_strategy_is_valid(path: Path) -> None:
+    doc = read_strategy_file(path)
+    assert doc.strategy.portfolio == "sa1-vpp" and doc.source_text.startswith("#")
+
+
+def test_example_reads_as_written() -> None:
+    s = read_strategy_file(EXAMPLE).strategy
+    assert s.region is Region.SA1 and s.market.products == ("energy",)
+    assert (s.forecaster.name, s.forecaster.version, s.forecaster.horizon_hours) == (
+        "seasonal_naive",
+        "1",
+        24,
+    )
+    assert s.risk.quantile == 0.5 and s.risk.measure == "quantile"
+    assert s.operation.daily_cycle_limit == 2.0 and s.operation.backup_reserve_fraction == 0.1
+    assert s.bidding.headroom_fraction == 1.0 and s.safety.submit_enabled is True
+
+
+def test_minimal_file_gets_documented_defaults() -> None:
+    s = parse_strategy(MINIMAL)
+    assert s.risk.quantile == 0.5 and s.risk.cvar_level is None
+    assert s.operation.degradation_cost_aud_per_mwh == 0.0 and s.operation.daily_cycle_limit is None
+    assert s.bidding.band_policy == "ladder" and s.bidding.ladder_headroom_fraction == 1.0
+    assert s.forecaster.horizon_hours == 24
+
+
+def test_every_broken_rule_is_reported_with_field_value_and_rule() -> None:
+    bad = (
+        MINIMAL.replace('portfolio = "sa1-vpp"', 'portfolio = "SA1 VPP"')
+        .replace('region = "SA1"', 'region = "SA9"\nproducts = ["energy", "raise_regg"]')
+        .replace('node = "nem.sa1.vpp"', 'node = "nem..sa1"')
+        .replace('model = "seasonal_naive@1"', 'model = "seasonal_naive"\nhorizon_hours = 0')
+        .replace("max_mw_per_bid = 10.0", "max_mw_per_bid = -1\nmax_mw = 5")
+        .replace("max_price_change_aud_per_mwh = 500.0", 'max_price_change_aud_per_mwh = "500"')
+    )
+    found = issues(bad)
+    assert found["portfolio"][0] == "SA1 VPP" and "lowercase" in found["portfolio"][1]
+    assert found["market.region"][0] == "SA9" and "SA1" in found["market.region"][1]
+    assert (
+        found["market.products[1]"]
+        == (
+            "raise_regg",
+            found["market.products[1]"][1],
+        )
+        and "did you mean 'raise_reg'" in found["market.products[1]"][1]
+    )
+    assert "dotted path" in found["fleet.node"][1]
+    assert "name@version" in found["forecaster.model"][1]
+    assert found["forecaster.horizon_hours"][0] == 0
+    assert found["safety.max_mw_per_bid"] == (-1, "must be greater than 0")
+    assert "did you mean 'max_mw_per_bid'" in found["safety.max_mw"][1]
+    assert found["safety.max_price_change_aud_per_mwh"] == ("500", "must be a valid number")
+    assert len(found) == 9
+
+
+def test_error_message_lists_one_line_per_issue() -> None:
+    with pytest.raises(StrategyError) as caught:
+        parse_strategy(MINIMAL.replace("max_mw_per_bid = 10.0", "max_mw_per_bid = 0"), "x.toml")
+    assert str(caught.value).splitlines()[1].strip() == "safety.max_mw_per_bid = 0: must be greater than 0"
+
+
+@pytest.mark.parametrize(
+    ("section", "lines", "field", "fragment"),
+    [
+        ("[risk]", "quantile = 0.4\ncvar_level = 0.9", "risk.cvar_level", "not both"),
+        ("[risk]", "quantile = 1.0", "risk.quantile", "less than 1"),
+        (
+            "[operation]",
+            "backup_reserve_fraction = 0.97",
+            "operation.backup_reserve_fraction",
+            "less than 0.95",
+        ),
+        ("[operation]", "daily_cycle_limit = 0", "operation.daily_cycle_limit", "greater than 0"),
+        ("[operation]", "daily_cycle_limit = nan", "operation.daily_cycle_limit", "finite"),
+        (
+            "[operation]",
+            "degradation_cost_aud_per_mwh = inf",
+            "operation.degradation_cost_aud_per_mwh",
+            "finite",
+        ),
+        (
+            "[bidding]",
+            'band_policy = "scheduled_only"\nladder_headroom_fraction = 0.5',
+            "bidding.ladder_headroom_fraction",
+            "only applies when band_policy",
+        ),
+        ("[bidding]", 'band_policy = "greedy"', "bidding.band_policy", "'ladder' or 'scheduled_only'"),
+    ],
+)
+def test_section_rules(section: str, lines: str, field: str, fragment: str) -> None:
+    found = issues(MINIMAL + f"\n{section}\n{lines}\n")
+    assert field in found and fragment in found[field][1], found
+
+
+def test_products_must_include_energy_once() -> None:
+    assert (
+        "must include 'energy'"
+        in issues(MINIMAL.replace('region = "SA1"', 'region = "SA1"\nproducts = ["raise_6s"]'))[
+            "market.products"
+        ][1]
+    )
+    assert issues(MINIMAL.replace('region = "SA1"', 'region = "SA1"\nproducts = ["energy", "energy"]'))[
+        "market.products[1]"
+    ] == ("energy", "listed twice")
+
+
+def test_missing_sections_and_bad_toml() -> None:
+    found = issues('portfolio = "x"')
+    assert {"market", "fleet", "forecaster", "safety"} <= found.keys()
+    assert found["market"][1] == "is required"
+    assert "not valid TOML" in issues("portfolio = ")["(file)"][1]
+
+
+def test_cvar_strategy() -> None:
+    s = parse_strategy(MINIMAL + "\n[risk]\ncvar_level = 0.9\n")
+    assert s.risk.measure == "cvar" and s.risk.quantile is None and s.risk.cvar_level == 0.9
+
+
+def test_content_hash_ignores_layout_and_comments_but_not_values() -> None:
+    a = parse_strategy(MINIMAL)
+    reformatted = "# a comment\n" + MINIMAL.replace("max_mw_per_bid = 10.0", "max_mw_per_bid = 10   # MW")
+    assert parse_strategy(reformatted).content_hash == a.content_hash
+    explicit_defaults = MINIMAL + "\n[risk]\nquantile = 0.5\n[bidding]\nladder_headroom_fraction = 1.0\n"
+    assert parse_strategy(explicit_defaults).content_hash == a.content_hash
+    changed = parse_strategy(MINIMAL.replace("max_mw_per_bid = 10.0", "max_mw_per_bid = 9.0"))
+    assert changed.content_hash != a.content_hash and len(a.content_hash) == 64
+
+
+def test_diff_names_each_changed_field() -> None:
+    a = parse_strategy(MINIMAL)
+    b = parse_strategy(
+        MINIMAL.replace("max_mw_per_bid = 10.0", "max_mw_per_bid = 8.0") + "\n[risk]\nquantile = 0.4\n"
+    )
+    changes = {c.field: (c.old, c.new) for c in diff_strategies(a, b)}
+    assert changes == {"safety.max_mw_per_bid": (10.0, 8.0), "risk.quantile": (0.5, 0.4)}
+    assert diff_strategies(a, a) == []
+    assert next(c.describe() for c in diff_strategies(a, b)) == "risk.quantile: 0.5 -> 0.4"
+
+
+def test_stored_json_round_trips_and_forecaster_can_be_swapped() -> None:
+    s = read_strategy_file(EXAMPLE).strategy
+    assert Strategy.model_validate(s.canonical()) == s
+    other = s.with_forecaster("quantile_mlp@3")
+    assert other.forecaster.model == "quantile_mlp@3" and other.content_hash != s.content_hash
+    with pytest.raises(StrategyError):
+        s.with_forecaster("no version")
+
+
+def test_strategy_is_frozen() -> None:
+    s = parse_strategy(MINIMAL)
+    with pytest.raises(ValueError):
+        s.safety.max_mw_per_bid = 1.0  # type: ignore[misc]
+    assert math.isfinite(s.safety.max_mw_per_bid)

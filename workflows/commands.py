@@ -1,0 +1,60 @@
+"""`autobidder schedule`: live mode, one Temporal Schedule per portfolio on the market clock.
+
+autobidder schedule            # create or update bid-schedule/<portfolio> on a running stack
+autobidder schedule --pause    # stop starting cycles (running ones finish)
+autobidder schedule --delete
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from autobidder.config import load_settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    from temporalio.client import Client
+
+    from workflows.schedules import ensure_cycle_schedule, schedule_id_for
+    from workflows.types import CycleInput
+
+    settings = load_settings(args.config)
+
+    async def go() -> str:
+        client = await Client.connect(
+            f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
+        )
+        schedule_id = schedule_id_for(settings.portfolio)
+        if args.delete:
+            await client.get_schedule_handle(schedule_id).delete()
+            return f"deleted {schedule_id}"
+        if args.pause:
+            await client.get_schedule_handle(schedule_id).pause(note="paused from the CLI")
+            return f"paused {schedule_id}"
+        inp = CycleInput(
+            portfolio=settings.portfolio,
+            region=str(settings.region),
+            strategy_version=args.strategy_version,
+            forecast_model=args.forecast_model,
+        )
+        return f"scheduled {await ensure_cycle_schedule(client, inp, settings.task_queue)}"
+
+    print(asyncio.run(go()))
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "schedule",
+        help="start bidding cycles on the market clock (live mode)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--pause", action="store_true", help="pause the portfolio's schedule")
+    group.add_argument("--delete", action="store_true", help="delete the portfolio's schedule")
+    parser.add_argument("--strategy-version", default="", help="strategy version for each cycle (memo)")
+    parser.add_argument("--forecast-model", default="", help="forecast model name@version")
+    parser.set_defaults(handler=_run)
