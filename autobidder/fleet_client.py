@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Literal, NoReturn, Self, cast
+from typing import Any, Literal, NoReturn, cast
 
 import grpc
 
@@ -36,6 +35,7 @@ from autobidder.fleet_wire import (
     node_state_from_response,
     telemetry_batch_from_message,
 )
+from autobidder.grpc_client import GrpcClient
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 __all__ = [
@@ -131,13 +131,13 @@ def _dispatch(response: Any) -> Dispatch:
     )
 
 
-class FleetClient:
+class FleetClient(GrpcClient):
     """Blocking FleetControl client over one channel; every call has a deadline of `timeout_s`."""
 
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        super().__init__(address, GRPC_OPTIONS)
         self._stub: Any = cast(Any, fleet_pb2_grpc).FleetControlStub(self._channel)
 
     def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:
@@ -241,19 +241,6 @@ class FleetClient:
 
     def healthy(self, timeout_s: float) -> bool:
         """True when the service answers SERVING within `timeout_s`, waiting for it to come up meanwhile."""
-        try:
-            response = self._stub.Health(fleet_pb2.HealthRequest(), timeout=timeout_s, wait_for_ready=True)
-        except grpc.RpcError:
-            return False
-        return bool(response.status == fleet_pb2.SERVING_STATUS_SERVING)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return self._probe_health(
+            self._stub.Health, fleet_pb2.HealthRequest(), fleet_pb2.SERVING_STATUS_SERVING, timeout_s
+        )

@@ -28,13 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 from pydantic import ValidationError
 
 from autobidder.domain import Award, EnergyBid, MarketSnapshot, Region
+from autobidder.grpc_client import GrpcClient
 from market_adapters.bids import IntervalPrices, MarketAward, MarketBid, MarketRun, Product
 from market_adapters.market_codec import (
     ERROR_REASON_METADATA_KEY,
@@ -209,7 +209,7 @@ def _translate(err: grpc.RpcError, operation: str) -> ExchangeError:
     return ExchangeInternalError(message, code)
 
 
-class ExchangeClient:
+class ExchangeClient(GrpcClient):
     """Talks to the exchange at `address` ("127.0.0.1:50151"); use as a context manager or `close()`.
 
     Every call has a deadline of `timeout_s` seconds so that a hung exchange surfaces as
@@ -219,7 +219,7 @@ class ExchangeClient:
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
         self._address = address
         self._timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address)
+        super().__init__(address)
         # protogen's grpc module is untyped; the stub is used through `Any` on purpose.
         self._stub: Any = cast(Callable[[Any], Any], pb_grpc.MarketGatewayStub)(self._channel)
 
@@ -353,22 +353,7 @@ class ExchangeClient:
 
     def healthy(self, timeout_s: float = 1.0) -> bool:
         """True when the exchange answers SERVING within `timeout_s` (waiting for it to come up)."""
-        try:
-            response = self._stub.Health(pb.HealthRequest(), timeout=timeout_s, wait_for_ready=True)
-        except grpc.RpcError:
-            return False
-        return bool(response.status == pb.SERVING_STATUS_SERVING)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return self._probe_health(self._stub.Health, pb.HealthRequest(), pb.SERVING_STATUS_SERVING, timeout_s)
 
 
 __all__ = [
