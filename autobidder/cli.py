@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="replay one real day through the full loop",
         description="examples:\n  autobidder demo\n  autobidder demo --keep   "
-        "# leave the stack up to browse the Temporal UI",
+        "# leave the stack up to browse the Temporal UI\n"
+        "  autobidder demo --strategy strategies/sa1-vpp.toml   # trade a strategy; bids record its version",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
@@ -66,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--keep", action="store_true", help="leave the stack running after the summary")
     demo.add_argument("--out", type=Path, default=Path("var/demo"), help="where summary.json is written")
+    demo.add_argument(
+        "--strategy",
+        type=Path,
+        metavar="FILE",
+        help="apply this strategy file to the demo portfolio first (default: none, the worker defaults)",
+    )
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
     return parser
@@ -119,10 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "handler", None) is not None:
             return int(args.handler(args))
         if args.command == "demo":
+            from autobidder.strategy import StrategyError, read_strategy_file
             from worker.demo import run_demo
 
             settings = _settings(args, data_dir=args.out)
-            summary = run_demo(settings, args.day, args.keep, args.out)
+            try:
+                strategy = read_strategy_file(args.strategy) if args.strategy else None
+            except StrategyError as exc:
+                print(f"autobidder demo: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            if strategy is not None and strategy.strategy.portfolio != settings.portfolio:
+                print(
+                    f"autobidder demo: {args.strategy}: portfolio = {strategy.strategy.portfolio!r}, but the "
+                    f"demo trades {settings.portfolio!r}; set portfolio = {settings.portfolio!r} in the file",
+                    file=sys.stderr,
+                )
+                return EXIT_CONFIG
+            summary = run_demo(settings, args.day, args.keep, args.out, strategy)
             return EXIT_OK if summary.intervals_failed == 0 else EXIT_FAILED
         settings = _settings(args)
         if args.command == "up":

@@ -49,5 +49,8 @@ def interval_ends(first_end: datetime, count: int, length: timedelta) -> list[da
 
 def is_on_grid(ts: datetime, length: timedelta) -> bool:
     """True when `ts` is a whole number of intervals after the Unix epoch (UTC-aligned grid)."""
-    seconds = (to_utc(ts) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    seconds = (require_aware(ts, "timestamp") - _UNIX_EPOCH).total_seconds()
     return seconds % length.total_seconds() == 0
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

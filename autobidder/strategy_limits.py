@@ -77,11 +77,12 @@ def nem_trading_day(interval_end: datetime) -> date:
 
 def planning_telemetry(
     telemetry: TelemetrySnapshot,
-    strategy: Strategy,
+    strategy: Strategy | None,
     interval_hours: float,
     nameplate: Sequence[BatterySpec] = (),
 ) -> TelemetrySnapshot:
-    """Telemetry as the optimizer and the bid builder should see it under `strategy`.
+    """Telemetry as the optimizer and the bid builder should see it under `strategy` (None: a
+    portfolio with no strategy applied, which keeps the fleet's own reserves).
 
     * Backup reserve: raised to `operation.backup_reserve_fraction` of capacity (never lowered);
       a battery already below it gets its current SoC as reserve, so the plan cannot start
@@ -97,7 +98,7 @@ def planning_telemetry(
       1e-16 MW) and becomes exactly 0: a solver handed 1/P for such a P sees a 1e16 coefficient.
     """
     specs = {spec.battery_id: spec for spec in nameplate}
-    fraction = strategy.operation.backup_reserve_fraction
+    fraction = 0.0 if strategy is None else strategy.operation.backup_reserve_fraction
     batteries = tuple(
         _planning_view(b, fraction, interval_hours, specs.get(b.battery_id)) for b in telemetry.batteries
     )

@@ -23,9 +23,9 @@ from autobidder.strategy_store import (
 from backtest.engine import BacktestError
 from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
-from backtest.planning import RiskSettingError
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
+from optimization.strategy_settings import RiskSettingError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 

@@ -40,11 +40,12 @@ from autobidder.strategy_limits import (
     planning_telemetry,
 )
 from backtest.forecasters import ForecastSource, PriceTape
-from backtest.planning import Plan, Planner, forecast_for_risk, optimizer_settings
+from backtest.planning import Plan, Planner
 from market_adapters.clearing import clear_energy_bid
 from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, energy_bid_violations, price_cap_aud_per_mwh
 from optimization.bids import build_energy_bid
 from optimization.problem import FloatArray, OptimizationError, OptimizerSettings, prepare_problem
+from optimization.strategy_settings import forecast_for_risk, optimizer_settings
 
 LIMIT_BITS: dict[Limit, int] = {limit: 1 << i for i, limit in enumerate(Limit)}
 # A band offering less than 1 kW is not an offer worth drawing (SoC round-off leaves such bands).

@@ -50,8 +50,9 @@ from backtest.forecasters import (
     PriceTape,
     resolve_forecaster,
 )
-from backtest.planning import Planner, WarmPlanner, simulated_products
+from backtest.planning import Planner, WarmPlanner
 from optimization.problem import FloatArray, prepare_problem
+from optimization.strategy_settings import simulated_products
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
 PARALLEL_MIN_INTERVALS = 14 * 288

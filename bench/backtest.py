@@ -43,10 +43,10 @@ from autobidder.strategy import parse_strategy  # noqa: E402
 from autobidder.strategy_limits import planning_telemetry  # noqa: E402
 from backtest.forecasters import PriceTape, resolve_forecaster  # noqa: E402
 from backtest.metrics import figures  # noqa: E402
-from backtest.planning import forecast_for_risk, optimizer_settings  # noqa: E402
 from backtest.runner import BacktestRequest, run_backtest  # noqa: E402
 from optimization.arbitrage import ModelCache, optimize  # noqa: E402
 from optimization.problem import prepare_problem  # noqa: E402
+from optimization.strategy_settings import forecast_for_risk, optimizer_settings  # noqa: E402
 
 log = logging.getLogger("bench.backtest")
 

@@ -1,8 +1,13 @@
 """`autobidder forecast train|evaluate|list`: train, evaluate and list price forecasters.
 
 Hooked into `autobidder` through `COMMAND_MODULES` in autobidder/cli.py. Data is given as a
-file (`--data prices.csv`, `--data aemo.parquet --region SA1`) or as a shared benchmark dataset
-(`--data epf:NP`, `--data epf:PJM`, `--data nem:SA1`, read from ../shared/data, never copied).
+file (`--prices prices.csv`, `--prices aemo.parquet --region SA1`) or as a shared benchmark dataset
+(`--prices epf:NP`, `--prices epf:PJM`, `--prices nem:SA1`, read from ../shared/data, never copied).
+
+examples:
+  autobidder forecast list
+  autobidder forecast train quantile_mlp --prices nem:SA1 --to 2022-09-30
+  autobidder forecast evaluate seasonal_naive --prices epf:NP --json
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from autobidder.clock import NEM_TZ
 from autobidder.config import load_settings
 from autobidder.domain import Region
 
@@ -30,9 +37,9 @@ it as the next version (name@1, name@2, ...). A running forecast worker picks it
 cycle when the strategy asks for name@latest or name@<version>.
 
 examples:
-  autobidder forecast train quantile_mlp --data nem:SA1 --end 2022-10-01T00:00+10:00
-  autobidder forecast train quantile_mlp --data epf:NP --set members=2 --set epochs=10 --json
-  autobidder forecast train my_model --data prices.csv --version 2024-07-a
+  autobidder forecast train quantile_mlp --prices nem:SA1 --to 2022-09-30
+  autobidder forecast train quantile_mlp --prices epf:NP --set members=2 --set epochs=10 --json
+  autobidder forecast train my_model --prices prices.csv --version 2024-07-a
 """
 
 EVALUATE_HELP = """\
@@ -44,9 +51,9 @@ Reports MAE, sMAPE, rMAE (vs weekly naive for epf, daily naive for rolling), pin
 P10-P90 coverage.
 
 examples:
-  autobidder forecast evaluate seasonal_naive --data epf:NP
-  autobidder forecast evaluate quantile_mlp --data epf:PJM --recalibration-days 91 --json
-  autobidder forecast evaluate quantile_mlp --data nem:SA1 --protocol rolling \\
+  autobidder forecast evaluate seasonal_naive --prices epf:NP
+  autobidder forecast evaluate quantile_mlp --prices epf:PJM --recalibration-days 91 --json
+  autobidder forecast evaluate quantile_mlp --prices nem:SA1 --protocol rolling \\
       --train-end 2022-10-01T00:00+10:00 --as-of-step-minutes 120
 """
 
@@ -115,13 +122,25 @@ def register(subparsers: Any) -> None:
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="CSV/parquet file, or epf:NP, epf:PJM, nem:<REGION>")
+    parser.add_argument(
+        "--prices", required=True, help="price history: CSV/parquet file, or epf:NP, epf:PJM, nem:<REGION>"
+    )
     parser.add_argument("--region", type=Region, help="region to select in AEMO-style files")
     parser.add_argument(
-        "--start", type=datetime.fromisoformat, help="first interval end to use (exclusive), tz-aware"
+        "--from",
+        dest="start",
+        type=_day_or_instant("from"),
+        metavar="DATE|TIMESTAMP",
+        help="use intervals ending after this: a NEM trading day (YYYY-MM-DD, from its 00:05 interval end) "
+        "or a tz-aware timestamp (exclusive)",
     )
     parser.add_argument(
-        "--end", type=datetime.fromisoformat, help="last interval end to use (inclusive), tz-aware"
+        "--to",
+        dest="end",
+        type=_day_or_instant("to"),
+        metavar="DATE|TIMESTAMP",
+        help="use intervals ending up to this: a NEM trading day (YYYY-MM-DD, through its 24:00 end) "
+        "or a tz-aware timestamp (inclusive)",
     )
     parser.add_argument(
         "--set",
@@ -131,6 +150,31 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         help="model parameter (JSON value), repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _day_or_instant(flag: str) -> Callable[[str], datetime]:
+    """`--from`/`--to`: a date is a NEM trading day, the same as `autobidder backtest --from/--to`
+    (its interval ends run from 00:05 to 24:00 NEM time, UTC+10); a timestamp needs its offset."""
+
+    def parse(text: str) -> datetime:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            start = datetime.combine(day, datetime.min.time(), NEM_TZ)
+            return start if flag == "from" else start + timedelta(days=1)
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a date (YYYY-MM-DD) nor an ISO 8601 timestamp"
+            ) from None
+        if instant.utcoffset() is None:
+            raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; write e.g. {text}+10:00")
+        return instant
+
+    return parse
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -149,7 +193,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, int]]:
     from forecasting.datasets import EPF_DIR, load_epf, load_nem, load_table
 
-    source: str = args.data
+    source: str = args.prices
     report: dict[str, int] = {}
     if source.startswith("epf:"):
         history = load_epf(EPF_DIR / f"{source[4:]}.csv")
@@ -158,8 +202,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, int]]:
     else:
         history, data_report = load_table(Path(source), region=args.region)
         report = data_report.as_dict()
-    first = 0 if args.start is None else max(0, history.index_of(args.start, "--start") + 1)
-    stop = len(history) if args.end is None else min(len(history), history.index_of(args.end, "--end") + 1)
+    first = 0 if args.start is None else max(0, history.index_of(args.start, "--from") + 1)
+    stop = len(history) if args.end is None else min(len(history), history.index_of(args.end, "--to") + 1)
     return history.window(first, stop), report
 
 
@@ -226,7 +270,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         def make_model() -> Any:
             return cls(**params)
 
-    protocol = args.protocol or ("rolling" if args.data.startswith("nem:") else "epf")
+    protocol = args.protocol or ("rolling" if args.prices.startswith("nem:") else "epf")
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if protocol == "epf":
         result = evaluate_day_ahead(
@@ -238,7 +282,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     else:
         train_end = args.train_end or (
-            datetime.fromisoformat(NEM_TEST_START) if args.data.startswith("nem:") else None
+            datetime.fromisoformat(NEM_TEST_START) if args.prices.startswith("nem:") else None
         )
         if train_end is None:
             raise ValueError("--train-end: required for the rolling protocol")
@@ -251,11 +295,16 @@ def _evaluate(args: argparse.Namespace) -> int:
             fit=not stored,
             progress=progress,
         )
-    out = {**result.summary(), "model": str(ref) if stored else ref.name, "params": params, "data": args.data}
+    out = {
+        **result.summary(),
+        "model": str(ref) if stored else ref.name,
+        "params": params,
+        "prices": args.prices,
+    }
     if args.json:
         print(json.dumps(out, sort_keys=True))
     else:
-        print(f"{out['model']} on {args.data} ({protocol})")
+        print(f"{out['model']} on {args.prices} ({protocol})")
         for key, value in result.metrics.items():
             print(f"  {key:18s} {value:.4f}")
     return EXIT_OK

@@ -343,7 +343,7 @@ class ModelStore:
         if ref.version == LATEST:
             raise ModelNotFoundError(
                 f"model {ref.name}: no trained version in {self.root} "
-                f"(train one with `autobidder forecast train {ref.name} --data FILE`)"
+                f"(train one with `autobidder forecast train {ref.name} --prices FILE`)"
             )
         known = ", ".join(versions) or "none"
         raise ModelNotFoundError(f"model {ref}: no such trained version (known: {known})")

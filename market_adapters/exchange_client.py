@@ -25,7 +25,8 @@ Error tree::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import collections
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -184,22 +185,39 @@ def _violations(err: grpc.RpcError) -> tuple[BidViolation, ...]:
 
 def _translate(err: grpc.RpcError, operation: str) -> ExchangeError:
     """The typed error of a failed RPC; `operation` decides what INVALID_ARGUMENT or NOT_FOUND mean."""
-    code, details = _status_name(err), _details(err)
+    return _typed_error(
+        operation,
+        _status_name(err),
+        _details(err),
+        lambda: _violations(err),
+        lambda key: _trailing(err, key),
+    )
+
+
+def _typed_error(
+    operation: str,
+    code: str,
+    details: str,
+    violations: Callable[[], tuple[BidViolation, ...]],
+    trailing: Callable[[str], Any],
+) -> ExchangeError:
+    """The typed error of status `code` (a name) answered to `operation`; `trailing(key)` is the
+    value of a trailing metadata key (None when absent)."""
     message = f"{operation}: {code}: {details}"
     if code in _TRANSIENT:
         return ExchangeUnavailableError(message, code)
-    if code == "INVALID_ARGUMENT" and operation == "SubmitBids":
-        return BidRejectedError(message, _violations(err), code)
+    if code == "INVALID_ARGUMENT" and operation in ("SubmitBids", "SubmitBidStream"):
+        return BidRejectedError(message, violations(), code)
     if code == "ALREADY_EXISTS":
         return BidConflictError(message, code)
     if code == "NOT_FOUND" and operation in ("GetAwards", "GetBid"):
         return UnknownBidError(message, code)
     if code == "FAILED_PRECONDITION":
-        reason = _trailing(err, ERROR_REASON_METADATA_KEY)
+        reason = trailing(ERROR_REASON_METADATA_KEY)
         if reason == "interval_not_ended":
             return AwardNotReadyError(message, code)
         if reason == "superseded":
-            by = _trailing(err, SUPERSEDED_BY_METADATA_KEY)
+            by = trailing(SUPERSEDED_BY_METADATA_KEY)
             return BidSupersededError(message, str(by) if by else None, code)
         if reason == "live_clock":
             return ClockNotAdvanceableError(message, code)
@@ -207,6 +225,18 @@ def _translate(err: grpc.RpcError, operation: str) -> ExchangeError:
     if code in {"INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE"}:
         return ExchangeRequestError(message, code)
     return ExchangeInternalError(message, code)
+
+
+def _rejected(rejection: pb.BidRejection) -> ExchangeError:
+    """The error `submit_bids([bid])` raises for a bid that SubmitBidStream answered with `rejection`."""
+
+    def violations() -> tuple[BidViolation, ...]:
+        return violations_from_proto(pb.BidViolations(violations=rejection.violations))
+
+    def trailing(key: str) -> Any:
+        return rejection.reason or None if key == ERROR_REASON_METADATA_KEY else None
+
+    return _typed_error("SubmitBidStream", rejection.code, rejection.message, violations, trailing)
 
 
 class ExchangeClient(GrpcClient):
@@ -274,6 +304,71 @@ class ExchangeClient(GrpcClient):
         if as_of is not None:
             request.as_of = format_instant(as_of, "as_of")
         return self._call("SubmitBids", request, decode)
+
+    def submit_bid_stream(
+        self,
+        bids: Iterable[MarketBid],
+        as_of: datetime | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> Iterator[SubmitResult | ExchangeError]:
+        """Submit each of `bids` as its own submission on one SubmitBidStream, yielding, in order,
+        one answer per bid: its `SubmitResult` (duplicate=True for the identical bid again), or
+        the error `submit_bids([bid])` would have raised for it, returned rather than raised
+        (`BidRejectedError` with its violations, `BidConflictError`, `ExchangeUnavailableError`
+        when the database failed the write). A refused bid does not end the stream.
+
+        `bids` is read lazily, on gRPC's thread, as the exchange takes them: a generator can feed
+        a long-lived session; what it raises ends the stream and is raised here. A failure of
+        the stream itself (the exchange down, `timeout_s` passed) is raised as usual; bids not
+        yet answered then may or may not have been stored, and are safe to submit again.
+        Stopping the iteration cancels the stream.
+        """
+        as_of_text = format_instant(as_of, "as_of") if as_of is not None else ""
+        sent: collections.deque[str] = collections.deque()
+        failed: list[Exception] = []  # what `bids` raised, on gRPC's thread
+
+        def requests() -> Iterator[pb.SubmitBidStreamRequest]:
+            try:
+                for sequence, bid in enumerate(bids):
+                    sent.append(bid.bid_id)
+                    yield pb.SubmitBidStreamRequest(
+                        bid=market_bid_to_proto(bid), as_of=as_of_text, sequence=sequence
+                    )
+            except Exception as exc:  # gRPC cancels the call; the caller gets this, not UNKNOWN
+                failed.append(exc)
+                raise
+
+        stream = self._stub.SubmitBidStream(requests(), timeout=timeout_s)
+        expected = 0
+        try:
+            for message in stream:
+                if message.sequence != expected or not sent or message.bid_id != sent.popleft():
+                    raise ExchangeInternalError(
+                        f"SubmitBidStream: answer {message.sequence} ({message.bid_id!r}) out of order; "
+                        f"expected answer {expected}"
+                    )
+                expected += 1
+                which = message.WhichOneof("result")
+                result: SubmitResult | ExchangeError
+                if which == "acceptance":
+                    try:
+                        result = _submit_result(message.acceptance)
+                    except ValueError as exc:
+                        raise ExchangeInternalError(f"SubmitBidStream: undecodable answer: {exc}") from exc
+                elif which == "rejection":
+                    result = _rejected(message.rejection)
+                else:
+                    raise ExchangeInternalError(f"SubmitBidStream: answer {message.sequence} has no result")
+                yield result
+            if sent:  # the exchange ends the stream only after the client half-closed
+                raise ExchangeInternalError(f"SubmitBidStream: ended with {len(sent)} bids unanswered")
+        except grpc.RpcError as err:
+            if failed:
+                raise failed[0] from None
+            raise _translate(err, "SubmitBidStream") from None
+        finally:
+            stream.cancel()
 
     def get_bid(self, bid_id: str) -> SubmitResult:
         """The original acceptance of a stored bid (duplicate=True), without clearing it or moving

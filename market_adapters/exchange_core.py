@@ -415,7 +415,7 @@ class Exchange:
         """
         try:
             for commit in pending.commits:
-                commit.done.wait()
+                commit.wait()
                 self._ledger.settle(commit)
         except StorageError as exc:
             raise ExchangeStorageError(str(exc)) from exc

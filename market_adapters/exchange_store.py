@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -90,7 +91,7 @@ def _row(s: StoredBid) -> dict[str, Any]:
         "market": str(b.market),
         "run": str(b.run),
         "location": b.location,
-        "interval_end_utc": _utc(b.interval_end),
+        "interval_end_utc": b.key[4],  # the interval end in UTC, as `_utc` writes it
         "revision": b.revision,
         "bid_json": s.canonical,
         "accepted_at_utc": _utc(s.accepted_at),
@@ -106,32 +107,59 @@ class StorageError(RuntimeError):
 
 @dataclass(eq=False)
 class Commit:
-    """Rows of one submission on their way to the database."""
+    """Rows of one submission on their way to the database.
+
+    `finish` marks it done (written or failed, see `error`); threads block in `wait`, the event
+    loop registers `add_done_callback`. The event a waiting thread sleeps on is made only when a
+    thread has to wait: a submission written by the event loop itself never needs one.
+    """
 
     table: sa.Table
     rows: list[dict[str, Any]]
     stored: tuple[StoredBid, ...] = ()
     # For a rollback of the index: each key's latest bid before this submission.
     previous: dict[tuple[str, str, str, str, str], StoredBid | None] = field(default_factory=dict)
-    done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    _done: bool = False
+    _event: threading.Event | None = None
     _callbacks: list[Callable[[], None]] = field(default_factory=list)
-    _callbacks_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_done(self) -> bool:
+        return self._done
+
+    def wait(self) -> None:
+        """Block until the commit has finished (written or failed)."""
+        if self._done:
+            return
+        with _COMMITS_LOCK:
+            if self._done:
+                return
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        event.wait()
 
     def add_done_callback(self, fn: Callable[[], None]) -> None:
         """Call `fn` (from the writer thread, or now if already done) once the commit finished."""
-        with self._callbacks_lock:
-            if not self.done.is_set():
+        with _COMMITS_LOCK:
+            if not self._done:
                 self._callbacks.append(fn)
                 return
         fn()
 
     def finish(self) -> None:
-        with self._callbacks_lock:
-            self.done.set()
+        with _COMMITS_LOCK:
+            self._done = True
             callbacks, self._callbacks = self._callbacks, []
+            event = self._event
+        if event is not None:
+            event.set()
         for fn in callbacks:
             fn()
+
+
+# Guards every commit's done flag, event and callbacks: each holds it for a few instructions.
+_COMMITS_LOCK = threading.Lock()
 
 
 class _GroupWriter:
@@ -205,7 +233,7 @@ class _GroupWriter:
                     rows = [r for c in batch if c.table is table for r in c.rows]
                     if rows:
                         sql, order = self._sql[table.name]
-                        params = [tuple(r[k] for k in order) for r in rows] if order else rows
+                        params = [order(r) for r in rows] if order is not None else rows
                         conn.exec_driver_sql(sql, params)
         except Exception:
             # A broken connection (a restarted PostgreSQL) is replaced on the next write.
@@ -214,11 +242,19 @@ class _GroupWriter:
             raise
 
 
-def _driver_insert(engine: Engine, table: sa.Table) -> tuple[str, tuple[str, ...] | None]:
-    """INSERT of every column in the dialect's parameter style, and the column order when positional."""
+def _driver_insert(
+    engine: Engine, table: sa.Table
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]:
+    """INSERT of every column in the dialect's parameter style and, when the style is positional,
+    what turns a row into its parameters in column order."""
     compiled = table.insert().compile(dialect=engine.dialect)
-    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    return str(compiled), order
+    if not (compiled.positional and compiled.positiontup):
+        return str(compiled), None
+    order = tuple(compiled.positiontup)
+    getter = operator.itemgetter(*order)
+    if len(order) == 1:  # itemgetter of one key gives the value, not a 1-tuple
+        return str(compiled), lambda row: (getter(row),)
+    return str(compiled), getter
 
 
 class BidLedger:
@@ -298,7 +334,7 @@ class BidLedger:
 
     def wait(self, commit: Commit) -> None:
         """Block until `commit` is in the database; `StorageError` if it could not be written."""
-        commit.done.wait()
+        commit.wait()
         self.settle(commit)
 
     def pending_commit(self, bid_id: str) -> Commit | None:

@@ -27,7 +27,7 @@ from market_adapters.bids import (
     Side,
     Trapezium,
 )
-from market_adapters.rule_checks import EARLIEST_INSTANT, LATEST_INSTANT
+from market_adapters.rule_checks import EARLIEST_INSTANT, LATEST_INSTANT, instant_in_range
 from market_adapters.violations import BidValidationError, BidViolation, Rule
 from protogen.market.v1 import market_pb2 as pb
 
@@ -87,7 +87,7 @@ def decode_instant(text: str, field: str, out: list[BidViolation]) -> datetime |
     if ts.tzinfo is None or ts.utcoffset() is None:
         out.append(BidViolation(field, None, Rule.TIMESTAMP_WITHOUT_TIMEZONE, f"{text!r} has no UTC offset"))
         return None
-    if not EARLIEST_INSTANT <= ts <= LATEST_INSTANT:
+    if not instant_in_range(ts):
         years = f"{EARLIEST_INSTANT.year}..{LATEST_INSTANT.year}"
         out.append(BidViolation(field, None, Rule.INVALID_TIMESTAMP, f"{text!r} is outside {years}"))
         return None
@@ -106,6 +106,7 @@ def market_bid_to_proto(bid: MarketBid) -> pb.MarketBid:
         run=RUNS[bid.run],
         location=bid.location,
         interval_end=instant_text(bid.interval_end),
+        strategy_version=bid.strategy_version,
     )
     for offer in bid.offers:
         item = msg.offers.add(product=PRODUCTS[offer.product], side=SIDES[offer.side])
@@ -135,6 +136,9 @@ def market_bid_to_proto(bid: MarketBid) -> pb.MarketBid:
     return msg
 
 
+_band = Band._make
+
+
 def _decode_offer(i: int, msg: pb.ProductOffer, out: list[BidViolation]) -> ProductOffer | None:
     product, side = _PRODUCT_OF.get(msg.product), _SIDE_OF.get(msg.side)
     if product is None:
@@ -160,7 +164,7 @@ def _decode_offer(i: int, msg: pb.ProductOffer, out: list[BidViolation]) -> Prod
     return ProductOffer(
         product=product,
         side=side,
-        bands=tuple(Band(b.price_per_mwh, b.quantity_mw) for b in msg.bands),
+        bands=tuple([_band((b.price_per_mwh, b.quantity_mw)) for b in msg.bands]),
         max_availability_mw=msg.max_availability_mw if msg.HasField("max_availability_mw") else None,
         trapezium=trapezium,
     )
@@ -195,6 +199,7 @@ def market_bid_from_proto(msg: pb.MarketBid) -> MarketBid:
         interval_end=interval_end,
         offers=tuple(o for o in offers if o is not None),
         rebid=rebid,
+        strategy_version=msg.strategy_version,
     )
 
 

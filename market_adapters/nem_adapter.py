@@ -115,6 +115,7 @@ def market_bid_of(bid: EnergyBid) -> MarketBid:
                 tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands),
             ),
         ),
+        strategy_version=bid.strategy_version,
     )
 
 

@@ -42,6 +42,7 @@ def energy_bid_to_proto(bid: EnergyBid) -> pb.EnergyBid:
         interval_end=format_instant(bid.interval_end, "interval_end"),
         discharge_bands=[_band_to_proto(b) for b in bid.discharge_bands],
         charge_bands=[_band_to_proto(b) for b in bid.charge_bands],
+        strategy_version=bid.strategy_version,
     )
 
 
@@ -115,6 +116,7 @@ def energy_bid_from_proto(msg: pb.EnergyBid) -> EnergyBid:
             interval_end=interval_end,
             discharge_bands=tuple(discharge),
             charge_bands=tuple(charge),
+            strategy_version=msg.strategy_version,
         )
     except ValidationError as exc:  # a constraint of the domain type not pre-checked above
         raise BidValidationError(

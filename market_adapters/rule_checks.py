@@ -22,14 +22,30 @@ MAX_REBID_REASON_CHARS = 500
 # to UTC or by one interval overflows `datetime`.
 EARLIEST_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+_EARLIEST_UTC = EARLIEST_INSTANT.replace(tzinfo=None)
+_LATEST_UTC = LATEST_INSTANT.replace(tzinfo=None)
 # Band sums are compared with a tolerance: float volumes that add up to exactly the unit's
 # maximum can exceed it in the last bit.
 VOLUME_TOLERANCE_MW = 1e-9
+_INF = math.inf
 
 
 def time_usable(ts: datetime) -> bool:
     """Whether market arithmetic (grid, caps, gate closure) can be done on `ts`."""
-    return ts.tzinfo is not None and ts.utcoffset() is not None and EARLIEST_INSTANT <= ts <= LATEST_INSTANT
+    return ts.tzinfo is not None and instant_in_range(ts)
+
+
+def instant_in_range(ts: datetime) -> bool:
+    """`EARLIEST_INSTANT <= ts <= LATEST_INSTANT` for a timestamp with an offset (False without),
+    compared as naive UTC: a comparison across time zones costs `datetime` about a microsecond."""
+    offset = ts.utcoffset()
+    if offset is None:
+        return False
+    try:
+        utc = ts.replace(tzinfo=None) - offset
+    except OverflowError:  # year 1 or 9999 shifted past the calendar: out of range either way
+        return False
+    return _EARLIEST_UTC <= utc <= _LATEST_UTC
 
 
 def identity_violations(bid: MarketBid, rules: MarketRules) -> tuple[list[BidViolation], RunRules | None]:
@@ -183,6 +199,42 @@ def band_violations(
     if not min_bands <= n <= max_bands:
         need = str(min_bands) if min_bands == max_bands else f"{min_bands} to {max_bands}"
         out.append(BidViolation(field, None, Rule.BAND_COUNT, f"has {n} bands; the market requires {need}"))
+    if bands_clean(bands, floor=floor, cap=cap, prices_rise=prices_rise, cumulative=cumulative):
+        return out
+    out.extend(
+        _band_rule_violations(
+            field, bands, floor=floor, cap=cap, prices_rise=prices_rise, cumulative=cumulative
+        )
+    )
+    return out
+
+
+def bands_clean(
+    bands: Sequence[Band], *, floor: float, cap: float | None, prices_rise: bool, cumulative: bool
+) -> bool:
+    """True exactly when `_band_rule_violations` finds nothing: every number finite, prices within
+    floor and cap and in order, quantities not negative (and rising, for curves). The common case,
+    answered without building a field name or message."""
+    top = _INF if cap is None else cap
+    prev_price = -_INF if prices_rise else _INF
+    prev_qty = -_INF
+    for price, qty in bands:
+        # Written so that NaN fails every comparison and so every test.
+        if not (-_INF < price < _INF and floor <= price <= top and 0.0 <= qty < _INF):
+            return False
+        if (price < prev_price) if prices_rise else (price > prev_price):
+            return False
+        if cumulative and qty <= prev_qty:
+            return False
+        prev_price, prev_qty = price, qty
+    return True
+
+
+def _band_rule_violations(
+    field: str, bands: Sequence[Band], *, floor: float, cap: float | None, prices_rise: bool, cumulative: bool
+) -> list[BidViolation]:
+    """Each band's broken rules (finite numbers, floor and cap, price order, quantities)."""
+    out: list[BidViolation] = []
     price_field, qty_field = f"{field}.price_per_mwh", f"{field}.quantity_mw"
     prev_price: float | None = None
     prev_qty: float | None = None
@@ -247,8 +299,8 @@ def band_violations(
 
 def offered_mw(offer: ProductOffer, *, cumulative: bool) -> float | None:
     """The most the offer can deliver (before a trapezium): None when its numbers are not finite."""
-    quantities = [b.quantity_mw for b in offer.bands]
-    if not all(math.isfinite(q) for q in quantities):
+    quantities = [qty for _, qty in offer.bands]
+    if not all(map(math.isfinite, quantities)):
         return None
     total = (max(quantities) if quantities else 0.0) if cumulative else math.fsum(quantities)
     if offer.max_availability_mw is not None and math.isfinite(offer.max_availability_mw):
@@ -329,7 +381,9 @@ __all__ = [
     "MAX_REBID_REASON_CHARS",
     "VOLUME_TOLERANCE_MW",
     "band_violations",
+    "bands_clean",
     "identity_violations",
+    "instant_in_range",
     "max_availability_violations",
     "offered_mw",
     "offers_violations",

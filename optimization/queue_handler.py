@@ -4,18 +4,29 @@ The worker process creates one `ModelCache` and binds it to this handler (functo
 `worker.queue_worker`), so compiled models and HiGHS sessions stay warm between requests for the
 same battery configuration; the stored schedule carries the solve statistics (status,
 objective, MIP gap, time, warm start).
+
+A request naming a `strategy_version` (`sa1-vpp@v3:9a910fae8223`, resolved by the cycle's
+fetch_data) is planned the way that strategy says, exactly as the backtest plans it: its backup
+reserve, its risk setting (a forecast quantile or CVaR) and its optimizer settings (degradation
+cost, daily cycle limit). Without one, the worker's default settings apply. Either way the
+telemetry is seen through `planning_telemetry` with the portfolio's nameplate, so a battery that
+has just emptied can still plan to discharge later in the horizon.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from autobidder import __version__
-from autobidder.domain import FactKind, Forecast, TelemetrySnapshot
+from autobidder.domain import BatterySpec, FactKind, Forecast, TelemetrySnapshot
 from autobidder.facts import FactStore, Provenance
+from autobidder.strategy_limits import planning_telemetry
+from autobidder.strategy_store import StrategyStore
 from optimization.arbitrage import schedule_arbitrage
 from optimization.cache import ModelCache
 from optimization.problem import OptimizerSettings
+from optimization.strategy_settings import forecast_for_risk, optimizer_settings
 
 
 def handle_optimize_request(
@@ -24,10 +35,22 @@ def handle_optimize_request(
     *,
     cache: ModelCache | None = None,
     settings: OptimizerSettings | None = None,
+    strategies: StrategyStore | None = None,
+    nameplate: Sequence[BatterySpec] = (),
 ) -> dict[str, Any]:
     forecast = store.get(request["forecast_fact_id"], Forecast, FactKind.FORECAST)
     telemetry = store.get(request["telemetry_fact_id"], TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT)
-    schedule = schedule_arbitrage(telemetry, forecast, settings=settings, cache=cache)
+    ref = str(request.get("strategy_version") or "")
+    strategy = None
+    if ref:
+        if strategies is None:
+            raise ValueError(f"strategy_version: {ref!r} given, but this worker has no strategy store")
+        strategy = strategies.resolve(ref).strategy
+        forecast = forecast_for_risk(forecast, strategy.risk)
+        settings = optimizer_settings(strategy)
+    interval_hours = forecast.p50.interval_minutes / 60.0
+    seen = planning_telemetry(telemetry, strategy, interval_hours, nameplate)
+    schedule = schedule_arbitrage(seen, forecast, settings=settings, cache=cache)
     fact_id = store.put(
         FactKind.SCHEDULE,
         schedule,

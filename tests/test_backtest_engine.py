@@ -22,7 +22,7 @@ from autobidder.strategy import Strategy, read_strategy_file
 from backtest.engine import SimulationSpec, simulate
 from backtest.forecasters import PerfectForecast, PriceTape, SnapshotForecaster, resolve_forecaster
 from backtest.metrics import figures
-from backtest.planning import RiskSettingError, WarmPlanner, forecast_for_risk, optimizer_settings
+from backtest.planning import WarmPlanner
 from backtest.runner import (
     BacktestRequest,
     BacktestResult,
@@ -36,6 +36,7 @@ from market_adapters.clearing import clear_energy_bid
 from market_adapters.nem import energy_bid_violations
 from optimization.arbitrage import ArbitrageProblem, optimize
 from optimization.problem import RiskMode
+from optimization.strategy_settings import RiskSettingError, forecast_for_risk, optimizer_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2022, 10, 6)

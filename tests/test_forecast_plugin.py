@@ -101,7 +101,7 @@ def test_the_cli_lists_trains_and_evaluates_the_plugin(
         "interval_end,price\n" + "".join(f"{e},{p}\n" for e, p in zip(ends, history.prices, strict=True))
     )
     assert (
-        main(["forecast", "train", "time_of_day_median", "--data", str(data), "--set", "days=7", "--json"])
+        main(["forecast", "train", "time_of_day_median", "--prices", str(data), "--set", "days=7", "--json"])
         == 0
     )
     trained = json.loads(capsys.readouterr().out)
@@ -110,7 +110,7 @@ def test_the_cli_lists_trains_and_evaluates_the_plugin(
     listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert listing["time_of_day_median"]["versions"][0]["artifact_sha256"] == trained["artifact_sha256"]
     assert listing["time_of_day_median"]["source"].startswith("plugin autobidder-example-forecaster")
-    args = ["forecast", "evaluate", "time_of_day_median", "--data", str(data), "--test-days", "7", "--json"]
+    args = ["forecast", "evaluate", "time_of_day_median", "--prices", str(data), "--test-days", "7", "--json"]
     assert main([*args, "--recalibration-days", "7"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["metrics"]["rmae"] > 0 and 0 <= evaluated["metrics"]["coverage_p10_p90"] <= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,20 @@ from hypothesis import strategies as st
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from market_adapters.bids import Band
 from market_adapters.ercot_adapter import ErcotAdapter
 from market_adapters.exchange_core import Exchange, ExchangeParts, ExchangeServiceError
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem_adapter import NemAdapter
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, violations_from_proto
+from market_adapters.rule_checks import (
+    EARLIEST_INSTANT,
+    LATEST_INSTANT,
+    _band_rule_violations,
+    bands_clean,
+    instant_in_range,
+    time_usable,
+)
 from market_adapters.samples import SAMPLE_LIMITS, sample_ercot_bid, sample_nem_bid
 from market_adapters.violations import BidValidationError, BidViolation, Rule
 from protogen.market.v1 import market_pb2 as pb
@@ -284,3 +294,68 @@ def test_over_grpc_every_answer_is_ok_or_invalid_argument(stub: Any, msgs: list[
         assert_named(violations_from_proto(pb.BidViolations.FromString(raw)))
         return
     assert [a.bid_id for a in response.acceptances] == [m.bid_id for m in request.bids]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(msgs=st.lists(bids, min_size=1, max_size=6))
+def test_on_a_stream_every_bid_is_accepted_or_rejected_and_the_stream_ends_ok(
+    stub: Any, msgs: list[pb.MarketBid]
+) -> None:
+    requests = [pb.SubmitBidStreamRequest(bid=unique(m), sequence=i) for i, m in enumerate(msgs)]
+    call = stub.SubmitBidStream(iter(requests), timeout=30)
+    answers = list(call)
+    assert call.code() == grpc.StatusCode.OK
+    assert [(a.sequence, a.bid_id) for a in answers] == [(r.sequence, r.bid.bid_id) for r in requests]
+    for answer in answers:
+        if answer.WhichOneof("result") == "rejection":
+            assert answer.rejection.code == "INVALID_ARGUMENT", answer.rejection.message
+            assert_named(violations_from_proto(pb.BidViolations(violations=answer.rejection.violations)))
+        else:
+            assert answer.acceptance.accepted
+
+
+# --- the fast paths of the rule checks agree with the full checks ---------------------------------
+
+band_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, -1000.0, 0.5, 15_500.0, math.inf, -math.inf, math.nan]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    bands=st.lists(st.tuples(band_numbers, band_numbers).map(lambda t: Band(*t)), max_size=12),
+    floor=st.sampled_from([-1000.0, 0.0, -math.inf]),
+    cap=st.sampled_from([None, 15_500.0, 0.0]),
+    prices_rise=st.booleans(),
+    cumulative=st.booleans(),
+)
+def test_bands_clean_is_exactly_no_band_rule_broken(
+    bands: list[Band], floor: float, cap: float | None, prices_rise: bool, cumulative: bool
+) -> None:
+    kwargs: dict[str, Any] = {
+        "floor": floor,
+        "cap": cap,
+        "prices_rise": prices_rise,
+        "cumulative": cumulative,
+    }
+    assert bands_clean(bands, **kwargs) == (not _band_rule_violations("bands", bands, **kwargs))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ts=st.datetimes(timezones=st.one_of(st.none(), st.timezones())))
+@example(ts=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))))
+@example(ts=datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))))
+@example(ts=datetime(1990, 1, 1, 9, 59, 59, 999999, tzinfo=timezone(timedelta(hours=10))))
+@example(ts=datetime(2100, 1, 1, tzinfo=UTC))
+def test_instant_in_range_is_the_aware_comparison(ts: datetime) -> None:
+    try:
+        expected = ts.utcoffset() is not None and EARLIEST_INSTANT <= ts <= LATEST_INSTANT
+    except OverflowError:  # the aware comparison itself cannot shift year 1 or 9999
+        expected = False
+    assert instant_in_range(ts) == expected
+    assert time_usable(ts) == expected

@@ -20,6 +20,8 @@ from autobidder.domain import Forecast, PriceSeries
 from autobidder.fleet import SimulatedFleet
 from autobidder.prices import load_prices, slice_prices
 from autobidder.stack import Stack
+from autobidder.strategy import StrategyDocument
+from autobidder.strategy_store import StrategyStore
 from optimization.arbitrage import perfect_foresight_revenue_aud, prepare_problem
 from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
 from workflows.types import CycleResult
@@ -52,6 +54,7 @@ class DemoSummary:
     capture_ratio: float
     wall_seconds: float
     temporal_ui: str
+    strategy_version: str = ""  # the version every cycle bid under ("" : none applied)
 
 
 def default_day(settings: Settings) -> date:
@@ -89,6 +92,9 @@ def summarise(
         capture_ratio=round(revenue / pf_revenue, 4) if pf_revenue > 0 else 0.0,
         wall_seconds=round(wall_s, 1),
         temporal_ui=f"http://127.0.0.1:{settings.ports.temporal_ui}",
+        strategy_version=", ".join(
+            sorted({r.strategy_version for r in outcome.results if r.strategy_version})
+        ),
     )
 
 
@@ -115,12 +121,23 @@ def reset_state(settings: Settings) -> None:
     shutil.rmtree(settings.run_dir, ignore_errors=True)
 
 
-def run_demo(settings: Settings, day: date | None, keep: bool, out_dir: Path) -> DemoSummary:
+def run_demo(
+    settings: Settings,
+    day: date | None,
+    keep: bool,
+    out_dir: Path,
+    strategy: StrategyDocument | None = None,
+) -> DemoSummary:
     day = day or default_day(settings)
     ends = trading_day_interval_ends(day)
     history = load_prices(settings.region, settings.prices_file)
     day_prices = slice_prices(history, ends[0], len(ends))  # fails early if the day is not in history
     reset_state(settings)
+    if strategy is not None:
+        applied = StrategyStore.from_url(settings.resolved_database_url).apply(
+            strategy.strategy, strategy.source_text, applied_by="autobidder demo", note=strategy.source
+        )
+        print(f"strategy {applied.version.ref} applied from {strategy.source}")
     stack = Stack(settings)
     print(f"starting the local stack in {settings.data_dir} ...")
     stack.start(progress=lambda line: print(f"  up  {line}"))

@@ -16,6 +16,7 @@ from typing import Any
 from autobidder.facts import FactStore
 from autobidder.queue_worker import Handler, QueueWorker
 from autobidder.queues import SqsQueues, local_endpoint
+from autobidder.strategy_store import StrategyStore
 from forecasting.queue_handler import handle_forecast_request
 from optimization.cache import ModelCache
 from optimization.queue_handler import handle_optimize_request
@@ -41,7 +42,13 @@ def main() -> None:
     handler: Handler = functools.partial(HANDLERS[args.stage], store)
     if args.stage == OPTIMIZE_STAGE:
         # One cache per worker process: compiled models stay warm across requests.
-        handler = functools.partial(handle_optimize_request, store, cache=ModelCache())
+        handler = functools.partial(
+            handle_optimize_request,
+            store,
+            cache=ModelCache(),
+            strategies=StrategyStore(store.engine),
+            nameplate=settings.fleet,
+        )
     if args.stage == FORECAST_STAGE:
         # Trained forecasters live under the data dir (forecasting/registry.py).
         handler = functools.partial(handle_forecast_request, store, models_dir=settings.data_dir / "models")

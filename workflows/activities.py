@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,6 +32,14 @@ from autobidder.facts import FactStore, Provenance, facts_table
 from autobidder.fleet_client import FleetClient
 from autobidder.queues import SqsQueues
 from autobidder.settlement import settle
+from autobidder.strategy_limits import BidContext, apply_strategy_limits, planning_telemetry
+from autobidder.strategy_store import (
+    NoStrategyError,
+    NoSuchVersionError,
+    StrategyStore,
+    StrategyVersion,
+    VersionRefError,
+)
 from market_adapters.exchange_client import BidRejectedError, ExchangeClient, UnknownBidError
 from market_adapters.nem import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
@@ -40,6 +49,7 @@ from market_adapters.nem import (
 )
 from optimization.bids import build_energy_bid
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
+from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.types import (
     AwaitAwardInput,
@@ -102,6 +112,8 @@ class CycleActivities:
         self._routes = dict(routes or {})
         self._max_discharge_mw = sum(b.max_discharge_mw for b in settings.fleet)
         self._max_charge_mw = sum(b.max_charge_mw for b in settings.fleet)
+        # Strategies live in the application database, beside the facts.
+        self._strategies = StrategyStore(store.engine)
 
     def _exchange_for(self, portfolio: str) -> ExchangeClient:
         route = self._routes.get(portfolio)
@@ -116,9 +128,45 @@ class CycleActivities:
             cycle_id=cycle_id, component=component, component_version=__version__, inputs=inputs
         )
 
+    def _strategy(self, portfolio: str, ref: str) -> StrategyVersion | None:
+        """The version `ref` names, or the portfolio's current one when `ref` is empty (None if it
+        has none). A reference that names no stored version fails the activity for good."""
+        try:
+            if not ref:
+                return self._strategies.current(portfolio)
+            version = self._strategies.resolve(ref)
+        except NoStrategyError:
+            if not ref:
+                return None
+            raise ApplicationError(
+                f"strategy_version: {ref!r}: portfolio {portfolio!r} has no strategy applied; "
+                "apply one with `autobidder strategy apply FILE`",
+                type="UnknownStrategy",
+                non_retryable=True,
+            ) from None
+        except (NoSuchVersionError, VersionRefError) as exc:
+            raise ApplicationError(
+                f"strategy_version: {exc}", type="UnknownStrategy", non_retryable=True
+            ) from exc
+        if version.portfolio != portfolio:
+            raise ApplicationError(
+                f"strategy_version: {ref!r} belongs to portfolio {version.portfolio!r}, not {portfolio!r}",
+                type="UnknownStrategy",
+                non_retryable=True,
+            )
+        return version
+
     @activity.defn(name="fetch_data")
     def fetch_data(self, inp: FetchDataInput) -> FetchDataResult:
         as_of = parse_instant(inp.as_of, "as_of")
+        version = self._strategy(inp.portfolio, inp.strategy_version)
+        if version is not None and str(version.strategy.region) != inp.region:
+            raise ApplicationError(
+                f"strategy {version.label} trades region {version.strategy.region}, but this cycle bids "
+                f"{inp.region}; fix market.region in the strategy or the cycle's region",
+                type="StrategyMismatch",
+                non_retryable=True,
+            )
         market = self._exchange_for(inp.portfolio).market_snapshot(
             Region(inp.region), as_of, inp.lookback_intervals
         )
@@ -129,6 +177,13 @@ class CycleActivities:
             ),
             telemetry_fact_id=self._store.put(
                 FactKind.TELEMETRY_SNAPSHOT, telemetry, self._provenance(inp.cycle_id, "fleet")
+            ),
+            strategy_version=version.ref if version else "",
+            forecast_model=version.strategy.forecaster.model if version else "",
+            horizon_intervals=(
+                version.strategy.forecaster.horizon_hours * 60 // market.prices.interval_minutes
+                if version
+                else 0
             ),
         )
 
@@ -169,9 +224,22 @@ class CycleActivities:
         )
         activity.raise_complete_async()
 
-    def _build_bid(self, inp: SubmitBidsInput) -> tuple[EnergyBid, str]:
-        """The bid for `inp` and the fact it was built from (deterministic, so a retry rebuilds it)."""
-        telemetry = self._store.get(inp.telemetry_fact_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT)
+    def _build_bid(
+        self, inp: SubmitBidsInput, version: StrategyVersion | None = None
+    ) -> tuple[EnergyBid, str]:
+        """The bid for `inp` under `version` (None: no strategy) and the fact it was built from
+        (deterministic, so a retry rebuilds it). The telemetry is seen as the optimizer saw it
+        (`planning_telemetry`); the strategy's band policy, cycle and safety limits apply last and
+        stamp its version on the bid, as in the backtest."""
+        strategy = version.strategy if version else None
+        interval = timedelta(minutes=inp.interval_minutes)
+        hours = interval / timedelta(hours=1)
+        telemetry = planning_telemetry(
+            self._store.get(inp.telemetry_fact_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT),
+            strategy,
+            hours,
+            self._settings.fleet,
+        )
         interval_end = parse_instant(inp.interval_end, "interval_end")
         common: dict[str, Any] = {
             "bid_id": bid_id_for(inp.portfolio, inp.interval_end),
@@ -183,34 +251,81 @@ class CycleActivities:
         }
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
-            return bid, inp.telemetry_fact_id
-        schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
-        return build_energy_bid(schedule, telemetry, **common), inp.schedule_fact_id
+            source, scheduled_d, scheduled_c = inp.telemetry_fact_id, 0.0, 0.0
+        else:
+            schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
+            bid = build_energy_bid(schedule, telemetry, **common)
+            source = inp.schedule_fact_id
+            scheduled_d, scheduled_c = schedule.discharge_mw[0], schedule.charge_mw[0]
+        if version is None:
+            return bid, source
+        context = BidContext(
+            scheduled_discharge_mw=scheduled_d,
+            scheduled_charge_mw=scheduled_c,
+            discharged_today_mwh=discharged_today_mwh(self._store, inp.portfolio, interval_end, interval)
+            if version.strategy.operation.daily_cycle_limit is not None
+            else 0.0,
+            capacity_mwh=math.fsum(b.capacity_mwh for b in telemetry.batteries if b.online),
+            interval_hours=hours,
+            previous_bid=previous_bid(self._store, inp.portfolio, interval_end, interval),
+        )
+        return apply_strategy_limits(bid, version.strategy, context, version.ref).bid, source
 
-    def _store_bid(self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str) -> str:
-        component = "bid-builder" if inp.bid_kind in ("", "optimal") else f"bid-builder/{inp.bid_kind}"
+    def _store_bid(
+        self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
+    ) -> str:
+        if paused:
+            component = PAUSED_BID_COMPONENT
+        else:
+            component = "bid-builder" if inp.bid_kind in ("", "optimal") else f"bid-builder/{inp.bid_kind}"
         return self._store.put(FactKind.BID, bid, self._provenance(inp.cycle_id, component, source_fact_id))
+
+    def _submitting_strategy(self, inp: SubmitBidsInput) -> StrategyVersion | None:
+        # A fallback cycle whose fetch_data never ran has no version yet: the current one governs
+        # its bid too, so a paused strategy also pauses fallback bids.
+        return self._strategy(inp.portfolio, inp.strategy_version)
 
     @activity.defn(name="submit_bids")
     def submit_bids(self, inp: SubmitBidsInput) -> SubmitBidsResult:
-        bid, source = self._build_bid(inp)
+        version = self._submitting_strategy(inp)
+        bid, source = self._build_bid(inp, version)
         try:
             validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw)
+        except BidValidationError as exc:
+            raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
+        ref = version.ref if version else ""
+        if version is not None and not version.strategy.safety.submit_enabled:
+            bid_fact_id = self._store_bid(inp, bid, source, paused=True)
+            reason = (
+                f"submission paused by strategy {version.label} (safety.submit_enabled = false); "
+                f"bid {bid.bid_id} stored as fact {bid_fact_id[:12]}, not sent"
+            )
+            log.warning("cycle %s: %s", inp.cycle_id, reason)
+            return SubmitBidsResult(
+                bid_fact_id, "", duplicate=False, paused=True, reason=reason, strategy_version=ref
+            )
+        try:
             result = self._exchange_for(inp.portfolio).submit_bid(bid)
-        except (BidValidationError, BidRejectedError) as exc:
+        except BidRejectedError as exc:
             raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
         bid_fact_id = self._store_bid(inp, bid, source)
-        return SubmitBidsResult(bid_fact_id=bid_fact_id, bid_id=bid.bid_id, duplicate=result.duplicate)
+        return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=result.duplicate, strategy_version=ref)
 
     @activity.defn(name="find_bid")
     def find_bid(self, inp: SubmitBidsInput) -> SubmitBidsResult:
         """After a failed submission: the bid, if the exchange stored it anyway (UnknownBidError if not)."""
-        bid, source = self._build_bid(inp)
+        version = self._submitting_strategy(inp)
+        bid, source = self._build_bid(inp, version)
         try:
             self._exchange_for(inp.portfolio).get_award(bid.bid_id)
         except UnknownBidError as exc:
             raise ApplicationError(str(exc), type="UnknownBidError", non_retryable=True) from exc
-        return SubmitBidsResult(self._store_bid(inp, bid, source), bid.bid_id, duplicate=True)
+        return SubmitBidsResult(
+            self._store_bid(inp, bid, source),
+            bid.bid_id,
+            duplicate=True,
+            strategy_version=version.ref if version else "",
+        )
 
     def _last_good_schedule(self, portfolio: str, interval_end: datetime) -> tuple[str, Schedule] | None:
         """The newest optimal schedule of `portfolio` whose horizon covers `interval_end`."""

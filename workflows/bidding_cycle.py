@@ -123,6 +123,8 @@ class BiddingCycle:
         self._fetched: FetchDataResult | None = None
         self._forecast_fact_id = ""
         self._stage = "fetch_data"
+        # The strategy version in force, as fetch_data resolved it ("" when none is applied).
+        self._strategy_version = ""
 
     @workflow.run
     async def run(self, inp: CycleInput) -> CycleResult:
@@ -161,22 +163,31 @@ class BiddingCycle:
         self._fetched = await workflow.execute_activity(
             "fetch_data",
             FetchDataInput(
-                cycle_id, inp.portfolio, inp.region, interval_start.isoformat(), inp.lookback_intervals
+                cycle_id,
+                inp.portfolio,
+                inp.region,
+                interval_start.isoformat(),
+                inp.lookback_intervals,
+                strategy_version=inp.strategy_version,
             ),
             result_type=FetchDataResult,
             start_to_close_timeout=IO_TIMEOUT,
             schedule_to_close_timeout=window(),
             retry_policy=IO_RETRY,
         )
+        # The strategy read this cycle governs it from here on (a pinned version in the input wins;
+        # histories from before strategies carry none of these fields).
+        fetched = self._fetched
+        self._strategy_version = fetched.strategy_version or inp.strategy_version
         self._stage = "forecast"
         self._forecast_fact_id = await workflow.execute_activity(
             "forecast",
             ForecastInput(
                 cycle_id,
-                self._fetched.market_fact_id,
+                fetched.market_fact_id,
                 interval_end_iso,
-                inp.horizon_intervals,
-                model=inp.forecast_model,
+                fetched.horizon_intervals or inp.horizon_intervals,
+                model=inp.forecast_model or fetched.forecast_model,
             ),
             result_type=str,
             start_to_close_timeout=QUEUE_STAGE_TIMEOUT,
@@ -190,8 +201,8 @@ class BiddingCycle:
             OptimizeInput(
                 cycle_id,
                 self._forecast_fact_id,
-                self._fetched.telemetry_fact_id,
-                strategy_version=inp.strategy_version,
+                fetched.telemetry_fact_id,
+                strategy_version=self._strategy_version,
             ),
             result_type=str,
             start_to_close_timeout=QUEUE_STAGE_TIMEOUT,
@@ -284,6 +295,9 @@ class BiddingCycle:
             if submitted is None:
                 reason = f"{reason + '; ' if reason else ''}{failure}"
                 rung = NO_BID
+            elif submitted.paused:
+                reason = f"{reason + '; ' if reason else ''}{submitted.reason}"
+                rung = NO_BID
         if rung == NO_BID:
             if not (fallback_fact_id and submitted is None and reason_recorded == reason):
                 fallback_fact_id = await self._record(cycle_id, inp, interval_end_iso, NO_BID, reason)
@@ -294,7 +308,8 @@ class BiddingCycle:
                 telemetry_fact_id=telemetry_fact_id,
                 forecast_fact_id=self._forecast_fact_id,
                 schedule_fact_id=schedule_fact_id,
-                bid_fact_id="",
+                # A paused strategy's bid was built and stored, never sent.
+                bid_fact_id=submitted.bid_fact_id if submitted is not None else "",
                 bid_id="",
                 award_fact_id="",
                 dispatch_fact_id="",
@@ -303,6 +318,7 @@ class BiddingCycle:
                 net_energy_mwh=0.0,
                 fallback=NO_BID,
                 fallback_fact_id=fallback_fact_id,
+                strategy_version=submitted.strategy_version if submitted else self._strategy_version,
             )
         assert submitted is not None
         return await self._follow_through(
@@ -338,7 +354,7 @@ class BiddingCycle:
             schedule_fact_id,
             telemetry_fact_id,
             bid_kind=rung or "optimal",
-            strategy_version=inp.strategy_version,
+            strategy_version=self._strategy_version,
             interval_minutes=inp.interval_minutes,
         )
         try:
@@ -421,6 +437,7 @@ class BiddingCycle:
             net_energy_mwh=settled.net_energy_mwh,
             fallback=rung,
             fallback_fact_id=fallback_fact_id,
+            strategy_version=submitted.strategy_version or self._strategy_version,
         )
 
     async def _run_v1(self, inp: CycleInput) -> CycleResult:

@@ -55,6 +55,16 @@ def register(sub: Any) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--pause", action="store_true", help="pause the portfolio's schedule")
     group.add_argument("--delete", action="store_true", help="delete the portfolio's schedule")
-    parser.add_argument("--strategy-version", default="", help="strategy version for each cycle (memo)")
-    parser.add_argument("--forecast-model", default="", help="forecast model name@version")
+    parser.add_argument(
+        "--strategy-version",
+        default="",
+        metavar="PORTFOLIO@vN",
+        help="pin every cycle to this strategy version (default: each cycle reads the current one)",
+    )
+    parser.add_argument(
+        "--forecast-model",
+        default="",
+        metavar="NAME@VERSION",
+        help="pin the forecaster (default: the strategy's, else the worker's)",
+    )
     parser.set_defaults(handler=_run)

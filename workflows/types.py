@@ -41,12 +41,21 @@ class FetchDataInput:
     region: str
     as_of: str
     lookback_intervals: int
+    # A pinned strategy version (CycleInput.strategy_version); empty: the portfolio's current one.
+    strategy_version: str = ""
 
 
 @dataclass(frozen=True)
 class FetchDataResult:
+    """The cycle's facts and the strategy in force for it, read once per cycle so an applied
+    strategy takes effect from the next cycle. Empty strategy fields: none is applied (and
+    histories that predate them)."""
+
     market_fact_id: str
     telemetry_fact_id: str
+    strategy_version: str = ""  # `sa1-vpp@v3:9a910fae8223`
+    forecast_model: str = ""  # the strategy's forecaster, `name@version`
+    horizon_intervals: int = 0  # the strategy's forecast horizon; 0: the cycle's own
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,15 @@ class SubmitBidsInput:
 
 @dataclass(frozen=True)
 class SubmitBidsResult:
+    """`paused`: the strategy's submit switch is off; the bid was built and stored as a fact but
+    not sent, and `reason` says so."""
+
     bid_fact_id: str
     bid_id: str
     duplicate: bool
+    paused: bool = False
+    reason: str = ""
+    strategy_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,8 @@ class CycleResult:
     # recording why. A `no_bid` cycle has empty bid, award, dispatch and settlement ids.
     fallback: str = ""
     fallback_fact_id: str = ""
+    # The strategy version the cycle bid under ("" when none is applied).
+    strategy_version: str = ""
 
 
 @dataclass(frozen=True)

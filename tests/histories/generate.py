@@ -114,6 +114,20 @@ async def _submit_lost(_inp: Any) -> SubmitBidsResult:
     )
 
 
+STRATEGY_REF = "sa1-vpp@v2:9a910fae8223"
+
+
+async def _strategy_fetched(_inp: Any) -> FetchDataResult:
+    return FetchDataResult("market-fact", "telemetry-fact", STRATEGY_REF, "seasonal_naive@1", 144)
+
+
+async def _paused(_inp: Any) -> SubmitBidsResult:
+    reason = "submission paused by strategy sa1-vpp@v2 (safety.submit_enabled = false); bid not sent"
+    return SubmitBidsResult(
+        "paused-bid-fact", "", False, paused=True, reason=reason, strategy_version=STRATEGY_REF
+    )
+
+
 async def _found(_inp: Any) -> SubmitBidsResult:
     return SubmitBidsResult("bid-fact", f"sa1-vpp/{INTERVAL_END}/r0", True)
 
@@ -132,6 +146,10 @@ def scenarios() -> dict[str, Scenario]:
         ),
         "submit-lost-then-found": ({"submit_bids": _submit_lost, "find_bid": _found}, _closes_in(30.0)),
         "scheduled": ({}, lambda: {"interval_end": ""}),
+        "strategy-paused": (
+            {"fetch_data": _strategy_fetched, "submit_bids": _paused, "record_fallback": _recorded},
+            _closes_in(30.0),
+        ),
     }
 
 

@@ -91,20 +91,22 @@ class PriceBand(_message.Message):
     def __init__(self, price_aud_per_mwh: _Optional[float] = ..., volume_mw: _Optional[float] = ...) -> None: ...
 
 class EnergyBid(_message.Message):
-    __slots__ = ("bid_id", "portfolio", "region", "interval_end", "discharge_bands", "charge_bands")
+    __slots__ = ("bid_id", "portfolio", "region", "interval_end", "discharge_bands", "charge_bands", "strategy_version")
     BID_ID_FIELD_NUMBER: _ClassVar[int]
     PORTFOLIO_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_END_FIELD_NUMBER: _ClassVar[int]
     DISCHARGE_BANDS_FIELD_NUMBER: _ClassVar[int]
     CHARGE_BANDS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     bid_id: str
     portfolio: str
     region: str
     interval_end: str
     discharge_bands: _containers.RepeatedCompositeFieldContainer[PriceBand]
     charge_bands: _containers.RepeatedCompositeFieldContainer[PriceBand]
-    def __init__(self, bid_id: _Optional[str] = ..., portfolio: _Optional[str] = ..., region: _Optional[str] = ..., interval_end: _Optional[str] = ..., discharge_bands: _Optional[_Iterable[_Union[PriceBand, _Mapping]]] = ..., charge_bands: _Optional[_Iterable[_Union[PriceBand, _Mapping]]] = ...) -> None: ...
+    strategy_version: str
+    def __init__(self, bid_id: _Optional[str] = ..., portfolio: _Optional[str] = ..., region: _Optional[str] = ..., interval_end: _Optional[str] = ..., discharge_bands: _Optional[_Iterable[_Union[PriceBand, _Mapping]]] = ..., charge_bands: _Optional[_Iterable[_Union[PriceBand, _Mapping]]] = ..., strategy_version: _Optional[str] = ...) -> None: ...
 
 class Award(_message.Message):
     __slots__ = ("bid_id", "interval_end", "clearing_price_aud_per_mwh", "discharge_mw", "charge_mw")
@@ -186,6 +188,40 @@ class SubmitBidsResponse(_message.Message):
     acceptances: _containers.RepeatedCompositeFieldContainer[BidAcceptance]
     def __init__(self, bid_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., accepted_at: _Optional[str] = ..., acceptances: _Optional[_Iterable[_Union[BidAcceptance, _Mapping]]] = ...) -> None: ...
 
+class SubmitBidStreamRequest(_message.Message):
+    __slots__ = ("bid", "as_of", "sequence")
+    BID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    bid: MarketBid
+    as_of: str
+    sequence: int
+    def __init__(self, bid: _Optional[_Union[MarketBid, _Mapping]] = ..., as_of: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class SubmitBidStreamResponse(_message.Message):
+    __slots__ = ("sequence", "bid_id", "acceptance", "rejection")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BID_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    bid_id: str
+    acceptance: BidAcceptance
+    rejection: BidRejection
+    def __init__(self, sequence: _Optional[int] = ..., bid_id: _Optional[str] = ..., acceptance: _Optional[_Union[BidAcceptance, _Mapping]] = ..., rejection: _Optional[_Union[BidRejection, _Mapping]] = ...) -> None: ...
+
+class BidRejection(_message.Message):
+    __slots__ = ("code", "message", "violations", "reason")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    violations: _containers.RepeatedCompositeFieldContainer[BidViolation]
+    reason: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[BidViolation, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class GetAwardsRequest(_message.Message):
     __slots__ = ("bid_id",)
     BID_ID_FIELD_NUMBER: _ClassVar[int]
@@ -257,7 +293,7 @@ class Rebid(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., event_time: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
 
 class MarketBid(_message.Message):
-    __slots__ = ("bid_id", "revision", "portfolio", "market", "run", "location", "interval_end", "offers", "rebid")
+    __slots__ = ("bid_id", "revision", "portfolio", "market", "run", "location", "interval_end", "offers", "rebid", "strategy_version")
     BID_ID_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     PORTFOLIO_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +303,7 @@ class MarketBid(_message.Message):
     INTERVAL_END_FIELD_NUMBER: _ClassVar[int]
     OFFERS_FIELD_NUMBER: _ClassVar[int]
     REBID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     bid_id: str
     revision: int
     portfolio: str
@@ -276,7 +313,8 @@ class MarketBid(_message.Message):
     interval_end: str
     offers: _containers.RepeatedCompositeFieldContainer[ProductOffer]
     rebid: Rebid
-    def __init__(self, bid_id: _Optional[str] = ..., revision: _Optional[int] = ..., portfolio: _Optional[str] = ..., market: _Optional[_Union[Market, str]] = ..., run: _Optional[_Union[MarketRun, str]] = ..., location: _Optional[str] = ..., interval_end: _Optional[str] = ..., offers: _Optional[_Iterable[_Union[ProductOffer, _Mapping]]] = ..., rebid: _Optional[_Union[Rebid, _Mapping]] = ...) -> None: ...
+    strategy_version: str
+    def __init__(self, bid_id: _Optional[str] = ..., revision: _Optional[int] = ..., portfolio: _Optional[str] = ..., market: _Optional[_Union[Market, str]] = ..., run: _Optional[_Union[MarketRun, str]] = ..., location: _Optional[str] = ..., interval_end: _Optional[str] = ..., offers: _Optional[_Iterable[_Union[ProductOffer, _Mapping]]] = ..., rebid: _Optional[_Union[Rebid, _Mapping]] = ..., strategy_version: _Optional[str] = ...) -> None: ...
 
 class BidAcceptance(_message.Message):
     __slots__ = ("bid_id", "accepted", "duplicate", "accepted_at", "market_time", "gate_closure", "revision", "supersedes_bid_id")

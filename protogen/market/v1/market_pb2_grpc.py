@@ -50,6 +50,11 @@ class MarketGatewayStub:
                 request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsRequest.SerializeToString,
                 response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsResponse.FromString,
                 _registered_method=True)
+        self.SubmitBidStream = channel.stream_stream(
+                '/autobidder.market.v1.MarketGateway/SubmitBidStream',
+                request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamRequest.SerializeToString,
+                response_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamResponse.FromString,
+                _registered_method=True)
         self.GetAwards = channel.unary_unary(
                 '/autobidder.market.v1.MarketGateway/GetAwards',
                 request_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.GetAwardsRequest.SerializeToString,
@@ -107,6 +112,22 @@ class MarketGatewayServicer:
         revision, under a new bid_id). A bid that breaks a market rule (including arriving after gate
         closure) is INVALID_ARGUMENT, with every violation in the trailing metadata key
         "autobidder-bid-violations-bin" (a serialized BidViolations); nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBidStream(self, request_iterator, context):
+        """A persistent bid session: one MarketBid per request message, one answer per bid, in request
+        order, each echoing the request's `sequence`. Every bid is its own submission, judged and
+        stored exactly as SubmitBids judges a request carrying that one bid (same rules, same
+        idempotency by bid_id, same acceptance), and acknowledged only once it is committed. A bid
+        the unary call would refuse is answered with a BidRejection (the status code name SubmitBids
+        would end with, its message, and for INVALID_ARGUMENT every violation); the stream goes on
+        and nothing already accepted is touched. The stream itself ends with a status only for a
+        failure of the stream (cancelled, deadline, the exchange stopping); it ends OK once the client
+        has half-closed and every bid has been answered. Bids in flight on any streams and unary
+        calls share the exchange's group commit: one database transaction serves many bids.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -175,6 +196,11 @@ def add_MarketGatewayServicer_to_server(servicer, server):
                     servicer.SubmitBids,
                     request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsRequest.FromString,
                     response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsResponse.SerializeToString,
+            ),
+            'SubmitBidStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitBidStream,
+                    request_deserializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamRequest.FromString,
+                    response_serializer=autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamResponse.SerializeToString,
             ),
             'GetAwards': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAwards,
@@ -267,6 +293,33 @@ class MarketGateway:
             '/autobidder.market.v1.MarketGateway/SubmitBids',
             autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsRequest.SerializeToString,
             autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBidStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/autobidder.market.v1.MarketGateway/SubmitBidStream',
+            autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamRequest.SerializeToString,
+            autobidder_dot_market_dot_v1_dot_market__pb2.SubmitBidStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,106 @@
+"""The live cycle's strategy pieces that need no Temporal: the optimize handler planning under a
+stored strategy version, and the bid history the strategy limits read from the fact store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import Award, EnergyBid, FactKind, PriceBand, Region, Schedule
+from autobidder.facts import FactStore, Provenance
+from autobidder.strategy import parse_strategy
+from autobidder.strategy_store import NoSuchVersionError, StrategyStore
+from optimization.queue_handler import handle_optimize_request
+from tests.test_optimization_queue import _facts
+from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
+from workflows.types import cycle_id_for
+
+FIVE = timedelta(minutes=5)
+STRATEGY = """
+portfolio = "p1"
+[market]
+name = "NEM"
+region = "SA1"
+[fleet]
+node = "nem.sa1.p1"
+[forecaster]
+model = "seasonal_naive@1"
+[operation]
+backup_reserve_fraction = {reserve}
+[safety]
+max_mw_per_bid = 10.0
+max_price_change_aud_per_mwh = 500.0
+submit_enabled = true
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FactStore:
+    return FactStore.from_url(f"sqlite:///{tmp_path / 'facts.db'}")
+
+
+def test_the_optimizer_plans_with_the_strategy_version_named_in_the_request(store: FactStore) -> None:
+    strategies = StrategyStore(store.engine)
+    text = STRATEGY.format(reserve=0.5)
+    version = strategies.apply(parse_strategy(text), text).version
+    forecast_id, telemetry_id = _facts(store, soc_mwh=15.0, shift=0)
+    request = {"cycle_id": "c0", "forecast_fact_id": forecast_id, "telemetry_fact_id": telemetry_id}
+
+    plain = handle_optimize_request(store, request)
+    planned = handle_optimize_request(
+        store, {**request, "strategy_version": version.ref}, strategies=strategies
+    )
+
+    # The fleet's own reserve is 2 MWh; the strategy holds back half of the 20 MWh.
+    assert min(store.get(plain["fact_id"], Schedule, FactKind.SCHEDULE).soc_mwh) < 5.0
+    assert min(store.get(planned["fact_id"], Schedule, FactKind.SCHEDULE).soc_mwh) >= 10.0 - 1e-6
+    with pytest.raises(NoSuchVersionError):
+        handle_optimize_request(store, {**request, "strategy_version": "p1@v9"}, strategies=strategies)
+    with pytest.raises(ValueError, match="no strategy store"):
+        handle_optimize_request(store, {**request, "strategy_version": version.ref})
+
+
+def _bid(end_iso: str, price: float) -> EnergyBid:
+    return EnergyBid(
+        bid_id=f"p1/{end_iso}/r0",
+        portfolio="p1",
+        region=Region.SA1,
+        interval_end=datetime.fromisoformat(end_iso),
+        discharge_bands=(PriceBand(price_aud_per_mwh=price, volume_mw=1.0),),
+        charge_bands=(PriceBand(price_aud_per_mwh=price - 100, volume_mw=1.0),),
+    )
+
+
+def _put(store: FactStore, kind: FactKind, value: EnergyBid | Award, end_iso: str, component: str) -> None:
+    provenance = Provenance(
+        cycle_id=cycle_id_for("p1", end_iso), component=component, component_version="0", inputs=()
+    )
+    store.put(kind, value, provenance)
+
+
+def test_bid_history_reads_the_previous_bid_and_the_trading_day_so_far(store: FactStore) -> None:
+    midnight = datetime(2022, 10, 7, tzinfo=NEM_TZ)  # the 24:00 interval end of 6 October
+    ends = [midnight + k * FIVE for k in (-2, -1, 0, 1, 2)]  # 23:50, 23:55, 24:00, 00:05, 00:10
+    for end in ends[:4]:
+        award = Award(
+            bid_id=f"p1/{end.isoformat()}/r0",
+            interval_end=end,
+            clearing_price_aud_per_mwh=100.0,
+            discharge_mw=6.0,
+            charge_mw=0.0,
+        )
+        _put(store, FactKind.AWARD, award, end.isoformat(), "exchange")
+    _put(store, FactKind.BID, _bid(ends[0].isoformat(), 300.0), ends[0].isoformat(), "bid-builder")
+    _put(store, FactKind.BID, _bid(ends[1].isoformat(), 400.0), ends[1].isoformat(), PAUSED_BID_COMPONENT)
+
+    # 6 MW for 5 minutes is 0.5 MWh; the 24:00 interval belongs to the day that ends with it.
+    assert discharged_today_mwh(store, "p1", ends[2], FIVE) == pytest.approx(1.0)
+    assert discharged_today_mwh(store, "p1", ends[3], FIVE) == 0.0  # 00:05 starts a new day
+    assert discharged_today_mwh(store, "p1", ends[4], FIVE) == pytest.approx(0.5)
+    found = previous_bid(store, "p1", ends[1], FIVE)
+    assert found is not None and found.discharge_bands[0].price_aud_per_mwh == 300.0
+    # A bid built while submission was paused never reached the market: it is no previous bid.
+    assert previous_bid(store, "p1", ends[2], FIVE) is None

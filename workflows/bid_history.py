@@ -1,0 +1,60 @@
+"""What a cycle's strategy limits need from earlier cycles of the same portfolio, read from the
+fact store: the previous interval's bid (the rebid price-change rule) and the energy discharged
+so far in the NEM trading day (the daily cycle limit). Both match by cycle id, which every
+cycle derives from its interval end in the same form (`workflows.types.cycle_id_for`)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from autobidder.domain import Award, EnergyBid, FactKind
+from autobidder.facts import FactStore, facts_table
+from autobidder.strategy_limits import nem_trading_day
+from workflows.types import cycle_id_for
+
+# Bids built while submission was paused never reached the market: no rebid is measured from them.
+PAUSED_BID_COMPONENT = "bid-builder/paused"
+
+
+def previous_bid(
+    store: FactStore, portfolio: str, interval_end: datetime, interval: timedelta
+) -> EnergyBid | None:
+    """The bid submitted for the interval before `interval_end`, if any."""
+    cycle_id = cycle_id_for(portfolio, (interval_end - interval).isoformat())
+    query = (
+        sa.select(facts_table.c.fact_id)
+        .where(facts_table.c.kind == str(FactKind.BID))
+        .where(facts_table.c.cycle_id == cycle_id)
+        .where(facts_table.c.component != PAUSED_BID_COMPONENT)
+        .order_by(facts_table.c.created_at_utc.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        fact_id = conn.execute(query).scalar()
+    return None if fact_id is None else store.get(fact_id, EnergyBid, FactKind.BID)
+
+
+def discharged_today_mwh(
+    store: FactStore, portfolio: str, interval_end: datetime, interval: timedelta
+) -> float:
+    """MWh awarded as discharge in the NEM trading day of `interval_end`, before that interval."""
+    day = nem_trading_day(interval_end)
+    earlier: list[str] = []
+    end = interval_end - interval
+    while nem_trading_day(end) == day:
+        earlier.append(cycle_id_for(portfolio, end.isoformat()))
+        end -= interval
+    if not earlier:
+        return 0.0
+    query = (
+        sa.select(facts_table.c.fact_id)
+        .where(facts_table.c.kind == str(FactKind.AWARD))
+        .where(facts_table.c.cycle_id.in_(earlier))
+    )
+    with store.engine.connect() as conn:
+        fact_ids = list(conn.execute(query).scalars())
+    hours = interval / timedelta(hours=1)
+    return math.fsum(store.get(f, Award, FactKind.AWARD).discharge_mw * hours for f in fact_ids)
