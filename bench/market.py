@@ -176,14 +176,15 @@ def _drive_streams(
 
         sender = asyncio.ensure_future(send())
         accepted = refused = 0
-        while (answer := await call.read()) is not grpc.aio.EOF:
-            credit.release()
-            if answer.WhichOneof("result") == "acceptance" and answer.acceptance.accepted:
-                accepted += 1
-            else:
-                refused += 1
-                if refused <= 3:
-                    log.error("SubmitBidStream refused %s: %s", answer.bid_id, answer.rejection)
+        while (response := await call.read()) is not grpc.aio.EOF:
+            for answer in response.answers:
+                credit.release()
+                if answer.WhichOneof("result") == "acceptance" and answer.acceptance.accepted:
+                    accepted += 1
+                else:
+                    refused += 1
+                    if refused <= 3:
+                        log.error("SubmitBidStream refused %s: %s", answer.bid_id, answer.rejection)
         await sender
         return accepted, refused
 
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "--batched-size", type=int, default=20, help="bids per call in the batched run (0: skip)"
     )
     parser.add_argument(
-        "--clear-intervals", type=int, default=50, help="intervals cleared in the clearing run"
+        "--clear-intervals", type=int, default=50, help="intervals cleared in the clearing run (0: skip)"
     )
     parser.add_argument(
         "--clear-portfolios", type=int, default=100, help="bids per interval in the clearing run"
@@ -390,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         out["client_cpu_us_per_bid_batched"] = round(batched["client_cpu_us"], 1)
         if unary is not None:
             out["ratio_batched_to_unary"] = round(batched["per_s"] / unary["per_s"], 3)
-    clearing = clearing_run(args.clear_portfolios, args.clear_intervals)
-    out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in clearing.items()})
+    if args.clear_intervals:
+        clearing = clearing_run(args.clear_portfolios, args.clear_intervals)
+        out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in clearing.items()})
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
     return 0

@@ -342,7 +342,7 @@ class ExchangeClient(GrpcClient):
         stream = self._stub.SubmitBidStream(requests(), timeout=timeout_s)
         expected = 0
         try:
-            for message in stream:
+            for message in (answer for response in stream for answer in response.answers):
                 if message.sequence != expected or not sent or message.bid_id != sent.popleft():
                     raise ExchangeInternalError(
                         f"SubmitBidStream: answer {message.sequence} ({message.bid_id!r}) out of order; "

@@ -12,6 +12,7 @@ goes on. The core and its helpers are re-exported here, where the foundation fir
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -203,6 +204,14 @@ class _Streamed:
     written: asyncio.Future[None] | None
     rejection: pb.BidRejection | None
 
+    def settled(self) -> bool:
+        """Whether its answer is ready without waiting: refused, or stored with all it reports."""
+        if self.pending is None:
+            return True
+        if self.written is not None and not self.written.done():
+            return False
+        return all(commit.is_done() for commit in self.pending.commits)
+
 
 def _rejection(stop: _Abort) -> pb.BidRejection:
     """The answer on SubmitBidStream to what ends a unary SubmitBids with `stop`."""
@@ -353,10 +362,31 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         queued: asyncio.Queue[_Streamed | Exception | None] = asyncio.Queue(STREAM_WINDOW)
         reader = asyncio.ensure_future(self._read_bid_stream(context, queued))
         try:
-            while (item := await queued.get()) is not None:
-                if isinstance(item, Exception):
-                    raise item  # the reader failed: the bids before it have been answered
-                await context.write(await self._stream_answer(item))
+            backlog: collections.deque[_Streamed | Exception | None] = collections.deque()
+            ended = False
+            while not ended:
+                if not backlog:
+                    backlog.append(await queued.get())
+                while not queued.empty():
+                    backlog.append(queued.get_nowait())
+                # Answer the first bid once it is stored, and with it every bid behind it that is
+                # stored already (mostly the same group-commit round): one gRPC write for them all.
+                answers: list[pb.BidAnswer] = []
+                failure: Exception | None = None
+                while backlog:
+                    entry = backlog[0]
+                    if entry is None or isinstance(entry, Exception):
+                        backlog.popleft()  # the reader queues nothing after its None or failure
+                        ended, failure = entry is None, entry
+                        break
+                    if answers and not entry.settled():
+                        break
+                    backlog.popleft()
+                    answers.append(await self._stream_answer(entry))
+                if answers:
+                    await context.write(pb.SubmitBidStreamResponse(answers=answers))
+                if failure is not None:
+                    raise failure  # the reader failed: the bids before it have been answered
         finally:
             reader.cancel()
 
@@ -394,20 +424,20 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         written = self._join_round(pending) if pending.unwritten is not None else None
         return _Streamed(request.sequence, bid_id, pending, written, None)
 
-    async def _stream_answer(self, item: _Streamed) -> pb.SubmitBidStreamResponse:
+    async def _stream_answer(self, item: _Streamed) -> pb.BidAnswer:
         if item.pending is not None:
             try:
                 [outcome] = await self._settled(item.pending, item.written)
             except ExchangeServiceError as exc:  # the database refused the write: nothing kept
                 rejection = _rejection(_service_abort(exc))
             else:
-                return pb.SubmitBidStreamResponse(
+                return pb.BidAnswer(
                     sequence=item.sequence, bid_id=outcome.bid_id, acceptance=_acceptance(outcome)
                 )
         else:
             assert item.rejection is not None
             rejection = item.rejection
-        return pb.SubmitBidStreamResponse(sequence=item.sequence, bid_id=item.bid_id, rejection=rejection)
+        return pb.BidAnswer(sequence=item.sequence, bid_id=item.bid_id, rejection=rejection)
 
     async def GetBid(self, request: pb.GetBidRequest, context: Any) -> pb.GetBidResponse:
         async def work() -> pb.GetBidResponse:

@@ -199,6 +199,12 @@ class SubmitBidStreamRequest(_message.Message):
     def __init__(self, bid: _Optional[_Union[MarketBid, _Mapping]] = ..., as_of: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class SubmitBidStreamResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[BidAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[BidAnswer, _Mapping]]] = ...) -> None: ...
+
+class BidAnswer(_message.Message):
     __slots__ = ("sequence", "bid_id", "acceptance", "rejection")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     BID_ID_FIELD_NUMBER: _ClassVar[int]

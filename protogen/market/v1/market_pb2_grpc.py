@@ -119,7 +119,8 @@ class MarketGatewayServicer:
 
     def SubmitBidStream(self, request_iterator, context):
         """A persistent bid session: one MarketBid per request message, one answer per bid, in request
-        order, each echoing the request's `sequence`. Every bid is its own submission, judged and
+        order, each echoing the request's `sequence` (answers whose commits completed together come
+        in one response message). Every bid is its own submission, judged and
         stored exactly as SubmitBids judges a request carrying that one bid (same rules, same
         idempotency by bid_id, same acceptance), and acknowledged only once it is committed. A bid
         the unary call would refuse is answered with a BidRejection (the status code name SubmitBids
