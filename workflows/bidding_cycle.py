@@ -354,7 +354,8 @@ class BiddingCycle:
             schedule_fact_id,
             telemetry_fact_id,
             bid_kind=rung or "optimal",
-            strategy_version=self._strategy_version,
+            # fetch_data's resolution; a pin when fetch_data never ran (a bad pin bids nothing).
+            strategy_version=self._strategy_version or inp.strategy_version,
             interval_minutes=inp.interval_minutes,
         )
         try:
