@@ -307,7 +307,7 @@ def test_on_a_stream_every_bid_is_accepted_or_rejected_and_the_stream_ends_ok(
 ) -> None:
     requests = [pb.SubmitBidStreamRequest(bid=unique(m), sequence=i) for i, m in enumerate(msgs)]
     call = stub.SubmitBidStream(iter(requests), timeout=30)
-    answers = list(call)
+    answers = [answer for response in call for answer in response.answers]
     assert call.code() == grpc.StatusCode.OK
     assert [(a.sequence, a.bid_id) for a in answers] == [(r.sequence, r.bid.bid_id) for r in requests]
     for answer in answers:
