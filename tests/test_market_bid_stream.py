@@ -37,26 +37,15 @@ from market_adapters.violations import Rule
 from protogen.market.v1 import market_pb2 as pb
 from protogen.market.v1 import market_pb2_grpc as pb_grpc
 from tests.test_market_gateway import ENERGY_ONLY, FIVE, GATE_OK, energy_bid, nem_parts, rows, serve
-from tests.test_market_store import PG_URL, _postgres_engine
+from tests.test_market_store import BACKENDS, ledger_engine
 
 Answer = SubmitResult | ExchangeError
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+    with ledger_engine(request.param, tmp_path) as engine:
         yield engine
-        engine.dispose()
-        return
-    pg = _postgres_engine()
-    if pg is None:
-        pytest.skip(f"no PostgreSQL server answers at {PG_URL}")
-    yield pg
-    with pg.begin() as conn:
-        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    pg.dispose()
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@ restart, group commit under concurrency, and a failed write that leaves nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,9 +44,14 @@ def _postgres_engine() -> sa.Engine | None:
     return sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
+BACKENDS = ("sqlite", "postgres")
+
+
+@contextlib.contextmanager
+def ledger_engine(backend: str, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty exchange database: a SQLite file, or a fresh PostgreSQL schema (skipped when no
+    server answers), dropped afterwards."""
+    if backend == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
         yield engine
         engine.dispose()
@@ -58,6 +64,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     pg.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    with ledger_engine(request.param, tmp_path) as engine:
+        yield engine
 
 
 def exchange(engine: sa.Engine) -> Exchange:
