@@ -52,7 +52,6 @@ from backtest.forecasters import (
 )
 from backtest.planning import Planner, WarmPlanner
 from optimization.problem import FloatArray, prepare_problem
-from optimization.strategy_settings import simulated_products
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
 PARALLEL_MIN_INTERVALS = 14 * 288
@@ -175,6 +174,11 @@ class BacktestResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     optimizer: str = ""
     optimizer_restarts: int = 0  # stalled re-solves solved again on a fresh session (all runs)
+
+
+def simulated_products(strategy: Strategy) -> tuple[str, ...]:
+    """The strategy's products the backtest trades: energy (the price files carry no FCAS prices)."""
+    return tuple(p for p in strategy.market.products if p == "energy")
 
 
 def _notes(request: BacktestRequest) -> list[str]:

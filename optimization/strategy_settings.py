@@ -15,7 +15,8 @@ class RiskSettingError(ValueError):
 
 
 def optimizer_settings(strategy: Strategy) -> OptimizerSettings:
-    """What the strategy sets for the optimizer (energy only: see `simulated_products`).
+    """What the strategy sets for the optimizer (energy only: the live cycle and the backtest bid
+    energy; `backtest.runner` notes the products it leaves out).
 
     The degradation cost is the model's throughput cost, never below the ε tie-breaker that keeps
     the LP from charging and discharging at once for free (`optimization.model`).
@@ -32,11 +33,6 @@ def optimizer_settings(strategy: Strategy) -> OptimizerSettings:
         ),
         daily_cycle_limit=strategy.operation.daily_cycle_limit,
     )
-
-
-def simulated_products(strategy: Strategy) -> tuple[str, ...]:
-    """The strategy's products the backtest trades: energy (the price files carry no FCAS prices)."""
-    return tuple(p for p in strategy.market.products if p == "energy")
 
 
 def _quantile_path(forecast: Forecast, level: float) -> tuple[float, ...]:
