@@ -176,6 +176,8 @@ class Exchange:
         self._limits = dict(parts.limits)
         self._clock: MarketClock = parts.clock or ReplayClock()
         self._ledger = BidLedger(parts.engine)
+        if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
+            self._clock.observe(resumed)
         self._award_lock = threading.Lock()
 
     @property
@@ -212,7 +214,7 @@ class Exchange:
             raise InvalidRequestError(
                 f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
             )
-        now = self._clock.observe(as_of)
+        now = self._reveal(as_of)
         visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
         prices = published_prices(self._history, visible, lookback_intervals)
         return MarketSnapshot(region=self._region, as_of=as_of, prices=prices)
@@ -542,7 +544,7 @@ class Exchange:
     def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
         """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
         if self._clock.mode == "replay":
-            self._clock.observe(interval_end)
+            self._reveal(interval_end)
         with self._award_lock:
             fresh = [
                 self._clear(s.bid)
@@ -567,7 +569,19 @@ class Exchange:
             raise ClockNotAdvanceableError(
                 "this exchange runs on a live clock (the wall clock); it cannot be advanced"
             )
-        return self._clock.observe(to)
+        return self._reveal(to)
+
+    def _reveal(self, market_time: datetime) -> datetime | None:
+        """Move the clock to `market_time`. A replay clock's new time is in the database before
+        the caller shows anything it allows, so a restarted exchange resumes there (bids and
+        awards record their own times; market data and explicit advances need this row)."""
+        now = self._clock.observe(market_time)
+        if self._clock.mode == "replay" and now is not None:
+            try:
+                self._ledger.record_market_time(now)
+            except StorageError as exc:
+                raise ExchangeStorageError(str(exc)) from exc
+        return now
 
 
 def _outcome(stored: StoredBid, *, duplicate: bool) -> SubmitOutcome:

@@ -271,7 +271,10 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
     async def GetMarketData(self, request: pb.GetMarketDataRequest, context: Any) -> pb.GetMarketDataResponse:
         async def work() -> pb.GetMarketDataResponse:
             as_of = _instant(request.as_of, "as_of")
-            snapshot = self._exchange.market_data(request.region, as_of, request.lookback_intervals)
+            # In a thread: a replay clock that moves is recorded in the database first.
+            snapshot = await asyncio.to_thread(
+                self._exchange.market_data, request.region, as_of, request.lookback_intervals
+            )
             return market_snapshot_to_proto(snapshot)
 
         return await self._answer(context, work)
@@ -507,7 +510,7 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         self, request: pb.AdvanceMarketClockRequest, context: Any
     ) -> pb.AdvanceMarketClockResponse:
         async def work() -> pb.AdvanceMarketClockResponse:
-            now = self._exchange.advance_clock(_instant(request.to, "to"))
+            now = await asyncio.to_thread(self._exchange.advance_clock, _instant(request.to, "to"))
             return pb.AdvanceMarketClockResponse(market_time=now.isoformat() if now else "")
 
         return await self._answer(context, work)

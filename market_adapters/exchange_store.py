@@ -1,4 +1,5 @@
-"""The exchange's ledger: accepted bids and awards, in SQLAlchemy tables and an in-memory index.
+"""The exchange's ledger: accepted bids, awards and the replay clock's moves, in SQLAlchemy
+tables and an in-memory index.
 
 The database is the record (it survives a restart: the index is rebuilt from it on start); the
 index answers the questions every submission asks (is this bid_id taken? what is the latest
@@ -11,6 +12,9 @@ commit), so under concurrent submissions one commit serves many bids. A submissi
 the index at once (so a concurrent duplicate or rebid sees them) and the exchange answers only
 after `wait` says they are committed; a duplicate of a bid still being committed waits for that
 commit too. If a commit fails, its bids leave the index again and every waiter gets the error.
+
+The ledger also knows the latest market time its database records (`BidLedger.market_time`),
+which is where a restarted replay exchange's clock resumes.
 """
 
 from __future__ import annotations
@@ -67,6 +71,18 @@ market_awards = sa.Table(
     sa.Column("total_amount", sa.Float, nullable=False),
     sa.Column("cleared_at_utc", sa.String(40), nullable=False),
 )
+
+# Where a replay exchange's market clock has been, beyond what its bids (`market_time_utc`) and
+# awards (`interval_end_utc`) record: a row each time a market-data request or an explicit advance
+# moved the clock further. Append-only; a restarted exchange resumes at the latest of the three.
+market_clock = sa.Table(
+    "market_clock",
+    metadata,
+    sa.Column("market_time_utc", sa.String(40), nullable=False, index=True),
+    sa.Column("recorded_at_utc", sa.String(40), nullable=False),
+)
+
+_TABLES = (market_bids, market_awards, market_clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +190,7 @@ class _GroupWriter:
         # The inserts compiled once for the database's dialect and run as driver SQL on one held
         # connection: a third of the cost of a Core insert in a fresh transaction, which matters
         # when every bid is its own submission.
-        self._sql = {table.name: _driver_insert(engine, table) for table in (market_bids, market_awards)}
+        self._sql = {table.name: _driver_insert(engine, table) for table in _TABLES}
         threading.Thread(target=self._run, name="exchange-writer", daemon=True).start()
 
     def submit(self, commit: Commit) -> None:
@@ -229,7 +245,7 @@ class _GroupWriter:
         conn = self._conn
         try:
             with conn.begin():
-                for table in (market_bids, market_awards):
+                for table in _TABLES:
                     rows = [r for c in batch if c.table is table for r in c.rows]
                     if rows:
                         sql, order = self._sql[table.name]
@@ -270,6 +286,7 @@ class BidLedger:
         self._keys_by_interval: dict[tuple[str, str, str], set[tuple[str, str, str, str, str]]] = {}
         self._awards: dict[str, MarketAward] = {}
         self._pending: dict[str, Commit] = {}
+        self._market_time: datetime | None = None  # see `market_time`
         self._load()
         self._writer = _GroupWriter(engine, self._rollback)
 
@@ -277,6 +294,8 @@ class BidLedger:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(market_bids).order_by(market_bids.c.revision)).all()
             awards = conn.execute(sa.select(market_awards.c.bid_id, market_awards.c.award_json)).all()
+            clock = conn.execute(sa.select(sa.func.max(market_clock.c.market_time_utc))).scalar_one()
+        times = [datetime.fromisoformat(clock)] if clock else []
         for r in rows:
             stored = StoredBid(
                 bid=bid_from_dict(json.loads(r.bid_json)),
@@ -287,8 +306,36 @@ class BidLedger:
                 supersedes_bid_id=r.supersedes_bid_id,
             )
             self._index(stored)
+            if stored.market_time is not None:
+                times.append(stored.market_time)
         for a in awards:
-            self._awards[a.bid_id] = award_from_dict(json.loads(a.award_json))
+            award = self._awards[a.bid_id] = award_from_dict(json.loads(a.award_json))
+            times.append(award.interval_end)
+        self._market_time = max(times, default=None)
+
+    @property
+    def market_time(self) -> datetime | None:
+        """The latest market time the database records: a stored bid's market time, an awarded
+        interval's end, or a recorded clock move (None for an empty ledger). A replay exchange
+        starts its clock here, so a restart cannot reopen an interval whose price it has shown."""
+        return self._market_time
+
+    def _reached(self, market_time: datetime) -> None:
+        with self.lock:
+            if self._market_time is None or market_time > self._market_time:
+                self._market_time = market_time
+
+    def record_market_time(self, market_time: datetime) -> None:
+        """Record that the replay clock has reached `market_time`, unless the database records
+        that or later already; blocks until written (`StorageError` if it could not be)."""
+        current = self._market_time
+        if current is not None and market_time <= current:
+            return
+        row = {"market_time_utc": _utc(market_time), "recorded_at_utc": datetime.now(UTC).isoformat()}
+        commit = Commit(market_clock, [row])
+        self._writer.submit(commit)
+        self.wait(commit)
+        self._reached(market_time)
 
     def _index(self, stored: StoredBid) -> None:
         bid = stored.bid
@@ -400,6 +447,16 @@ class BidLedger:
         self.wait(commit)
         for a in fresh:
             self._awards[a.bid_id] = a
+        self._reached(max(a.interval_end for a in fresh))
 
 
-__all__ = ["BidLedger", "Commit", "StorageError", "StoredBid", "market_awards", "market_bids", "metadata"]
+__all__ = [
+    "BidLedger",
+    "Commit",
+    "StorageError",
+    "StoredBid",
+    "market_awards",
+    "market_bids",
+    "market_clock",
+    "metadata",
+]

@@ -184,6 +184,22 @@ def test_seeing_a_price_closes_the_gate_of_its_interval(client: ExchangeClient) 
     assert [v.rule for v in info.value.violations] == [Rule.AFTER_GATE_CLOSURE]
 
 
+def test_a_restarted_exchange_keeps_the_gate_of_a_price_it_has_shown(engine: sa.Engine) -> None:
+    # Two exchange servers, one after the other, on one database file: a process restart.
+    for address in serve(nem_parts(engine)):
+        with ExchangeClient(address, timeout_s=10.0) as client:
+            client.market_snapshot(Region.SA1, NEM_INTERVAL_END, lookback_intervals=1)
+    for address in serve(nem_parts(engine)):
+        with ExchangeClient(address, timeout_s=10.0) as client:
+            assert client.market_clock().market_time == NEM_INTERVAL_END
+            with pytest.raises(BidRejectedError) as info:
+                client.submit_bids([energy_bid()])
+            assert [v.rule for v in info.value.violations] == [Rule.AFTER_GATE_CLOSURE]
+            nxt = energy_bid(bid_id="next", interval_end=NEM_INTERVAL_END + FIVE)
+            assert client.submit_bids([nxt])[0].accepted
+    assert rows(engine, exchange_bids) == 1
+
+
 def test_the_foundation_cycle_sequence_is_accepted(client: ExchangeClient) -> None:
     """fetch_data (as_of = interval start), submit_bids, await_award, for consecutive intervals."""
     for k in range(3):

@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,9 @@ from autobidder.facts import make_engine
 from autobidder.prices import load_prices
 from market_adapters.bids import MarketBid
 from market_adapters.exchange_core import Exchange, ExchangeParts, ExchangeStorageError
-from market_adapters.exchange_store import market_awards, market_bids
+from market_adapters.exchange_store import market_awards, market_bids, market_clock
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
+from market_adapters.violations import BidValidationError, Rule
 
 PG_URL = os.environ.get("AUTOBIDDER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ENERGY_ONLY = sample_nem_bid().offers[:2]
@@ -121,3 +122,64 @@ def test_a_failed_write_stores_nothing_and_forgets_the_bid(engine: sa.Engine) ->
     [outcome] = ex.submit_bids([bid(0)], as_of=AS_OF)
     assert outcome.accepted and not outcome.duplicate
     assert rows(engine, market_bids) == 1
+
+
+# --- the replay clock across a restart ------------------------------------------------------------
+
+
+def clock_rows(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(market_clock.c.market_time_utc)).scalars())
+
+
+def test_a_restarted_replay_exchange_resumes_where_its_market_data_left_the_clock(
+    engine: sa.Engine,
+) -> None:
+    first = exchange(engine)
+    first.market_data("SA1", NEM_INTERVAL_END, 12)  # shows the price of the interval ending then
+    first.market_data("SA1", NEM_INTERVAL_END, 12)  # the clock did not move: nothing more to record
+    first.close()
+    assert clock_rows(engine) == [NEM_INTERVAL_END.astimezone(UTC).isoformat()]
+    again = exchange(engine)
+    assert again.clock.now() == NEM_INTERVAL_END
+    # The interval whose price was shown stays closed; the next one is open, as before the restart.
+    with pytest.raises(BidValidationError) as refused:
+        again.submit_bids([bid(0)])
+    assert [v.rule for v in refused.value.violations] == [Rule.AFTER_GATE_CLOSURE]
+    [accepted] = again.submit_bids([bid(1)])
+    assert accepted.accepted and accepted.market_time == NEM_INTERVAL_END
+    assert rows(engine, market_bids) == 1
+
+
+def test_the_clock_resumes_at_the_latest_bid_award_or_advance(engine: sa.Engine) -> None:
+    first = exchange(engine)
+    first.submit_bids([bid(3)], as_of=AS_OF + timedelta(minutes=20))  # the bid row records it
+    first.close()
+    assert exchange(engine).clock.now() == AS_OF + timedelta(minutes=20)
+    second = exchange(engine)
+    second.market_award("sa1-vpp/3")  # the award's interval has ended
+    second.close()
+    assert exchange(engine).clock.now() == bid(3).interval_end
+    third = exchange(engine)
+    later = bid(3).interval_end + timedelta(hours=2)
+    assert third.advance_clock(later) == later
+    assert third.advance_clock(later - timedelta(hours=1)) == later  # never back, nothing recorded
+    third.close()
+    assert exchange(engine).clock.now() == later
+    assert len(clock_rows(engine)) == 1  # only the advance needed a row of its own
+
+
+def test_a_clock_move_the_database_refuses_is_not_answered(engine: sa.Engine) -> None:
+    ex = exchange(engine)
+    [accepted] = ex.submit_bids([bid(0)], as_of=AS_OF)
+    writer = ex._ledger._writer  # reaching in is the one way to make the database refuse a write
+    good = writer._sql["market_clock"]
+    writer._sql["market_clock"] = ("INSERT INTO no_such_table VALUES (1)", None)
+    with pytest.raises(ExchangeStorageError):
+        ex.market_data("SA1", NEM_INTERVAL_END, 12)
+    writer._sql["market_clock"] = good
+    assert clock_rows(engine) == [] and rows(engine, market_bids) == 1  # the bid is untouched
+    ex.market_data("SA1", NEM_INTERVAL_END, 12)  # the next request records the move
+    assert clock_rows(engine) == [NEM_INTERVAL_END.astimezone(UTC).isoformat()]
+    [again] = ex.submit_bids([bid(0)])
+    assert again.duplicate and again.accepted_at == accepted.accepted_at
