@@ -79,7 +79,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    from market_adapters.nem import NEM_PRICE_CAPS
+
     settings = load_settings(args.config)
+    try:
+        # Checked here as well as where it is used, so a contradiction stops the command before
+        # it starts any process.
+        NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
     return settings.model_copy(update=overrides) if overrides else settings
 
 

@@ -7,6 +7,7 @@ Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -78,6 +79,10 @@ class Settings(BaseModel):
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
     prices_file: Path | None = None
     ports: Ports = Ports()
+    # NEM market price caps (AUD/MWh) for financial years the shipped table does not have yet,
+    # keyed "2026-27": what an operator adds once the AEMC publishes a year's schedule of
+    # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
+    nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("fleet")
     @classmethod
@@ -88,6 +93,24 @@ class Settings(BaseModel):
                 raise ValueError(f"duplicate battery_id {spec.battery_id!r}")
             seen.add(spec.battery_id)
         return fleet
+
+    @field_validator("nem_price_caps_aud_per_mwh")
+    @classmethod
+    def _financial_years(cls, caps: dict[str, float]) -> dict[str, float]:
+        for name, cap in caps.items():
+            first, sep, second = name.partition("-")
+            if not (sep and len(first) == 4 and first.isdigit() and second.isdigit()):
+                raise ValueError(f"{name!r} is not a financial year such as '2026-27'")
+            if second != f"{(int(first) + 1) % 100:02d}":
+                raise ValueError(f"{name!r}: {second} is not the year after {first}")
+            if not math.isfinite(cap) or cap <= 0:
+                raise ValueError(f"{name}: {cap!r} is not a positive price")
+        return caps
+
+    @property
+    def nem_price_cap_years(self) -> dict[int, float]:
+        """`nem_price_caps_aud_per_mwh` keyed by the year each financial year starts."""
+        return {int(name[:4]): cap for name, cap in self.nem_price_caps_aud_per_mwh.items()}
 
     @property
     def resolved_database_url(self) -> str:

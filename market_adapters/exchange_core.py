@@ -58,7 +58,7 @@ from market_adapters.exchange_errors import (
 )
 from market_adapters.exchange_store import BidLedger, Commit, StorageError, StoredBid
 from market_adapters.market_clock import MarketClock, ReplayClock
-from market_adapters.nem import energy_bid_violations
+from market_adapters.nem import NEM_PRICE_CAPS, PriceCapTable, energy_bid_violations
 from market_adapters.nem_adapter import NemAdapter, canonical_bid_json, legacy_revision, market_bid_of
 from market_adapters.replay_prices import ReplayPrices, price_at, published_prices
 from market_adapters.rule_checks import rebid_event_violations, rebid_violations, time_usable
@@ -86,7 +86,8 @@ class ExchangeParts:
     `region` is the location served (a NEM `Region`, or an ERCOT settlement point name);
     `prices` the gap-free energy history (NEM dispatch or ERCOT real-time) that market data
     answers from; `extra_prices` further products and runs (NEM FCAS, ERCOT day-ahead and
-    ancillary services), which fill intervals `prices` lacks; `clock` defaults to a replay clock.
+    ancillary services), which fill intervals `prices` lacks; `clock` defaults to a replay clock;
+    `nem_price_caps` are the NEM price caps its validation applies (the settings' table).
     """
 
     region: Region | str
@@ -96,6 +97,7 @@ class ExchangeParts:
     extra_prices: ReplayPrices | None = None
     clock: MarketClock | None = None
     market: Market = Market.NEM
+    nem_price_caps: PriceCapTable = NEM_PRICE_CAPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +156,8 @@ def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % step, UTC)
 
 
-def adapter_for(market: Market) -> MarketAdapter:
-    return NemAdapter(None) if market == Market.NEM else ErcotAdapter(None)
+def adapter_for(market: Market, nem_price_caps: PriceCapTable = NEM_PRICE_CAPS) -> MarketAdapter:
+    return NemAdapter(None, nem_price_caps) if market == Market.NEM else ErcotAdapter(None)
 
 
 # --- the exchange core ----------------------------------------------------------------------------
@@ -166,7 +168,8 @@ class Exchange:
 
     def __init__(self, parts: ExchangeParts) -> None:
         self._market = parts.market
-        self._adapter = adapter_for(parts.market)
+        self._adapter = adapter_for(parts.market, parts.nem_price_caps)
+        self._nem_price_caps = parts.nem_price_caps
         self._location = str(parts.region)
         self._region = parts.region
         self._history = parts.prices
@@ -310,7 +313,7 @@ class Exchange:
         converted = market_bid_of(bid)
         return [
             *self._served_violations(converted),
-            *energy_bid_violations(bid, limits.max_discharge_mw, limits.max_charge_mw),
+            *energy_bid_violations(bid, limits.max_discharge_mw, limits.max_charge_mw, self._nem_price_caps),
             *rebid_violations(converted, reason_required=True),
         ]
 

@@ -67,6 +67,7 @@ from market_adapters.market_codec import (
     product_of,
     run_of,
 )
+from market_adapters.nem import NEM_PRICE_CAPS
 from market_adapters.nem_codec import (
     VIOLATIONS_METADATA_KEY,
     award_to_proto,
@@ -116,6 +117,7 @@ def parts_from_settings(
         engine=make_engine(url),
         extra_prices=extra,
         clock=clock,
+        nem_price_caps=NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years),
     )
 
 

@@ -10,8 +10,10 @@ NaN, which pydantic lets through and which would silently pass every `<`/`>` com
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from types import MappingProxyType
 
 from autobidder.clock import NEM_INTERVAL, NEM_TZ, is_on_grid
 from autobidder.domain import EnergyBid, PriceBand
@@ -26,16 +28,18 @@ INTERVAL_MINUTES = 5
 # Market price cap by financial year, keyed by the year the financial year starts (1 July, NEM time).
 # From the AEMC's annual schedules of reliability settings. 2025-26 follows the AEMC's December
 # 2023 rule (the Reliability Panel's level, CPI-indexed; the cumulative price threshold for that
-# year, 1,823,600 AUD, is 7.5 hours at this cap). Add each year as the AEMC publishes it; a
-# year missing here rejects bids with `price_cap_unknown` rather than guess.
-MARKET_PRICE_CAP_BY_FY_START: dict[int, float] = {
-    2021: 15_000.0,
-    2022: 15_500.0,
-    2023: 16_600.0,
-    2024: 17_500.0,
-    2025: 20_300.0,
-}
-
+# year, 1,823,600 AUD, is 7.5 hours at this cap). Add each year as the AEMC publishes it; until
+# then an operator adds it in the settings (`nem_price_caps_aud_per_mwh`). A year known to
+# neither rejects bids with `price_cap_unknown` rather than guess.
+MARKET_PRICE_CAP_BY_FY_START: Mapping[int, float] = MappingProxyType(
+    {
+        2021: 15_000.0,
+        2022: 15_500.0,
+        2023: 16_600.0,
+        2024: 17_500.0,
+        2025: 20_300.0,
+    }
+)
 # Volume sums are compared with a tolerance: ten float band volumes that add up to exactly the
 # nameplate can exceed it in the last bit.
 _VOLUME_TOLERANCE_MW = 1e-9
@@ -55,19 +59,57 @@ def financial_year_start(interval_end: datetime) -> int:
     return start.year if start.date() >= date(start.year, 7, 1) else start.year - 1
 
 
-def price_cap_aud_per_mwh(interval_end: datetime) -> float:
+def financial_year_name(fy_start: int) -> str:
+    """`2026-27` for the financial year starting 1 July 2026."""
+    return f"{fy_start}-{(fy_start + 1) % 100:02d}"
+
+
+@dataclass(frozen=True)
+class PriceCapTable:
+    """The NEM market price cap (AUD/MWh) by financial year, keyed by the year it starts."""
+
+    by_fy_start: Mapping[int, float]
+
+    def cap_aud_per_mwh(self, interval_end: datetime) -> float:
+        """The cap that applies to the interval ending `interval_end` (timezone-aware);
+        `PriceCapUnknownError` for a financial year the table lacks."""
+        if interval_end.tzinfo is None or interval_end.utcoffset() is None:
+            raise ValueError(f"interval_end: timestamp {interval_end.isoformat()} has no timezone")
+        fy = financial_year_start(interval_end)
+        try:
+            return self.by_fy_start[fy]
+        except KeyError:
+            known = ", ".join(financial_year_name(y) for y in sorted(self.by_fy_start))
+            raise PriceCapUnknownError(
+                f"no market price cap tabled for financial year {financial_year_name(fy)} "
+                f"(interval_end {interval_end.isoformat()}; known: {known}; an operator adds a "
+                "year the AEMC has published in the settings, nem_price_caps_aud_per_mwh)"
+            ) from None
+
+    def with_years(self, caps: Mapping[int, float]) -> PriceCapTable:
+        """This table plus `caps` (keyed by the year each financial year starts, as the settings'
+        `nem_price_cap_years` gives them). A `ValueError` names the first year whose cap is not a
+        finite price above the floor, or differs from the cap this table already has for it."""
+        added = dict(self.by_fy_start)
+        for fy, cap in sorted(caps.items()):
+            name = financial_year_name(fy)
+            if not math.isfinite(cap) or cap <= MARKET_PRICE_FLOOR_AUD_PER_MWH:
+                raise ValueError(f"nem_price_caps_aud_per_mwh.{name}: {cap!r} is not a price above the floor")
+            if fy in self.by_fy_start and self.by_fy_start[fy] != cap:
+                raise ValueError(
+                    f"nem_price_caps_aud_per_mwh.{name}: {cap!r} contradicts the AEMC's "
+                    f"{self.by_fy_start[fy]!r} in the shipped table"
+                )
+            added[fy] = float(cap)
+        return PriceCapTable(MappingProxyType(added))
+
+
+NEM_PRICE_CAPS = PriceCapTable(MARKET_PRICE_CAP_BY_FY_START)
+
+
+def price_cap_aud_per_mwh(interval_end: datetime, caps: PriceCapTable = NEM_PRICE_CAPS) -> float:
     """The market price cap that applies to the interval ending `interval_end` (timezone-aware)."""
-    if interval_end.tzinfo is None or interval_end.utcoffset() is None:
-        raise ValueError(f"interval_end: timestamp {interval_end.isoformat()} has no timezone")
-    fy = financial_year_start(interval_end)
-    try:
-        return MARKET_PRICE_CAP_BY_FY_START[fy]
-    except KeyError:
-        known = ", ".join(f"{y}-{(y + 1) % 100:02d}" for y in sorted(MARKET_PRICE_CAP_BY_FY_START))
-        raise PriceCapUnknownError(
-            f"no market price cap tabled for financial year {fy}-{(fy + 1) % 100:02d} "
-            f"(interval_end {interval_end.isoformat()}; known: {known})"
-        ) from None
+    return caps.cap_aud_per_mwh(interval_end)
 
 
 def _side_violations(side: str, bands: Sequence[PriceBand], cap: float | None) -> list[BidViolation]:
@@ -141,7 +183,9 @@ def _total_violation(side: str, bands: Sequence[PriceBand], limit_mw: float, rul
     return []
 
 
-def _interval_violations(interval_end: datetime) -> tuple[list[BidViolation], float | None]:
+def _interval_violations(
+    interval_end: datetime, caps: PriceCapTable
+) -> tuple[list[BidViolation], float | None]:
     """Violations of `interval_end`, and the price cap that applies (None when it cannot be known)."""
     if interval_end.tzinfo is None or interval_end.utcoffset() is None:
         message = f"{interval_end.isoformat()} has no UTC offset; NEM intervals must be timezone-aware"
@@ -157,7 +201,7 @@ def _interval_violations(interval_end: datetime) -> tuple[list[BidViolation], fl
             )
         )
     try:
-        cap: float | None = price_cap_aud_per_mwh(interval_end)
+        cap: float | None = caps.cap_aud_per_mwh(interval_end)
     except PriceCapUnknownError as exc:
         out.append(BidViolation("interval_end", None, Rule.PRICE_CAP_UNKNOWN, str(exc)))
         cap = None
@@ -165,14 +209,14 @@ def _interval_violations(interval_end: datetime) -> tuple[list[BidViolation], fl
 
 
 def energy_bid_violations(
-    bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float
+    bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float, caps: PriceCapTable = NEM_PRICE_CAPS
 ) -> list[BidViolation]:
     """Every market rule `bid` breaks (empty when it is valid), for a unit of the given maxima."""
     out: list[BidViolation] = []
     for name in ("bid_id", "portfolio"):
         if not getattr(bid, name):
             out.append(BidViolation(name, None, Rule.REQUIRED, f"{name} must not be empty"))
-    interval_out, cap = _interval_violations(bid.interval_end)
+    interval_out, cap = _interval_violations(bid.interval_end, caps)
     out.extend(interval_out)
     out.extend(_side_violations("discharge_bands", bid.discharge_bands, cap))
     out.extend(_side_violations("charge_bands", bid.charge_bands, cap))
@@ -192,19 +236,24 @@ __all__ = [
     "INTERVAL_MINUTES",
     "MARKET_PRICE_CAP_BY_FY_START",
     "MARKET_PRICE_FLOOR_AUD_PER_MWH",
+    "NEM_PRICE_CAPS",
     "BidValidationError",
     "BidViolation",
+    "PriceCapTable",
     "PriceCapUnknownError",
     "Rule",
     "energy_bid_violations",
+    "financial_year_name",
     "financial_year_start",
     "price_cap_aud_per_mwh",
     "validate_energy_bid",
 ]
 
 
-def validate_energy_bid(bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float) -> None:
+def validate_energy_bid(
+    bid: EnergyBid, max_discharge_mw: float, max_charge_mw: float, caps: PriceCapTable = NEM_PRICE_CAPS
+) -> None:
     """Raise `BidValidationError` listing every market rule `bid` breaks; return None when it is valid."""
-    violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
+    violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw, caps)
     if violations:
         raise BidValidationError(bid.bid_id, violations)

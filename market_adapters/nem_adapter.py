@@ -9,7 +9,7 @@ Rules implemented (each rule name is a `market_adapters.violations.Rule`):
   earlier; the start of the interval is the simplification used here.
 * Energy: a SUPPLY offer (discharge) and/or a DEMAND bid (charge), exactly 10 price bands each
   with per-interval band availabilities, prices non-decreasing, between the market price floor
-  (-1000 AUD/MWh) and the cap in force on the trading date (`nem.price_cap_aud_per_mwh`); an
+  (-1000 AUD/MWh) and the cap in force on the trading date (`nem.PriceCapTable`); an
   optional maximum availability (MaxAvail) caps dispatch and may not exceed the unit's maximum;
   without it the band availabilities themselves must fit the unit.
 * FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): SUPPLY only, 10 bands, prices from
@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from autobidder.clock import NEM_INTERVAL, NEM_TZ
 from autobidder.domain import EnergyBid, Region, Schedule
@@ -46,8 +47,9 @@ from market_adapters.clearing import clear_nem_bid
 from market_adapters.nem import (
     BAND_COUNT,
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
+    NEM_PRICE_CAPS,
+    PriceCapTable,
     PriceCapUnknownError,
-    price_cap_aud_per_mwh,
 )
 from market_adapters.nem_fcas import (
     FCAS_PRICE_FLOOR_AUD_PER_MWH,
@@ -67,6 +69,9 @@ from market_adapters.rule_checks import (
     total_violation,
 )
 from market_adapters.violations import BidViolation, Rule
+
+if TYPE_CHECKING:
+    from market_adapters.exchange_client import ExchangeClient
 
 NEM_RULES = MarketRules(
     market=Market.NEM,
@@ -134,7 +139,13 @@ def band_prices_by_offer(bid: MarketBid) -> dict[tuple[str, str], tuple[float, .
 
 
 class NemAdapter(GatewayAPI):
-    """NEM rules, bid format and validation; the market API through `client` (optional)."""
+    """NEM rules, bid format and validation; the market API through `client` (optional).
+    `caps`: the market price caps by financial year (the shipped table, plus any an operator
+    added in the settings)."""
+
+    def __init__(self, client: ExchangeClient | None, caps: PriceCapTable = NEM_PRICE_CAPS) -> None:
+        super().__init__(client)
+        self._caps = caps
 
     @property
     def rules(self) -> MarketRules:
@@ -156,7 +167,7 @@ class NemAdapter(GatewayAPI):
         return MARKET_PRICE_FLOOR_AUD_PER_MWH if product == Product.ENERGY else FCAS_PRICE_FLOOR_AUD_PER_MWH
 
     def price_cap(self, product: Product, interval_end: datetime) -> float:
-        return price_cap_aud_per_mwh(interval_end)
+        return self._caps.cap_aud_per_mwh(interval_end)
 
     def _require_run(self, run: MarketRun) -> None:
         if run != MarketRun.NEM_DISPATCH:
@@ -179,7 +190,7 @@ class NemAdapter(GatewayAPI):
         cap: float | None = None
         if time_usable(bid.interval_end):
             try:
-                cap = price_cap_aud_per_mwh(bid.interval_end)
+                cap = self._caps.cap_aud_per_mwh(bid.interval_end)
             except PriceCapUnknownError as exc:
                 out.append(BidViolation("interval_end", None, Rule.PRICE_CAP_UNKNOWN, str(exc)))
         out.extend(offers_violations(bid, run_rules))
@@ -301,7 +312,7 @@ class NemAdapter(GatewayAPI):
         bids = []
         for i, (charge, discharge) in enumerate(zip(schedule.charge_mw, schedule.discharge_mw, strict=True)):
             end = schedule.first_interval_end + i * NEM_INTERVAL
-            floor, cap = MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh(end)
+            floor, cap = MARKET_PRICE_FLOOR_AUD_PER_MWH, self._caps.cap_aud_per_mwh(end)
             supply = (Band(floor, discharge), *(Band(floor, 0.0) for _ in range(BAND_COUNT - 1)))
             demand = (*(Band(cap, 0.0) for _ in range(BAND_COUNT - 1)), Band(cap, charge))
             offers = [

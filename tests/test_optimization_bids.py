@@ -489,7 +489,7 @@ def test_nem_offers_pass_the_nem_adapters_validation() -> None:
         )
         for o in offers
     )
-    adapter = adapters.NemAdapter.__new__(adapters.NemAdapter)
+    adapter = adapters.NemAdapter(None)
     bid = adapter.bid_from_curves(
         BidCurves(supply=energy.discharge_bands, demand=energy.charge_bands),
         bid_id="b",
@@ -526,5 +526,5 @@ def test_ercot_offers_pass_the_ercot_adapters_validation() -> None:
     bid = MarketBid(
         "b", 0, "p1", MarketName.ERCOT, MarketRun.ERCOT_DAY_AHEAD, "HB_HOUSTON", end, tuple(market_offers)
     )
-    adapter = adapters.ErcotAdapter.__new__(adapters.ErcotAdapter)
+    adapter = adapters.ErcotAdapter(None)
     assert adapter.violations(bid, limits) == []

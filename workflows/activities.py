@@ -43,6 +43,7 @@ from autobidder.strategy_store import (
 from market_adapters.exchange_client import BidRejectedError, ExchangeClient, UnknownBidError
 from market_adapters.nem import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
+    NEM_PRICE_CAPS,
     BidValidationError,
     price_cap_aud_per_mwh,
     validate_energy_bid,
@@ -112,6 +113,7 @@ class CycleActivities:
         self._routes = dict(routes or {})
         self._max_discharge_mw = sum(b.max_discharge_mw for b in settings.fleet)
         self._max_charge_mw = sum(b.max_charge_mw for b in settings.fleet)
+        self._price_caps = NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years)
         # Strategies live in the application database, beside the facts.
         self._strategies = StrategyStore(store.engine)
 
@@ -247,7 +249,7 @@ class CycleActivities:
             "region": Region(inp.region),
             "interval_end": interval_end,
             "price_floor": MARKET_PRICE_FLOOR_AUD_PER_MWH,
-            "price_cap": price_cap_aud_per_mwh(interval_end),
+            "price_cap": price_cap_aud_per_mwh(interval_end, self._price_caps),
         }
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
@@ -290,7 +292,7 @@ class CycleActivities:
         version = self._submitting_strategy(inp)
         bid, source = self._build_bid(inp, version)
         try:
-            validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw)
+            validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw, self._price_caps)
         except BidValidationError as exc:
             raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
         ref = version.ref if version else ""
