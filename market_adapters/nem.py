@@ -40,6 +40,7 @@ MARKET_PRICE_CAP_BY_FY_START: Mapping[int, float] = MappingProxyType(
         2025: 20_300.0,
     }
 )
+
 # Volume sums are compared with a tolerance: ten float band volumes that add up to exactly the
 # nameplate can exceed it in the last bit.
 _VOLUME_TOLERANCE_MW = 1e-9
