@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy autobidder forecasting optimization market_adapters workflows worker backtest
+	$(BIN)/mypy autobidder forecasting optimization market_adapters exchange fleet workflows worker backtest
 
 proto: $(STAMP)
 	$(BIN)/python -m autobidder.protos

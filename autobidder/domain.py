@@ -207,7 +207,7 @@ class EnergyBid(Frozen):
     discharge_bands: tuple[PriceBand, ...]
     charge_bands: tuple[PriceBand, ...]
     # The strategy version that produced the bid (`StrategyVersion.ref`, e.g. "sa1-vpp@v3:9a910fae8223");
-    # empty for bids built without one. Stamped by `autobidder.strategy_limits.apply_strategy_limits`.
+    # empty for bids built without one. Stamped by `autobidder.strategy.limits.apply_strategy_limits`.
     strategy_version: str = ""
 
 

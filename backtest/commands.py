@@ -9,23 +9,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder.config import Settings, load_settings
-from autobidder.domain import PriceSeries
-from autobidder.prices import PriceDataError, load_prices
-from autobidder.strategy import Strategy, StrategyError, read_strategy_file
-from autobidder.strategy_store import (
+from autobidder import PriceDataError, PriceSeries, Settings, load_prices, load_settings
+from autobidder.strategy import (
+    Strategy,
     StrategyDatabaseError,
+    StrategyError,
     StrategyStore,
     StrategyStoreError,
     VersionRefError,
     parse_ref,
+    read_strategy_file,
 )
 from backtest.engine import BacktestError
 from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
-from optimization.strategy_settings import RiskSettingError
+from optimization import RiskSettingError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 

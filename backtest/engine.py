@@ -2,15 +2,15 @@
 
 Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly as a live cycle:
 
-    telemetry      autobidder.fleet.SimulatedFleet.telemetry          (the fleet service's twin)
-    planning view  autobidder.strategy_limits.planning_telemetry       (reserve, nameplate power)
+    telemetry      fleet.simulated.SimulatedFleet.telemetry          (the fleet service's twin)
+    planning view  autobidder.strategy.limits.planning_telemetry       (reserve, nameplate power)
     every R-th:    forecast   -> backtest.forecasters (the forecast worker's function / registry)
                    optimize   -> optimization.problem.prepare_problem + backtest.planning.WarmPlanner
     bid            optimization.bids.build_energy_bid on the plan's step k = g − (last solve)
-    limits         autobidder.strategy_limits.apply_strategy_limits    (band policy, cycles, safety)
+    limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
     exchange       market_adapters.nem.energy_bid_violations (reject) and
                    market_adapters.clearing.clear_energy_bid
-    dispatch       autobidder.fleet.disaggregate + SimulatedFleet.apply
+    dispatch       fleet.simulated.disaggregate + SimulatedFleet.apply
     settle         autobidder.settlement.settle
 
 There is no Temporal, no queue and no database: the loop owns the fleet twin and the plan. The
@@ -28,24 +28,33 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder.domain import Award, BatterySpec, EnergyBid, Forecast, TelemetrySnapshot
-from autobidder.fleet import SimulatedFleet, disaggregate
-from autobidder.settlement import settle
-from autobidder.strategy import Strategy
-from autobidder.strategy_limits import (
+from autobidder import Award, BatterySpec, EnergyBid, Forecast, TelemetrySnapshot, settle
+from autobidder.strategy import (
     BidContext,
     Limit,
+    Strategy,
     apply_strategy_limits,
     nem_trading_day,
     planning_telemetry,
 )
 from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
-from market_adapters.clearing import clear_energy_bid
-from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, energy_bid_violations, price_cap_aud_per_mwh
-from optimization.bids import build_energy_bid
-from optimization.problem import FloatArray, OptimizationError, OptimizerSettings, prepare_problem
-from optimization.strategy_settings import forecast_for_risk, optimizer_settings
+from fleet import SimulatedFleet, disaggregate
+from market_adapters import (
+    MARKET_PRICE_FLOOR_AUD_PER_MWH,
+    clear_energy_bid,
+    energy_bid_violations,
+    price_cap_aud_per_mwh,
+)
+from optimization import (
+    FloatArray,
+    OptimizationError,
+    OptimizerSettings,
+    build_energy_bid,
+    forecast_for_risk,
+    optimizer_settings,
+    prepare_problem,
+)
 
 LIMIT_BITS: dict[Limit, int] = {limit: 1 << i for i, limit in enumerate(Limit)}
 # A band offering less than 1 kW is not an offer worth drawing (SoC round-off leaves such bands).
@@ -66,7 +75,7 @@ class SimulationSpec:
     first_index: int
     intervals: int
     reoptimize_every_intervals: int = 6
-    # Plan with nameplate power (autobidder.strategy_limits.planning_telemetry); False reproduces a
+    # Plan with nameplate power (autobidder.strategy.limits.planning_telemetry); False reproduces a
     # cycle that hands the fleet's one-interval availability to the optimizer as it is.
     nameplate_planning: bool = True
     keep_bids: bool = False  # keep every bid in `SimulationRun.bids` (tests, inspection)

@@ -23,12 +23,16 @@ from typing import Protocol
 
 import numpy as np
 
-from autobidder.domain import Forecast, MarketSnapshot, PriceSeries, Region
-from forecasting.errors import ForecastingError
-from forecasting.registry import ModelRef, ModelStore
-from forecasting.seasonal_naive import MODEL_NAME, MODEL_VERSION
-from forecasting.service import forecast_for_snapshot
-from optimization.problem import FloatArray
+from autobidder import Forecast, MarketSnapshot, PriceSeries, Region
+from forecasting import (
+    MODEL_NAME,
+    MODEL_VERSION,
+    ForecastingError,
+    ModelRef,
+    ModelStore,
+    forecast_for_snapshot,
+)
+from optimization import FloatArray
 
 SEASONAL_NAIVE = f"{MODEL_NAME}@{MODEL_VERSION}"
 PERFECT = "perfect_foresight@1"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobidder.strategy_limits import Limit
+from autobidder.strategy import Limit
 from backtest.engine import SimulationRun
 from backtest.runner import BacktestResult
 

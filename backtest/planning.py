@@ -20,19 +20,19 @@ from typing import Protocol
 
 import numpy as np
 
-from autobidder.domain import ReserveEnablement, Schedule
-from optimization.arbitrage import (
+from autobidder import ReserveEnablement, Schedule
+from optimization import (
     ArbitrageProblem,
+    FloatArray,
     ModelCache,
     RiskMode,
     SolverFailedError,
     SolverOptions,
     check_feasibility,
+    extract_schedule,
     optimize,
     stored_energy_value_by_perturbation,
 )
-from optimization.problem import FloatArray
-from optimization.results import extract_schedule
 
 # A 288-interval re-solve takes milliseconds; one that stalls is cut off after 2 s (rather than
 # the default 10 s) and solved again on a fresh session (`WarmPlanner.plan`).

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from autobidder.clock import NEM_TZ
+from autobidder import NEM_TZ
 from backtest.metrics import figures
 from backtest.runner import BacktestResult
 from backtest.svg import Chart, Series, auto_range, render

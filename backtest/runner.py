@@ -31,17 +31,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date, datetime, time as dtime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from autobidder.clock import NEM_TZ
-from autobidder.domain import BatterySpec, Forecast, PriceSeries
-from autobidder.fleet import SimulatedFleet
+from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
 from autobidder.strategy import Strategy
 from backtest.engine import SimulationRun, SimulationSpec, simulate
 from backtest.forecasters import (
@@ -51,7 +48,8 @@ from backtest.forecasters import (
     resolve_forecaster,
 )
 from backtest.planning import Planner, WarmPlanner
-from optimization.problem import FloatArray, prepare_problem
+from fleet import SimulatedFleet
+from optimization import FloatArray, prepare_problem
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
 PARALLEL_MIN_INTERVALS = 14 * 288

@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from autobidder.clock import NEM_TZ
-from optimization.problem import FloatArray
+from autobidder import NEM_TZ
+from optimization import FloatArray
 
 MAX_POINTS = 2400
 WIDTH, PLOT_HEIGHT = 960, 190

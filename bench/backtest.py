@@ -25,8 +25,7 @@ import logging
 import resource
 import sys
 import time
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date, datetime, time as dtime, timedelta
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path, and this file (backtest.py) would
@@ -37,13 +36,13 @@ import numpy as np  # noqa: E402
 
 from autobidder.clock import NEM_TZ  # noqa: E402
 from autobidder.domain import BatterySpec, PriceSeries, Region  # noqa: E402
-from autobidder.fleet import SimulatedFleet  # noqa: E402
 from autobidder.prices import load_prices  # noqa: E402
-from autobidder.strategy import parse_strategy  # noqa: E402
-from autobidder.strategy_limits import planning_telemetry  # noqa: E402
+from autobidder.strategy.limits import planning_telemetry  # noqa: E402
+from autobidder.strategy.model import parse_strategy  # noqa: E402
 from backtest.forecasters import PriceTape, resolve_forecaster  # noqa: E402
 from backtest.metrics import figures  # noqa: E402
 from backtest.runner import BacktestRequest, run_backtest  # noqa: E402
+from fleet.simulated import SimulatedFleet  # noqa: E402
 from optimization.arbitrage import ModelCache, optimize  # noqa: E402
 from optimization.problem import prepare_problem  # noqa: E402
 from optimization.strategy_settings import forecast_for_risk, optimizer_settings  # noqa: E402

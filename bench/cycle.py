@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 from autobidder.config import dump_settings, load_settings  # noqa: E402
-from autobidder.stack import Stack, _grpc_healthy  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from worker.stack import Stack, _grpc_healthy  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
 
 log = logging.getLogger("bench.cycle")

@@ -14,7 +14,7 @@ give or take, seeded outages and telemetry delay), then times, as medians over `
 References measured in the same run, with ratios (ours / reference):
 
 - aggregate: the same per-battery columns summed per level with pandas `groupby` on path prefixes;
-- disaggregate: the foundation's flat `autobidder.fleet.disaggregate` (energy only, one pydantic
+- disaggregate: the foundation's flat `fleet.simulated.disaggregate` (energy only, one pydantic
   object per battery);
 - gRPC: the original `Dispatch` form, one `BatteryDispatch` message per battery (energy only).
 
@@ -46,14 +46,14 @@ sys.path.insert(0, str(ROOT))
 
 from autobidder.config import Ports, Settings, dump_settings  # noqa: E402
 from autobidder.domain import BatteryTelemetry, TelemetrySnapshot  # noqa: E402
-from autobidder.fleet import disaggregate  # noqa: E402
-from autobidder.fleet_aggregate import aggregate, battery_columns, classify  # noqa: E402
-from autobidder.fleet_client import FleetClient  # noqa: E402
-from autobidder.fleet_disaggregate import disaggregate_award  # noqa: E402
-from autobidder.fleet_products import NEM_FCAS  # noqa: E402
-from autobidder.fleet_twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout  # noqa: E402
-from autobidder.fleet_types import NodeAward, TelemetryColumns, to_posix_s  # noqa: E402
-from autobidder.hierarchy import FleetLayout  # noqa: E402
+from fleet.aggregate import aggregate, battery_columns, classify  # noqa: E402
+from fleet.client import FleetClient  # noqa: E402
+from fleet.disaggregate import disaggregate_award  # noqa: E402
+from fleet.hierarchy import FleetLayout  # noqa: E402
+from fleet.products import NEM_FCAS  # noqa: E402
+from fleet.simulated import disaggregate  # noqa: E402
+from fleet.twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout  # noqa: E402
+from fleet.types import NodeAward, TelemetryColumns, to_posix_s  # noqa: E402
 
 log = logging.getLogger("bench.fleet")
 

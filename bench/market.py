@@ -56,13 +56,12 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.core import Exchange, ExchangeParts
+from exchange.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.bids import Band, Market, MarketBid, MarketRun, Product, ProductOffer, Side, UnitLimits
-from market_adapters.exchange_core import Exchange, ExchangeParts
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.nem_fcas import battery_fcas_offer
-from market_adapters.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 log = logging.getLogger("bench.market")
 LIMITS = UnitLimits(max_discharge_mw=10.0, max_charge_mw=10.0)
@@ -101,7 +100,7 @@ def _cpu_s() -> float:
 
 
 def _serve(db_path: str, portfolios: int, port_out: Any, stop: Any, cpu_out: Any) -> None:
-    from market_adapters.exchange_server import create_server
+    from exchange.server import create_server
 
     parts = ExchangeParts(
         region=Region.SA1,

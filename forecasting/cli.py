@@ -1,6 +1,6 @@
 """`autobidder forecast train|evaluate|list`: train, evaluate and list price forecasters.
 
-Hooked into `autobidder` through `COMMAND_MODULES` in autobidder/cli.py. Data is given as a
+Hooked into `autobidder` through `COMMAND_MODULES` in worker/cli.py. Data is given as a
 file (`--prices prices.csv`, `--prices aemo.parquet --region SA1`) or as a shared benchmark dataset
 (`--prices epf:NP`, `--prices epf:PJM`, `--prices nem:SA1`, read from ../shared/data, never copied).
 
@@ -22,9 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from autobidder.clock import NEM_TZ
-from autobidder.config import load_settings
-from autobidder.domain import Region
+from autobidder import NEM_TZ, Region, load_settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
 NEM_TEST_START = "2022-10-01T00:00:00+10:00"

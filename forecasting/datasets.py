@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autobidder.domain import Region
-from autobidder.prices import load_prices
+from autobidder import Region, load_prices
 from forecasting.errors import DataQualityError
 from forecasting.history import DataReport, History, history_from_records
-from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
+from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EPF_DIR = SHARED_DATA / "epf"

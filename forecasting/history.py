@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from autobidder.domain import PriceSeries
+from autobidder import PriceSeries
 from forecasting.errors import DataQualityError
 
 FloatArray = npt.NDArray[np.float64]

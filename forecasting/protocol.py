@@ -22,7 +22,7 @@ from typing import Protocol, Self
 
 import numpy as np
 
-from autobidder.domain import Forecast, PriceSeries, QuantileSeries, Region
+from autobidder import Forecast, PriceSeries, QuantileSeries, Region
 from forecasting.errors import PredictionError
 from forecasting.history import FloatArray, History
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autobidder import __version__
-from autobidder.clock import parse_instant
-from autobidder.domain import FactKind, MarketSnapshot
-from autobidder.facts import FactStore, Provenance
+from autobidder import FactKind, FactStore, MarketSnapshot, Provenance, __version__, parse_instant
 from forecasting.registry import ModelStore
 from forecasting.service import DEFAULT_MODEL, forecast_for_snapshot
 

@@ -13,7 +13,7 @@ from typing import Self
 
 import numpy as np
 
-from autobidder.domain import Forecast, MarketSnapshot, PriceSeries
+from autobidder import Forecast, MarketSnapshot, PriceSeries
 from forecasting.errors import DataQualityError, InsufficientDataError, ModelLoadError
 from forecasting.history import History
 from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast

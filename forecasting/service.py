@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from autobidder.domain import Forecast, MarketSnapshot
+from autobidder import Forecast, MarketSnapshot
 from forecasting.errors import PredictionError
 from forecasting.history import History
 from forecasting.protocol import QuantileForecast
 from forecasting.registry import ModelRef, ModelStore
 from forecasting.seasonal_naive import MODEL_NAME, MODEL_VERSION, SeasonalNaiveForecaster
-from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, PriceCapUnknownError, price_cap_aud_per_mwh
+from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, PriceCapUnknownError, price_cap_aud_per_mwh
 
 log = logging.getLogger(__name__)
 

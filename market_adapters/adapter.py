@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from autobidder.domain import PriceBand, Schedule
+from autobidder import PriceBand, Schedule
 from market_adapters.bids import (
     IntervalPrices,
-    Market,
     MarketAward,
     MarketBid,
     MarketRun,
@@ -37,34 +36,11 @@ from market_adapters.bids import (
     Rebid,
     UnitLimits,
 )
+from market_adapters.rules import MarketRules
 from market_adapters.violations import BidValidationError, BidViolation
 
 if TYPE_CHECKING:
     from market_adapters.exchange_client import ExchangeClient, SubmitResult
-
-
-@dataclass(frozen=True)
-class RunRules:
-    """One auction of a market: its interval length, products and the size of a band list."""
-
-    run: MarketRun
-    interval: timedelta
-    products: frozenset[Product]
-    min_bands: int
-    max_bands: int
-
-    @property
-    def interval_hours(self) -> float:
-        return self.interval / timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class MarketRules:
-    market: Market
-    # The market's clock: trading days, hour labels and gate closures are in this zone.
-    timezone: tzinfo
-    currency: str
-    runs: Mapping[MarketRun, RunRules]
 
 
 @dataclass(frozen=True)
@@ -201,4 +177,4 @@ class GatewayAPI:
         )
 
 
-__all__ = ["BidCurves", "GatewayAPI", "MarketAdapter", "MarketRules", "RunRules", "schedule_reserves"]
+__all__ = ["BidCurves", "GatewayAPI", "MarketAdapter", "schedule_reserves"]

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from autobidder.domain import Award
+from autobidder import Award
 
 
 class Market(StrEnum):

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from autobidder.domain import Award, EnergyBid
+from autobidder import Award, EnergyBid
 from market_adapters.bids import (
     Band,
     IntervalSettlement,

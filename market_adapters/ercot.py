@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from autobidder.clock import require_aware
+from autobidder import require_aware
 
 CPT = ZoneInfo("America/Chicago")
 HOUR = timedelta(hours=1)

@@ -25,8 +25,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from autobidder.domain import PriceBand, Schedule
-from market_adapters.adapter import BidCurves, GatewayAPI, MarketRules, RunRules, schedule_reserves
+from autobidder import PriceBand, Schedule
+from market_adapters.adapter import BidCurves, GatewayAPI, schedule_reserves
 from market_adapters.bids import (
     Band,
     Market,
@@ -63,6 +63,7 @@ from market_adapters.rule_checks import (
     time_usable,
     total_violation,
 )
+from market_adapters.rules import MarketRules, RunRules
 from market_adapters.violations import BidViolation, Rule
 
 MAX_CURVE_POINTS = 10

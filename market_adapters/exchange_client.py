@@ -34,8 +34,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from pydantic import ValidationError
 
-from autobidder.domain import Award, EnergyBid, MarketSnapshot, Region
-from autobidder.grpc_client import GrpcClient
+from autobidder import Award, EnergyBid, GrpcClient, MarketSnapshot, Region
 from market_adapters.bids import IntervalPrices, MarketAward, MarketBid, MarketRun, Product
 from market_adapters.market_codec import (
     ERROR_REASON_METADATA_KEY,
@@ -55,8 +54,7 @@ from market_adapters.nem_codec import (
     market_snapshot_from_proto,
     violations_from_proto,
 )
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
 
-from autobidder.clock import NEM_INTERVAL, NEM_TZ, is_on_grid
-from autobidder.domain import EnergyBid, PriceBand
+from autobidder import NEM_INTERVAL, NEM_TZ, EnergyBid, PriceBand, is_on_grid
 
 # Re-exported: the violation types started here and callers import them from this module.
 from market_adapters.violations import BidValidationError, BidViolation, Rule

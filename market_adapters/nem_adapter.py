@@ -27,9 +27,8 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from autobidder.clock import NEM_INTERVAL, NEM_TZ
-from autobidder.domain import EnergyBid, Region, Schedule
-from market_adapters.adapter import BidCurves, GatewayAPI, MarketRules, RunRules, schedule_reserves
+from autobidder import NEM_INTERVAL, NEM_TZ, EnergyBid, Region, Schedule
+from market_adapters.adapter import BidCurves, GatewayAPI, schedule_reserves
 from market_adapters.bids import (
     Band,
     Market,
@@ -68,6 +67,7 @@ from market_adapters.rule_checks import (
     time_usable,
     total_violation,
 )
+from market_adapters.rules import MarketRules, RunRules
 from market_adapters.violations import BidViolation, Rule
 
 if TYPE_CHECKING:

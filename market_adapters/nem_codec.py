@@ -14,8 +14,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from autobidder.clock import require_aware
-from autobidder.domain import Award, EnergyBid, MarketSnapshot, PriceBand, PriceSeries, Region
+from autobidder import Award, EnergyBid, MarketSnapshot, PriceBand, PriceSeries, Region, require_aware
 from market_adapters.nem import BidValidationError, BidViolation, Rule
 from market_adapters.rule_checks import EARLIEST_INSTANT, LATEST_INSTANT
 from protogen.market.v1 import market_pb2 as pb

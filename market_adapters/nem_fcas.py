@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from market_adapters.bids import Band, ProductOffer, Side, Trapezium, UnitLimits
-from market_adapters.bids import Product as P
+from market_adapters.bids import Band, Product as P, ProductOffer, Side, Trapezium, UnitLimits
 from market_adapters.rule_checks import VOLUME_TOLERANCE_MW
 from market_adapters.violations import BidViolation, Rule
 

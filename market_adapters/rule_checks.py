@@ -12,9 +12,9 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from autobidder.clock import is_on_grid
-from market_adapters.adapter import MarketRules, RunRules
+from autobidder import is_on_grid
 from market_adapters.bids import Band, MarketBid, ProductOffer, Side
+from market_adapters.rules import MarketRules, RunRules
 from market_adapters.violations import BidViolation, Rule
 
 MAX_REBID_REASON_CHARS = 500

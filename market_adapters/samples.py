@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from autobidder.clock import NEM_TZ
+from autobidder import NEM_TZ
 from market_adapters.bids import Band, Market, MarketBid, MarketRun, Product, ProductOffer, Side, UnitLimits
 from market_adapters.ercot import CPT
 from market_adapters.nem_fcas import battery_fcas_offer

@@ -1,0 +1,97 @@
+"""Co-optimization of energy and ancillary services (Pyomo + HiGHS), warm model caches, bid
+curves from a schedule (`bids`) and the optimize queue stage (`queue_handler`). See
+docs/optimization.md.
+
+May import: the core (`autobidder`). Public names: `__all__`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autobidder import load_export
+
+if TYPE_CHECKING:
+    from optimization.arbitrage import (
+        optimize as optimize,
+        perfect_foresight_revenue_aud as perfect_foresight_revenue_aud,
+        stored_energy_value_by_perturbation as stored_energy_value_by_perturbation,
+    )
+    from optimization.bids import build_energy_bid as build_energy_bid
+    from optimization.cache import ModelCache as ModelCache
+    from optimization.problem import (
+        ArbitrageProblem as ArbitrageProblem,
+        FloatArray as FloatArray,
+        OptimizationError as OptimizationError,
+        OptimizerSettings as OptimizerSettings,
+        RiskMode as RiskMode,
+        SolverFailedError as SolverFailedError,
+        aggregate_portfolio as aggregate_portfolio,
+        check_feasibility as check_feasibility,
+        prepare_problem as prepare_problem,
+    )
+    from optimization.queue_handler import handle_optimize_request as handle_optimize_request
+    from optimization.results import extract_schedule as extract_schedule
+    from optimization.solve import SolverOptions as SolverOptions
+    from optimization.strategy_settings import (
+        RiskSettingError as RiskSettingError,
+        forecast_for_risk as forecast_for_risk,
+        optimizer_settings as optimizer_settings,
+    )
+
+__all__ = [
+    "ArbitrageProblem",
+    "FloatArray",
+    "ModelCache",
+    "OptimizationError",
+    "OptimizerSettings",
+    "RiskMode",
+    "RiskSettingError",
+    "SolverFailedError",
+    "SolverOptions",
+    "aggregate_portfolio",
+    "build_energy_bid",
+    "check_feasibility",
+    "extract_schedule",
+    "forecast_for_risk",
+    "handle_optimize_request",
+    "optimize",
+    "optimizer_settings",
+    "perfect_foresight_revenue_aud",
+    "prepare_problem",
+    "stored_energy_value_by_perturbation",
+]
+
+_EXPORTS = {
+    "optimization.arbitrage": (
+        "optimize",
+        "perfect_foresight_revenue_aud",
+        "stored_energy_value_by_perturbation",
+    ),
+    "optimization.bids": ("build_energy_bid",),
+    "optimization.cache": ("ModelCache",),
+    "optimization.problem": (
+        "ArbitrageProblem",
+        "FloatArray",
+        "OptimizationError",
+        "OptimizerSettings",
+        "RiskMode",
+        "SolverFailedError",
+        "aggregate_portfolio",
+        "check_feasibility",
+        "prepare_problem",
+    ),
+    "optimization.queue_handler": ("handle_optimize_request",),
+    "optimization.results": ("extract_schedule",),
+    "optimization.solve": ("SolverOptions",),
+    "optimization.strategy_settings": (
+        "RiskSettingError",
+        "forecast_for_risk",
+        "optimizer_settings",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name from its module on first use (keeps `import optimization` cheap)."""
+    return load_export(__name__, _EXPORTS, name)

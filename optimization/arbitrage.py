@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 from numpy.typing import ArrayLike
 
-from autobidder.domain import Forecast, Schedule, TelemetrySnapshot
+from autobidder import Forecast, Schedule, TelemetrySnapshot
 from optimization.cache import ModelCache
 from optimization.compiled import ModelStructureError, compile_model
 from optimization.model import build_model, structure_of

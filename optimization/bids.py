@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from autobidder.domain import EnergyBid, Forecast, PriceBand, Region, Schedule, TelemetrySnapshot
+from autobidder import EnergyBid, Forecast, PriceBand, Region, Schedule, TelemetrySnapshot
 from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
 from optimization.products import CATALOGUE, Direction, Product
 

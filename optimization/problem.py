@@ -27,8 +27,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from autobidder.clock import require_aware
-from autobidder.domain import Forecast, TelemetrySnapshot
+from autobidder import Forecast, TelemetrySnapshot, require_aware
 from optimization.products import Product
 
 FloatArray = NDArray[np.float64]

@@ -18,11 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from autobidder import __version__
-from autobidder.domain import BatterySpec, FactKind, Forecast, TelemetrySnapshot
-from autobidder.facts import FactStore, Provenance
-from autobidder.strategy_limits import planning_telemetry
-from autobidder.strategy_store import StrategyStore
+from autobidder import BatterySpec, FactKind, FactStore, Forecast, Provenance, TelemetrySnapshot, __version__
+from autobidder.strategy import StrategyStore, planning_telemetry
 from optimization.arbitrage import schedule_arbitrage
 from optimization.cache import ModelCache
 from optimization.problem import OptimizerSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autobidder.domain import ReserveEnablement, Schedule, SolveStats
+from autobidder import ReserveEnablement, Schedule, SolveStats
 from optimization.compiled import CompiledModel
 from optimization.problem import ArbitrageProblem, FloatArray
 from optimization.solve import Solution

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobidder.clock import NEM_TZ
+from autobidder import NEM_TZ
 from optimization.problem import ArbitrageProblem, FloatArray
 from optimization.products import NEM_FCAS, NEM_FCAS_PRICE_COLUMNS, Product
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autobidder.domain import Forecast, PriceSeries
+from autobidder import Forecast, PriceSeries
 from autobidder.strategy import RiskSection, Strategy
 from optimization.problem import DEFAULT_THROUGHPUT_COST_AUD_PER_MWH, OptimizerSettings, RiskMode
 

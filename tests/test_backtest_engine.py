@@ -18,7 +18,7 @@ import pytest
 from autobidder.config import default_fleet
 from autobidder.domain import Forecast, MarketSnapshot, PriceSeries, QuantileSeries, Region
 from autobidder.prices import load_prices
-from autobidder.strategy import Strategy, read_strategy_file
+from autobidder.strategy.model import Strategy, read_strategy_file
 from backtest.engine import SimulationSpec, simulate
 from backtest.forecasters import PerfectForecast, PriceTape, SnapshotForecaster, resolve_forecaster
 from backtest.metrics import figures

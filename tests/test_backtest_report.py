@@ -13,7 +13,7 @@ from autobidder.clock import NEM_TZ
 from autobidder.config import default_fleet
 from autobidder.domain import Region
 from autobidder.prices import load_prices
-from autobidder.strategy import read_strategy_file
+from autobidder.strategy.model import read_strategy_file
 from backtest.report import render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, run_backtest
 from backtest.svg import Chart, Series, bucket, nice_ticks, render

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autobidder.cli import main
 from tests.test_cli_strategy import CAUTIOUS, EXAMPLE, data_dir, run
+from worker.cli import main
 
 __all__ = ["data_dir"]  # the autouse fixture: every test gets its own data dir
 

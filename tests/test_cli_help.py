@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autobidder.cli import main
+from worker.cli import main
 
 COMMANDS = ["up", "status", "demo", "schedule", "forecast", "strategy", "backtest"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autobidder.cli import main
+from worker.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = str(ROOT / "strategies" / "sa1-vpp.toml")

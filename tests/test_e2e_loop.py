@@ -22,9 +22,9 @@ from autobidder.config import Settings, load_settings
 from autobidder.domain import Award, Dispatch, EnergyBid, FactKind, Forecast, Schedule, Settlement
 from autobidder.facts import FactStore
 from autobidder.prices import load_prices, slice_prices
-from autobidder.stack import Stack
 from tests.conftest import free_port
 from tests.test_faults_stack import exchange_bid_ids
+from worker.stack import Stack
 from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
 
 pytestmark = pytest.mark.e2e
@@ -128,7 +128,7 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
     settings_path = stack.settings_path
     env_settings = stack.settings
     out = subprocess.run(
-        [sys.executable, "-m", "autobidder.cli", "status", "--json"],
+        [sys.executable, "-m", "worker.cli", "status", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -146,7 +146,7 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
 
 
 def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
-    from autobidder.fleet_client import FleetClient
+    from fleet.client import FleetClient
 
     client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}")
     try:

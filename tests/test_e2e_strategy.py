@@ -22,10 +22,10 @@ from temporalio.client import Client
 
 from autobidder.domain import CycleFallback, EnergyBid, FactKind, Forecast
 from autobidder.facts import FactStore
-from autobidder.stack import Stack
-from autobidder.strategy import parse_strategy
-from autobidder.strategy_store import StrategyStore, StrategyVersion
+from autobidder.strategy.model import parse_strategy
+from autobidder.strategy.store import StrategyStore, StrategyVersion
 from tests.test_e2e_loop import isolated_settings
+from worker.stack import Stack
 from workflows.replay import replay, trading_day_interval_ends
 from workflows.types import CycleResult
 

@@ -35,8 +35,8 @@ from autobidder.config import Settings, load_settings
 from autobidder.domain import CycleFallback, FactKind
 from autobidder.facts import FactStore, facts_table
 from autobidder.queues import SqsQueues, local_endpoint
-from autobidder.stack import Stack
 from tests.conftest import free_port
+from worker.stack import Stack
 from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from autobidder.fleet_aggregate import aggregate, battery_arrays, node_state
-from autobidder.fleet_products import NEM_FCAS, ancillary_headroom_mw, product_named
-from autobidder.fleet_types import TelemetryColumns, to_posix_s
-from autobidder.hierarchy import FLEET, BatteryNode, FleetLayout, UnknownNodeError, is_within
+from fleet.aggregate import aggregate, battery_arrays, node_state
+from fleet.hierarchy import FLEET, BatteryNode, FleetLayout, UnknownNodeError, is_within
+from fleet.products import NEM_FCAS, ancillary_headroom_mw, product_named
+from fleet.types import TelemetryColumns, to_posix_s
 
 AS_OF = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 T = to_posix_s(AS_OF)

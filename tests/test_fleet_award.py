@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from autobidder.fleet_aggregate import aggregate, battery_arrays
-from autobidder.fleet_disaggregate import disaggregate_award
-from autobidder.fleet_products import NEM_FCAS, UnknownProductError
-from autobidder.fleet_types import NodeAward, TelemetryColumns, to_posix_s
-from autobidder.hierarchy import FLEET, FleetLayout, UnknownNodeError
+from fleet.aggregate import aggregate, battery_arrays
+from fleet.disaggregate import disaggregate_award
+from fleet.hierarchy import FLEET, FleetLayout, UnknownNodeError
+from fleet.products import NEM_FCAS, UnknownProductError
+from fleet.types import NodeAward, TelemetryColumns, to_posix_s
 
 END = datetime(2024, 1, 1, 12, 5, tzinfo=UTC)
 START_S = to_posix_s(END - timedelta(minutes=5))

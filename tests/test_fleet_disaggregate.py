@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NaiveTimestampError
 from autobidder.domain import BatteryTelemetry, TelemetrySnapshot
-from autobidder.fleet import disaggregate, water_fill
+from fleet.simulated import disaggregate, water_fill
 
 PORTFOLIO = "sa1-vpp"
 T_END = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)

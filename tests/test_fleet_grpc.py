@@ -13,16 +13,16 @@ import pytest
 
 from autobidder.clock import NEM_TZ, NaiveTimestampError
 from autobidder.config import Settings, default_fleet
-from autobidder.fleet import SimulatedFleet
-from autobidder.fleet_client import (
+from fleet.client import (
     DispatchRejectedError,
     FleetClient,
     FleetUnavailableError,
     InvalidFleetRequestError,
     UnknownPortfolioError,
 )
+from fleet.service import FleetServerError, create_server
+from fleet.simulated import SimulatedFleet
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
-from worker.fleet_service import FleetServerError, create_server
 
 SETTINGS = Settings()
 PORTFOLIO = SETTINGS.portfolio

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from autobidder.hierarchy import (
+from fleet.hierarchy import (
     FLEET,
     RULE_CYCLE,
     RULE_DUPLICATE_ID,

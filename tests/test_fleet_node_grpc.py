@@ -15,21 +15,21 @@ import pytest
 
 from autobidder.config import Settings
 from autobidder.facts import make_engine
-from autobidder.fleet_client import (
+from fleet.client import (
     DispatchRejectedError,
     FleetClient,
     InvalidFleetRequestError,
     UnknownNodeError,
 )
-from autobidder.fleet_control import FleetController
-from autobidder.fleet_twins import TwinBehaviour, TwinFleet, synthetic_layout
-from autobidder.fleet_types import NodeAward
-from autobidder.hierarchy import FLEET, BatteryNode
-from autobidder.hierarchy_membership import MembershipState
-from autobidder.hierarchy_store import HierarchyStore
+from fleet.control import FleetController
+from fleet.hierarchy import FLEET, BatteryNode
+from fleet.membership import MembershipState
+from fleet.service import create_server
+from fleet.store import HierarchyStore
+from fleet.twins import TwinBehaviour, TwinFleet, synthetic_layout
+from fleet.types import NodeAward
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 from worker.fleet import controller_from_store
-from worker.fleet_service import create_server
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 FIVE = timedelta(minutes=5)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autobidder.config import Ports, Settings, dump_settings
-from autobidder.fleet_client import FleetClient
+from fleet.client import FleetClient
 
 ROOT = Path(__file__).resolve().parent.parent
 

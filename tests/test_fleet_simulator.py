@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.domain import BatteryDispatch, BatterySpec, Dispatch
-from autobidder.fleet import NoSuchBatteryError, NoSuchPortfolioError, SimulatedFleet, disaggregate
+from fleet.simulated import NoSuchBatteryError, NoSuchPortfolioError, SimulatedFleet, disaggregate
 
 PORTFOLIO = "sa1-vpp"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

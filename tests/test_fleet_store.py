@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from autobidder.facts import make_engine
-from autobidder.fleet_aggregate import aggregate
-from autobidder.fleet_types import TelemetryColumns
-from autobidder.hierarchy import (
+from fleet.aggregate import aggregate
+from fleet.hierarchy import (
     RULE_CYCLE,
     RULE_DUPLICATE_ID,
     RULE_LEAF,
@@ -32,13 +31,14 @@ from autobidder.hierarchy import (
     InvalidNameplateError,
     UnknownNodeError,
 )
-from autobidder.hierarchy_membership import (
+from fleet.membership import (
     ConcurrentMembershipChangeError,
     MembershipState,
     MembershipTransitionError,
     enrolled_mask,
 )
-from autobidder.hierarchy_store import HierarchyStore, events_table, nodes_table
+from fleet.store import HierarchyStore, events_table, nodes_table
+from fleet.types import TelemetryColumns
 
 PG_URL = os.environ.get("AUTOBIDDER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)

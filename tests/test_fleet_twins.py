@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from autobidder.fleet_aggregate import aggregate
-from autobidder.fleet_twins import HOME_FLEET_BEHAVIOUR, TwinBehaviour, TwinFleet, synthetic_layout
-from autobidder.fleet_types import to_posix_s
-from autobidder.hierarchy import FLEET, FleetLayout
+from fleet.aggregate import aggregate
+from fleet.hierarchy import FLEET, FleetLayout
+from fleet.twins import HOME_FLEET_BEHAVIOUR, TwinBehaviour, TwinFleet, synthetic_layout
+from fleet.types import to_posix_s
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 FIVE = timedelta(minutes=5)

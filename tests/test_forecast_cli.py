@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from autobidder.cli import main
 from autobidder.clock import NEM_TZ
 from forecasting.cli import _day_or_instant
 from forecasting.synthetic import synthetic_history
+from worker.cli import main
 
 
 @pytest.fixture

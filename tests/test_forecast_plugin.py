@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autobidder.cli import main
 from autobidder.domain import FactKind, Forecast, MarketSnapshot, PriceSeries, Region
 from autobidder.facts import FactStore, Provenance
 from forecasting.queue_handler import handle_forecast_request
 from forecasting.registry import ModelRef, ModelStore, available_models, train
 from forecasting.synthetic import synthetic_history
+from worker.cli import main
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugins" / "example_forecaster"
 

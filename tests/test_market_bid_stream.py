@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from autobidder.facts import make_engine
 from bench.market import main as market_benchmark
-from market_adapters import exchange_server
+from exchange import server as exchange_server
+from exchange.server import create_server, exchange_bids
 from market_adapters.bids import Band, MarketBid, Rebid
 from market_adapters.exchange_client import (
     BidConflictError,
@@ -29,13 +30,11 @@ from market_adapters.exchange_client import (
     ExchangeError,
     SubmitResult,
 )
-from market_adapters.exchange_server import create_server, exchange_bids
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.nem_codec import violations_from_proto
 from market_adapters.samples import NEM_INTERVAL_END, with_band
 from market_adapters.violations import Rule
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 from tests.test_market_gateway import ENERGY_ONLY, FIVE, GATE_OK, energy_bid, nem_parts, rows, serve
 from tests.test_market_store import BACKENDS, ledger_engine
 

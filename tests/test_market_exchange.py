@@ -17,6 +17,13 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import EnergyBid, PriceBand, PriceSeries, Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.server import (
+    ExchangeParts,
+    PortfolioLimits,
+    create_server,
+    exchange_awards,
+    exchange_bids,
+)
 from market_adapters.exchange_client import (
     BidConflictError,
     BidRejectedError,
@@ -26,17 +33,9 @@ from market_adapters.exchange_client import (
     PriceUnavailableError,
     UnknownBidError,
 )
-from market_adapters.exchange_server import (
-    ExchangeParts,
-    PortfolioLimits,
-    create_server,
-    exchange_awards,
-    exchange_bids,
-)
 from market_adapters.nem import Rule
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, energy_bid_to_proto
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 # Known prices of the shipped SA1 sample.
 EVENING = datetime(2022, 10, 1, 18, 0, tzinfo=NEM_TZ)  # 238.78 AUD/MWh

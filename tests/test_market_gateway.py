@@ -18,6 +18,10 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import PriceSeries, Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.clock import MarketClock, WallClock
+from exchange.core import ExchangeParts
+from exchange.replay_prices import SHARED_FCAS_FILE, PriceTable, ReplayPrices, load_nem_fcas
+from exchange.server import create_server, exchange_awards, exchange_bids
 from market_adapters.bids import Band, Market, MarketRun, Product, ProductOffer, Rebid, Side
 from market_adapters.ercot import CPT, HOUR, RT_INTERVAL, hour_ending, operating_day_interval_ends
 from market_adapters.exchange_client import (
@@ -30,17 +34,12 @@ from market_adapters.exchange_client import (
     ExchangeRequestError,
     UnknownBidError,
 )
-from market_adapters.exchange_core import ExchangeParts
-from market_adapters.exchange_server import create_server, exchange_awards, exchange_bids
-from market_adapters.market_clock import MarketClock, WallClock
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.nem_adapter import NemAdapter
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, energy_bid_to_proto, violations_from_proto
-from market_adapters.replay_prices import SHARED_FCAS_FILE, PriceTable, ReplayPrices, load_nem_fcas
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid, with_band
 from market_adapters.violations import Rule
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 from tests.test_market_exchange import make_bid
 
 ENERGY_ONLY = sample_nem_bid().offers[:2]  # the 2022 sample history has energy prices only

@@ -15,15 +15,14 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.core import Exchange, ExchangeParts, ExchangeServiceError
 from market_adapters.bids import Band
 from market_adapters.ercot_adapter import ErcotAdapter
-from market_adapters.exchange_core import Exchange, ExchangeParts, ExchangeServiceError
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem_adapter import NemAdapter
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, violations_from_proto
@@ -37,8 +36,7 @@ from market_adapters.rule_checks import (
 )
 from market_adapters.samples import SAMPLE_LIMITS, sample_ercot_bid, sample_nem_bid
 from market_adapters.violations import BidValidationError, BidViolation, Rule
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 RULES = Rule.all()
 _ids = itertools.count()
@@ -264,7 +262,7 @@ def test_random_foundation_bids_are_accepted_or_rejected_with_named_rules(
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from market_adapters.exchange_server import create_server
+    from exchange.server import create_server
 
     engine = make_engine(f"sqlite:///{Path(tmp_path_factory.mktemp('hyp-grpc')) / 'exchange.db'}")
     parts = ExchangeParts(

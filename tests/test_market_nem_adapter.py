@@ -11,11 +11,11 @@ import pytest
 from autobidder import domain
 from autobidder.clock import NEM_TZ
 from autobidder.domain import BatteryTelemetry, Region, Schedule, SolveStats, TelemetrySnapshot
+from exchange.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.adapter import BidCurves, MarketAdapter
 from market_adapters.bids import Band, MarketRun, Product, ProductOffer, Side, Trapezium, UnitLimits
 from market_adapters.nem_adapter import NemAdapter
 from market_adapters.nem_fcas import LOWER_SERVICES, RAISE_SERVICES, battery_fcas_offer, enabled_mw
-from market_adapters.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.samples import FCAS_PRICES, NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 from optimization.bids import build_energy_bid
 

@@ -10,18 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from autobidder.cli import main
 from autobidder.clock import NEM_TZ
 from autobidder.config import ConfigError, Settings, build_settings, default_fleet, load_settings
 from autobidder.domain import EnergyBid, FactKind
 from autobidder.facts import FactStore, Provenance
-from autobidder.fleet import SimulatedFleet
-from autobidder.fleet_client import FleetClient
 from autobidder.queues import SqsQueues
+from exchange.server import create_server, parts_from_settings
+from exchange.store import market_bids
+from fleet.client import FleetClient
+from fleet.simulated import SimulatedFleet
 from market_adapters.bids import MarketBid
 from market_adapters.exchange_client import BidRejectedError, ExchangeClient
-from market_adapters.exchange_server import create_server, parts_from_settings
-from market_adapters.exchange_store import market_bids
 from market_adapters.nem import (
     NEM_PRICE_CAPS,
     PriceCapUnknownError,
@@ -32,6 +31,7 @@ from market_adapters.nem import (
 from market_adapters.samples import sample_nem_bid
 from market_adapters.violations import Rule
 from tests.conftest import free_port
+from worker.cli import main
 from workflows.activities import CycleActivities
 from workflows.types import SubmitBidsInput, cycle_id_for
 

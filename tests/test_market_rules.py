@@ -21,6 +21,7 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import EnergyBid, PriceBand, Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.core import Exchange, ExchangeParts
 from market_adapters.bids import (
     Band,
     Market,
@@ -34,7 +35,6 @@ from market_adapters.bids import (
 )
 from market_adapters.ercot import CPT
 from market_adapters.ercot_adapter import ErcotAdapter
-from market_adapters.exchange_core import Exchange, ExchangeParts
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem import energy_bid_violations
 from market_adapters.nem_adapter import NemAdapter

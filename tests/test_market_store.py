@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
+from exchange.core import Exchange, ExchangeParts, ExchangeStorageError
+from exchange.store import market_awards, market_bids, market_clock
 from market_adapters.bids import MarketBid
-from market_adapters.exchange_core import Exchange, ExchangeParts, ExchangeStorageError
-from market_adapters.exchange_store import market_awards, market_bids, market_clock
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 from market_adapters.violations import BidValidationError, Rule
 

@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import (
@@ -450,8 +449,7 @@ def _optimized_schedule(
 def test_nem_offers_pass_the_nem_adapters_validation() -> None:
     adapters = pytest.importorskip("market_adapters.nem_adapter", reason="market adapters not importable")
     from market_adapters.adapter import BidCurves
-    from market_adapters.bids import MarketRun, UnitLimits
-    from market_adapters.bids import Product as MarketProduct
+    from market_adapters.bids import MarketRun, Product as MarketProduct, UnitLimits
     from market_adapters.nem_fcas import battery_fcas_offer
 
     prices = np.array([300.0, 20.0, 80.0, 15000.0] * 6)
@@ -504,9 +502,16 @@ def test_nem_offers_pass_the_nem_adapters_validation() -> None:
 
 def test_ercot_offers_pass_the_ercot_adapters_validation() -> None:
     adapters = pytest.importorskip("market_adapters.ercot_adapter", reason="market adapters not importable")
-    from market_adapters.bids import Band, MarketBid, MarketRun, ProductOffer, Side, UnitLimits
-    from market_adapters.bids import Market as MarketName
-    from market_adapters.bids import Product as MarketProduct
+    from market_adapters.bids import (
+        Band,
+        Market as MarketName,
+        MarketBid,
+        MarketRun,
+        Product as MarketProduct,
+        ProductOffer,
+        Side,
+        UnitLimits,
+    )
     from market_adapters.ercot import offer_cap_usd_per_mwh
 
     prices = np.array([30.0, 25.0, 90.0, 400.0] * 6)

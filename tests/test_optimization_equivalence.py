@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from optimization.arbitrage import ArbitrageProblem, InfeasibleScheduleError, ModelCache, RiskMode, optimize
 from optimization.problem import check_feasibility

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from autobidder.config import load_settings
-from autobidder.stack import Stack, StackError
 from tests.conftest import free_port
+from worker.stack import Stack, StackError
 
 
 def _settings(tmp_path: Path, **ports: int):  # type: ignore[no-untyped-def]
@@ -39,7 +39,7 @@ def test_cli_reports_unknown_region_with_exit_code_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('region = "XX1"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "autobidder.cli", "--config", str(config), "status"],
+        [sys.executable, "-m", "worker.cli", "--config", str(config), "status"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -55,7 +55,7 @@ def test_cli_reports_negative_capacity(tmp_path: Path) -> None:
         '[[fleet]]\nbattery_id = "a"\nmax_charge_mw = 1\nmax_discharge_mw = 1\ncapacity_mwh = -5\n'
     )
     out = subprocess.run(
-        [sys.executable, "-m", "autobidder.cli", "--config", str(config), "up"],
+        [sys.executable, "-m", "worker.cli", "--config", str(config), "up"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,19 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import BatterySpec, BatteryTelemetry, EnergyBid, PriceBand, Region, TelemetrySnapshot
-from autobidder.strategy import Strategy, parse_strategy
-from autobidder.strategy_limits import (
+from autobidder.strategy.limits import (
     BidContext,
     Limit,
     apply_strategy_limits,
     nem_trading_day,
     planning_telemetry,
 )
+from autobidder.strategy.model import Strategy, parse_strategy
 from market_adapters.nem import energy_bid_violations
 from tests.test_strategy_model import MINIMAL
 

@@ -11,8 +11,8 @@ import pytest
 from autobidder.clock import NEM_TZ
 from autobidder.domain import Award, EnergyBid, FactKind, PriceBand, Region, Schedule
 from autobidder.facts import FactStore, Provenance
-from autobidder.strategy import parse_strategy
-from autobidder.strategy_store import NoSuchVersionError, StrategyStore
+from autobidder.strategy.model import parse_strategy
+from autobidder.strategy.store import NoSuchVersionError, StrategyStore
 from optimization.queue_handler import handle_optimize_request
 from tests.test_optimization_queue import _facts
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid

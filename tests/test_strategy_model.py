@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autobidder.domain import Region
-from autobidder.strategy import (
+from autobidder.strategy.model import (
     Strategy,
     StrategyError,
     diff_strategies,

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from autobidder.strategy import Strategy, parse_strategy
-from autobidder.strategy_store import (
+from autobidder.strategy.model import Strategy, parse_strategy
+from autobidder.strategy.store import (
     NoStrategyError,
     NoSuchVersionError,
     StrategyDatabaseError,

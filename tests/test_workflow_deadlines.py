@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.config import default_fleet
 from autobidder.domain import Region, Schedule, SolveStats
-from autobidder.fleet import SimulatedFleet
+from fleet.simulated import SimulatedFleet
 from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh, validate_energy_bid
 from optimization.bids import cleared_quantities
 from workflows.deadlines import (

@@ -11,9 +11,9 @@ from autobidder.clock import NEM_TZ
 from autobidder.config import Settings, default_fleet
 from autobidder.domain import CycleFallback, EnergyBid, FactKind, Schedule, SolveStats
 from autobidder.facts import FactStore, Provenance
-from autobidder.fleet import SimulatedFleet
-from autobidder.fleet_client import FleetClient
 from autobidder.queues import SqsQueues
+from fleet.client import FleetClient
+from fleet.simulated import SimulatedFleet
 from market_adapters.exchange_client import ExchangeClient
 from market_adapters.nem import validate_energy_bid
 from tests.conftest import free_port

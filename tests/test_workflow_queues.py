@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 from autobidder.config import dump_settings, load_settings
 from autobidder.queue_worker import QueueWorker
 from autobidder.queues import MAX_RECEIVES, SqsQueues
-from autobidder.stack import bin_path
+from worker.stack import bin_path
 from workflows.activities import encode_task_token
 from workflows.queue_bridge import QueueBridge, WaitingActivities
 

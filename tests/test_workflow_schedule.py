@@ -11,8 +11,8 @@ from temporalio.client import Client, ScheduleIntervalSpec
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from autobidder.stack import bin_path
 from tests.histories.generate import _stub_activities
+from worker.stack import bin_path
 from workflows.bidding_cycle import BiddingCycle
 from workflows.deadlines import NEM, interval_end_for_fire
 from workflows.schedules import ensure_cycle_schedule
@@ -62,7 +62,7 @@ def test_a_schedule_starts_cycles_that_find_their_own_interval() -> None:
 
 
 def test_the_launcher_registers_every_search_attribute_the_workflow_uses() -> None:
-    from autobidder.stack import SEARCH_ATTRIBUTE_FLAGS
+    from worker.stack import SEARCH_ATTRIBUTE_FLAGS
 
     kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime"}
     expected = {f"{key.name}={kinds[key.indexed_value_type.name.rsplit('_', 1)[-1]]}" for key in ALL_KEYS}

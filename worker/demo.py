@@ -14,17 +14,12 @@ from pathlib import Path
 from temporalio.client import Client
 from tqdm import tqdm
 
-from autobidder.clock import NEM_TZ
-from autobidder.config import Settings
-from autobidder.domain import Forecast, PriceSeries
-from autobidder.fleet import SimulatedFleet
-from autobidder.prices import load_prices, slice_prices
-from autobidder.stack import Stack
-from autobidder.strategy import StrategyDocument
-from autobidder.strategy_store import StrategyStore
-from optimization.arbitrage import perfect_foresight_revenue_aud, prepare_problem
-from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
-from workflows.types import CycleResult
+from autobidder import NEM_TZ, Forecast, PriceSeries, Settings, load_prices, slice_prices
+from autobidder.strategy import StrategyDocument, StrategyStore
+from fleet import SimulatedFleet
+from optimization import perfect_foresight_revenue_aud, prepare_problem
+from worker.stack import Stack
+from workflows import CycleResult, ReplayOutcome, replay, trading_day_interval_ends
 
 STATE_FILES = (
     "temporal.db",

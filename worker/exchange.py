@@ -27,10 +27,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from autobidder.config import ConfigError, read_settings
-from autobidder.prices import PriceDataError
-from market_adapters.exchange_server import create_server
-from market_adapters.market_clock import MarketClock, ReplayClock, WallClock
+from autobidder import ConfigError, PriceDataError, read_settings
+from exchange import MarketClock, ReplayClock, WallClock, create_server
 
 log = logging.getLogger("worker.exchange")
 

@@ -8,7 +8,7 @@ By default it serves the configured batteries (`settings.fleet`). Instead, still
 for the hierarchy calls):
 
 - `--hierarchy-url URL [--under PATH] [--program NAME]` serves the batteries stored in that
-  database (`autobidder.hierarchy_store`), at or below PATH; with a program, only the batteries
+  database (`fleet.store`), at or below PATH; with a program, only the batteries
   enrolled in it take part in node state and dispatch;
 - `--synthetic-batteries N` serves N simulated home batteries in a five-level hierarchy (with
   outages and telemetry delay, seeded by `--seed`).
@@ -28,14 +28,19 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from autobidder.config import ConfigError, Settings, read_settings
-from autobidder.facts import make_engine
-from autobidder.fleet_control import FleetController
-from autobidder.fleet_twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout
-from autobidder.hierarchy import FLEET, HierarchyError
-from autobidder.hierarchy_membership import enrolled_mask
-from autobidder.hierarchy_store import HierarchyStore
-from worker.fleet_service import FleetServerError, create_server
+from autobidder import ConfigError, Settings, make_engine, read_settings
+from fleet import (
+    FLEET,
+    HOME_FLEET_BEHAVIOUR,
+    FleetController,
+    FleetServerError,
+    HierarchyError,
+    HierarchyStore,
+    TwinFleet,
+    create_server,
+    enrolled_mask,
+    synthetic_layout,
+)
 
 log = logging.getLogger("worker.fleet")
 

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from autobidder.config import Settings, read_settings
+from autobidder import Settings, read_settings
 
 
 def parse_settings(

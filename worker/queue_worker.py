@@ -13,13 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from autobidder.facts import FactStore
-from autobidder.queue_worker import Handler, QueueWorker
-from autobidder.queues import SqsQueues, local_endpoint
-from autobidder.strategy_store import StrategyStore
-from forecasting.queue_handler import handle_forecast_request
-from optimization.cache import ModelCache
-from optimization.queue_handler import handle_optimize_request
+from autobidder import FactStore, Handler, QueueWorker, SqsQueues, local_endpoint
+from autobidder.strategy import StrategyStore
+from forecasting import handle_forecast_request
+from optimization import ModelCache, handle_optimize_request
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 

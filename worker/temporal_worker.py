@@ -23,16 +23,18 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder.config import Settings
-from autobidder.facts import FactStore
-from autobidder.fleet_client import FleetClient
-from autobidder.queues import SqsQueues, local_endpoint
-from market_adapters.exchange_client import ExchangeClient
+from autobidder import FactStore, Settings, SqsQueues, local_endpoint
+from fleet import FleetClient
+from market_adapters import ExchangeClient
 from worker.process import mark_ready, on_stop_signal, parse_settings
-from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
-from workflows.activities import CycleActivities
-from workflows.bidding_cycle import BiddingCycle
-from workflows.queue_bridge import QueueBridge, WaitingActivities
+from workflows import (
+    FORECAST_STAGE,
+    OPTIMIZE_STAGE,
+    BiddingCycle,
+    CycleActivities,
+    QueueBridge,
+    WaitingActivities,
+)
 
 log = logging.getLogger("worker.temporal_worker")
 

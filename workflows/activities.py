@@ -15,40 +15,46 @@ import sqlalchemy as sa
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from autobidder import __version__
-from autobidder.clock import parse_instant
-from autobidder.config import Settings
-from autobidder.domain import (
+from autobidder import (
     Award,
     CycleFallback,
     Dispatch,
     EnergyBid,
     FactKind,
+    FactStore,
+    Provenance,
     Region,
     Schedule,
+    Settings,
+    SqsQueues,
     TelemetrySnapshot,
+    __version__,
+    facts_table,
+    parse_instant,
+    settle,
 )
-from autobidder.facts import FactStore, Provenance, facts_table
-from autobidder.fleet_client import FleetClient
-from autobidder.queues import SqsQueues
-from autobidder.settlement import settle
-from autobidder.strategy_limits import BidContext, apply_strategy_limits, planning_telemetry
-from autobidder.strategy_store import (
+from autobidder.strategy import (
+    BidContext,
     NoStrategyError,
     NoSuchVersionError,
     StrategyStore,
     StrategyVersion,
     VersionRefError,
+    apply_strategy_limits,
+    planning_telemetry,
 )
-from market_adapters.exchange_client import BidRejectedError, ExchangeClient, UnknownBidError
-from market_adapters.nem import (
+from fleet import FleetClient
+from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     NEM_PRICE_CAPS,
+    BidRejectedError,
     BidValidationError,
+    ExchangeClient,
+    UnknownBidError,
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization.bids import build_energy_bid
+from optimization import build_energy_bid
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule

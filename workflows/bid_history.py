@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from autobidder.domain import Award, EnergyBid, FactKind
-from autobidder.facts import FactStore, facts_table
-from autobidder.strategy_limits import nem_trading_day
+from autobidder import Award, EnergyBid, FactKind, FactStore, facts_table
+from autobidder.strategy import nem_trading_day
 from workflows.types import cycle_id_for
 
 # Bids built while submission was paused never reached the market: no rebid is measured from them.

@@ -11,6 +11,9 @@ award, dispatch and settlement without a deadline: those steps retry until they 
 Kept free of heavy imports (the sandbox re-imports this module for every run); the activities
 do the I/O and hand the pure work to the stage packages. Timeouts and retry policies are
 documented in docs/workflows.md; change them there too.
+
+Long because the whole cycle, its fallback ladder and its `workflow.patched` guards must stay
+in one deterministic workflow definition that saved histories replay against.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from autobidder.config import load_settings
+from autobidder import load_settings
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from autobidder.clock import NEM_TZ
+from autobidder import NEM_TZ
 
 # The submission itself needs time after planning: this share of the budget, at most the cap.
 SUBMIT_RESERVE_SHARE = 0.25

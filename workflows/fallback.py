@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from autobidder.domain import EnergyBid, Region, Schedule, SolveStats, TelemetrySnapshot
-from optimization.bids import build_energy_bid
-from optimization.problem import aggregate_portfolio
+from autobidder import EnergyBid, Region, Schedule, SolveStats, TelemetrySnapshot
+from optimization import aggregate_portfolio, build_energy_bid
 
 SHIFTED_SCHEDULE = "shifted_schedule"
 CONSERVATIVE = "conservative"

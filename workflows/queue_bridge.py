@@ -26,7 +26,7 @@ from temporalio.client import AsyncActivityCancelledError, Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from autobidder.queues import QueueMessage, SqsQueues
+from autobidder import QueueMessage, SqsQueues
 from workflows.activities import decode_task_token
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from autobidder import __version__
-from autobidder.clock import NEM_INTERVAL, NEM_TZ
-from autobidder.config import Settings
+from autobidder import NEM_INTERVAL, NEM_TZ, Settings, __version__
 from workflows.bidding_cycle import BiddingCycle
 from workflows.deadlines import market_timing, replay_gate_closure
 from workflows.search import cycle_memo, cycle_search_attributes

@@ -1,7 +1,7 @@
 """Search attributes and memo of a BiddingCycle, so operators can find cycles in the UI or CLI:
 `temporal workflow list --query 'portfolio="sa1-vpp" AND interval >= "2022-10-06T00:00:00+10:00"'`.
 
-The dev server registers them at start (`--search-attribute KEY=TYPE`, `autobidder.stack`); a
+The dev server registers them at start (`--search-attribute KEY=TYPE`, `worker.stack`); a
 production namespace registers them once with `temporal operator search-attribute create`.
 """
 

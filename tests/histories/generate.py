@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from autobidder.stack import bin_path
+from worker.stack import bin_path
 from workflows.bidding_cycle import BiddingCycle
 from workflows.search import ALL_KEYS
 from workflows.types import (

@@ -13,7 +13,11 @@ guarantees to the rest of the system, enforced here rather than trusted to calle
 * Awards are price-taker clearings of the interval's historical prices, stored once with their
   settlement, and the same on every request.
 
-Errors: `market_adapters.exchange_errors` (one gRPC status code each).
+Errors: `exchange.errors` (one gRPC status code each).
+
+Long because `Exchange` is one class by design: market data, submissions, revisions, awards and
+the market clock share one lock and one ledger, and splitting it would spread that invariant
+across modules.
 """
 
 from __future__ import annotations
@@ -29,22 +33,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from autobidder.clock import NEM_TZ
-from autobidder.domain import Award, EnergyBid, MarketSnapshot, PriceSeries, Region
-from market_adapters.adapter import MarketAdapter
-from market_adapters.bids import (
-    IntervalPrices,
-    Market,
-    MarketAward,
-    MarketBid,
-    MarketRun,
-    Product,
-    UnitLimits,
-    canonical_json,
-)
-from market_adapters.clearing import MissingPriceError
-from market_adapters.ercot_adapter import ErcotAdapter
-from market_adapters.exchange_errors import (
+from autobidder import NEM_TZ, Award, EnergyBid, MarketSnapshot, PriceSeries, Region
+from exchange.clock import MarketClock, ReplayClock
+from exchange.errors import (
     BidIdConflictError,
     BidNotFoundError,
     BidSupersededError,
@@ -56,13 +47,34 @@ from market_adapters.exchange_errors import (
     PriceNotInHistoryError,
     RegionNotReplayedError,
 )
-from market_adapters.exchange_store import BidLedger, Commit, StorageError, StoredBid
-from market_adapters.market_clock import MarketClock, ReplayClock
-from market_adapters.nem import NEM_PRICE_CAPS, PriceCapTable, energy_bid_violations
-from market_adapters.nem_adapter import NemAdapter, canonical_bid_json, legacy_revision, market_bid_of
-from market_adapters.replay_prices import ReplayPrices, price_at, published_prices
-from market_adapters.rule_checks import rebid_event_violations, rebid_violations, time_usable
-from market_adapters.violations import BidValidationError, BidViolation, Rule
+from exchange.replay_prices import ReplayPrices, price_at, published_prices
+from exchange.store import BidLedger, Commit, StorageError, StoredBid
+from market_adapters import (
+    NEM_PRICE_CAPS,
+    BidValidationError,
+    BidViolation,
+    ErcotAdapter,
+    IntervalPrices,
+    Market,
+    MarketAdapter,
+    MarketAward,
+    MarketBid,
+    MarketRun,
+    MissingPriceError,
+    NemAdapter,
+    PriceCapTable,
+    Product,
+    Rule,
+    UnitLimits,
+    canonical_bid_json,
+    canonical_json,
+    energy_bid_violations,
+    legacy_revision,
+    market_bid_of,
+    rebid_event_violations,
+    rebid_violations,
+    time_usable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from typing import Any
 
 
 def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
-    """The handler `name` of autobidder.strategy_commands, imported when the command runs, so
+    """The handler `name` of autobidder.strategy.commands, imported when the command runs, so
     building the parser for another command does not import SQLAlchemy."""
 
     def run(args: argparse.Namespace) -> int:
-        module = importlib.import_module("autobidder.strategy_commands")
+        module = importlib.import_module("autobidder.strategy.commands")
         return int(module.guarded(getattr(module, name))(args))
 
     return run

@@ -1,7 +1,7 @@
 """Fleet control over the twins: node state, idempotent dispatch down the hierarchy, telemetry views.
 
 `FleetController` owns a `TwinFleet` and a ledger of applied dispatches behind one lock; the gRPC
-servicer (`worker/fleet_service.py`) only translates messages. It answers both the original
+servicer (`fleet/service.py`) only translates messages. It answers both the original
 flat calls the bidding cycle makes (`telemetry`, `dispatch` for a portfolio: the whole fleet,
 energy only, per-battery results in the portfolio's battery order) and the hierarchical ones
 (`node_state`, `dispatch_node`, `telemetry_view`).
@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.clock import require_aware, to_utc
-from autobidder.domain import BatteryDispatch, Dispatch, TelemetrySnapshot
-from autobidder.fleet import NoSuchPortfolioError, SimulatedFleet, flat_snapshot
-from autobidder.fleet_aggregate import DEFAULT_STALE_AFTER_S, classify, node_state
-from autobidder.fleet_disaggregate import disaggregate_award
-from autobidder.fleet_products import NEM_FCAS, AncillaryProduct
-from autobidder.fleet_twins import TwinFleet
-from autobidder.fleet_types import (
+from autobidder import BatteryDispatch, Dispatch, TelemetrySnapshot, require_aware, to_utc
+from fleet.aggregate import DEFAULT_STALE_AFTER_S, classify, node_state
+from fleet.disaggregate import disaggregate_award
+from fleet.hierarchy import FLEET, FleetLayout
+from fleet.products import NEM_FCAS, AncillaryProduct
+from fleet.simulated import NoSuchPortfolioError, SimulatedFleet, flat_snapshot
+from fleet.twins import TwinFleet
+from fleet.types import (
     BatteryPlans,
     NodeAward,
     NodeDispatch,
@@ -45,7 +45,6 @@ from autobidder.fleet_types import (
     from_posix_s,
     to_posix_s,
 )
-from autobidder.hierarchy import FLEET, FleetLayout
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

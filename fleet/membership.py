@@ -21,7 +21,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.hierarchy import FleetLayout, HierarchyError
+from fleet.hierarchy import FleetLayout, HierarchyError
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from autobidder.config import Settings, dump_settings
-from autobidder.facts import FactStore
-from autobidder.queues import SqsQueues, local_endpoint
+from autobidder import FactStore, Settings, SqsQueues, dump_settings, local_endpoint
 
 # The cycle's search attributes (workflows.search), registered when the dev server starts; kept
 # literal here so the launcher does not import the workflow packages.
 SEARCH_ATTRIBUTE_FLAGS = ("portfolio=Keyword", "market=Keyword", "region=Keyword", "interval=Datetime")
 
 if TYPE_CHECKING:
-    from autobidder.fleet_client import FleetClient
-    from market_adapters.exchange_client import ExchangeClient
+    from fleet import FleetClient
+    from market_adapters import ExchangeClient
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +171,11 @@ def _grpc_healthy(kind: str, port: int) -> bool:
     # Imported here: the domain core knows the clients only through their public interface.
     client: ExchangeClient | FleetClient
     if kind == "exchange":
-        from market_adapters.exchange_client import ExchangeClient
+        from market_adapters import ExchangeClient
 
         client = ExchangeClient(f"127.0.0.1:{port}")
     else:
-        from autobidder.fleet_client import FleetClient
+        from fleet import FleetClient
 
         client = FleetClient(f"127.0.0.1:{port}")
     try:

@@ -7,7 +7,7 @@ character sorts above '.' and '/' is the character right after it), an ancestor 
 `IN` over the path's prefixes. Both answer the same questions with the same results; the tests
 run on both.
 
-Membership events (`autobidder.hierarchy_membership`) are insert-only: a trigger refuses UPDATE
+Membership events (`fleet.membership`) are insert-only: a trigger refuses UPDATE
 and DELETE on their table, and a unique (program, node, seq) makes two writers racing on one
 node collide instead of both succeeding.
 
@@ -28,8 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.types import UserDefinedType
 
-from autobidder.clock import require_aware
-from autobidder.hierarchy import (
+from autobidder import require_aware
+from fleet.hierarchy import (
     FLEET,
     RULE_CYCLE,
     RULE_DUPLICATE_ID,
@@ -47,7 +47,7 @@ from autobidder.hierarchy import (
     check_path,
     is_within,
 )
-from autobidder.hierarchy_membership import (
+from fleet.membership import (
     RULE_MEMBERSHIP,
     ConcurrentMembershipChangeError,
     MembershipEvent,
@@ -454,7 +454,7 @@ class HierarchyStore:
     def states(self, program: str, under: str = FLEET) -> dict[str, MembershipState]:
         """Latest state of every node with events in `program` that is at, below or above `under`.
 
-        Keyed by current path; what `autobidder.hierarchy_membership.enrolled_mask` needs.
+        Keyed by current path; what `fleet.membership.enrolled_mask` needs.
         """
         latest = (
             sa.select(events_table.c.node_id, sa.func.max(events_table.c.seq).label("seq"))

@@ -33,9 +33,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from autobidder.clock import NEM_INTERVAL, to_nem_time
-from autobidder.domain import BatterySpec, BatteryTelemetry, EnergyBid, PriceBand, TelemetrySnapshot
-from autobidder.strategy import Strategy
+from autobidder import (
+    NEM_INTERVAL,
+    BatterySpec,
+    BatteryTelemetry,
+    EnergyBid,
+    PriceBand,
+    TelemetrySnapshot,
+    to_nem_time,
+)
+from autobidder.strategy.model import Strategy
 
 # Volumes below this are float noise from the caps, not MW to offer.
 _ZERO_MW = 1e-9

@@ -21,9 +21,9 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.fleet_products import NEM_FCAS, AncillaryProduct, BatteryArrays, Direction
-from autobidder.fleet_types import NodeState, TelemetryColumns, to_posix_s
-from autobidder.hierarchy import FleetLayout
+from fleet.hierarchy import FleetLayout
+from fleet.products import NEM_FCAS, AncillaryProduct, BatteryArrays, Direction
+from fleet.types import NodeState, TelemetryColumns, to_posix_s
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -156,7 +156,7 @@ def battery_columns(
     `telemetry`, `status` and `participating` cover the range `batteries` only. Excluded
     batteries are zeroed at the inputs, so every figure derived from them is zero too. Stand-alone
     headroom (no energy dispatched, nothing committed) reduces to `min(P, E·η_d/T)` for raise and
-    `min(P, F/(η_c·T))` for lower (see `autobidder.fleet_products`), computed once per battery and
+    `min(P, F/(η_c·T))` for lower (see `fleet.products`), computed once per battery and
     scaled per product rather than through the general formula ten times.
     """
     b = battery_arrays(layout, telemetry, batteries)

@@ -13,7 +13,7 @@ path as in the file), the value found and the rule, so a file is fixed in one ro
     safety.max_mw: unknown field; did you mean 'max_mw_per_bid'?
 
 Two strategies with the same content have the same `content_hash` whatever their TOML layout or
-comments, which is how the store (autobidder/strategy_store.py) tells a real change from a
+comments, which is how the store (autobidder/strategy/store.py) tells a real change from a
 reformatted file.
 """
 
@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autobidder.domain import Region
+from autobidder import Region
 
 SCHEMA_VERSION = 1
 

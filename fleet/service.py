@@ -1,8 +1,8 @@
 """The FleetControl gRPC service over the simulated fleet.
 
-`FleetController` (autobidder/fleet_control.py) holds the state: the twins plus a ledger of
+`FleetController` (fleet/control.py) holds the state: the twins plus a ledger of
 applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf messages
-(autobidder/fleet_wire.py) and maps errors to status codes:
+(fleet/wire.py) and maps errors to status codes:
 
     ValueError (bad field, hierarchy rule)  -> INVALID_ARGUMENT, message names the field or node
     NoSuchPortfolioError, UnknownNodeError  -> NOT_FOUND, message names the portfolio or node
@@ -19,13 +19,13 @@ from typing import Any, NoReturn, cast
 
 import grpc
 
-from autobidder.clock import parse_instant
-from autobidder.config import Settings
-from autobidder.fleet import NoSuchPortfolioError, SimulatedFleet
-from autobidder.fleet_control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
-from autobidder.fleet_twins import TwinFleet
-from autobidder.fleet_types import MAX_INTERVAL_MINUTES, NodeDispatch
-from autobidder.fleet_wire import (
+from autobidder import Settings, parse_instant
+from fleet.control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
+from fleet.hierarchy import FLEET, UnknownNodeError
+from fleet.simulated import NoSuchPortfolioError, SimulatedFleet
+from fleet.twins import TwinFleet
+from fleet.types import MAX_INTERVAL_MINUTES, NodeDispatch
+from fleet.wire import (
     DEFAULT_BATCH_SIZE,
     GRPC_OPTIONS,
     award_from_request,
@@ -34,7 +34,6 @@ from autobidder.fleet_wire import (
     summary_message,
     telemetry_messages,
 )
-from autobidder.hierarchy import FLEET, UnknownNodeError
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 __all__ = [

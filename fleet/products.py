@@ -37,7 +37,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from autobidder import fleet
+from fleet import simulated as fleet
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.clock import require_aware
-from autobidder.hierarchy import check_path
+from autobidder import require_aware
+from fleet.hierarchy import check_path
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -18,7 +18,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from autobidder.clock import require_aware
+from autobidder import require_aware
 
 
 class MarketClock(Protocol):

@@ -1,4 +1,4 @@
-"""Handlers of `autobidder strategy` (parsers in autobidder/strategy_cli.py, imported only when run)."""
+"""Handlers of `autobidder strategy` (parsers in autobidder/strategy/cli.py, imported only when run)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder.config import load_settings
-from autobidder.strategy import (
+from autobidder import load_settings
+from autobidder.strategy.model import (
     Strategy,
     StrategyError,
     diff_strategies,
     read_strategy_file,
 )
-from autobidder.strategy_store import (
+from autobidder.strategy.store import (
     StrategyDatabaseError,
     StrategyStore,
     StrategyStoreError,

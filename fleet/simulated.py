@@ -2,10 +2,10 @@
 
 `disaggregate` is pure: it turns one portfolio-level net power into per-battery set-points that
 each battery can actually hold for the whole interval. `SimulatedFleet` is the flat, per-battery
-face of the twins (`autobidder.fleet_twins`): it integrates state of charge (SoC) forward and
+face of the twins (`fleet.twins`): it integrates state of charge (SoC) forward and
 reports telemetry the way a real site would. The battery hierarchy, per-node aggregation and
-award disaggregation down the tree live in `autobidder.hierarchy`, `autobidder.fleet_aggregate`
-and `autobidder.fleet_disaggregate` (see docs/fleet.md).
+award disaggregation down the tree live in `fleet.hierarchy`, `fleet.aggregate`
+and `fleet.disaggregate` (see docs/fleet.md).
 
 Sign convention everywhere: positive MW = discharge to the grid, negative MW = charge.
 
@@ -28,10 +28,17 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.clock import NEM_INTERVAL, require_aware
-from autobidder.domain import BatteryDispatch, BatterySpec, BatteryTelemetry, Dispatch, TelemetrySnapshot
-from autobidder.fleet_twins import TwinFleet
-from autobidder.hierarchy import FleetLayout
+from autobidder import (
+    NEM_INTERVAL,
+    BatteryDispatch,
+    BatterySpec,
+    BatteryTelemetry,
+    Dispatch,
+    TelemetrySnapshot,
+    require_aware,
+)
+from fleet.hierarchy import FleetLayout
+from fleet.twins import TwinFleet
 
 FloatArray = npt.NDArray[np.float64]
 

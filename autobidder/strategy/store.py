@@ -11,7 +11,7 @@ effect from the next cycle, and stamps `version.ref` on every bid it builds::
 
     version = StrategyStore.from_url(settings.resolved_database_url).current(portfolio)
     version.ref        # "sa1-vpp@v3:9a910fae8223" — portfolio, sequence, content hash prefix
-    version.strategy   # the frozen autobidder.strategy.Strategy
+    version.strategy   # the frozen autobidder.strategy.model.Strategy
 
 `resolve(ref)` turns a recorded ref back into the version (checking the hash prefix), and
 `at(portfolio, when)` answers which version was in force at an instant.
@@ -31,9 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from autobidder.clock import require_aware
-from autobidder.facts import make_engine
-from autobidder.strategy import Strategy, build_strategy, canonical_json
+from autobidder import make_engine, require_aware
+from autobidder.strategy.model import Strategy, build_strategy, canonical_json
 
 HASH_PREFIX_CHARS = 12
 _APPLY_ATTEMPTS = 5

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autobidder.clock import NEM_TZ, to_utc
-from autobidder.domain import PriceSeries, Region
-from autobidder.prices import PriceDataError
-from market_adapters.bids import MarketRun, Product
-from market_adapters.exchange_errors import PriceNotInHistoryError
+from autobidder import NEM_TZ, PriceDataError, PriceSeries, Region, to_utc
+from exchange.errors import PriceNotInHistoryError
+from market_adapters import MarketRun, Product
 
 # AEMO DISPATCHPRICE column of each FCAS product.
 NEM_FCAS_COLUMNS: dict[Product, str] = {

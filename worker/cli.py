@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from types import FrameType
 
-from autobidder.config import ConfigError, Settings, load_settings
+from autobidder import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -32,7 +32,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 COMMAND_MODULES: tuple[str, ...] = (
     "workflows.commands",
     "forecasting.cli",
-    "autobidder.strategy_cli",
+    "autobidder.strategy.cli",
     "backtest.cli",
 )
 
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    from market_adapters.nem import NEM_PRICE_CAPS
+    from market_adapters import NEM_PRICE_CAPS
 
     settings = load_settings(args.config)
     try:
@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def _cmd_up(settings: Settings) -> int:
-    from autobidder.stack import Stack
+    from worker.stack import Stack
 
     stack = Stack(settings)
     stopping = False
@@ -117,7 +117,7 @@ def _cmd_up(settings: Settings) -> int:
 
 
 def _cmd_status(settings: Settings, as_json: bool) -> int:
-    from autobidder.stack import status
+    from worker.stack import status
 
     report = status(settings)
     if as_json:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autobidder: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:
-        from autobidder.stack import StackError
+        from worker.stack import StackError
 
         if isinstance(exc, StackError):
             print(f"autobidder: cannot start the stack: {exc}", file=sys.stderr)

@@ -32,14 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from market_adapters.bids import (
-    MarketAward,
-    MarketBid,
-    MarketRun,
-    award_from_dict,
-    award_to_dict,
-    bid_from_dict,
-)
+from market_adapters import MarketAward, MarketBid, MarketRun, award_from_dict, award_to_dict, bid_from_dict
 
 log = logging.getLogger(__name__)
 

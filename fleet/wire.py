@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.clock import parse_instant
-from autobidder.fleet_types import (
+from autobidder import parse_instant
+from fleet.types import (
     BatteryPlans,
     ChildAllocation,
     DispatchSummary,

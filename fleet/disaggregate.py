@@ -15,7 +15,7 @@ the unmet part is reported as the product's `shortfall_mw`, never silently dropp
 
 Order within an interval: energy first (signed), then the additive products (regulation) one
 after another on what energy and the earlier ones leave, then each nested product (contingency)
-on what energy and all additive products leave (see `autobidder.fleet_products` for the
+on what energy and all additive products leave (see `fleet.products` for the
 headroom formulas). All of it respects each battery's power limits, its SoC limits and its
 customer's backup reserve.
 """
@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.fleet_aggregate import DEFAULT_STALE_AFTER_S, battery_arrays, classify
-from autobidder.fleet_products import (
+from fleet.aggregate import DEFAULT_STALE_AFTER_S, battery_arrays, classify
+from fleet.hierarchy import FleetLayout
+from fleet.products import (
     NEM_FCAS,
     AncillaryProduct,
     Direction,
@@ -36,7 +37,7 @@ from autobidder.fleet_products import (
     product_named,
     reserved_for,
 )
-from autobidder.fleet_types import (
+from fleet.types import (
     ENERGY,
     BatteryPlans,
     ChildAllocation,
@@ -47,7 +48,6 @@ from autobidder.fleet_types import (
     TelemetryColumns,
     to_posix_s,
 )
-from autobidder.hierarchy import FleetLayout
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

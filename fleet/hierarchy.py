@@ -7,10 +7,10 @@ themselves. The empty path `FLEET` is the whole fleet.
 `FleetLayout` sorts the batteries by path. Every path under `a.b` starts with `a.b.`, and strings
 that share a prefix sort together, so the batteries of ANY node are one contiguous range
 `[start, end)` of that order. Aggregating or dispatching a node is then a slice, and aggregating
-every node at once is one cumulative sum per column (see `autobidder.fleet_aggregate`).
+every node at once is one cumulative sum per column (see `fleet.aggregate`).
 
 Labels follow PostgreSQL 15's ltree rule (`[A-Za-z0-9_]`, 1-255 characters), so the same paths
-can be stored in an `ltree` column (`autobidder.hierarchy_store`). '.' sorts below every label
+can be stored in an `ltree` column (`fleet.store`). '.' sorts below every label
 character, which is why a battery that has descendants is always followed directly by one.
 
 Errors name the node and the rule they enforce:

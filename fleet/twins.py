@@ -13,10 +13,10 @@
 
 SoC step for a plan `net_mw` held `dt_h` hours (positive = discharge):
 `soc += (η_c·max(-net, 0) - max(net, 0)/η_d)·dt_h`, clipped to [0, capacity] (a plan from
-`autobidder.fleet_disaggregate` never needs the clip).
+`fleet.disaggregate` never needs the clip).
 
 The twin clock only moves forward (`advance`); a plan may cover any interval, and the caller
-(`autobidder.fleet_control`) decides which orders are allowed.
+(`fleet.control`) decides which orders are allowed.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.fleet_types import TelemetryColumns, to_posix_s
-from autobidder.hierarchy import FleetLayout
+from fleet.hierarchy import FleetLayout
+from fleet.types import TelemetryColumns, to_posix_s
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -1,12 +1,15 @@
 """The simulated exchange over gRPC: `autobidder.market.v1.MarketGateway` on loopback.
 
-`MarketGatewayServicer` only adapts requests to `market_adapters.exchange_core.Exchange` and maps
+`MarketGatewayServicer` only adapts requests to `exchange.core.Exchange` and maps
 its errors to status codes (the grpc `route_guide` servicer pattern): a broken market rule is
 INVALID_ARGUMENT with every `BidViolation` serialized into the trailing metadata key
 `autobidder-bid-violations-bin`; a FAILED_PRECONDITION carries its reason in
 `autobidder-error-reason`. On the SubmitBidStream session the same refusals of a bid are
 answers (`BidRejection`: the status code name, message, violations and reason), and the stream
 goes on. The core and its helpers are re-exported here, where the foundation first defined them.
+
+Long because the servicer maps every RPC (unary, batched and the bid stream with its group
+commit on the event loop) onto the core in one place, so each status-code mapping is seen once.
 """
 
 from __future__ import annotations
@@ -27,11 +30,9 @@ from typing import Any, TypeVar, cast
 import grpc
 import sqlalchemy as sa
 
-from autobidder.config import Settings
-from autobidder.facts import make_engine
-from autobidder.prices import load_prices
-from market_adapters.bids import MarketBid, Product
-from market_adapters.exchange_core import (
+from autobidder import Settings, load_prices, make_engine
+from exchange.clock import MarketClock
+from exchange.core import (
     MAX_LOOKBACK_INTERVALS,
     REGION_NOT_SERVED,
     UNKNOWN_PORTFOLIO,
@@ -55,31 +56,31 @@ from market_adapters.exchange_core import (
     price_at,
     published_prices,
 )
-from market_adapters.exchange_store import Commit, market_awards, market_bids
-from market_adapters.market_clock import MarketClock
-from market_adapters.market_codec import (
+from exchange.replay_prices import ReplayPrices, load_nem_fcas
+from exchange.store import Commit, market_awards, market_bids
+from market_adapters import (
     ERROR_REASON_METADATA_KEY,
+    NEM_PRICE_CAPS,
     SUPERSEDED_BY_METADATA_KEY,
+    VIOLATIONS_METADATA_KEY,
+    BidValidationError,
+    BidViolation,
+    MarketBid,
+    Product,
+    Rule,
+    award_to_proto,
     decode_instant,
+    energy_bid_from_proto,
+    format_instant,
     interval_prices_to_proto,
     market_award_to_proto,
     market_bid_from_proto,
+    market_snapshot_to_proto,
     product_of,
     run_of,
-)
-from market_adapters.nem import NEM_PRICE_CAPS
-from market_adapters.nem_codec import (
-    VIOLATIONS_METADATA_KEY,
-    award_to_proto,
-    energy_bid_from_proto,
-    format_instant,
-    market_snapshot_to_proto,
     violations_to_proto,
 )
-from market_adapters.replay_prices import ReplayPrices, load_nem_fcas
-from market_adapters.violations import BidValidationError, BidViolation, Rule
-from protogen.market.v1 import market_pb2 as pb
-from protogen.market.v1 import market_pb2_grpc as pb_grpc
+from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,7 +14,7 @@ fleet's node), so retrying after `FleetUnavailableError` is safe even when the f
 reach the fleet.
 
 The node calls (`node_state`, `dispatch_node`, `stream_telemetry`) speak the hierarchy's types
-(`autobidder.fleet_types`); per-battery plans and telemetry come back as numpy arrays.
+(`fleet.types`); per-battery plans and telemetry come back as numpy arrays.
 """
 
 from __future__ import annotations
@@ -25,17 +25,23 @@ from typing import Any, Literal, NoReturn, cast
 
 import grpc
 
-from autobidder.clock import parse_instant, require_aware
-from autobidder.domain import BatteryDispatch, BatteryTelemetry, Dispatch, TelemetrySnapshot
-from autobidder.fleet_types import NodeDispatch, NodeState
-from autobidder.fleet_wire import (
+from autobidder import (
+    BatteryDispatch,
+    BatteryTelemetry,
+    Dispatch,
+    GrpcClient,
+    TelemetrySnapshot,
+    parse_instant,
+    require_aware,
+)
+from fleet.types import NodeDispatch, NodeState
+from fleet.wire import (
     GRPC_OPTIONS,
     TelemetryBatch,
     node_dispatch_from_response,
     node_state_from_response,
     telemetry_batch_from_message,
 )
-from autobidder.grpc_client import GrpcClient
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 __all__ = [
