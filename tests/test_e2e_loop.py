@@ -25,7 +25,7 @@ from autobidder.prices import load_prices, slice_prices
 from tests.conftest import free_port
 from tests.test_faults_stack import exchange_bid_ids
 from worker.stack import Stack
-from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def outcome(stack: Stack) -> ReplayOutcome:
     async def drive() -> ReplayOutcome:
         client = await Client.connect(f"127.0.0.1:{stack.settings.ports.temporal}")
-        return await replay(client, stack.settings, trading_day_interval_ends(DAY)[:CYCLES])
+        return await replay_cycles(client, stack.settings, trading_day_interval_ends(DAY)[:CYCLES])
 
     return asyncio.run(drive())
 
