@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -49,17 +48,6 @@ class Provenance(BaseModel):
     component: str
     component_version: str
     inputs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FactRecord:
-    """A stored fact as it is, for reading back without knowing its model (audits, explanations)."""
-
-    fact_id: str
-    kind: str
-    payload: dict[str, Any]
-    provenance: Provenance
-    created_at_utc: datetime
 
 
 class FactNotFoundError(LookupError):
@@ -151,26 +139,6 @@ class FactStore:
         if kind is not None and row.kind != str(kind):
             raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
         return model.model_validate_json(row.payload)
-
-    def record(self, fact_id: str) -> FactRecord:
-        """The fact's kind, payload, provenance and write time; `FactNotFoundError` if absent."""
-        c = facts_table.c
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(c.kind, c.payload, c.provenance, c.created_at_utc).where(c.fact_id == fact_id)
-            ).first()
-        if row is None:
-            raise FactNotFoundError(fact_id)
-        created = row.created_at_utc
-        # SQLite hands the timestamp back without its zone; it was written in UTC.
-        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
-        return FactRecord(
-            fact_id=fact_id,
-            kind=row.kind,
-            payload=json.loads(row.payload),
-            provenance=Provenance.model_validate_json(row.provenance),
-            created_at_utc=created,
-        )
 
     def provenance(self, fact_id: str) -> Provenance:
         with self._engine.connect() as conn:
