@@ -33,14 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from autobidder.domain import Region
+from autobidder import Region
 from forecasting import metrics
 from forecasting.datasets import load_nem
 from forecasting.evaluation import EvaluationResult, evaluate_rolling
 from forecasting.history import History
 from forecasting.protocol import DEFAULT_LEVELS, Forecaster
-from forecasting.quantile_mlp import QuantileMLPForecaster, SpikeMLPForecaster
+from forecasting.quantile_mlp import QuantileMLPForecaster
 from forecasting.seasonal_naive import SeasonalNaiveForecaster
+from forecasting.spike_mlp import SpikeMLPForecaster
 
 log = logging.getLogger("bench.spike_forecast")
 BINS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.4, 1.0)

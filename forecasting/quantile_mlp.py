@@ -12,6 +12,11 @@ Why a direct multi-output MLP rather than a recurrent or convolutional net: a da
 is one vector of ~250 features, the EPF datasets give ~1,500 daily samples per four years, and
 the MLP trains in seconds on two cores, which is what makes frequent recalibration and an
 ensemble affordable. Training is seeded per member and reproducible for a given thread count.
+
+The options that let it see the present (recent prices, a persistence anchor, a spike head,
+coarser far outputs, short histories) are off by default and turned on by `spike_mlp`
+(forecasting/spike_mlp.py). Long because the network, its training loop, the spike head and the
+save/load of one model belong together; the features live in features.py.
 """
 
 from __future__ import annotations
@@ -512,37 +517,3 @@ def spike_adjusted(
         return prices
     above = np.asarray(levels)[:, None] > 1.0 - probability[None, :]
     return np.where(above, np.maximum(prices, threshold), np.minimum(prices, threshold))
-
-
-@dataclass(frozen=True)
-class SpikeMLPConfig(MLPConfig):
-    """`spike_mlp`'s defaults: see docs/forecasting.md ("spike_mlp") for how each was chosen."""
-
-    levels: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995)
-    price_lag_days: tuple[int, ...] = (1, 2, 7)
-    exogenous_lag_days: tuple[int, ...] = ()
-    hidden: tuple[int, ...] = (192, 192)
-    members: int = 2
-    sample_stride_minutes: int = 30
-    recent_intervals: int = 12
-    recent_anchor: bool = True
-    partial_history: bool = True
-    short_history_share: float = 0.25
-    output_fine_minutes: int | None = 120
-    spike_threshold: float | None = 300.0
-    weights_float16: bool = True
-
-
-class SpikeMLPForecaster(QuantileMLPForecaster):
-    """`spike_mlp`: the quantile MLP that sees the present and models spikes (docs/forecasting.md).
-
-    Same network, loss and training as `quantile_mlp`, configured to re-forecast from the latest
-    5-minute prices: the last hour at full resolution as inputs, the tail levels 1, 2, 98 and 99 %,
-    a spike-probability head (P(price > 300 AUD/MWh) per interval, log loss) that sets where the
-    quantiles cross the spike threshold, and lag blocks that degrade gracefully, so a forecast
-    needs one hour of prices rather than a week.
-    """
-
-    name = "spike_mlp"
-    version = "1"
-    config_class: ClassVar[type[MLPConfig]] = SpikeMLPConfig

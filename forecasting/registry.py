@@ -61,7 +61,7 @@ BUILTINS: dict[str, str] = {
     "seasonal_naive": "forecasting.seasonal_naive:SeasonalNaiveForecaster",
     "seasonal_naive_weekly": "forecasting.seasonal_naive:WeeklySeasonalNaiveForecaster",
     "quantile_mlp": "forecasting.quantile_mlp:QuantileMLPForecaster",
-    "spike_mlp": "forecasting.quantile_mlp:SpikeMLPForecaster",
+    "spike_mlp": "forecasting.spike_mlp:SpikeMLPForecaster",
 }
 LATEST = "latest"
 PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"
