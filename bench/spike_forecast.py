@@ -40,6 +40,7 @@ from forecasting.evaluation import EvaluationResult, evaluate_rolling
 from forecasting.history import History
 from forecasting.protocol import DEFAULT_LEVELS, Forecaster
 from forecasting.quantile_mlp import QuantileMLPForecaster
+from forecasting.registry import ModelRef, ModelStore
 from forecasting.seasonal_naive import SeasonalNaiveForecaster
 from forecasting.spike_mlp import SpikeMLPForecaster
 
@@ -146,6 +147,11 @@ def main() -> None:
     parser.add_argument("--models", default="seasonal_naive,quantile_mlp,spike_mlp")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="spike_mlp")
     parser.add_argument("--save", type=Path, help="store the trained spike_mlp in this folder")
+    parser.add_argument(
+        "--spike-version",
+        metavar="NAME@VERSION",
+        help="score this stored version (e.g. the packaged spike_mlp@sa1-2022) instead of training one",
+    )
     parser.add_argument("--mlp-set", action="append", default=[], metavar="NAME=VALUE", help="quantile_mlp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
@@ -177,14 +183,21 @@ def main() -> None:
     if "spike_mlp" in chosen:
         trained.append(("spike_mlp", SpikeMLPForecaster(**_params(args.set))))
     for key, model in trained:
-        started, cpu = time.perf_counter(), time.process_time()
-        model.fit(train)
-        figures[f"{key}_train_s"] = round(time.perf_counter() - started, 1)
-        figures[f"{key}_train_cpu_s"] = round(time.process_time() - cpu, 1)
+        if key == "spike_mlp" and args.spike_version:
+            loaded = ModelStore(Path(tempfile.mkdtemp())).resolve(ModelRef.parse(args.spike_version))
+            assert isinstance(loaded.forecaster, QuantileMLPForecaster)
+            model = loaded.forecaster
+            figures["spike_mlp_version"] = args.spike_version
+            figures["spike_mlp_training"] = str(loaded.training)
+        else:
+            started, cpu = time.perf_counter(), time.process_time()
+            model.fit(train)
+            figures[f"{key}_train_s"] = round(time.perf_counter() - started, 1)
+            figures[f"{key}_train_cpu_s"] = round(time.process_time() - cpu, 1)
+            log.info("%s trained in %.1f s", key, figures[f"{key}_train_s"])
         figures[f"{key}_model_bytes"] = model_bytes(model)
         if key == "spike_mlp" and args.save:
             model.save(args.save)
-        log.info("%s trained in %.1f s", key, figures[f"{key}_train_s"])
         figures.update(
             evaluate(key, history, model, args, fit=False, history_intervals=args.history_intervals)
         )
