@@ -79,7 +79,8 @@ HORIZONS = {"0-1h": (0, 12), "1-4h": (12, 48), "4-24h": (48, 288)}
 
 def by_horizon(result: EvaluationResult, threshold: float, climatology: float) -> dict[str, dict[str, float]]:
     """Per lead time: pinball over the shared levels, spike rate, mean predicted spike probability,
-    Brier score and Brier skill against the training period's spike rate (climatology)."""
+    Brier score, its skill against the training period's spike rate (climatology) and against the
+    test period's own rate (a constant known only in hindsight: the stricter reference)."""
     common = [
         k for k, level in enumerate(result.levels) if any(abs(level - d) < 1e-9 for d in DEFAULT_LEVELS)
     ]
@@ -90,6 +91,7 @@ def by_horizon(result: EvaluationResult, threshold: float, climatology: float) -
         probability = metrics.exceedance_probability(q, result.levels, threshold)
         brier = metrics.brier(event, probability)
         reference = metrics.brier(event, np.full_like(event, climatology))
+        constant = metrics.brier(event, np.full_like(event, event.mean()))  # hindsight: the test rate
         out[name] = {
             "pinball_common": round(
                 metrics.pinball(a, q[:, common, :], [result.levels[k] for k in common]), 3
@@ -98,6 +100,7 @@ def by_horizon(result: EvaluationResult, threshold: float, climatology: float) -
             "spike_prob_mean": round(float(probability.mean()), 4),
             "spike_brier": round(brier, 5),
             "spike_brier_skill": round(1 - brier / reference, 3),
+            "spike_brier_skill_vs_test_rate": round(1 - brier / constant, 3),
         }
     return out
 
