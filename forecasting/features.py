@@ -144,9 +144,19 @@ def location_scale(
     Computed with one rolling pass over the span the as-of indices need, so fitting on a year
     of 5-minute data costs one pass, and predicting costs a pass over one window.
     """
+    periods = window // 2 if min_periods is None else min_periods
+    if len(as_of) <= 4:  # a forecast: quantiles of one window beat a rolling pass over it (5x)
+        location, scale = np.full(len(as_of), np.nan), np.full(len(as_of), np.nan)
+        for n, index in enumerate(as_of):
+            known = prices[max(0, int(index) - window + 1) : int(index) + 1]
+            known = known[np.isfinite(known)]
+            if len(known) >= max(periods, 1):
+                low, location[n], high = np.quantile(known, (0.25, 0.5, 0.75))
+                scale[n] = high - low
+        return location, np.maximum(scale, MIN_SCALE)
     start = max(0, int(as_of.min()) - window + 1)
     span = pd.Series(prices[start : int(as_of.max()) + 1])
-    rolling = span.rolling(window, min_periods=window // 2 if min_periods is None else min_periods)
+    rolling = span.rolling(window, min_periods=periods)
     median = rolling.median().to_numpy()
     iqr = (rolling.quantile(0.75) - rolling.quantile(0.25)).to_numpy()
     where = as_of - start

@@ -189,3 +189,17 @@ def test_rolling_refits_train_only_on_prices_before_the_forecast() -> None:
     source.forecast(tape, 3 * 288 + 10, 288)
     assert [index for index, _ in source.refits] == [2 * 288 + 10, 3 * 288 + 10]
     assert resolve_forecaster("spike_mlp@1", Path("/nonexistent"), refit_days=7).model == "spike_mlp@rolling"
+
+
+def test_the_one_forecast_level_and_spread_match_the_rolling_pass() -> None:
+    from forecasting.features import location_scale
+
+    rng = np.random.default_rng(0)
+    prices = rng.standard_cauchy(5000) * 50
+    prices[rng.random(5000) < 0.05] = np.nan
+    many = np.array([10, 100, 600, 1000, 2015, 3000, 4999])
+    for window, periods in ((2016, None), (2016, 12), (288, 12)):
+        location, scale = location_scale(prices, many, window, periods)
+        for n, index in enumerate(many):
+            one = location_scale(prices, np.array([index]), window, periods)
+            np.testing.assert_allclose([one[0][0], one[1][0]], [location[n], scale[n]], equal_nan=True)
