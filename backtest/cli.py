@@ -64,6 +64,13 @@ def _common(parser: argparse.ArgumentParser, strategy_help: str, forecaster_help
     )
     parser.add_argument("--forecaster", action="append", metavar="NAME@VERSION", help=forecaster_help)
     parser.add_argument(
+        "--refit-days",
+        type=float,
+        metavar="DAYS",
+        help="refit the strategy's forecaster every DAYS on the prices before each forecast "
+        "(rolling, out of sample; default: use the stored version as is)",
+    )
+    parser.add_argument(
         "--reoptimize-every",
         type=int,
         default=30,

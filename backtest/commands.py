@@ -84,6 +84,7 @@ def _request(
         split_losses=not args.no_split,
         source_text=loaded.source_text,
         models_dir=settings.data_dir / "models",
+        refit_days=getattr(args, "refit_days", None),
     )
 
 

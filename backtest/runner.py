@@ -74,6 +74,9 @@ class BacktestRequest:
     parallel: bool | None = None  # reference runs in a second process; None: on long windows
     models_dir: Path = Path("var/models")  # trained forecasters (<data_dir>/models)
     nameplate_planning: bool = True  # see backtest.engine.SimulationSpec
+    # None: the strategy's name@version as stored; N: refit that model every N days on the tape
+    # before each forecast (backtest.forecasters.RefittingForecaster), out of sample over any window
+    refit_days: float | None = None
 
     @property
     def forecaster(self) -> str:
@@ -282,7 +285,9 @@ def run_backtest(
         )
     tape = PriceTape.of(request.strategy.region, prices)
     window = resolve_window(tape, request.first_day, request.last_day)
-    forecaster = resolve_forecaster(request.forecaster, request.models_dir, request.lookback_intervals)
+    forecaster = resolve_forecaster(
+        request.forecaster, request.models_dir, request.lookback_intervals, request.refit_days
+    )
     spec = SimulationSpec(
         strategy=request.strategy,
         strategy_version=request.strategy_version,

@@ -325,7 +325,10 @@ def _list(args: argparse.Namespace) -> int:
             row.update(code_version=cls.version, needs_training=needs_training(cls))
         except ForecastingError as exc:
             row["error"] = str(exc)
-        row["versions"] = [store.describe(name, v).as_dict() for v in store.versions(name)]
+        packaged = store.packaged_versions(name)
+        row["versions"] = [
+            {**store.describe(name, v).as_dict(), "packaged": v in packaged} for v in store.versions(name)
+        ]
         rows.append(row)
     if args.json:
         print(json.dumps({"models_dir": str(store.root), "models": rows}, sort_keys=True))
@@ -339,7 +342,9 @@ def _list(args: argparse.Namespace) -> int:
                 version["training_window_first_interval_end"],
                 version["training_window_last_interval_end"],
             )
+            where = "  (packaged)" if version["packaged"] else ""
             print(
                 f"    {version['model']:28s} {version['artifact_sha256'][:12]}  trained on {first} .. {last}"
+                f"{where}"
             )
     return EXIT_OK

@@ -78,6 +78,12 @@ def test_every_cycle_completes_and_stores_each_fact(stack: Stack, outcome: Repla
         assert kinds == expected, result.cycle_id
         forecast = store.get(result.forecast_fact_id, Forecast, FactKind.FORECAST)
         assert len(forecast.p50.prices_aud_per_mwh) == 288
+        # no strategy applied: the worker's default, the packaged model (forecasting/packaged)
+        assert (forecast.model_name, forecast.model_version, forecast.fallback_reason) == (
+            "spike_mlp",
+            "sa1-2022",
+            None,
+        )
         assert forecast.p50.first_interval_end.isoformat() == result.interval_end
         schedule = store.get(result.schedule_fact_id, Schedule, FactKind.SCHEDULE)
         assert schedule.stats.status == "convergenceCriteriaSatisfied"  # pyomo.contrib.solver: optimal
