@@ -182,4 +182,4 @@ def test_bad_input_is_refused_naming_the_field(kwargs: dict[str, object], field:
     }
     args.update(kwargs)
     with pytest.raises((ValueError, NaiveTimestampError), match=field):
-        disaggregate(**args)  # type: ignore[arg-type]
+        disaggregate_flat(**args)  # type: ignore[arg-type]
