@@ -69,6 +69,7 @@ from market_adapters import (
     Product,
     Rule,
     award_to_proto,
+    clip,
     decode_instant,
     energy_bid_from_proto,
     format_instant,
@@ -142,10 +143,37 @@ def _service_abort(exc: ExchangeServiceError) -> _Abort:
     return _Abort(exc.code, str(exc), tuple(metadata))
 
 
+# gRPC sends a status's details and trailing metadata as HTTP/2 headers, which a client refuses
+# beyond 8 KiB by default (and a log line that grows with a hostile bid fills the disk): a refusal
+# carries at most this much text and violations; its message already names the count.
+MAX_DETAILS_CHARS = 1_000
+MAX_VIOLATIONS_METADATA_BYTES = 5_000
+_VIOLATION_TEXT_CHARS = 200
+
+
+def _reported(violations: tuple[BidViolation, ...]) -> bytes:
+    """As many of `violations` (texts clipped) as fit `MAX_VIOLATIONS_METADATA_BYTES`, serialized."""
+    kept: list[BidViolation] = []
+    size = 0
+    for v in violations:
+        short = BidViolation(
+            clip(v.field, _VIOLATION_TEXT_CHARS), v.band, v.rule, clip(v.message, _VIOLATION_TEXT_CHARS)
+        )
+        size += violations_to_proto([short]).ByteSize()
+        if size > MAX_VIOLATIONS_METADATA_BYTES:
+            break
+        kept.append(short)
+    return violations_to_proto(kept).SerializeToString()
+
+
 def _violations_abort(exc: BidValidationError) -> _Abort:
-    log.info("rejected %s", exc)
-    raw = violations_to_proto(exc.violations).SerializeToString()
-    return _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc), ((VIOLATIONS_METADATA_KEY, raw),))
+    # str(exc) names the count and the first few violations (`market_adapters.summarize`).
+    log.info("rejected %s", clip(str(exc), MAX_DETAILS_CHARS))
+    return _Abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        str(exc),
+        ((VIOLATIONS_METADATA_KEY, _reported(exc.violations)),),
+    )
 
 
 def _instant(text: str, field: str) -> datetime:
@@ -218,7 +246,7 @@ class _Streamed:
 
 def _rejection(stop: _Abort) -> pb.BidRejection:
     """The answer on SubmitBidStream to what ends a unary SubmitBids with `stop`."""
-    out = pb.BidRejection(code=stop.code.name, message=stop.details)
+    out = pb.BidRejection(code=stop.code.name, message=clip(stop.details, MAX_DETAILS_CHARS))
     for key, value in stop.metadata:
         if key == VIOLATIONS_METADATA_KEY:
             out.violations.MergeFrom(pb.BidViolations.FromString(value).violations)
@@ -268,7 +296,8 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
             stop = _violations_abort(exc)
         except ExchangeServiceError as exc:
             stop = _service_abort(exc)
-        await context.abort(stop.code, stop.details, trailing_metadata=stop.metadata)
+        details = clip(stop.details, MAX_DETAILS_CHARS)
+        await context.abort(stop.code, details, trailing_metadata=stop.metadata)
         raise AssertionError("context.abort returned")  # grpc raises inside abort
 
     async def GetMarketData(self, request: pb.GetMarketDataRequest, context: Any) -> pb.GetMarketDataResponse:
@@ -478,7 +507,9 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         except ExchangeServiceError as exc:
             stop = _service_abort(exc)
         if stop is not None:
-            await context.abort(stop.code, stop.details, trailing_metadata=stop.metadata)
+            await context.abort(
+                stop.code, clip(stop.details, MAX_DETAILS_CHARS), trailing_metadata=stop.metadata
+            )
             return
         for end in plan.interval_ends():
             while not self._exchange.ended(end):

@@ -51,6 +51,7 @@ from market_adapters import (
     BidValidationError,
     ExchangeClient,
     UnknownBidError,
+    bid_id_for,
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
@@ -72,7 +73,6 @@ from workflows.types import (
     SettleResult,
     SubmitBidsInput,
     SubmitBidsResult,
-    bid_id_for,
 )
 
 log = logging.getLogger(__name__)
