@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     )
     from market_adapters.ercot_adapter import ErcotAdapter as ErcotAdapter
     from market_adapters.exchange_client import (
+        BidConflictError as BidConflictError,
         BidRejectedError as BidRejectedError,
+        ExchangeAccessError as ExchangeAccessError,
         ExchangeClient as ExchangeClient,
+        ExchangeRequestError as ExchangeRequestError,
         UnknownBidError as UnknownBidError,
     )
     from market_adapters.market_codec import (
@@ -93,11 +96,14 @@ __all__ = [
     "NEM_PRICE_CAPS",
     "SUPERSEDED_BY_METADATA_KEY",
     "VIOLATIONS_METADATA_KEY",
+    "BidConflictError",
     "BidRejectedError",
     "BidValidationError",
     "BidViolation",
     "ErcotAdapter",
+    "ExchangeAccessError",
     "ExchangeClient",
+    "ExchangeRequestError",
     "IntervalPrices",
     "Market",
     "MarketAdapter",
@@ -166,8 +172,11 @@ _EXPORTS = {
     ),
     "market_adapters.ercot_adapter": ("ErcotAdapter",),
     "market_adapters.exchange_client": (
+        "BidConflictError",
         "BidRejectedError",
+        "ExchangeAccessError",
         "ExchangeClient",
+        "ExchangeRequestError",
         "UnknownBidError",
     ),
     "market_adapters.market_codec": (

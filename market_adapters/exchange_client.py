@@ -19,6 +19,7 @@ Error tree::
         ├── BidConflictError         the bid_id already names a different bid
         ├── UnknownBidError          no bid with that bid_id was submitted
         ├── BidSupersededError       a later revision replaced the bid; `.superseded_by` names it
+        ├── ExchangeAccessError      UNAUTHENTICATED, PERMISSION_DENIED: no or insufficient credentials
         ├── ClockNotAdvanceableError the exchange runs on a live clock
         └── PriceUnavailableError    the replay history has no price for the interval / as_of
 """
@@ -111,6 +112,11 @@ class BidSupersededError(ExchangeRequestError):
     def __init__(self, message: str, superseded_by: str | None, code: str | None = None) -> None:
         super().__init__(message, code)
         self.superseded_by = superseded_by
+
+
+class ExchangeAccessError(ExchangeRequestError):
+    """The exchange did not accept the caller's credentials (UNAUTHENTICATED) or the call is
+    outside the caller's rights (PERMISSION_DENIED): retrying with the same ones fails the same way."""
 
 
 class ClockNotAdvanceableError(ExchangeRequestError):
@@ -220,6 +226,8 @@ def _typed_error(
         if reason == "live_clock":
             return ClockNotAdvanceableError(message, code)
         return PriceUnavailableError(message, code)
+    if code in {"UNAUTHENTICATED", "PERMISSION_DENIED"}:
+        return ExchangeAccessError(message, code)
     if code in {"INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE"}:
         return ExchangeRequestError(message, code)
     return ExchangeInternalError(message, code)
@@ -455,6 +463,7 @@ __all__ = [
     "BidRejectedError",
     "BidSupersededError",
     "ClockNotAdvanceableError",
+    "ExchangeAccessError",
     "ExchangeClient",
     "ExchangeError",
     "ExchangeInternalError",
