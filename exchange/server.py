@@ -30,7 +30,20 @@ from typing import Any, TypeVar, cast
 import grpc
 import sqlalchemy as sa
 
-from autobidder import Settings, load_prices, make_engine
+from autobidder import (
+    BID_ROLES,
+    CLOCK_ROLES,
+    MARKET_SCOPE,
+    READ_ROLES,
+    AioAuthInterceptor,
+    Policy,
+    Principal,
+    ServerSecurity,
+    Settings,
+    current_principal,
+    load_prices,
+    make_engine,
+)
 from exchange.clock import MarketClock
 from exchange.core import (
     MAX_LOOKBACK_INTERVALS,
@@ -121,6 +134,68 @@ def parts_from_settings(
         clock=clock,
         nem_price_caps=NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years),
     )
+
+
+# --- who may do what (docs/security.md) -----------------------------------------------------------
+
+
+def _moves_clock(exchange: Exchange, as_of: str) -> bool:
+    """Whether a request's `as_of` would move this exchange's replay clock forward."""
+    if not as_of or exchange.clock.mode != "replay":
+        return False
+    try:
+        t = datetime.fromisoformat(as_of)
+    except ValueError:
+        return False  # refused INVALID_ARGUMENT by the handler
+    if t.tzinfo is None or t.utcoffset() is None:
+        return False
+    now = exchange.clock.now()
+    return now is None or t > now
+
+
+def _clock_refusal(exchange: Exchange, principal: Principal, as_of: str) -> str | None:
+    if not _moves_clock(exchange, as_of):
+        return None
+    return principal.refusal(
+        CLOCK_ROLES, MARKET_SCOPE, "", f"move the replay market clock (as_of {as_of[:40]!r} is ahead of it)"
+    )
+
+
+def _bid_refusal(exchange: Exchange, principal: Principal, portfolio: str, as_of: str) -> str | None:
+    return principal.refusal(BID_ROLES, portfolio, "", "bid for") or _clock_refusal(
+        exchange, principal, as_of
+    )
+
+
+def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
+    """What each MarketGateway call needs: a bid needs trader or service on its portfolio; an
+    `as_of` ahead of the replay clock, or AdvanceMarketClock, needs operator or service on
+    `market`; a bid's acceptance or award needs some role on its portfolio (the bid_id's first
+    part). SubmitBidStream is checked per message by the servicer."""
+
+    def submit(p: Principal, r: Any) -> str | None:
+        portfolios = [r.bid.portfolio] if r.HasField("bid") else [b.portfolio for b in r.bids]
+        for portfolio in dict.fromkeys(portfolios):
+            if (refusal := p.refusal(BID_ROLES, portfolio, "", "bid for")) is not None:
+                return refusal
+        return _clock_refusal(exchange, p, r.as_of)
+
+    def market_data(p: Principal, r: Any) -> str | None:
+        return _clock_refusal(exchange, p, r.as_of)
+
+    def by_bid(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, r.bid_id.split("/", 1)[0], "", "read the bids of")
+
+    def advance(p: Principal, r: Any) -> str | None:
+        return p.refusal(CLOCK_ROLES, MARKET_SCOPE, "", "move the market clock")
+
+    return {
+        "SubmitBids": submit,
+        "GetMarketData": market_data,
+        "GetBid": by_bid,
+        "GetAwards": by_bid,
+        "AdvanceMarketClock": advance,
+    }
 
 
 # --- gRPC adapter ---------------------------------------------------------------------------------
@@ -450,6 +525,17 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
                 raise BidValidationError(
                     "", [BidViolation("bid", None, Rule.REQUIRED, "the request carries no bid")]
                 )
+            principal = current_principal()
+            if principal is not None:
+                refusal = _bid_refusal(self._exchange, principal, request.bid.portfolio, request.as_of)
+                if refusal is not None:
+                    return _Streamed(
+                        request.sequence,
+                        bid_id,
+                        None,
+                        None,
+                        _rejection(_Abort(grpc.StatusCode.PERMISSION_DENIED, f"SubmitBidStream: {refusal}")),
+                    )
             bid = market_bid_from_proto(request.bid)
             pending = self._exchange.begin_submit_bids((bid,), as_of, defer_write=True)
         except BidValidationError as exc:
@@ -623,8 +709,9 @@ class ExchangeServer:
     """A grpc.aio exchange server on its own event loop thread, with the blocking
     `start()` / `stop(grace).wait()` interface of a `grpc.Server`."""
 
-    def __init__(self, exchange: Exchange, address: str) -> None:
+    def __init__(self, exchange: Exchange, address: str, security: ServerSecurity | None = None) -> None:
         self.exchange = exchange
+        self._security = security
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="exchange-loop", daemon=True)
         self._thread.start()
@@ -638,11 +725,16 @@ class ExchangeServer:
         self.port: int = self._port
 
     async def _create(self, address: str) -> grpc.aio.Server:
-        server = grpc.aio.server()
+        security = self._security
+        interceptors = [AioAuthInterceptor(security, exchange_policies(self.exchange))] if security else []
+        server = grpc.aio.server(interceptors=interceptors)
         # protogen has no type information for its grpc module; the cast keeps strict mypy honest here.
         add_servicer = cast(Callable[[Any, Any], None], pb_grpc.add_MarketGatewayServicer_to_server)
         add_servicer(MarketGatewayServicer(self.exchange), server)
-        self._port = int(server.add_insecure_port(address))
+        if security is None:
+            self._port = int(server.add_insecure_port(address))
+        else:
+            self._port = int(server.add_secure_port(address, security.credentials()))
         return server
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -680,18 +772,20 @@ def create_server(
     *,
     fcas_prices_file: Path | None = None,
     clock: MarketClock | None = None,
+    security: ServerSecurity | None = None,
 ) -> tuple[ExchangeServer, int]:
     """A NOT yet started exchange server bound to `address` (loopback only) and its port.
 
     Pass port 0 to get a free port (tests). The caller calls `server.start()` and, to stop,
-    `server.stop(grace).wait()`.
+    `server.stop(grace).wait()`. With `security` it serves TLS and authenticates and authorizes
+    every call but Health (`exchange_policies`); without, plaintext and open (tests, tools).
     """
     _require_loopback(address)
     if isinstance(config, ExchangeParts):
         parts = config
     else:
         parts = parts_from_settings(config, fcas_prices_file=fcas_prices_file, clock=clock)
-    server = ExchangeServer(Exchange(parts), address)
+    server = ExchangeServer(Exchange(parts), address, security)
     if server.port == 0:
         server.stop(None)
         raise RuntimeError(f"could not bind the exchange to {address}")
@@ -723,6 +817,7 @@ __all__ = [
     "create_server",
     "exchange_awards",
     "exchange_bids",
+    "exchange_policies",
     "market_bid_of",
     "parts_from_settings",
     "price_at",

@@ -35,7 +35,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from pydantic import ValidationError
 
-from autobidder import Award, EnergyBid, GrpcClient, MarketSnapshot, Region
+from autobidder import Award, ClientCredentials, EnergyBid, GrpcClient, MarketSnapshot, Region
 from market_adapters.bids import IntervalPrices, MarketAward, MarketBid, MarketRun, Product
 from market_adapters.market_codec import (
     ERROR_REASON_METADATA_KEY,
@@ -252,10 +252,12 @@ class ExchangeClient(GrpcClient):
     `ExchangeUnavailableError` instead of blocking a bidding cycle forever.
     """
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 10.0, credentials: ClientCredentials | None = None
+    ) -> None:
         self._address = address
         self._timeout_s = timeout_s
-        super().__init__(address)
+        super().__init__(address, credentials=credentials)
         # protogen's grpc module is untyped; the stub is used through `Any` on purpose.
         self._stub: Any = cast(Callable[[Any], Any], pb_grpc.MarketGatewayStub)(self._channel)
 
