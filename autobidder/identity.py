@@ -153,13 +153,19 @@ def write_private(path: Path, data: bytes) -> None:
 
 @dataclass(frozen=True)
 class IdentityFiles:
-    """Where a stack's credentials live (`ensure_local_identity` writes this layout)."""
+    """Where a stack's credentials live (`ensure_local_identity` writes this layout under
+    `root`); production may name its CA certificate, server certificate and key, and
+    principals file anywhere (`Settings.security`)."""
 
     root: Path
+    ca_file: Path | None = None
+    server_cert_file: Path | None = None
+    server_key_file: Path | None = None
+    principals_file: Path | None = None
 
     @property
     def ca_cert(self) -> Path:
-        return self.root / "ca.pem"
+        return self.ca_file or self.root / "ca.pem"
 
     @property
     def ca_key(self) -> Path:
@@ -167,15 +173,15 @@ class IdentityFiles:
 
     @property
     def server_cert(self) -> Path:
-        return self.root / "server.pem"
+        return self.server_cert_file or self.root / "server.pem"
 
     @property
     def server_key(self) -> Path:
-        return self.root / "server.key"
+        return self.server_key_file or self.root / "server.key"
 
     @property
     def principals(self) -> Path:
-        return self.root / "principals.json"
+        return self.principals_file or self.root / "principals.json"
 
     def token(self, name: str) -> Path:
         return self.root / "principals" / f"{name}.token"

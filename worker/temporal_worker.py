@@ -23,9 +23,10 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder import FactStore, Settings, SqsQueues, local_endpoint
+from autobidder import ClientCredentials, FactStore, Settings, SqsQueues, local_endpoint
 from fleet import FleetClient
 from market_adapters import ExchangeClient
+from worker.credentials import client_credentials
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import (
     FORECAST_STAGE,
@@ -56,12 +57,17 @@ def declare_queues(settings: Settings, queues: SqsQueues) -> None:
         )
 
 
-def read_routes(path: Path | None) -> dict[str, tuple[ExchangeClient, FleetClient]]:
+def read_routes(
+    path: Path | None, credentials: ClientCredentials | None = None
+) -> dict[str, tuple[ExchangeClient, FleetClient]]:
     if path is None:
         return {}
     entries = json.loads(path.read_text())
     return {
-        portfolio: (ExchangeClient(entry["exchange"]), FleetClient(entry["fleet"]))
+        portfolio: (
+            ExchangeClient(entry["exchange"], credentials=credentials),
+            FleetClient(entry["fleet"], credentials=credentials),
+        )
         for portfolio, entry in entries.items()
     }
 
@@ -75,8 +81,8 @@ def build_activities(
     return CycleActivities(
         settings,
         FactStore.from_url(settings.resolved_database_url),
-        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}"),
-        FleetClient(f"127.0.0.1:{settings.ports.fleet}"),
+        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}", credentials=client_credentials(settings)),
+        FleetClient(f"127.0.0.1:{settings.ports.fleet}", credentials=client_credentials(settings)),
         queues,
         waiting=waiting,
         routes=routes,
@@ -88,7 +94,9 @@ async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None 
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
-    activities = build_activities(settings, queues, waiting, read_routes(routes_path))
+    activities = build_activities(
+        settings, queues, waiting, read_routes(routes_path, client_credentials(settings))
+    )
     bridge = QueueBridge(client, queues, [settings.queue_name(s, "results") for s in STAGES], waiting)
     with ThreadPoolExecutor(max_workers=32) as executor:
         worker = Worker(
