@@ -279,7 +279,11 @@ def test_bid_above_the_fleet_maximum_is_rejected(client: ExchangeClient) -> None
 
 
 def test_bid_for_an_unknown_portfolio_or_other_region_is_rejected(client: ExchangeClient) -> None:
-    other = {"portfolio": "someone-else", "region": Region.VIC1, "bid_id": bid_id_for("someone-else", EVENING)}
+    other = {
+        "portfolio": "someone-else",
+        "region": Region.VIC1,
+        "bid_id": bid_id_for("someone-else", EVENING),
+    }
     bid = make_bid().model_copy(update=other)
     with pytest.raises(BidRejectedError) as info:
         client.submit_bid(bid)
