@@ -444,15 +444,21 @@ class ServerSecurity:
     key_pem: bytes
     ca_pem: bytes
     mtls: bool = False
+    # The principals file the registry came from: re-read when it changes (checked at most every
+    # `reload_every_s`), so an issued or rotated token takes effect without a restart.
+    principals_path: Path | None = None
+    reload_every_s: float = 1.0
 
     @classmethod
-    def of(cls, files: IdentityFiles, *, mtls: bool = False) -> ServerSecurity:
+    def of(cls, files: IdentityFiles, *, mtls: bool = False, reload_every_s: float = 1.0) -> ServerSecurity:
         return cls(
             Registry.load(files.principals),
             files.server_cert.read_bytes(),
             files.server_key.read_bytes(),
             files.ca_cert.read_bytes(),
             mtls,
+            files.principals,
+            reload_every_s,
         )
 
     def credentials(self) -> grpc.ServerCredentials:
@@ -495,20 +501,59 @@ def _bearer(metadata: Iterable[Any]) -> str | None:
     return None
 
 
+class _ReloadingRegistry:
+    """The registry of a principals file, re-read when the file's modification time changes; a
+    file that does not parse keeps the previous registry (and is logged)."""
+
+    def __init__(self, registry: Registry, path: Path | None, every_s: float) -> None:
+        self._registry, self._path, self._every_s = registry, path, every_s
+        self._checked = time.monotonic()
+        self._mtime = self._stat()
+        self._lock = threading.Lock()
+
+    def _stat(self) -> int | None:
+        try:
+            return None if self._path is None else self._path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def current(self) -> Registry:
+        if self._path is None:
+            return self._registry
+        now = time.monotonic()
+        if now - self._checked < self._every_s:
+            return self._registry
+        with self._lock:
+            self._checked = now
+            mtime = self._stat()
+            if mtime is not None and mtime != self._mtime:
+                try:
+                    self._registry = Registry.load(self._path)
+                except (IdentityError, OSError, KeyError, TypeError) as exc:
+                    log.error(
+                        "principals file %s not reloaded, keeping the previous one: %s", self._path, exc
+                    )
+                self._mtime = mtime
+        return self._registry
+
+
 class _Authenticator:
     def __init__(self, security: ServerSecurity, policies: Mapping[str, Policy]) -> None:
-        self._registry = security.registry
+        self._registry = _ReloadingRegistry(
+            security.registry, security.principals_path, security.reload_every_s
+        )
         self._policies = policies
         self.log = _RateLimitedLog()
 
     def principal(self, context: Any) -> Principal | None:
+        registry = self._registry.current()
         token = _bearer(context.invocation_metadata())
         if token is not None:
-            return self._registry.by_token(token)
+            return registry.by_token(token)
         names = (context.auth_context() or {}).get("x509_common_name") or []
         for raw in names:
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            found = self._registry.by_name(name)
+            found = registry.by_name(name)
             if found is not None:
                 return found
         return None

@@ -28,9 +28,12 @@ from autobidder.identity import (
     READ_ONLY_PRINCIPAL,
     SERVICE_PRINCIPAL,
     ClientCredentials,
+    Grant,
     IdentityFiles,
+    Role,
     ServerSecurity,
     ensure_local_identity,
+    issue_principal,
 )
 from autobidder.prices import load_prices
 from exchange.core import ExchangeParts
@@ -277,3 +280,26 @@ def test_refusals_are_logged_once_per_principal_and_minute(
     lines = [r.getMessage() for r in caplog.records if r.name == "autobidder.identity"]
     assert len([m for m in lines if m.startswith("UNAUTHENTICATED")]) == 1
     assert len([m for m in lines if m.startswith("PERMISSION_DENIED")]) == 1
+
+
+def test_a_rotated_token_replaces_the_old_one_without_a_restart(tmp_path: Path) -> None:
+    files = ensure_local_identity(tmp_path / "identity", [PORTFOLIO])
+    engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+    parts = ExchangeParts(
+        region=Region.SA1, prices=load_prices(Region.SA1), limits={PORTFOLIO: SAMPLE_LIMITS}, engine=engine
+    )
+    security = ServerSecurity.of(files, reload_every_s=0.0)  # re-check the file on every call
+    server, port = create_exchange(parts, "127.0.0.1:0", security=security)
+    server.start()
+    try:
+        old = ClientCredentials.of(files, f"trader-{PORTFOLIO}")
+        stub: Any = pb_grpc.MarketGatewayStub(old.channel(f"127.0.0.1:{port}"))  # type: ignore[no-untyped-call]
+        assert stub.GetMarketClock(pb.GetMarketClockRequest(), timeout=10).mode == "replay"
+        issue_principal(files, f"trader-{PORTFOLIO}", [Grant(Role.TRADER, PORTFOLIO)])
+        assert code_of(stub.GetMarketClock, pb.GetMarketClockRequest()) == grpc.StatusCode.UNAUTHENTICATED
+        new = ClientCredentials.of(files, f"trader-{PORTFOLIO}")
+        fresh: Any = pb_grpc.MarketGatewayStub(new.channel(f"127.0.0.1:{port}"))  # type: ignore[no-untyped-call]
+        assert fresh.SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+    finally:
+        server.stop(None).wait()
+        engine.dispose()

@@ -3,9 +3,8 @@ principal (docs/security.md).
 
     python -m worker.credentials issue --settings PATH --name NAME --grant ROLE:SCOPE [...]
 
-issues NAME (or rotates it: the old token stops working at once on servers that load the
-principals file, that is, after the exchange and fleet services restart) and prints where its
-token and client certificate are. Exit codes: 0 issued, 2 bad arguments or settings.
+issues NAME (or rotates it: the running services re-read the principals file within a second,
+and the old token stops working) and prints where its token and client certificate are. Exit codes: 0 issued, 2 bad arguments or settings.
 """
 
 from __future__ import annotations
