@@ -297,12 +297,23 @@ def ensure_local_identity(root: Path, portfolios: Iterable[str]) -> IdentityFile
     for p in ports:
         wanted[f"trader-{p}"] = [Grant(Role.TRADER, p)]
         wanted[f"operator-{p}"] = [Grant(Role.OPERATOR, p)]
-    have = set()
+    have: dict[str, list[str]] = {}
     if files.principals.exists():
-        have = {e["name"] for e in json.loads(files.principals.read_text())["principals"]}
+        have = {e["name"]: e["grants"] for e in json.loads(files.principals.read_text())["principals"]}
+    widened: dict[str, list[str]] = {}
     for name, grants in wanted.items():
         if name not in have or not files.token(name).exists():
             issue_principal(files, name, grants)
+            continue
+        # A portfolio added to the stack widens a local principal's grants; its token stays.
+        missing = [t for g in grants if (t := f"{g.role}:{g.scope}") not in have[name]]
+        if missing:
+            widened[name] = [*have[name], *missing]
+    if widened:
+        current = json.loads(files.principals.read_text())["principals"]
+        for entry in current:
+            entry["grants"] = widened.get(entry["name"], entry["grants"])
+        write_private(files.principals, json.dumps({"principals": current}, indent=2).encode())
     return files
 
 
