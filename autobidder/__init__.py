@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         dump_settings as dump_settings,
         load_settings as load_settings,
         read_settings as read_settings,
+        temporal_connect_options as temporal_connect_options,
     )
     from autobidder.domain import (
         Award as Award,
@@ -170,6 +171,7 @@ __all__ = [
     "require_aware",
     "settle",
     "slice_prices",
+    "temporal_connect_options",
     "to_nem_time",
     "to_utc",
     "write_private",
@@ -192,6 +194,7 @@ _EXPORTS = {
         "dump_settings",
         "load_settings",
         "read_settings",
+        "temporal_connect_options",
     ),
     "autobidder.domain": (
         "Award",

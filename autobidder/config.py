@@ -97,6 +97,23 @@ class SecuritySettings(BaseModel):
         return self.identity_dir is None and all(f is None for f in named)
 
 
+class TemporalSettings(BaseModel):
+    """How every process reaches Temporal (docs/security.md). The local default is the dev server
+    on 127.0.0.1 without TLS; a cluster or Temporal Cloud sets `address`, `tls` and either mTLS
+    files or an API key, which is read from the environment variable named by `api_key_env` (the
+    key itself is never in a config or settings file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str = ""  # host:port; "" = 127.0.0.1:<ports.temporal>
+    tls: bool = False
+    server_ca_file: Path | None = None
+    server_name: str = ""
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    api_key_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -116,6 +133,7 @@ class Settings(BaseModel):
     # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
     nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
     security: SecuritySettings = SecuritySettings()
+    temporal: TemporalSettings = TemporalSettings()
 
     @field_validator("fleet")
     @classmethod
@@ -174,6 +192,45 @@ class Settings(BaseModel):
     def queue_name(self, stage: str, direction: str) -> str:
         """SQS queue name, for example `autobidder-forecast-requests`."""
         return f"{self.queue_prefix}-{stage}-{direction}"
+
+
+def temporal_connect_options(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments of `temporalio.client.Client.connect` for `settings`: target, namespace
+    and, when configured, TLS (mTLS files) and the API key from its environment variable.
+    `ConfigError` naming the field when a file or the key is missing or the combination is wrong."""
+    t = settings.temporal
+    options: dict[str, Any] = {
+        "target_host": t.address or f"127.0.0.1:{settings.ports.temporal}",
+        "namespace": settings.temporal_namespace,
+    }
+    if (t.client_cert_file is None) != (t.client_key_file is None):
+        raise ConfigError("temporal.client_cert_file, temporal.client_key_file: set both or neither")
+    uses_tls_parts = t.server_ca_file or t.client_cert_file or t.server_name
+    if (uses_tls_parts or t.api_key_env) and not t.tls:
+        raise ConfigError("temporal.tls: must be true when TLS files or an API key are configured")
+    if t.tls:
+        from temporalio.service import TLSConfig
+
+        def read(path: Path | None, field: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"temporal.{field}: {path}: {exc.strerror}") from None
+
+        options["tls"] = TLSConfig(
+            server_root_ca_cert=read(t.server_ca_file, "server_ca_file"),
+            client_cert=read(t.client_cert_file, "client_cert_file"),
+            client_private_key=read(t.client_key_file, "client_key_file"),
+            domain=t.server_name or None,
+        )
+    if t.api_key_env:
+        key = (os.environ if env is None else env).get(t.api_key_env, "")
+        if not key:
+            raise ConfigError(f"temporal.api_key_env: environment variable {t.api_key_env} is not set")
+        options["api_key"] = key
+    return options
 
 
 def _format_validation_error(exc: ValidationError) -> str:

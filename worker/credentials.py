@@ -4,7 +4,8 @@ principal (docs/security.md).
     python -m worker.credentials issue --settings PATH --name NAME --grant ROLE:SCOPE [...]
 
 issues NAME (or rotates it: the running services re-read the principals file within a second,
-and the old token stops working) and prints where its token and client certificate are. Exit codes: 0 issued, 2 bad arguments or settings.
+and the old token stops working) and prints where its token and client certificate are.
+Exit codes: 0 issued, 2 bad arguments or settings.
 """
 
 from __future__ import annotations

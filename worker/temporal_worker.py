@@ -23,7 +23,15 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder import ClientCredentials, FactStore, Settings, SqsQueues, local_endpoint
+from autobidder import (
+    ClientCredentials,
+    ConfigError,
+    FactStore,
+    Settings,
+    SqsQueues,
+    local_endpoint,
+    temporal_connect_options,
+)
 from fleet import FleetClient
 from market_adapters import ExchangeClient
 from worker.credentials import client_credentials
@@ -90,7 +98,7 @@ def build_activities(
 
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
+    client = await Client.connect(**temporal_connect_options(settings))
     queues = SqsQueues(local_endpoint(settings.ports.sqs))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
@@ -127,6 +135,10 @@ def main() -> None:
         parser.add_argument("--routes", type=Path, default=None, help="JSON: portfolio -> exchange/fleet")
 
     settings, args = parse_settings(__doc__ or "", extra)
+    try:
+        temporal_connect_options(settings)  # a bad [temporal] section is one line, exit 2
+    except ConfigError as exc:
+        raise SystemExit(f"worker.temporal_worker: {exc}") from None
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     on_stop_signal(lambda: loop.call_soon_threadsafe(stop.set))
