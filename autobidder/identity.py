@@ -183,6 +183,11 @@ class IdentityFiles:
     def principals(self) -> Path:
         return self.principals_file or self.root / "principals.json"
 
+    @property
+    def queue_key(self) -> Path:
+        """The per-stack key that signs queue messages (`autobidder.queues`)."""
+        return self.root / "queue-hmac.key"
+
     def token(self, name: str) -> Path:
         return self.root / "principals" / f"{name}.token"
 
@@ -288,6 +293,8 @@ def ensure_local_identity(root: Path, portfolios: Iterable[str]) -> IdentityFile
         key_pem, cert_pem = _issue_cert(files, "localhost", server=True)
         write_private(files.server_key, key_pem)
         write_private(files.server_cert, cert_pem)
+    if not files.queue_key.exists():
+        write_private(files.queue_key, secrets.token_hex(32).encode())
     ports = sorted(set(portfolios))
     wanted: dict[str, list[Grant]] = {
         SERVICE_PRINCIPAL: [Grant(Role.SERVICE, p) for p in ports] + [Grant(Role.SERVICE, MARKET_SCOPE)],

@@ -50,6 +50,17 @@ def client_credentials(settings: Settings, principal: str | None = "") -> Client
     return ClientCredentials.of(settings.identity_files, name, with_cert=settings.security.mtls)
 
 
+def queue_signing_key(settings: Settings) -> bytes | None:
+    """The per-stack key that signs and checks queue messages (None: security off, or no key
+    made: a queue worker started by hand beside no stack)."""
+    if not settings.security.enabled:
+        return None
+    try:
+        return settings.identity_files.queue_key.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.credentials", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

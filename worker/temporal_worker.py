@@ -34,7 +34,7 @@ from autobidder import (
 )
 from fleet import FleetClient
 from market_adapters import ExchangeClient
-from worker.credentials import client_credentials
+from worker.credentials import client_credentials, queue_signing_key
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import (
     FORECAST_STAGE,
@@ -99,7 +99,7 @@ def build_activities(
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
     client = await Client.connect(**temporal_connect_options(settings))
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    queues = SqsQueues(local_endpoint(settings.ports.sqs), signing_key=queue_signing_key(settings))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
     activities = build_activities(
