@@ -303,3 +303,15 @@ def test_a_rotated_token_replaces_the_old_one_without_a_restart(tmp_path: Path) 
     finally:
         server.stop(None).wait()
         engine.dispose()
+
+
+def test_a_node_scope_covers_its_subtree_only() -> None:
+    feeder = Grant(Role.OPERATOR, f"{PORTFOLIO}/vpp.sa1.feeder_12")
+    assert feeder.covers(PORTFOLIO, "vpp.sa1.feeder_12")
+    assert feeder.covers(PORTFOLIO, "vpp.sa1.feeder_12.site_3456.battery_1")
+    assert not feeder.covers(PORTFOLIO, "vpp.sa1.feeder_123")  # a sibling sharing a prefix
+    assert not feeder.covers(PORTFOLIO, "")  # not the whole fleet
+    assert not feeder.covers(OTHER, "vpp.sa1.feeder_12")
+    assert Grant(Role.OPERATOR, PORTFOLIO).covers(PORTFOLIO, "vpp.sa1.feeder_123")
+    assert Grant(Role.READ_ONLY, "*").covers(OTHER, "anything")
+    assert not Grant(Role.OPERATOR, "market").covers(PORTFOLIO)
