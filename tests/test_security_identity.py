@@ -315,3 +315,21 @@ def test_a_node_scope_covers_its_subtree_only() -> None:
     assert Grant(Role.OPERATOR, PORTFOLIO).covers(PORTFOLIO, "vpp.sa1.feeder_123")
     assert Grant(Role.READ_ONLY, "*").covers(OTHER, "anything")
     assert not Grant(Role.OPERATOR, "market").covers(PORTFOLIO)
+
+
+def test_a_far_future_dispatch_cannot_block_the_node(files: IdentityFiles, services: Services) -> None:
+    """Attack 4, second half: a dispatch for 9999-12-31 (even by a principal allowed to dispatch)
+    is refused, and the next real interval is still applied."""
+    stub = fleet_stub(files, services, SERVICE_PRINCIPAL)
+    stub.Dispatch(dispatch(), timeout=10)
+    far = fleet_pb2.DispatchRequest(
+        portfolio=PORTFOLIO, interval_end="9999-12-31T00:00:00+00:00", net_mw=1.0, interval_minutes=5
+    )
+    assert code_of(stub.Dispatch, far) == grpc.StatusCode.INVALID_ARGUMENT
+    nxt = fleet_pb2.DispatchRequest(
+        portfolio=PORTFOLIO,
+        interval_end=(T1 + timedelta(minutes=5)).isoformat(),
+        net_mw=1.0,
+        interval_minutes=5,
+    )
+    assert stub.Dispatch(nxt, timeout=10).requested_net_mw == 1.0
