@@ -582,7 +582,9 @@ class _Authenticator:
         principal = self.principal(context)
         if principal is None:
             detail = f"{short}: no valid credentials (bearer token or client certificate)"
-            self.log.warning("UNAUTHENTICATED", str(context.peer()), short, detail)
+            # Keyed by the peer's address without its port: a caller opening a new connection per
+            # call still gets one line a minute.
+            self.log.warning("UNAUTHENTICATED", str(context.peer()).rsplit(":", 1)[0], short, detail)
             return None, grpc.StatusCode.UNAUTHENTICATED, detail
         policy = self._policies.get(short)
         refusal = policy(principal, request) if policy is not None and request is not None else None

@@ -2,11 +2,14 @@
 
 `MarketGatewayServicer` only adapts requests to `exchange.core.Exchange` and maps
 its errors to status codes (the grpc `route_guide` servicer pattern): a broken market rule is
-INVALID_ARGUMENT with every `BidViolation` serialized into the trailing metadata key
+INVALID_ARGUMENT with its `BidViolation`s (as many as fit `MAX_VIOLATIONS_METADATA_BYTES`; the
+message names the count) serialized into the trailing metadata key
 `autobidder-bid-violations-bin`; a FAILED_PRECONDITION carries its reason in
 `autobidder-error-reason`. On the SubmitBidStream session the same refusals of a bid are
 answers (`BidRejection`: the status code name, message, violations and reason), and the stream
 goes on. The core and its helpers are re-exported here, where the foundation first defined them.
+With `ServerSecurity` the server speaks TLS and every call but Health is authenticated and
+authorized (`exchange_policies`, docs/security.md).
 
 Long because the servicer maps every RPC (unary, batched and the bid stream with its group
 commit on the event loop) onto the core in one place, so each status-code mapping is seen once.
