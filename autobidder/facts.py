@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -50,6 +51,17 @@ class Provenance(BaseModel):
     inputs: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class FactRecord:
+    """A stored fact as it is, for reading back without knowing its model (audits, explanations)."""
+
+    fact_id: str
+    kind: str
+    payload: dict[str, Any]
+    provenance: Provenance
+    created_at_utc: datetime
+
+
 class FactNotFoundError(LookupError):
     def __init__(self, fact_id: str) -> None:
         super().__init__(f"fact {fact_id!r} is not in the fact store")
@@ -62,6 +74,17 @@ class FactKindMismatchError(TypeError):
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def fact_id_of(kind: str, payload_text: str, provenance_text: str) -> str:
+    """SHA-256 of the canonical JSON of {"kind", "payload", "provenance"}, from the canonical texts.
+
+    Canonical JSON nests: with sorted keys and no spaces, the object's text is its members' texts
+    joined in key order. So the id is built from the texts already made for the row instead of
+    serialising the payload a second time (it is most of a fact's bytes), and stays the same id.
+    """
+    text = f'{{"kind":{json.dumps(kind)},"payload":{payload_text},"provenance":{provenance_text}}}'
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -96,13 +119,10 @@ class FactStore:
 
     def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
         """Store `value` as a fact and return its id; storing an identical fact again returns the same id."""
-        payload = value.model_dump(mode="json")
-        prov = provenance.model_dump(mode="json")
-        payload_text = _canonical(payload)
+        payload_text = _canonical(value.model_dump(mode="json"))
+        provenance_text = _canonical(provenance.model_dump(mode="json"))
         content_hash = hashlib.sha256(payload_text.encode()).hexdigest()
-        fact_id = hashlib.sha256(
-            _canonical({"kind": str(kind), "payload": payload, "provenance": prov}).encode()
-        ).hexdigest()
+        fact_id = fact_id_of(str(kind), payload_text, provenance_text)
         row = {
             "fact_id": fact_id,
             "kind": str(kind),
@@ -110,7 +130,7 @@ class FactStore:
             "cycle_id": provenance.cycle_id,
             "component": provenance.component,
             "payload": payload_text,
-            "provenance": _canonical(prov),
+            "provenance": provenance_text,
             "created_at_utc": datetime.now(UTC),
         }
         try:
@@ -131,6 +151,26 @@ class FactStore:
         if kind is not None and row.kind != str(kind):
             raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
         return model.model_validate_json(row.payload)
+
+    def record(self, fact_id: str) -> FactRecord:
+        """The fact's kind, payload, provenance and write time; `FactNotFoundError` if absent."""
+        c = facts_table.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(c.kind, c.payload, c.provenance, c.created_at_utc).where(c.fact_id == fact_id)
+            ).first()
+        if row is None:
+            raise FactNotFoundError(fact_id)
+        created = row.created_at_utc
+        # SQLite hands the timestamp back without its zone; it was written in UTC.
+        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+        return FactRecord(
+            fact_id=fact_id,
+            kind=row.kind,
+            payload=json.loads(row.payload),
+            provenance=Provenance.model_validate_json(row.provenance),
+            created_at_utc=created,
+        )
 
     def provenance(self, fact_id: str) -> Provenance:
         with self._engine.connect() as conn:

@@ -2,6 +2,8 @@
 
   autobidder backtest --strategy strategies/sa1-vpp.toml --from 2022-09-30 --to 2022-10-06
   autobidder backtest --strategy sa1-vpp@v2 --from 2022-10-01 --to 2022-10-06 --json
+  autobidder backtest --strategy strategies/sa1-vpp.toml --from 2022-10-01 --to 2022-10-06 \\
+      --csv var/backtests/sa1-vpp-intervals.csv
   autobidder backtest --strategy strategies/sa1-vpp.toml --from 2022-01-02 --to 2022-12-31 \\
       --prices ../shared/data/nem/price_demand_2022.parquet
   autobidder backtest compare --strategy strategies/sa1-vpp.toml \\
@@ -97,6 +99,12 @@ def register(subparsers: Any) -> None:
         parser,
         "strategy TOML file, or a stored version PORTFOLIO[@vN]",
         "use this forecaster instead of the strategy's",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="also write every interval (price, forecast, MW, MWh, SoC, revenue, bound) as CSV",
     )
     parser.set_defaults(handler=_lazy("run_command"))
     sub = parser.add_subparsers(dest="backtest_command", metavar="COMMAND")

@@ -23,6 +23,7 @@ from autobidder.strategy import (
 from backtest.engine import BacktestError
 from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
+from backtest.pnl import write_interval_csv
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
 from optimization import RiskSettingError
@@ -133,6 +134,11 @@ def run_command(args: argparse.Namespace) -> int:
     if path is not None:
         write_report(path, render_report([result]))
         out["report"] = str(path)
+    if args.csv is not None:
+        trace, window = result.run.trace, result.window
+        out["csv"] = str(
+            write_interval_csv(args.csv, trace, result.bound.revenue_aud, window.first_interval_end)
+        )
     if args.json:
         print(json.dumps(out, indent=2))
         return EXIT_OK
@@ -150,6 +156,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if path is not None:
         print(f"report: {path}")
+    if args.csv is not None:
+        print(f"intervals: {out['csv']}")
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly 
     limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
     exchange       market_adapters.nem.energy_bid_violations (reject) and
                    market_adapters.clearing.clear_energy_bid
-    dispatch       fleet.simulated.disaggregate + SimulatedFleet.apply
+    dispatch       fleet.simulated.disaggregate_flat + SimulatedFleet.apply
     settle         autobidder.settlement.settle
 
 There is no Temporal, no queue and no database: the loop owns the fleet twin and the plan. The
@@ -39,7 +39,7 @@ from autobidder.strategy import (
 )
 from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
-from fleet import SimulatedFleet, disaggregate
+from fleet import SimulatedFleet, disaggregate_flat
 from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     clear_energy_bid,
@@ -291,7 +291,7 @@ def simulate(
             )
         else:
             award = clear_energy_bid(bid, price)
-        dispatch = disaggregate(portfolio, end, award.net_mw, telemetry, dt_h)
+        dispatch = disaggregate_flat(portfolio, end, award.net_mw, telemetry, dt_h)
         fleet.apply(dispatch, dt_h)
         settlement = settle(portfolio, award, dt_h)
         discharged_today_mwh += award.discharge_mw * dt_h

@@ -7,7 +7,9 @@ and their difference, and every chart drawn with both runs.
 Charts: price with the forecast the bids were made from (and its P10–P90 band when the forecaster
 gives one); state of charge against the perfect-foresight schedule; bids against clearing prices
 on the day with the most at stake (the largest perfect-foresight revenue); cumulative revenue
-against perfect foresight.
+against perfect foresight. Tables: the figures, prices traded (volume-weighted sell and buy
+prices and the spread captured) and P&L per NEM trading day against the bound. Price axes turn
+symmetric-log when a spike would squash the rest (`backtest.svg.wants_symlog`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import numpy as np
 
 from autobidder import NEM_TZ
 from backtest.metrics import figures
+from backtest.pnl import DayPnl, Spread, daily_pnl, spread
 from backtest.runner import BacktestResult
-from backtest.svg import Chart, Series, auto_range, render
+from backtest.svg import Chart, Series, auto_range, render, wants_symlog
 
 PRICE, FORECAST, BOUND, ORACLE = "#222222", "#e67e22", "#2ca02c", "#9467bd"
 RUN_COLORS = ("#1f77b4", "#d62728")
@@ -130,6 +133,16 @@ def _zoom_day(result: BacktestResult) -> tuple[int, int]:
     return day * INTERVALS_PER_DAY, (day + 1) * INTERVALS_PER_DAY
 
 
+def _price_axis(chart: Chart, price: np.ndarray) -> None:
+    """Symmetric-log over the whole range when spikes would squash the rest; else linear, with
+    the rare extremes clipped (and said so under the chart)."""
+    if wants_symlog(price):
+        chart.scale = "symlog"
+        chart.y_range = auto_range([price])
+    else:
+        chart.y_range = auto_range([price], clip_quantile=0.002)
+
+
 def _charts(results: Sequence[BacktestResult], labels: Sequence[str]) -> list[str]:
     first = results[0]
     start_end = first.window.first_interval_end
@@ -163,7 +176,7 @@ def _charts(results: Sequence[BacktestResult], labels: Sequence[str]) -> list[st
             )
         price_chart.add(Series(name(label, "forecast P50"), color, trace.forecast_p50_aud_per_mwh))
     price_chart.add(Series("price", PRICE, price, width=1.1))
-    price_chart.y_range = auto_range([price], clip_quantile=0.002)
+    _price_axis(price_chart, price)
 
     capacity = sum(b.capacity_mwh for b in first.request.fleet)
     soc = Chart("State of charge", "MWh", start_end, interval)
@@ -223,7 +236,7 @@ def _charts(results: Sequence[BacktestResult], labels: Sequence[str]) -> list[st
                 marker="down",
             )
         )
-    bids.y_range = auto_range([price[lo:hi]], clip_quantile=0.01)
+    _price_axis(bids, price[lo:hi])
 
     revenue = Chart("Cumulative revenue", "AUD", start_end, interval)
     revenue.add(Series("perfect foresight", BOUND, np.cumsum(first.bound.revenue_aud), dashed=True))
@@ -269,6 +282,51 @@ ul.notes { color: #555; } pre { background: #f5f7fa; padding: 10px; overflow-x: 
 """
 
 
+def _price(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
+
+
+def _spread_table(spreads: Sequence[Spread], labels: Sequence[str]) -> str:
+    rows = (
+        ("Energy sold (MWh)", [f"{s.sold_mwh:,.1f}" for s in spreads]),
+        ("Average sell price (AUD/MWh)", [_price(s.average_sell_aud_per_mwh) for s in spreads]),
+        ("Energy bought (MWh)", [f"{s.bought_mwh:,.1f}" for s in spreads]),
+        ("Average buy price (AUD/MWh)", [_price(s.average_buy_aud_per_mwh) for s in spreads]),
+        ("Spread captured, sell − buy (AUD/MWh)", [_price(s.spread_aud_per_mwh) for s in spreads]),
+    )
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    body = "".join(
+        f"<tr><th>{escape(name)}</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"
+        for name, values in rows
+    )
+    return f"<table class='spread'><tr><th></th>{head}</tr>{body}</table>"
+
+
+def _daily_table(days: Sequence[Sequence[DayPnl]], labels: Sequence[str]) -> str:
+    """One row per NEM trading day: each run's revenue, the bound, capture and spread."""
+    head = "".join(
+        f"<th>Revenue {escape(label)} (AUD)</th><th>Capture {escape(label)}</th>"
+        f"<th>Spread {escape(label)} (AUD/MWh)</th>"
+        for label in labels
+    )
+    rows = []
+    for i, day in enumerate(days[0]):
+        cells = "".join(
+            f"<td>{run[i].revenue_aud:,.0f}</td><td>{_format(run[i].capture_ratio, 'ratio')}</td>"
+            f"<td>{_price(run[i].spread.spread_aud_per_mwh)}</td>"
+            for run in days
+        )
+        rows.append(
+            f"<tr><th>{day.trading_day.isoformat()}</th>{cells}"
+            f"<td>{day.perfect_foresight_revenue_aud:,.0f}</td></tr>"
+        )
+    return (
+        f"<table class='daily'><tr><th>NEM trading day</th>{head}<th>Perfect foresight (AUD)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _headline(f: dict[str, Any]) -> str:
     items = [
         ("revenue", f"{f['revenue']:,.0f} AUD" if f.get("revenue") is not None else "–"),
@@ -310,6 +368,8 @@ def render_report(results: Sequence[BacktestResult], labels: Sequence[str] | Non
         for r, label in zip(results, labels, strict=True)
     )
     headline = "" if len(results) == 2 else _headline(f0)
+    spreads = [spread(r.run.trace.price_aud_per_mwh, r.run.trace.net_mw) for r in results]
+    days = [daily_pnl(r.run.trace, first.bound.revenue_aud, first.window.first_interval_end) for r in results]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -323,6 +383,10 @@ def render_report(results: Sequence[BacktestResult], labels: Sequence[str] | Non
 <h2>Figures</h2>
 {_table(all_figures, labels)}
 {"<ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""}
+<h2>Prices traded</h2>
+{_spread_table(spreads, labels)}
+<h2>P&amp;L by day</h2>
+{_daily_table(days, labels)}
 <h2>Charts</h2>
 {"".join(charts)}
 <h2>How to read this</h2>

@@ -5,6 +5,11 @@ three kinds: a line, a band between two lines, and markers. Long windows are red
 `MAX_POINTS` buckets before drawing (`bucket`): a line keeps each bucket's mean, a band its
 minimum and maximum, so a year of 5-minute prices stays a few hundred kilobytes and its spikes stay
 visible. Values outside the value axis are drawn at its edge and the chart says so.
+
+A value axis is linear, or symmetric-log (`scale="symlog"`): linear within ±`linear_width` and
+logarithmic beyond, so one 10,000 AUD/MWh spike does not flatten a day of 50 AUD/MWh prices into
+the bottom of the chart (`wants_symlog` decides it for a price series). Guide labels (capacity,
+reserve) sit at the plot's right edge, inside it, and move below their line when two would touch.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from autobidder import NEM_TZ
 from optimization import FloatArray
 
 MAX_POINTS = 2400
+GUIDE_LABEL_HEIGHT = 12  # px: one line of the 11 px label font
 WIDTH, PLOT_HEIGHT = 960, 190
 LEFT, RIGHT, BOTTOM = 72, 24, 28
 
@@ -47,6 +53,8 @@ class Chart:
     series: list[Series] = field(default_factory=list)
     y_range: tuple[float, float] | None = None
     guides: list[tuple[float, str]] = field(default_factory=list)  # horizontal reference lines
+    scale: Literal["linear", "symlog"] = "linear"
+    linear_width: float = 100.0  # symlog: linear within ±linear_width (chart units)
 
     def add(self, series: Series) -> Chart:
         self.series.append(series)
@@ -82,6 +90,37 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
+def symlog(values: FloatArray, width: float) -> FloatArray:
+    """sign(v)·log10(1 + |v|/width): linear near zero, logarithmic in the tails, monotone."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.sign(v) * np.log10(1.0 + np.abs(v) / width)
+
+
+def symlog_ticks(low: float, high: float, width: float) -> list[float]:
+    """Round ticks for a symlog axis: zero, then 1-2-5 steps of each decade from `width` out."""
+    magnitudes: list[float] = []
+    decade = 10 ** math.floor(math.log10(width))
+    while decade <= max(abs(low), abs(high)) * 10:
+        magnitudes += [decade, 2 * decade, 5 * decade]
+        decade *= 10
+    candidates = sorted({0.0} | {s * m for m in magnitudes for s in (-1.0, 1.0)})
+    inside = [c for c in candidates if low <= c <= high]
+    # Keep at most 9: the decades (1×) first, as the axis compresses the tails anyway.
+    if len(inside) > 9:
+        inside = [c for c in inside if c == 0 or math.log10(abs(c)).is_integer()]
+    return inside
+
+
+def wants_symlog(values: FloatArray) -> bool:
+    """A price series whose extremes would squash its ordinary range on a linear axis."""
+    data = np.abs(np.asarray(values, dtype=np.float64))
+    data = data[~np.isnan(data)]
+    if data.size == 0:
+        return False
+    typical = float(np.quantile(data, 0.95))
+    return float(data.max()) > max(1000.0, 10.0 * typical)
 
 
 def _fmt(value: float) -> str:
@@ -214,9 +253,15 @@ def render(chart: Chart) -> str:
     def x_of(index: FloatArray) -> FloatArray:
         return LEFT + plot_w * index / max(n - 1, 1)
 
+    def axis(values: FloatArray) -> FloatArray:
+        v = np.asarray(values, dtype=np.float64)
+        return symlog(v, chart.linear_width) if chart.scale == "symlog" else v
+
+    axis_low, axis_high = (float(x) for x in axis(np.array([low, high])))
+
     def y_of(values: FloatArray) -> FloatArray:
-        clipped = np.clip(values, low, high)
-        return top + plot_h * (1 - (clipped - low) / (high - low))
+        clipped = axis(np.clip(values, low, high))
+        return top + plot_h * (1 - (clipped - axis_low) / (axis_high - axis_low))
 
     out = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
@@ -224,7 +269,8 @@ def render(chart: Chart) -> str:
         f'<text x="{LEFT}" y="16" class="title">{escape(chart.title)}</text>',
         *legend,
     ]
-    for tick in nice_ticks(low, high):
+    ticks = symlog_ticks(low, high, chart.linear_width) if chart.scale == "symlog" else nice_ticks(low, high)
+    for tick in ticks:
         y = float(y_of(np.array([tick]))[0])
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="ylabel">{_fmt(tick)}</text>')
@@ -237,12 +283,18 @@ def render(chart: Chart) -> str:
         anchor = ' style="text-anchor:end"' if x > WIDTH - RIGHT - 30 else ""
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" class="grid"/>')
         out.append(f'<text x="{x:.1f}" y="{top + plot_h + 18}" class="xlabel"{anchor}>{escape(label)}</text>')
-    for i, (value, label) in enumerate(chart.guides):
+    last_label_y = -math.inf
+    for value, label in sorted(chart.guides, key=lambda guide: -guide[0]):
         if low <= value <= high:
             y = float(y_of(np.array([value]))[0])
+            # Above the line, inside the plot, unless that touches the frame's top; and always a
+            # label's height below the label above it (guides are drawn top to bottom).
+            label_y = y - 3 if y - 3 - GUIDE_LABEL_HEIGHT >= top else y + GUIDE_LABEL_HEIGHT
+            label_y = max(label_y, last_label_y + GUIDE_LABEL_HEIGHT)
+            last_label_y = label_y
             out.append(
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="guide"/>'
-                f'<text x="{LEFT + 4 + 150 * i}" y="{y - 3:.1f}" class="guidelabel">{escape(label)}</text>'
+                f'<text x="{WIDTH - RIGHT - 4}" y="{label_y:.1f}" class="guidelabel">{escape(label)}</text>'
             )
     clipped = False
     for s in chart.series:

@@ -1,13 +1,14 @@
 """Benchmark: a year of NEM SA1 5-minute prices through the in-process backtest.
 
-    .venv/bin/python bench/backtest.py                      # 2022, 100 MW / 200 MWh, re-opt every 30 min
+    .venv/bin/python bench/backtest.py                      # 2022, 100 MW / 200 MWh, re-opt every 5 min
     .venv/bin/python bench/backtest.py --days 14 --split    # a quick look, with the loss split
 
 The backtest is the live cycle's pure functions in-process (backtest/engine.py): seasonal-naive
 forecast, the compiled, warm-started HiGHS re-solve of `optimization` (one model per battery
 configuration, kept for the whole run), the NEM bid builder, strategy limits, exchange validation
 and clearing, fleet dispatch and settlement for every 5-minute interval, and a re-optimization
-over a 24 h horizon every 30 minutes; then the perfect-foresight bound (one LP over the window).
+over a 24 h horizon every 5 minutes, the live cycle's cadence (`--reoptimize-every 30` for the
+lighter cadence earlier figures used); then the perfect-foresight bound (one LP over the window).
 
 Reference measured in the same run: the same re-solves done COLD (a fresh model compile per solve,
 as an optimizer without a persistent model would), on `--reference-solves` of the year's problems,
@@ -126,7 +127,9 @@ def main() -> None:
         help="first NEM day (default 2022-01-02: 2022-01-01 is the forecaster's history)",
     )
     parser.add_argument("--days", type=int, default=364, help="days to backtest (default 364: to 2022-12-31)")
-    parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes between re-optimizations")
+    parser.add_argument(
+        "--reoptimize-every", type=int, default=5, help="minutes between re-optimizations (default 5: live)"
+    )
     parser.add_argument("--power-mw", type=float, default=100.0)
     parser.add_argument("--energy-mwh", type=float, default=200.0)
     parser.add_argument("--split", action="store_true", help="also run the perfect-forecast run (loss split)")
@@ -184,6 +187,7 @@ def main() -> None:
         "capture_ratio": f["capture_ratio"],
         "intervals": result.window.intervals,
         "days": args.days,
+        "reoptimize_every_minutes": args.reoptimize_every,
         "solves": run.solves,
         "revenue_aud": f["revenue"],
         "perfect_foresight_revenue_aud": f["perfect_foresight_revenue"],

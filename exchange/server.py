@@ -7,9 +7,8 @@ message names the count) serialized into the trailing metadata key
 `autobidder-bid-violations-bin`; a FAILED_PRECONDITION carries its reason in
 `autobidder-error-reason`. On the SubmitBidStream session the same refusals of a bid are
 answers (`BidRejection`: the status code name, message, violations and reason), and the stream
-goes on. The core and its helpers are re-exported here, where the foundation first defined them.
-With `ServerSecurity` the server speaks TLS and every call but Health is authenticated and
-authorized (`exchange_policies`, docs/security.md).
+goes on. With `ServerSecurity` the server speaks TLS and every call but Health is authenticated
+and authorized (`exchange_policies`, docs/security.md).
 
 Long because the servicer maps every RPC (unary, batched and the bid stream with its group
 commit on the event loop) onto the core in one place, so each status-code mapping is seen once.
@@ -49,31 +48,18 @@ from autobidder import (
 )
 from exchange.clock import MarketClock
 from exchange.core import (
-    MAX_LOOKBACK_INTERVALS,
-    REGION_NOT_SERVED,
-    UNKNOWN_PORTFOLIO,
-    BidIdConflictError,
-    BidNotFoundError,
     BidSupersededError,
-    ClockNotAdvanceableError,
     Exchange,
     ExchangeParts,
     ExchangeServiceError,
-    IntervalNotEndedError,
-    InvalidRequestError,
     PendingSubmit,
     PortfolioLimits,
     PriceNotInHistoryError,
-    RegionNotReplayedError,
     StreamPlan,
     SubmitOutcome,
-    canonical_bid_json,
-    market_bid_of,
-    price_at,
-    published_prices,
 )
 from exchange.replay_prices import ReplayPrices, load_nem_fcas
-from exchange.store import Commit, market_awards, market_bids
+from exchange.store import Commit
 from market_adapters import (
     ERROR_REASON_METADATA_KEY,
     NEM_PRICE_CAPS,
@@ -103,9 +89,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
-# The foundation's table names, kept for callers that imported them.
-exchange_bids = market_bids
-exchange_awards = market_awards
 
 
 def _ensure_sqlite_dir(database_url: str) -> None:
@@ -796,33 +779,9 @@ def create_server(
 
 
 __all__ = [
-    "ERROR_REASON_METADATA_KEY",
-    "MAX_LOOKBACK_INTERVALS",
-    "REGION_NOT_SERVED",
-    "UNKNOWN_PORTFOLIO",
-    "VIOLATIONS_METADATA_KEY",
-    "BidIdConflictError",
-    "BidNotFoundError",
-    "BidSupersededError",
-    "ClockNotAdvanceableError",
-    "Exchange",
-    "ExchangeParts",
     "ExchangeServer",
-    "ExchangeServiceError",
-    "IntervalNotEndedError",
-    "InvalidRequestError",
     "MarketGatewayServicer",
-    "PortfolioLimits",
-    "PriceNotInHistoryError",
-    "RegionNotReplayedError",
-    "SubmitOutcome",
-    "canonical_bid_json",
     "create_server",
-    "exchange_awards",
-    "exchange_bids",
     "exchange_policies",
-    "market_bid_of",
     "parts_from_settings",
-    "price_at",
-    "published_prices",
 ]

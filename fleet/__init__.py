@@ -3,7 +3,7 @@ disaggregation over node ranges, the batteries' digital twins, and the FleetCont
 (`service`) with its client (`client`) and wire format (`wire`).
 
 Where is an award split across batteries? `fleet.disaggregate` (down the hierarchy) and
-`fleet.simulated.disaggregate` (flat). May import: the core (`autobidder`) and `protogen`.
+`fleet.simulated.disaggregate_flat` (flat). May import: the core (`autobidder`) and `protogen`.
 Public names: `__all__`.
 """
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from fleet.hierarchy import FLEET as FLEET, HierarchyError as HierarchyError
     from fleet.membership import enrolled_mask as enrolled_mask
     from fleet.service import FleetServerError as FleetServerError, create_server as create_server
-    from fleet.simulated import SimulatedFleet as SimulatedFleet, disaggregate as disaggregate
+    from fleet.simulated import SimulatedFleet as SimulatedFleet, disaggregate_flat as disaggregate_flat
     from fleet.store import HierarchyStore as HierarchyStore
     from fleet.twins import (
         HOME_FLEET_BEHAVIOUR as HOME_FLEET_BEHAVIOUR,
@@ -38,7 +38,7 @@ __all__ = [
     "SimulatedFleet",
     "TwinFleet",
     "create_server",
-    "disaggregate",
+    "disaggregate_flat",
     "enrolled_mask",
     "synthetic_layout",
 ]
@@ -57,7 +57,7 @@ _EXPORTS = {
     ),
     "fleet.simulated": (
         "SimulatedFleet",
-        "disaggregate",
+        "disaggregate_flat",
     ),
     "fleet.store": ("HierarchyStore",),
     "fleet.twins": (

@@ -140,3 +140,26 @@ def test_compare_two_forecasters_shares_the_reference_runs(capsys: pytest.Captur
     assert (a["forecaster"], b["forecaster"]) == ("seasonal_naive@1", "seasonal_naive_weekly@1")
     assert a["revenue_perfect_forecast_aud"] == b["revenue_perfect_forecast_aud"]
     assert a["forecast_mae_aud_per_mwh"] != b["forecast_mae_aud_per_mwh"]
+
+
+def test_backtest_csv_has_every_interval(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "intervals.csv"
+    code, out, _ = run(
+        capsys,
+        "backtest",
+        "--strategy",
+        EXAMPLE,
+        *DAY,
+        "--no-report",
+        "--reoptimize-every",
+        "60",
+        "--csv",
+        str(path),
+    )
+    assert code == 0 and f"intervals: {path}" in out
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("interval_end_nem,price_aud_per_mwh,")
+    assert len(lines) == 1 + 288
+    assert lines[1].startswith("2022-10-06T00:05:00+10:00,") and lines[-1].startswith(
+        "2022-10-07T00:00:00+10:00,"
+    )

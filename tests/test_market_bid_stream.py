@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from autobidder.facts import make_engine
 from bench.market import main as market_benchmark
 from exchange import server as exchange_server
-from exchange.server import create_server, exchange_bids
+from exchange.server import create_server
+from exchange.store import market_bids
 from market_adapters.bids import Band, MarketBid, Rebid
 from market_adapters.exchange_client import (
     BidConflictError,
@@ -62,7 +63,7 @@ def interval_bid(k: int, **changes: Any) -> MarketBid:
 
 def stored_ids(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
-        return set(conn.execute(sa.select(exchange_bids.c.bid_id)).scalars())
+        return set(conn.execute(sa.select(market_bids.c.bid_id)).scalars())
 
 
 def test_the_stream_accepts_many_bids_and_stores_every_one(client: ExchangeClient, engine: sa.Engine) -> None:
@@ -123,7 +124,7 @@ def test_a_duplicate_on_the_stream_returns_the_original_acceptance(
             original.market_time,
             original.gate_closure,
         )
-    assert rows(engine, exchange_bids) == 2
+    assert rows(engine, market_bids) == 2
 
 
 def test_a_changed_bid_under_a_stored_id_is_refused_as_on_the_unary_path(
@@ -139,7 +140,7 @@ def test_a_changed_bid_under_a_stored_id_is_refused_as_on_the_unary_path(
     with pytest.raises(BidConflictError) as unary:
         client.submit_bids([changed], as_of=GATE_OK)
     assert str(unary.value).removeprefix("SubmitBids: ") == str(conflict).removeprefix("SubmitBidStream: ")
-    assert rows(engine, exchange_bids) == 2
+    assert rows(engine, market_bids) == 2
     assert client.get_bid(bid.bid_id).accepted_at == stored.accepted_at
 
 

@@ -17,13 +17,9 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import EnergyBid, PriceBand, PriceSeries, Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
-from exchange.server import (
-    ExchangeParts,
-    PortfolioLimits,
-    create_server,
-    exchange_awards,
-    exchange_bids,
-)
+from exchange.core import ExchangeParts, PortfolioLimits
+from exchange.server import create_server
+from exchange.store import market_awards, market_bids
 from market_adapters.bids import bid_id_for
 from market_adapters.exchange_client import (
     BidConflictError,
@@ -190,7 +186,7 @@ def test_submit_then_award_clears_against_the_historical_price(
     # Discharge bands priced at or below 238.78 (five of 1 MW); charge bands at or above it (four of 0.5 MW).
     assert award.discharge_mw == pytest.approx(5.0)
     assert award.charge_mw == pytest.approx(2.0)
-    assert row_count(engine, exchange_awards) == 1
+    assert row_count(engine, market_awards) == 1
 
 
 def test_award_at_a_negative_price(client: ExchangeClient) -> None:
@@ -205,7 +201,7 @@ def test_award_is_stored_once_and_repeats(client: ExchangeClient, engine: sa.Eng
     client.submit_bid(make_bid())
     first, second = client.get_award(BID_1), client.get_award(BID_1)
     assert first == second
-    assert row_count(engine, exchange_awards) == 1
+    assert row_count(engine, market_awards) == 1
 
 
 def test_resubmitting_the_identical_bid_is_a_duplicate(client: ExchangeClient, engine: sa.Engine) -> None:
@@ -216,7 +212,7 @@ def test_resubmitting_the_identical_bid_is_a_duplicate(client: ExchangeClient, e
     # The same bid spelled in UTC is the same bid.
     utc = make_bid(BID_1, interval_end=EVENING.astimezone(UTC))
     assert client.submit_bid(utc).duplicate
-    assert row_count(engine, exchange_bids) == 1
+    assert row_count(engine, market_bids) == 1
 
 
 def test_concurrent_identical_submissions_store_one_bid(address: str, engine: sa.Engine) -> None:
@@ -227,7 +223,7 @@ def test_concurrent_identical_submissions_store_one_bid(address: str, engine: sa
     with ThreadPoolExecutor(max_workers=8) as pool:
         duplicates = list(pool.map(submit, range(8)))
     assert duplicates.count(False) == 1
-    assert row_count(engine, exchange_bids) == 1
+    assert row_count(engine, market_bids) == 1
 
 
 def test_a_different_bid_under_an_existing_id_is_already_exists(
@@ -240,7 +236,7 @@ def test_a_different_bid_under_an_existing_id_is_already_exists(
     with pytest.raises(grpc.RpcError) as info:
         stub.SubmitBids(pb.SubmitBidsRequest(bid=energy_bid_to_proto(changed)), timeout=10)
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert row_count(engine, exchange_bids) == 1
+    assert row_count(engine, market_bids) == 1
     assert client.get_award(BID_1).discharge_mw == pytest.approx(5.0)  # the original stands
 
 
@@ -267,7 +263,7 @@ def test_invalid_bid_is_rejected_naming_field_band_and_rule(
         Rule.PRICES_NON_DECREASING,
     )
 
-    assert row_count(engine, exchange_bids) == 0
+    assert row_count(engine, market_bids) == 0
     with pytest.raises(UnknownBidError):
         client.get_award(BID_1)
 
@@ -297,7 +293,7 @@ def test_naive_timestamp_on_the_wire_is_rejected(stub: Any, engine: sa.Engine) -
         stub.SubmitBids(pb.SubmitBidsRequest(bid=msg), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "interval_end: timestamp_without_timezone" in info.value.details()
-    assert row_count(engine, exchange_bids) == 0
+    assert row_count(engine, market_bids) == 0
 
 
 def test_award_of_an_unknown_bid_is_not_found(client: ExchangeClient, stub: Any) -> None:

@@ -20,7 +20,8 @@ from autobidder.prices import load_prices
 from exchange.clock import MarketClock, WallClock
 from exchange.core import ExchangeParts
 from exchange.replay_prices import SHARED_FCAS_FILE, PriceTable, ReplayPrices, load_nem_fcas
-from exchange.server import create_server, exchange_awards, exchange_bids
+from exchange.server import create_server
+from exchange.store import market_awards, market_bids
 from market_adapters.bids import Band, Market, MarketRun, Product, ProductOffer, Rebid, Side
 from market_adapters.ercot import CPT, HOUR, RT_INTERVAL, hour_ending, operating_day_interval_ends
 from market_adapters.exchange_client import (
@@ -122,7 +123,7 @@ def test_resubmission_returns_the_original_acceptance_even_after_gate_closure(
     )
     with pytest.raises(BidConflictError, match="new revision"):
         client.submit_bids([with_band(energy_bid(), 0, 0, quantity=0.5)])
-    assert rows(engine, exchange_bids) == 1
+    assert rows(engine, market_bids) == 1
 
 
 def test_get_bid_finds_a_stored_bid_without_clearing_it(client: ExchangeClient, engine: sa.Engine) -> None:
@@ -136,7 +137,7 @@ def test_get_bid_finds_a_stored_bid_without_clearing_it(client: ExchangeClient, 
         first.gate_closure,
     )
     assert client.market_clock().market_time == GATE_OK  # the clock did not move
-    assert rows(engine, exchange_awards) == 0
+    assert rows(engine, market_awards) == 0
 
 
 def test_a_rebid_supersedes_the_earlier_revision(client: ExchangeClient) -> None:
@@ -169,7 +170,7 @@ def test_bids_after_gate_closure_are_rejected_and_nothing_is_stored(
         client.submit_bids([energy_bid()], as_of=late)
     [violation] = info.value.violations
     assert (violation.field, violation.rule) == ("interval_end", Rule.AFTER_GATE_CLOSURE)
-    assert rows(engine, exchange_bids) == 0
+    assert rows(engine, market_bids) == 0
     # The clock stays where the late bid put it: the next interval is still open.
     nxt = energy_bid(interval_end=NEM_INTERVAL_END + FIVE)
     assert client.submit_bids([nxt])[0].accepted
@@ -195,7 +196,7 @@ def test_a_restarted_exchange_keeps_the_gate_of_a_price_it_has_shown(engine: sa.
             assert [v.rule for v in info.value.violations] == [Rule.AFTER_GATE_CLOSURE]
             nxt = energy_bid(interval_end=NEM_INTERVAL_END + FIVE)
             assert client.submit_bids([nxt])[0].accepted
-    assert rows(engine, exchange_bids) == 1
+    assert rows(engine, market_bids) == 1
 
 
 def test_the_foundation_cycle_sequence_is_accepted(client: ExchangeClient) -> None:
@@ -222,7 +223,7 @@ def test_an_invalid_bid_names_field_band_and_rule(client: ExchangeClient, engine
         6,
         "prices_non_decreasing",
     )
-    assert rows(engine, exchange_bids) == 0
+    assert rows(engine, market_bids) == 0
 
 
 def test_a_request_of_several_bids_is_all_or_nothing(client: ExchangeClient, engine: sa.Engine) -> None:
@@ -233,7 +234,7 @@ def test_a_request_of_several_bids_is_all_or_nothing(client: ExchangeClient, eng
     assert [(v.field, v.rule) for v in info.value.violations] == [
         ("bids[1].portfolio", Rule.UNKNOWN_PORTFOLIO)
     ]
-    assert rows(engine, exchange_bids) == 0
+    assert rows(engine, market_bids) == 0
     results = client.submit_bids([good, energy_bid(interval_end=NEM_INTERVAL_END + FIVE)], as_of=GATE_OK)
     assert [r.accepted for r in results] == [True, True]
 
@@ -261,7 +262,7 @@ def test_accepted_bids_and_awards_survive_a_restart(engine: sa.Engine) -> None:
             assert client.get_market_award(energy_bid().bid_id) == award
             with pytest.raises(BidConflictError):
                 client.submit_bids([with_band(energy_bid(), 0, 0, quantity=0.1)])
-    assert (rows(engine, exchange_bids), rows(engine, exchange_awards)) == (1, 1)
+    assert (rows(engine, market_bids), rows(engine, market_awards)) == (1, 1)
 
 
 # --- market data and the clock --------------------------------------------------------------------

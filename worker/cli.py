@@ -5,6 +5,8 @@ autobidder status    report each component's health
 autobidder demo      replay one real day of NEM SA1 prices through the full loop
 autobidder strategy  validate, apply and inspect versioned bid strategies
 autobidder backtest  replay history through a strategy in-process, with an HTML report
+autobidder cycle     explain one cycle from the fact store (`cycle show PORTFOLIO INTERVAL`)
+autobidder facts     read one stored fact by id (`facts show ID`)
 
 `autobidder COMMAND --help` shows each command's options and examples.
 exit codes: 0 ok · 1 failed (a check or a run) · 2 usage or configuration error · 3 not found
@@ -31,6 +33,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 # `set_defaults`. Imported lazily so `autobidder status` does not pay for torch or pyomo imports.
 COMMAND_MODULES: tuple[str, ...] = (
     "workflows.commands",
+    "workflows.explain_cli",
     "forecasting.cli",
     "autobidder.strategy.cli",
     "backtest.cli",

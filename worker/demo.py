@@ -27,7 +27,7 @@ from autobidder.strategy import StrategyDocument, StrategyStore
 from fleet import SimulatedFleet
 from optimization import perfect_foresight_revenue_aud, prepare_problem
 from worker.stack import Stack
-from workflows import CycleResult, ReplayOutcome, replay, trading_day_interval_ends
+from workflows import CycleResult, ReplayOutcome, replay_cycles, trading_day_interval_ends
 
 STATE_FILES = (
     "temporal.db",
@@ -112,7 +112,7 @@ async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
             elif result.fallback:
                 bar.set_postfix_str(f"last cycle fell back: {result.fallback}")
 
-        return await replay(client, settings, ends, on_cycle=tick)
+        return await replay_cycles(client, settings, ends, on_cycle=tick)
 
 
 def reset_state(settings: Settings) -> None:

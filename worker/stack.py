@@ -235,7 +235,7 @@ def build_components(
         ),
         Component(
             "sqs",
-            [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p.sqs)],
+            [py, "-m", "worker.sqs_endpoint", "--port", str(p.sqs)],
             (p.sqs,),
             lambda: _sqs_healthy(settings),
             local_endpoint(p.sqs),

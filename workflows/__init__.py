@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from workflows.queue_bridge import QueueBridge as QueueBridge, WaitingActivities as WaitingActivities
     from workflows.replay import (
         ReplayOutcome as ReplayOutcome,
-        replay as replay,
+        replay_cycles as replay_cycles,
         trading_day_interval_ends as trading_day_interval_ends,
     )
     from workflows.types import CycleResult as CycleResult
@@ -34,7 +34,7 @@ __all__ = [
     "QueueBridge",
     "ReplayOutcome",
     "WaitingActivities",
-    "replay",
+    "replay_cycles",
     "trading_day_interval_ends",
 ]
 
@@ -47,7 +47,7 @@ _EXPORTS = {
     ),
     "workflows.replay": (
         "ReplayOutcome",
-        "replay",
+        "replay_cycles",
         "trading_day_interval_ends",
     ),
     "workflows.types": ("CycleResult",),
