@@ -27,7 +27,7 @@ from tests.test_faults_stack import exchange_bid_ids
 from tests.test_market_exchange import make_bid
 from worker.credentials import client_credentials
 from worker.stack import Stack
-from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e]
 
@@ -87,7 +87,7 @@ def test_attacks_are_refused_and_the_cycles_bid_once_or_record_why(stack: Stack,
 
     async def drive() -> ReplayOutcome:
         client = await Client.connect(f"127.0.0.1:{settings.ports.temporal}")
-        return await replay(client, settings, ENDS)
+        return await replay_cycles(client, settings, ENDS)
 
     outcome = asyncio.run(drive())
     assert outcome.failures == {}
