@@ -7,16 +7,20 @@ Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autobidder.domain import BatterySpec, Region
+
+if TYPE_CHECKING:
+    from autobidder.identity import IdentityFiles
 
 ENV_PREFIX = "AUTOBIDDER_"
 
@@ -65,6 +69,51 @@ def default_fleet() -> tuple[BatterySpec, ...]:
     )
 
 
+class SecuritySettings(BaseModel):
+    """Who may call the exchange and fleet services, and how (docs/security.md).
+
+    By default the stack makes its own CA, server certificate and principals' credentials under
+    `<data_dir>/identity` on first start. Production points `identity_dir` at a directory in the
+    same layout (`autobidder.identity.IdentityFiles`) or names the real files one by one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Off only for tools that start the services by hand on loopback; the stack runs with it on.
+    enabled: bool = True
+    identity_dir: Path | None = None
+    ca_file: Path | None = None
+    server_cert_file: Path | None = None
+    server_key_file: Path | None = None
+    principals_file: Path | None = None
+    # Require a client certificate from the CA on every call (mTLS) instead of TLS + bearer token.
+    mtls: bool = False
+    # Whose credentials this stack's own clients (the cycle's Temporal worker) present.
+    principal: str = Field("autobidder-service", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+    @property
+    def local(self) -> bool:
+        """Whether the stack makes its own credentials (no production file is named)."""
+        named = (self.ca_file, self.server_cert_file, self.server_key_file, self.principals_file)
+        return self.identity_dir is None and all(f is None for f in named)
+
+
+class TemporalSettings(BaseModel):
+    """How every process reaches Temporal (docs/security.md). The local default is the dev server
+    on 127.0.0.1 without TLS; a cluster or Temporal Cloud sets `address`, `tls` and either mTLS
+    files or an API key, which is read from the environment variable named by `api_key_env` (the
+    key itself is never in a config or settings file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str = ""  # host:port; "" = 127.0.0.1:<ports.temporal>
+    tls: bool = False
+    server_ca_file: Path | None = None
+    server_name: str = ""
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    api_key_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,6 +132,8 @@ class Settings(BaseModel):
     # keyed "2026-27": what an operator adds once the AEMC publishes a year's schedule of
     # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
     nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
+    security: SecuritySettings = SecuritySettings()
+    temporal: TemporalSettings = TemporalSettings()
 
     @field_validator("fleet")
     @classmethod
@@ -124,9 +175,62 @@ class Settings(BaseModel):
     def run_dir(self) -> Path:
         return self.data_dir / "run"
 
+    @property
+    def identity_files(self) -> IdentityFiles:
+        """Where this stack's credentials are (`security`; default `<data_dir>/identity`)."""
+        from autobidder.identity import IdentityFiles  # grpc and cryptography load only when used
+
+        s = self.security
+        return IdentityFiles(
+            s.identity_dir or self.data_dir / "identity",
+            ca_file=s.ca_file,
+            server_cert_file=s.server_cert_file,
+            server_key_file=s.server_key_file,
+            principals_file=s.principals_file,
+        )
+
     def queue_name(self, stage: str, direction: str) -> str:
         """SQS queue name, for example `autobidder-forecast-requests`."""
         return f"{self.queue_prefix}-{stage}-{direction}"
+
+
+def temporal_connect_options(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments of `temporalio.client.Client.connect` for `settings`: target, namespace
+    and, when configured, TLS (mTLS files) and the API key from its environment variable.
+    `ConfigError` naming the field when a file or the key is missing or the combination is wrong."""
+    t = settings.temporal
+    options: dict[str, Any] = {
+        "target_host": t.address or f"127.0.0.1:{settings.ports.temporal}",
+        "namespace": settings.temporal_namespace,
+    }
+    if (t.client_cert_file is None) != (t.client_key_file is None):
+        raise ConfigError("temporal.client_cert_file, temporal.client_key_file: set both or neither")
+    uses_tls_parts = t.server_ca_file or t.client_cert_file or t.server_name
+    if (uses_tls_parts or t.api_key_env) and not t.tls:
+        raise ConfigError("temporal.tls: must be true when TLS files or an API key are configured")
+    if t.tls:
+        from temporalio.service import TLSConfig
+
+        def read(path: Path | None, field: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"temporal.{field}: {path}: {exc.strerror}") from None
+
+        options["tls"] = TLSConfig(
+            server_root_ca_cert=read(t.server_ca_file, "server_ca_file"),
+            client_cert=read(t.client_cert_file, "client_cert_file"),
+            client_private_key=read(t.client_key_file, "client_key_file"),
+            domain=t.server_name or None,
+        )
+    if t.api_key_env:
+        key = (os.environ if env is None else env).get(t.api_key_env, "")
+        if not key:
+            raise ConfigError(f"temporal.api_key_env: environment variable {t.api_key_env} is not set")
+        options["api_key"] = key
+    return options
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -187,14 +291,61 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return build_settings({**data, **overrides})
 
 
+# Settings fields that may carry a password: settings.json holds them redacted, and the full
+# values go to a secrets file beside it (owner-only), which `read_settings` lays back on top.
+_SECRET_URL_FIELDS = ("database_url", "exchange_database_url")
+SECRETS_FILE_NAME = "secrets.json"
+
+
+def _redacted(url: str) -> str | None:
+    """`url` with its password shown as ***, or None when it has none (or is not a URL)."""
+    from sqlalchemy.engine import make_url  # loaded only when a URL is set
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if not parsed.password:
+        return None
+    return parsed.render_as_string(hide_password=True)
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    from autobidder.identity import write_private
+
+    write_private(path, text.encode())
+
+
 def dump_settings(settings: Settings, path: Path) -> None:
-    """Write resolved settings for child processes (JSON, so no TOML writer is needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(settings.model_dump_json(indent=2))
+    """Write resolved settings for child processes (JSON, so no TOML writer is needed), readable
+    by the owner only. A database password never lands in it: each URL that has one is written
+    redacted, and the full URL goes to `secrets.json` beside it (0600)."""
+    data = json.loads(settings.model_dump_json())
+    secrets: dict[str, str] = {}
+    for field in _SECRET_URL_FIELDS:
+        value = data.get(field) or ""
+        redacted = _redacted(value)
+        if redacted is not None:
+            secrets[field] = value
+            data[field] = redacted
+    secrets_path = path.parent / SECRETS_FILE_NAME
+    if secrets:
+        _write_owner_only(secrets_path, json.dumps(secrets, indent=2))
+    elif secrets_path.exists():
+        secrets_path.unlink()
+    _write_owner_only(path, json.dumps(data, indent=2))
 
 
 def read_settings(path: Path) -> Settings:
+    """Settings written by `dump_settings`, with the secrets file beside it (if any) on top."""
     try:
-        return Settings.model_validate_json(path.read_text())
+        data = json.loads(path.read_text())
+        secrets_path = path.parent / SECRETS_FILE_NAME
+        if isinstance(data, dict) and secrets_path.exists():
+            data.update(json.loads(secrets_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"settings file {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 from autobidder.config import dump_settings, load_settings  # noqa: E402
+from autobidder.identity import ensure_local_identity  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from worker.stack import Stack, _grpc_healthy  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
@@ -79,6 +80,10 @@ def _extra_portfolios(
     """Exchange + fleet processes for portfolios p1..p<count>, and the routes file's content."""
     routes: dict[str, Any] = {}
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    if base.security.enabled and base.security.local:
+        # One identity for the whole bench: the stack's service principal serves every portfolio.
+        names = [base.portfolio, *(f"bench-p{i}" for i in range(1, count + 1))]
+        ensure_local_identity(base.identity_files.root, names)
     for i in range(1, count + 1):
         name = f"bench-p{i}"
         ports = base.ports.model_copy(update={"exchange": free_port(), "fleet": free_port()})
@@ -102,7 +107,7 @@ def _extra_portfolios(
     for entry in routes.values():
         for kind in ("exchange", "fleet"):
             port = int(entry[kind].rsplit(":", 1)[1])
-            while not _grpc_healthy(kind, port):
+            while not _grpc_healthy(kind, port, base):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} on port {port} did not come up")
                 time.sleep(0.2)

@@ -53,6 +53,10 @@ LEDGER_MAX_ENTRIES = 2016  # a week of 5-minute intervals for one node
 LEDGER_MAX_CELLS = 20_000_000  # per-battery plan values kept for repeats (~160 MB at most)
 # Two plan boundaries closer than this are the same instant (float seconds since 1970).
 _SAME_INSTANT_S = 1e-3
+# How far past a node's last applied interval a dispatch may start: a dispatch far ahead (say
+# for 9999-12-31) would otherwise make every real interval "not later than the last applied" and
+# block the node until the service restarts. Two weeks, as the exchange's bidding horizon.
+MAX_DISPATCH_AHEAD_S = 14 * 24 * 3600.0
 
 
 class DispatchOutOfOrderError(RuntimeError):
@@ -229,6 +233,12 @@ class FleetController:
                     f"interval_end: {award.interval_end.isoformat()} is not later than the last applied "
                     f"interval, which ended {from_posix_s(float(until.max())).isoformat()}, on node "
                     f"{award.node!r} (rule: each battery's intervals are applied in time order)"
+                )
+            if len(until) and float(until.max()) > 0 and start_s > float(until.max()) + MAX_DISPATCH_AHEAD_S:
+                raise ValueError(
+                    f"interval_end: {award.interval_end.isoformat()} starts more than "
+                    f"{MAX_DISPATCH_AHEAD_S / 86400:.0f} days after the last interval applied on node "
+                    f"{award.node!r} (which ended {from_posix_s(float(until.max())).isoformat()})"
                 )
             self._advance(award.interval_start)
             result = disaggregate_award(

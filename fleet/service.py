@@ -19,7 +19,16 @@ from typing import Any, NoReturn, cast
 
 import grpc
 
-from autobidder import Settings, parse_instant
+from autobidder import (
+    DISPATCH_ROLES,
+    READ_ROLES,
+    AuthInterceptor,
+    Policy,
+    Principal,
+    ServerSecurity,
+    Settings,
+    parse_instant,
+)
 from fleet.control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
 from fleet.hierarchy import FLEET, UnknownNodeError
 from fleet.simulated import NoSuchPortfolioError, SimulatedFleet
@@ -44,6 +53,7 @@ __all__ = [
     "FleetController",
     "FleetServerError",
     "create_server",
+    "fleet_policies",
 ]
 
 LEDGER_SIZE = LEDGER_MAX_ENTRIES
@@ -174,6 +184,23 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
         return fleet_pb2.HealthResponse(status=fleet_pb2.SERVING_STATUS_SERVING)
 
 
+def fleet_policies(default_portfolio: str) -> dict[str, Policy]:
+    """What each FleetControl call needs (docs/security.md): dispatch needs operator or service
+    on the node (its scope is the portfolio, or a node path of it, and everything below); every
+    read needs some role on what it reads. A request without a portfolio means `default_portfolio`."""
+
+    def dispatch(p: Principal, r: Any) -> str | None:
+        return p.refusal(DISPATCH_ROLES, r.portfolio or default_portfolio, r.node, "dispatch")
+
+    def telemetry(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, r.portfolio or default_portfolio, "", "read the telemetry of")
+
+    def node(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, default_portfolio, r.node, "read")
+
+    return {"Dispatch": dispatch, "GetTelemetry": telemetry, "GetNodeState": node, "StreamTelemetry": node}
+
+
 def _require_loopback(address: str) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     try:
@@ -188,12 +215,15 @@ def create_server(
     settings: Settings,
     address: str = "127.0.0.1:0",
     fleet: SimulatedFleet | TwinFleet | FleetController | None = None,
+    security: ServerSecurity | None = None,
 ) -> tuple[grpc.Server, int]:
     """A FleetControl server bound to `address` (not yet started) and the port it got.
 
     The twins are built from `settings.fleet` for `settings.portfolio` unless `fleet` is given:
     a `SimulatedFleet` (tests look at its state), a `TwinFleet` of any size (served as
-    `settings.portfolio`), or a ready `FleetController`. Port 0 picks a free port.
+    `settings.portfolio`), or a ready `FleetController`. Port 0 picks a free port. With
+    `security` it serves TLS and authenticates and authorizes every call but Health
+    (`fleet_policies`); without, plaintext and open (tests and tools on loopback).
     """
     _require_loopback(address)
     if isinstance(fleet, FleetController):
@@ -204,13 +234,18 @@ def create_server(
         controller = FleetController.for_simulated(
             fleet if fleet is not None else SimulatedFleet(settings.portfolio, settings.fleet)
         )
+    interceptors = [AuthInterceptor(security, fleet_policies(controller.portfolio))] if security else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="fleet-rpc"),
         options=GRPC_OPTIONS,
+        interceptors=interceptors,
     )
     cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(FleetControlServicer(controller), server)
     try:
-        port = cast(int, server.add_insecure_port(address))
+        if security is None:
+            port = cast(int, server.add_insecure_port(address))
+        else:
+            port = cast(int, server.add_secure_port(address, security.credentials()))
     except RuntimeError as exc:
         raise FleetServerError(f"address: cannot bind {address}: {exc}") from exc
     if port == 0:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
         award_from_dict as award_from_dict,
         award_to_dict as award_to_dict,
         bid_from_dict as bid_from_dict,
+        bid_id_for as bid_id_for,
         canonical_json as canonical_json,
+        expected_bid_id as expected_bid_id,
     )
     from market_adapters.clearing import (
         MissingPriceError as MissingPriceError,
@@ -35,8 +37,11 @@ if TYPE_CHECKING:
     )
     from market_adapters.ercot_adapter import ErcotAdapter as ErcotAdapter
     from market_adapters.exchange_client import (
+        BidConflictError as BidConflictError,
         BidRejectedError as BidRejectedError,
+        ExchangeAccessError as ExchangeAccessError,
         ExchangeClient as ExchangeClient,
+        ExchangeRequestError as ExchangeRequestError,
         UnknownBidError as UnknownBidError,
     )
     from market_adapters.market_codec import (
@@ -81,6 +86,8 @@ if TYPE_CHECKING:
         BidValidationError as BidValidationError,
         BidViolation as BidViolation,
         Rule as Rule,
+        clip as clip,
+        summarize as summarize,
     )
 
 __all__ = [
@@ -89,11 +96,14 @@ __all__ = [
     "NEM_PRICE_CAPS",
     "SUPERSEDED_BY_METADATA_KEY",
     "VIOLATIONS_METADATA_KEY",
+    "BidConflictError",
     "BidRejectedError",
     "BidValidationError",
     "BidViolation",
     "ErcotAdapter",
+    "ExchangeAccessError",
     "ExchangeClient",
+    "ExchangeRequestError",
     "IntervalPrices",
     "Market",
     "MarketAdapter",
@@ -112,12 +122,15 @@ __all__ = [
     "award_to_dict",
     "award_to_proto",
     "bid_from_dict",
+    "bid_id_for",
     "canonical_bid_json",
     "canonical_json",
     "clear_energy_bid",
+    "clip",
     "decode_instant",
     "energy_bid_from_proto",
     "energy_bid_violations",
+    "expected_bid_id",
     "format_instant",
     "interval_prices_to_proto",
     "legacy_revision",
@@ -130,6 +143,7 @@ __all__ = [
     "rebid_event_violations",
     "rebid_violations",
     "run_of",
+    "summarize",
     "time_usable",
     "validate_energy_bid",
     "violations_to_proto",
@@ -148,7 +162,9 @@ _EXPORTS = {
         "award_from_dict",
         "award_to_dict",
         "bid_from_dict",
+        "bid_id_for",
         "canonical_json",
+        "expected_bid_id",
     ),
     "market_adapters.clearing": (
         "MissingPriceError",
@@ -156,8 +172,11 @@ _EXPORTS = {
     ),
     "market_adapters.ercot_adapter": ("ErcotAdapter",),
     "market_adapters.exchange_client": (
+        "BidConflictError",
         "BidRejectedError",
+        "ExchangeAccessError",
         "ExchangeClient",
+        "ExchangeRequestError",
         "UnknownBidError",
     ),
     "market_adapters.market_codec": (
@@ -202,6 +221,8 @@ _EXPORTS = {
         "BidValidationError",
         "BidViolation",
         "Rule",
+        "clip",
+        "summarize",
     ),
 }
 

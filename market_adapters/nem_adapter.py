@@ -40,6 +40,7 @@ from market_adapters.bids import (
     Rebid,
     Side,
     UnitLimits,
+    bid_id_for,
     canonical_json,
 )
 from market_adapters.clearing import clear_nem_bid
@@ -130,8 +131,8 @@ def canonical_bid_json(bid: EnergyBid) -> str:
 
 
 def nem_bid_id(portfolio: str, interval_end: datetime, revision: int = 0) -> str:
-    """`<portfolio>/<interval end ISO>/r<revision>`, the same key as `workflows.types.bid_id_for`."""
-    return f"{portfolio}/{interval_end.isoformat()}/r{revision}"
+    """`<portfolio>/<interval end ISO>/r<revision>` (`market_adapters.bids.bid_id_for`)."""
+    return bid_id_for(portfolio, interval_end, revision)
 
 
 def band_prices_by_offer(bid: MarketBid) -> dict[tuple[str, str], tuple[float, ...]]:

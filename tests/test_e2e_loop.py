@@ -152,9 +152,12 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
 
 
 def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
+    from autobidder.identity import READ_ONLY_PRINCIPAL
     from fleet.client import FleetClient
+    from worker.credentials import client_credentials
 
-    client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}")
+    credentials = client_credentials(stack.settings, READ_ONLY_PRINCIPAL)
+    client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}", credentials=credentials)
     try:
         last_end = trading_day_interval_ends(DAY)[CYCLES - 1]
         telemetry = client.telemetry(stack.settings.portfolio, last_end + timedelta(seconds=1))

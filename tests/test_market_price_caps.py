@@ -134,8 +134,8 @@ def serve(settings: Settings) -> Iterator[str]:
         server.exchange.close()
 
 
-def bid_2026(bid_id: str) -> MarketBid:
-    return sample_nem_bid(bid_id=bid_id, interval_end=END_2026, offers=sample_nem_bid().offers[:2])
+def bid_2026() -> MarketBid:
+    return sample_nem_bid(interval_end=END_2026, offers=sample_nem_bid().offers[:2])
 
 
 def stored_bids(settings: Settings) -> int:
@@ -150,13 +150,13 @@ def test_the_exchange_takes_bids_in_an_added_year(tmp_path: Path) -> None:
     plain = Settings(data_dir=tmp_path / "plain")
     for address in serve(plain):
         with ExchangeClient(address, timeout_s=10.0) as client, pytest.raises(BidRejectedError) as info:
-            client.submit_bids([bid_2026("refused")])
+            client.submit_bids([bid_2026()])
     assert [v.rule for v in info.value.violations] == [Rule.PRICE_CAP_UNKNOWN]
     assert stored_bids(plain) == 0
     added = Settings(data_dir=tmp_path / "added", nem_price_caps_aud_per_mwh={"2026-27": ADDED_CAP})
     for address in serve(added):
         with ExchangeClient(address, timeout_s=10.0) as client:
-            [result] = client.submit_bids([bid_2026("accepted")])
+            [result] = client.submit_bids([bid_2026()])
     assert result.accepted and stored_bids(added) == 1
 
 

@@ -120,6 +120,19 @@ def rebid(revision: int = 1, reason: str = "unit 2 tripped at 17:41", **changes:
     )
 
 
+def far_future() -> MarketBid:
+    end = datetime(2099, 1, 1, 18, 0, tzinfo=NEM_TZ)
+    return sample_nem_bid(bid_id=f"sa1-vpp/{end.isoformat()}/r0", interval_end=end)
+
+
+def too_many_bids(ex: Exchange) -> list[BidViolation]:
+    try:
+        ex.submit_bids([sample_nem_bid()] * 1_001, as_of=GATE_OK)
+    except BidValidationError as exc:
+        return list(exc.violations)
+    return []
+
+
 FCAS = 2  # index of the raise-regulation offer in the NEM sample
 REG_UP = 2  # index of the Reg-Up offer in the ERCOT sample
 ercot_demand = sample_ercot_bid().offers[1]
@@ -253,6 +266,11 @@ CASES: dict[str, Case] = {
     Rule.MARKET_NOT_SERVED: Case(submitted(sample_ercot_bid(portfolio="sa1-vpp")), "market"),
     Rule.REGION_NOT_SERVED: Case(submitted(sample_nem_bid(location="VIC1")), "location"),
     Rule.UNKNOWN_PORTFOLIO: Case(submitted(sample_nem_bid(portfolio="someone-else")), "portfolio"),
+    Rule.BID_ID_MISMATCH: Case(submitted(sample_nem_bid(bid_id="anything-goes")), "bid_id"),
+    Rule.TOO_LONG: Case(submitted(sample_nem_bid(strategy_version="v" * 201)), "strategy_version"),
+    Rule.REVISION_ABOVE_MAX: Case(submitted(rebid(100)), "revision"),
+    Rule.INTERVAL_BEYOND_HORIZON: Case(submitted(far_future(), as_of=GATE_OK), "interval_end"),
+    Rule.TOO_MANY_BIDS: Case(too_many_bids, "bids"),
 }
 
 # Rules checked at the gRPC boundary only, tested where that boundary is (test_market_gateway).

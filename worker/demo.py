@@ -14,7 +14,15 @@ from pathlib import Path
 from temporalio.client import Client
 from tqdm import tqdm
 
-from autobidder import NEM_TZ, Forecast, PriceSeries, Settings, load_prices, slice_prices
+from autobidder import (
+    NEM_TZ,
+    Forecast,
+    PriceSeries,
+    Settings,
+    load_prices,
+    slice_prices,
+    temporal_connect_options,
+)
 from autobidder.strategy import StrategyDocument, StrategyStore
 from fleet import SimulatedFleet
 from optimization import perfect_foresight_revenue_aud, prepare_problem
@@ -94,9 +102,7 @@ def summarise(
 
 
 async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
-    client = await Client.connect(
-        f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
-    )
+    client = await Client.connect(**temporal_connect_options(settings))
     with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:

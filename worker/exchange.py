@@ -27,8 +27,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from autobidder import ConfigError, PriceDataError, read_settings
+from autobidder import ConfigError, IdentityError, PriceDataError, read_settings
 from exchange import MarketClock, ReplayClock, WallClock, create_server
+from worker.credentials import server_security
 
 log = logging.getLogger("worker.exchange")
 
@@ -64,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     address = f"127.0.0.1:{settings.ports.exchange}"
     clock: MarketClock = WallClock() if args.clock == "live" else ReplayClock()
     try:
-        server, port = create_server(settings, address, fcas_prices_file=args.fcas_prices_file, clock=clock)
+        security = server_security(settings)
+    except (IdentityError, OSError) as exc:
+        print(f"worker.exchange: credentials: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server, port = create_server(
+            settings, address, fcas_prices_file=args.fcas_prices_file, clock=clock, security=security
+        )
     except PriceDataError as exc:
         print(f"worker.exchange: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from autobidder import ConfigError, Settings, make_engine, read_settings
+from autobidder import ConfigError, IdentityError, Settings, make_engine, read_settings
 from fleet import (
     FLEET,
     HOME_FLEET_BEHAVIOUR,
@@ -41,6 +41,7 @@ from fleet import (
     enrolled_mask,
     synthetic_layout,
 )
+from worker.credentials import server_security
 
 log = logging.getLogger("worker.fleet")
 
@@ -108,7 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("--hierarchy-url: cannot read the hierarchy: %s", exc)
         return 2
     try:
-        server, port = create_server(settings, address, fleet=fleet)
+        security = server_security(settings)
+    except (IdentityError, OSError) as exc:
+        log.error("credentials: %s", exc)
+        return 2
+    try:
+        server, port = create_server(settings, address, fleet=fleet, security=security)
     except FleetServerError as exc:
         log.error("%s", exc)
         return 1

@@ -17,6 +17,7 @@ from autobidder import FactStore, Handler, QueueWorker, SqsQueues, local_endpoin
 from autobidder.strategy import StrategyStore
 from forecasting import handle_forecast_request
 from optimization import ModelCache, handle_optimize_request
+from worker.credentials import queue_signing_key
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 
@@ -35,7 +36,7 @@ def main() -> None:
 
     settings, args = parse_settings(__doc__ or "", extra)
     store = FactStore.from_url(settings.resolved_database_url)
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    queues = SqsQueues(local_endpoint(settings.ports.sqs), signing_key=queue_signing_key(settings))
     handler: Handler = functools.partial(HANDLERS[args.stage], store)
     if args.stage == OPTIMIZE_STAGE:
         # One cache per worker process: compiled models stay warm across requests.

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from autobidder import FactStore, Settings, SqsQueues, dump_settings, local_endpoint
+from worker.credentials import client_credentials, prepare_identity
 
 # The cycle's search attributes (workflows.search), registered when the dev server starts; kept
 # literal here so the launcher does not import the workflow packages.
@@ -165,19 +166,22 @@ def _database_healthy(settings: Settings) -> bool:
     return True
 
 
-def _grpc_healthy(kind: str, port: int) -> bool:
+def _grpc_healthy(kind: str, port: int, settings: Settings | None = None) -> bool:
+    """Whether the service answers Health (over TLS, trusting the stack's CA, when `settings`
+    has security on; Health needs no principal)."""
     if not tcp_open(port):
         return False
+    credentials = client_credentials(settings, None) if settings is not None else None
     # Imported here: the domain core knows the clients only through their public interface.
     client: ExchangeClient | FleetClient
     if kind == "exchange":
         from market_adapters import ExchangeClient
 
-        client = ExchangeClient(f"127.0.0.1:{port}")
+        client = ExchangeClient(f"127.0.0.1:{port}", credentials=credentials)
     else:
         from fleet import FleetClient
 
-        client = FleetClient(f"127.0.0.1:{port}")
+        client = FleetClient(f"127.0.0.1:{port}", credentials=credentials)
     try:
         return bool(client.healthy(1.0))
     finally:
@@ -244,14 +248,14 @@ def build_components(
             "exchange",
             [py, "-m", "worker.exchange", "--settings", str(settings_path)],
             (p.exchange,),
-            lambda: _grpc_healthy("exchange", p.exchange),
+            lambda: _grpc_healthy("exchange", p.exchange, settings),
             f"127.0.0.1:{p.exchange} (gRPC)",
         ),
         Component(
             "fleet",
             [py, "-m", "worker.fleet", "--settings", str(settings_path)],
             (p.fleet,),
-            lambda: _grpc_healthy("fleet", p.fleet),
+            lambda: _grpc_healthy("fleet", p.fleet, settings),
             f"127.0.0.1:{p.fleet} (gRPC)",
         ),
     ]
@@ -365,6 +369,7 @@ class Stack:
         for ready in self.settings.run_dir.glob("*.ready"):
             ready.unlink()
         dump_settings(self.settings, self.settings_path)
+        prepare_identity(self.settings)
         try:
             for component in self.components:
                 if component.argv is not None:
@@ -461,8 +466,8 @@ def status(settings: Settings) -> dict[str, dict[str, object]]:
         "temporal": lambda: _temporal_healthy(settings),
         "sqs": lambda: _sqs_healthy(settings),
         "database": lambda: _database_healthy(settings),
-        "exchange": lambda: _grpc_healthy("exchange", settings.ports.exchange),
-        "fleet": lambda: _grpc_healthy("fleet", settings.ports.fleet),
+        "exchange": lambda: _grpc_healthy("exchange", settings.ports.exchange, settings),
+        "fleet": lambda: _grpc_healthy("fleet", settings.ports.fleet, settings),
     }
     report: dict[str, dict[str, object]] = {}
     for name in [

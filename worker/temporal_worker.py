@@ -23,9 +23,18 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder import FactStore, Settings, SqsQueues, local_endpoint
+from autobidder import (
+    ClientCredentials,
+    ConfigError,
+    FactStore,
+    Settings,
+    SqsQueues,
+    local_endpoint,
+    temporal_connect_options,
+)
 from fleet import FleetClient
 from market_adapters import ExchangeClient
+from worker.credentials import client_credentials, queue_signing_key
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import (
     FORECAST_STAGE,
@@ -56,12 +65,17 @@ def declare_queues(settings: Settings, queues: SqsQueues) -> None:
         )
 
 
-def read_routes(path: Path | None) -> dict[str, tuple[ExchangeClient, FleetClient]]:
+def read_routes(
+    path: Path | None, credentials: ClientCredentials | None = None
+) -> dict[str, tuple[ExchangeClient, FleetClient]]:
     if path is None:
         return {}
     entries = json.loads(path.read_text())
     return {
-        portfolio: (ExchangeClient(entry["exchange"]), FleetClient(entry["fleet"]))
+        portfolio: (
+            ExchangeClient(entry["exchange"], credentials=credentials),
+            FleetClient(entry["fleet"], credentials=credentials),
+        )
         for portfolio, entry in entries.items()
     }
 
@@ -75,8 +89,8 @@ def build_activities(
     return CycleActivities(
         settings,
         FactStore.from_url(settings.resolved_database_url),
-        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}"),
-        FleetClient(f"127.0.0.1:{settings.ports.fleet}"),
+        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}", credentials=client_credentials(settings)),
+        FleetClient(f"127.0.0.1:{settings.ports.fleet}", credentials=client_credentials(settings)),
         queues,
         waiting=waiting,
         routes=routes,
@@ -84,11 +98,13 @@ def build_activities(
 
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    client = await Client.connect(**temporal_connect_options(settings))
+    queues = SqsQueues(local_endpoint(settings.ports.sqs), signing_key=queue_signing_key(settings))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
-    activities = build_activities(settings, queues, waiting, read_routes(routes_path))
+    activities = build_activities(
+        settings, queues, waiting, read_routes(routes_path, client_credentials(settings))
+    )
     bridge = QueueBridge(client, queues, [settings.queue_name(s, "results") for s in STAGES], waiting)
     with ThreadPoolExecutor(max_workers=32) as executor:
         worker = Worker(
@@ -119,6 +135,10 @@ def main() -> None:
         parser.add_argument("--routes", type=Path, default=None, help="JSON: portfolio -> exchange/fleet")
 
     settings, args = parse_settings(__doc__ or "", extra)
+    try:
+        temporal_connect_options(settings)  # a bad [temporal] section is one line, exit 2
+    except ConfigError as exc:
+        raise SystemExit(f"worker.temporal_worker: {exc}") from None
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     on_stop_signal(lambda: loop.call_soon_threadsafe(stop.set))

@@ -47,10 +47,13 @@ from fleet import FleetClient
 from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     NEM_PRICE_CAPS,
+    BidConflictError,
     BidRejectedError,
     BidValidationError,
     ExchangeClient,
+    ExchangeRequestError,
     UnknownBidError,
+    bid_id_for,
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
@@ -72,7 +75,6 @@ from workflows.types import (
     SettleResult,
     SubmitBidsInput,
     SubmitBidsResult,
-    bid_id_for,
 )
 
 log = logging.getLogger(__name__)
@@ -314,8 +316,10 @@ class CycleActivities:
             )
         try:
             result = self._exchange_for(inp.portfolio).submit_bid(bid)
-        except BidRejectedError as exc:
-            raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
+        except ExchangeRequestError as exc:
+            # The exchange judged this bid (rules, a taken bid_id, credentials) and will judge it
+            # the same way again: no retry, the cycle walks its fallback ladder and records why.
+            raise _refused(exc) from exc
         bid_fact_id = self._store_bid(inp, bid, source)
         return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=result.duplicate, strategy_version=ref)
 
@@ -324,10 +328,17 @@ class CycleActivities:
         """After a failed submission: the bid, if the exchange stored it anyway (UnknownBidError if not)."""
         version = self._submitting_strategy(inp)
         bid, source = self._build_bid(inp, version)
+        exchange = self._exchange_for(inp.portfolio)
         try:
-            self._exchange_for(inp.portfolio).get_award(bid.bid_id)
+            # GetBid neither clears the bid nor moves the market clock. That the id is taken does
+            # not make the bid there ours: the identical bid sent again returns its original
+            # acceptance (even after gate closure), another caller's bid under it is ALREADY_EXISTS.
+            exchange.get_bid(bid.bid_id)
+            exchange.submit_bid(bid)
         except UnknownBidError as exc:
             raise ApplicationError(str(exc), type="UnknownBidError", non_retryable=True) from exc
+        except ExchangeRequestError as exc:
+            raise _refused(exc) from exc
         return SubmitBidsResult(
             self._store_bid(inp, bid, source),
             bid.bid_id,
@@ -468,3 +479,16 @@ class CycleActivities:
 def _portfolio_of(cycle_id: str) -> str:
     """`bid-cycle/<portfolio>/<interval end>` -> portfolio."""
     return cycle_id.split("/")[1]
+
+
+def _refused(exc: ExchangeRequestError) -> ApplicationError:
+    """A non-retryable activity failure for a request the exchange refused, typed for the record:
+    `BidRejected` (market rules), `BidConflict` (the bid_id holds a different bid: not ours),
+    `ExchangeRefused` (anything else it judged, credentials included)."""
+    if isinstance(exc, BidRejectedError):
+        kind = "BidRejected"
+    elif isinstance(exc, BidConflictError):
+        kind = "BidConflict"
+    else:
+        kind = "ExchangeRefused"
+    return ApplicationError(str(exc), type=kind, non_retryable=True)

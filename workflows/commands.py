@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from autobidder import load_settings
+from autobidder import load_settings, temporal_connect_options
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,9 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
 
     async def go() -> str:
-        client = await Client.connect(
-            f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
-        )
+        client = await Client.connect(**temporal_connect_options(settings))
         schedule_id = schedule_id_for(settings.portfolio)
         if args.delete:
             await client.get_schedule_handle(schedule_id).delete()

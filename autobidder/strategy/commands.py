@@ -24,7 +24,7 @@ from autobidder.strategy.store import (
     VersionRefError,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED = 0, 1, 2, 3, 4
 
 
 def _store(args: argparse.Namespace) -> StrategyStore:
@@ -105,6 +105,26 @@ def validate(args: argparse.Namespace) -> int:
 # --- apply ---------------------------------------------------------------------------------------
 
 
+def _applier(args: argparse.Namespace, portfolio: str) -> tuple[str, str | None]:
+    """Who the history records (the authenticated principal of `--token-file`, else the
+    self-reported `--by`, marked unauthenticated) and, if refused, why."""
+    token_file: Path | None = getattr(args, "token_file", None)
+    if token_file is None:
+        return f"{args.by} (unauthenticated)", None
+    from autobidder import STRATEGY_ROLES, IdentityError, Registry
+
+    try:
+        token = token_file.read_text().strip()
+        registry = Registry.load(load_settings(args.config).identity_files.principals)
+    except (OSError, IdentityError) as exc:
+        return "", f"--token-file {token_file}: {exc}"
+    principal = registry.by_token(token)
+    if principal is None:
+        return "", f"--token-file {token_file}: not the token of any principal (unauthenticated)"
+    refusal = principal.refusal(STRATEGY_ROLES, portfolio, "", "apply a strategy")
+    return principal.name, refusal
+
+
 def apply_command(args: argparse.Namespace) -> int:
     try:
         doc = read_strategy_file(args.file)
@@ -112,12 +132,17 @@ def apply_command(args: argparse.Namespace) -> int:
         _error(str(exc))
         _error("nothing was applied; fix the file and apply it again")
         return _exit_for(exc)
+    applied_by, refusal = _applier(args, doc.strategy.portfolio)
+    if refusal is not None:
+        _error(refusal)
+        _error("nothing was applied")
+        return EXIT_DENIED
     store = _store(args)
     try:
         previous: StrategyVersion | None = store.current(doc.strategy.portfolio)
     except StrategyStoreError:
         previous = None
-    result = store.apply(doc.strategy, doc.source_text, applied_by=args.by, note=args.note)
+    result = store.apply(doc.strategy, doc.source_text, applied_by=applied_by, note=args.note)
     version = result.version
     changes = (
         [] if previous is None or not result.created else diff_strategies(previous.strategy, version.strategy)
