@@ -69,6 +69,14 @@ if TYPE_CHECKING:
         local_endpoint as local_endpoint,
     )
     from autobidder.settlement import settle as settle
+    from autobidder.validation import (
+        TomlFileError as TomlFileError,
+        field_path as field_path,
+        non_finite as non_finite,
+        parse_toml as parse_toml,
+        read_toml_file as read_toml_file,
+        unknown_field_rule as unknown_field_rule,
+    )
 
 __version__ = "0.1.0"
 
@@ -103,22 +111,28 @@ __all__ = [
     "SolveStats",
     "SqsQueues",
     "TelemetrySnapshot",
+    "TomlFileError",
     "__version__",
     "dump_settings",
     "facts_table",
+    "field_path",
     "is_on_grid",
     "load_export",
     "load_prices",
     "load_settings",
     "local_endpoint",
     "make_engine",
+    "non_finite",
     "parse_instant",
+    "parse_toml",
     "read_settings",
+    "read_toml_file",
     "require_aware",
     "settle",
     "slice_prices",
     "to_nem_time",
     "to_utc",
+    "unknown_field_rule",
 ]
 
 _EXPORTS = {
@@ -181,6 +195,14 @@ _EXPORTS = {
         "local_endpoint",
     ),
     "autobidder.settlement": ("settle",),
+    "autobidder.validation": (
+        "TomlFileError",
+        "field_path",
+        "non_finite",
+        "parse_toml",
+        "read_toml_file",
+        "unknown_field_rule",
+    ),
 }
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from autobidder.domain import BatterySpec, Region
+from autobidder.validation import TomlFileError, field_path, non_finite, read_toml_file, unknown_field_rule
 
 ENV_PREFIX = "AUTOBIDDER_"
 
@@ -33,6 +35,16 @@ class Ports(BaseModel):
     sqs: int = Field(9324, ge=1, le=65535)
     exchange: int = Field(50151, ge=1, le=65535)
     fleet: int = Field(50152, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        # Two components on one port: the second fails to bind only once the stack is half up.
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} both use port {port}; each needs its own")
+            seen[port] = name
+        return self
 
 
 def default_fleet() -> tuple[BatterySpec, ...]:
@@ -71,9 +83,11 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     database_url: str = ""
     exchange_database_url: str = ""
-    temporal_namespace: str = "default"
-    task_queue: str = "autobidder"
-    queue_prefix: str = "autobidder"
+    temporal_namespace: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    task_queue: str = Field("autobidder", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    # SQS names are letters, digits, '-' and '_', 80 at most; the longest suffix is
+    # "-optimize-requests" (18).
+    queue_prefix: str = Field("autobidder", pattern=r"^[A-Za-z0-9_-]{1,62}$")
     region: Region = Region.SA1
     portfolio: str = Field("sa1-vpp", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
@@ -83,6 +97,24 @@ class Settings(BaseModel):
     # keyed "2026-27": what an operator adds once the AEMC publishes a year's schedule of
     # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
     nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("database_url", "exchange_database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        if not url:
+            return url  # the SQLite file under data_dir
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; write e.g. sqlite:///var/autobidder.db or "
+                "postgresql+psycopg://user@127.0.0.1:5432/db"
+            ) from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"database {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)"
+            )
+        return url
 
     @field_validator("fleet")
     @classmethod
@@ -129,13 +161,34 @@ class Settings(BaseModel):
         return f"{self.queue_prefix}-{stage}-{direction}"
 
 
+_RULES = {
+    r"^[A-Za-z0-9_-]{1,62}$": "must be 1 to 62 letters, digits, '-' or '_' (it prefixes SQS queue names)",
+    r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$": "must be 1 to 200 letters, digits, '.', '_', '/' or '-'",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": "must be 1 to 64 letters, digits, '.', '_' or '-'",
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": "must be 1 to 63 lowercase letters, digits, '-' or '_'",
+}
+
+
 def _format_validation_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # A bad battery also fails the fleet's own "at least one" rule (pydantic drops the bad item
+    # first); that second line only confuses, so an error under a location hides one on it.
+    inner = {tuple(err["loc"][:i]) for err in errors for i in range(1, len(err["loc"]))}
     lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+    for err in errors:
+        loc = tuple(err["loc"])
+        if loc in inner:
+            continue
+        field = field_path(loc) or "(settings)"
         value = err.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        lines.append(f"{field}: {err['msg']}{shown}")
+        shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+        if err["type"] == "extra_forbidden":
+            rule = unknown_field_rule(Settings, loc)
+        elif err["type"] == "string_pattern_mismatch":
+            rule = _RULES.get(err["ctx"]["pattern"], str(err["msg"]))
+        else:
+            rule = str(err["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+        lines.append(f"{field}{shown}: {rule}")
     return "invalid configuration: " + "; ".join(lines)
 
 
@@ -165,6 +218,10 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def build_settings(data: Mapping[str, Any]) -> Settings:
+    bad = non_finite(dict(data))
+    if bad:
+        shown = "; ".join(f"{field_path(loc)} = {value!r}: must be a finite number" for loc, value in bad)
+        raise ConfigError(f"invalid configuration: {shown}")
     try:
         return Settings.model_validate(dict(data))
     except ValidationError as exc:
@@ -176,11 +233,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+            data, _ = read_toml_file(path)
+        except TomlFileError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
     overrides = _env_overrides(os.environ if env is None else env)
     if "ports" in overrides and isinstance(data.get("ports"), dict):
         overrides["ports"] = {**data["ports"], **overrides["ports"]}

@@ -113,7 +113,7 @@ def test_the_settings_carry_added_years(tmp_path: Path) -> None:
         ({"2026": 21_000.0}, "'2026' is not a financial year such as '2026-27'"),
         ({"2026-28": 21_000.0}, "'2026-28': 28 is not the year after 2026"),
         ({"2026-27": 0.0}, "2026-27: 0.0 is not a positive price"),
-        ({"2026-27": "high"}, "Input should be a valid number"),
+        ({"2026-27": "high"}, "must be a valid number"),
     ],
 )
 def test_bad_added_years_name_the_field(caps: dict[str, object], message: str) -> None:
