@@ -49,6 +49,15 @@ if TYPE_CHECKING:
         SolveStats as SolveStats,
         TelemetrySnapshot as TelemetrySnapshot,
     )
+    from autobidder.exit_codes import (
+        EXIT_CODES_HELP as EXIT_CODES_HELP,
+        EXIT_FAILED as EXIT_FAILED,
+        EXIT_NOT_FOUND as EXIT_NOT_FOUND,
+        EXIT_OK as EXIT_OK,
+        EXIT_USAGE as EXIT_USAGE,
+        NotFound as NotFound,
+        exit_code_for as exit_code_for,
+    )
     from autobidder.exports import load_export as load_export
     from autobidder.facts import (
         FactStore as FactStore,
@@ -81,6 +90,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "NEM_INTERVAL",
     "NEM_TZ",
     "Award",
@@ -97,6 +111,7 @@ __all__ = [
     "GrpcClient",
     "Handler",
     "MarketSnapshot",
+    "NotFound",
     "PriceBand",
     "PriceDataError",
     "PriceSeries",
@@ -114,6 +129,7 @@ __all__ = [
     "TomlFileError",
     "__version__",
     "dump_settings",
+    "exit_code_for",
     "facts_table",
     "field_path",
     "is_on_grid",
@@ -136,6 +152,15 @@ __all__ = [
 ]
 
 _EXPORTS = {
+    "autobidder.exit_codes": (
+        "EXIT_CODES_HELP",
+        "EXIT_FAILED",
+        "EXIT_NOT_FOUND",
+        "EXIT_OK",
+        "EXIT_USAGE",
+        "NotFound",
+        "exit_code_for",
+    ),
     "autobidder.exports": ("load_export",),
     "autobidder.clock": (
         "NEM_INTERVAL",

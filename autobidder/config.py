@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from autobidder.domain import BatterySpec, Region
+from autobidder.exit_codes import NotFound
 from autobidder.validation import TomlFileError, field_path, non_finite, read_toml_file, unknown_field_rule
 
 ENV_PREFIX = "AUTOBIDDER_"
@@ -25,6 +26,10 @@ ENV_PREFIX = "AUTOBIDDER_"
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the field and the reason."""
+
+
+class ConfigFileNotFoundError(ConfigError, NotFound):
+    """The file given with `--config` does not exist."""
 
 
 class Ports(BaseModel):
@@ -235,7 +240,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         try:
             data, _ = read_toml_file(path)
         except TomlFileError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
+            kind = ConfigFileNotFoundError if isinstance(exc, NotFound) else ConfigError
+            raise kind(f"config file {path}: {exc}") from None
     overrides = _env_overrides(os.environ if env is None else env)
     if "ports" in overrides and isinstance(data.get("ports"), dict):
         overrides["ports"] = {**data["ports"], **overrides["ports"]}

@@ -33,6 +33,7 @@ import pandas as pd
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import PriceSeries, Region
+from autobidder.exit_codes import NotFound
 
 SAMPLE_FILE = "nem_sa1_2022-09-29_2022-10-06.csv"
 
@@ -51,6 +52,10 @@ _OFFSET = re.compile(r"[T ][0-9:.]+(Z|[+-]\d{2}(?::?\d{2})?)$")
 
 class PriceDataError(ValueError):
     """The price file cannot be replayed; the message names the file, row or column, value and rule."""
+
+
+class PriceFileNotFoundError(PriceDataError, NotFound):
+    """The price file does not exist."""
 
 
 def sample_prices_path() -> Path:
@@ -79,7 +84,7 @@ def _show(value: object) -> str:
 def _read_frame(path: Path) -> tuple[pd.DataFrame, _Source]:
     source = _Source(path, csv=path.suffix != ".parquet")
     if not path.exists():
-        raise source.fail("not found")
+        raise PriceFileNotFoundError(f"prices_file {path}: not found")
     if not path.is_file():
         raise source.fail("is a directory, not a CSV or parquet file")
     if not source.csv:

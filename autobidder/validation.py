@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autobidder.exit_codes import NotFound
+
 # No file we read nests deeper than a few levels; the limit stops a hostile or broken file before
 # the recursive TOML parser and validators reach Python's recursion limit.
 MAX_NESTING = 32
@@ -24,10 +26,14 @@ class TomlFileError(ValueError):
     """A TOML file cannot be read or parsed; the message is the rule, without the file name."""
 
 
+class TomlFileNotFoundError(TomlFileError, NotFound):
+    """The TOML file does not exist."""
+
+
 def read_toml_file(path: Path) -> tuple[dict[str, Any], str]:
     """The parsed data and the exact text of `path`; `TomlFileError` says why it cannot be read."""
     if not path.exists():
-        raise TomlFileError("not found")
+        raise TomlFileNotFoundError("not found")
     if path.is_dir():
         raise TomlFileError("is a directory, not a TOML file")
     try:

@@ -14,9 +14,8 @@
 HTML file that opens offline; --json prints the figures (revenue, perfect_foresight_revenue,
 capture_ratio, …) for scripts. See docs/backtesting.md.
 
-exit codes: 0 ok · 1 the backtest failed part-way (the message names the interval) or the
-strategy file is invalid · 2 usage error (dates outside the prices, unknown forecaster, unreadable
-file) · 3 no such strategy version in the store
+A backtest that fails part-way exits 1 with the interval named; an unknown forecaster or stored
+version exits 3; dates outside the prices exit 1 with the dates they cover.
 """
 
 from __future__ import annotations
@@ -110,7 +109,7 @@ def register(subparsers: Any) -> None:
         "  autobidder backtest compare --strategy strategies/sa1-vpp.toml \\\n"
         "      --forecaster seasonal_naive@1 --forecaster quantile_mlp@1 \\\n"
         "      --from 2022-09-30 --to 2022-10-06\n\n"
-        "exit codes: 0 ok · 1 a backtest failed part-way · 2 usage error · 3 no such stored version",
+        "a backtest that fails part-way exits 1 with the interval named",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder import PriceDataError, PriceSeries, Settings, load_prices, load_settings
+from autobidder import PriceDataError, PriceSeries, Settings, exit_code_for, load_prices, load_settings
 from autobidder.strategy import (
     Strategy,
     StrategyDatabaseError,
@@ -27,7 +27,7 @@ from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
 from optimization import RiskSettingError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_OK, EXIT_USAGE = 0, 2
 
 HEADLINE = (
     ("revenue", "revenue (AUD)", "{:,.0f}"),
@@ -230,25 +230,23 @@ def guarded(handler: Any) -> Any:
             print(
                 "fix the strategy file (`autobidder strategy validate FILE`) and run again", file=sys.stderr
             )
-            unreadable = all(i.field == "(file)" and "TOML" not in i.rule for i in exc.issues)
-            return EXIT_USAGE if unreadable else EXIT_FAILED
+            return exit_code_for(exc)
+        except UsageError as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except (
-            UsageError,
             WindowError,
             UnknownForecasterError,
             RiskSettingError,
             PriceDataError,
             VersionRefError,
             StrategyDatabaseError,
+            StrategyStoreError,
+            BacktestError,
         ) as exc:
+            # 3 for what does not exist (a forecaster, a stored version, the prices file), else 1.
             print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except StrategyStoreError as exc:
-            print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        except BacktestError as exc:
-            print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return exit_code_for(exc)
 
     return run
 

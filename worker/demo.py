@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -97,7 +98,9 @@ async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
     client = await Client.connect(
         f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
     )
-    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
+    # A bar redrawn 288 times is for a terminal; a log or CI gets the summary alone.
+    bar_off = not sys.stderr.isatty()
+    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True, disable=bar_off) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:
             bar.update(1)

@@ -11,8 +11,8 @@
 Versions live in the application database (`database_url` in the config, or
 AUTOBIDDER_DATABASE_URL). Every command takes --json for scripts.
 
-exit codes: 0 ok · 1 the strategy is invalid, or `diff` found differences · 2 usage or
-configuration error (unreadable file, bad flag) · 3 no such portfolio or version in the store
+`validate` and `apply` also resolve the forecaster (`forecaster.model`) against the registry, as
+the backtest does. `diff` exits 1 when the two differ.
 """
 
 from __future__ import annotations

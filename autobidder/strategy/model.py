@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autobidder import (
+    NotFound,
     Region,
     TomlFileError,
     field_path,
@@ -105,6 +106,10 @@ class StrategyError(ValueError):
         self.issues = tuple(issues)
         lines = "\n".join(f"  {issue.describe()}" for issue in self.issues)
         super().__init__(f"{source}: invalid strategy ({len(self.issues)} problem(s)):\n{lines}")
+
+
+class StrategyFileNotFoundError(StrategyError, NotFound):
+    """The strategy file does not exist."""
 
 
 class _Missing:
@@ -385,7 +390,8 @@ def read_strategy_file(path: Path) -> StrategyDocument:
     try:
         data, text = read_toml_file(path)
     except TomlFileError as exc:
-        raise StrategyError(str(path), [StrategyIssue("(file)", _MISSING, str(exc))]) from None
+        kind = StrategyFileNotFoundError if isinstance(exc, NotFound) else StrategyError
+        raise kind(str(path), [StrategyIssue("(file)", _MISSING, str(exc))]) from None
     return StrategyDocument(build_strategy(data, str(path)), text, str(path))
 
 
