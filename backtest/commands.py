@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,9 @@ def compare_command(args: argparse.Namespace) -> int:
         previous = results[0] if results else None
         results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
     all_figures = [figures(r) for r in results]
-    path = _report_path(args, settings, results[0], "compare_command")
+    # Named by what is compared, so two compares over the same days keep both reports.
+    compared = "_vs_".join(re.sub(r"[^A-Za-z0-9.@-]+", "-", label).strip("-") for label in labels)
+    path = _report_path(args, settings, results[0], f"_compare_{compared}")
     if path is not None:
         write_report(path, render_report(results, labels))
     keys = (

@@ -87,9 +87,8 @@ def validate(args: argparse.Namespace) -> int:
             worst = max(worst, _exit_for(exc))
             results.append({"file": str(path), "valid": False, "issues": [i.as_dict() for i in exc.issues]})
             if not args.json:
-                print(f"{path}: INVALID")
-                for issue in exc.issues:
-                    print(f"  {issue.describe()}")
+                # The header and one line per broken rule, as docs/strategies.md shows them.
+                print(str(exc))
             continue
         results.append(
             {
