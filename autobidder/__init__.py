@@ -14,10 +14,13 @@ from autobidder.exports import load_export
 
 if TYPE_CHECKING:
     from autobidder.clock import (
+        EARLIEST_WIRE_INSTANT as EARLIEST_WIRE_INSTANT,
+        LATEST_WIRE_INSTANT as LATEST_WIRE_INSTANT,
         NEM_INTERVAL as NEM_INTERVAL,
         NEM_TZ as NEM_TZ,
         is_on_grid as is_on_grid,
         parse_instant as parse_instant,
+        parse_wire_instant as parse_wire_instant,
         require_aware as require_aware,
         to_nem_time as to_nem_time,
         to_utc as to_utc,
@@ -90,11 +93,13 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "EARLIEST_WIRE_INSTANT",
     "EXIT_CODES_HELP",
     "EXIT_FAILED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_USAGE",
+    "LATEST_WIRE_INSTANT",
     "NEM_INTERVAL",
     "NEM_TZ",
     "Award",
@@ -141,6 +146,7 @@ __all__ = [
     "non_finite",
     "parse_instant",
     "parse_toml",
+    "parse_wire_instant",
     "read_settings",
     "read_toml_file",
     "require_aware",
@@ -163,10 +169,13 @@ _EXPORTS = {
     ),
     "autobidder.exports": ("load_export",),
     "autobidder.clock": (
+        "EARLIEST_WIRE_INSTANT",
+        "LATEST_WIRE_INSTANT",
         "NEM_INTERVAL",
         "NEM_TZ",
         "is_on_grid",
         "parse_instant",
+        "parse_wire_instant",
         "require_aware",
         "to_nem_time",
         "to_utc",
