@@ -154,6 +154,12 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def compare_suffix(labels: list[str]) -> str:
+    """The report name's tail for a compare: named by what is compared, so two compares over the
+    same days (other strategies or forecasters) keep both reports."""
+    return "_compare_" + "_vs_".join(re.sub(r"[^A-Za-z0-9.@-]+", "-", label).strip("-") for label in labels)
+
+
 def compare_command(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
@@ -182,9 +188,7 @@ def compare_command(args: argparse.Namespace) -> int:
         previous = results[0] if results else None
         results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
     all_figures = [figures(r) for r in results]
-    # Named by what is compared, so two compares over the same days keep both reports.
-    compared = "_vs_".join(re.sub(r"[^A-Za-z0-9.@-]+", "-", label).strip("-") for label in labels)
-    path = _report_path(args, settings, results[0], f"_compare_{compared}")
+    path = _report_path(args, settings, results[0], compare_suffix(labels))
     if path is not None:
         write_report(path, render_report(results, labels))
     keys = (

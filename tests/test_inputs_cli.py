@@ -285,3 +285,16 @@ def test_pyproject_license_is_an_spdx_string_without_warnings() -> None:
         dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
     assert dist.metadata.license_expression == "Apache-2.0"
     assert not [w for w in caught if "license" in str(w.message).lower()]
+
+
+def test_two_compares_over_the_same_days_get_two_report_names() -> None:
+    from backtest.commands import compare_suffix
+
+    names = {
+        compare_suffix(["sa1-vpp", "sa1-vpp-cautious"]),
+        compare_suffix(["seasonal_naive@1", "quantile_mlp@1"]),
+        compare_suffix(["A sa1-vpp", "B sa1-vpp"]),
+    }
+    assert len(names) == 3
+    assert compare_suffix(["sa1-vpp", "sa1-vpp-cautious"]) == "_compare_sa1-vpp_vs_sa1-vpp-cautious"
+    assert all("/" not in n and " " not in n for n in names)
