@@ -70,8 +70,11 @@ if TYPE_CHECKING:
     )
     from autobidder.grpc_client import GrpcClient as GrpcClient
     from autobidder.prices import (
+        MissingColumnError as MissingColumnError,
+        PriceColumns as PriceColumns,
         PriceDataError as PriceDataError,
         load_prices as load_prices,
+        read_price_columns as read_price_columns,
         slice_prices as slice_prices,
     )
     from autobidder.queue_worker import Handler as Handler, QueueWorker as QueueWorker
@@ -116,8 +119,10 @@ __all__ = [
     "GrpcClient",
     "Handler",
     "MarketSnapshot",
+    "MissingColumnError",
     "NotFound",
     "PriceBand",
+    "PriceColumns",
     "PriceDataError",
     "PriceSeries",
     "Provenance",
@@ -147,6 +152,7 @@ __all__ = [
     "parse_instant",
     "parse_toml",
     "parse_wire_instant",
+    "read_price_columns",
     "read_settings",
     "read_toml_file",
     "require_aware",
@@ -215,6 +221,9 @@ _EXPORTS = {
     ),
     "autobidder.grpc_client": ("GrpcClient",),
     "autobidder.prices": (
+        "MissingColumnError",
+        "PriceColumns",
+        "read_price_columns",
         "PriceDataError",
         "load_prices",
         "slice_prices",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -150,7 +151,7 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _timestamps(column: pd.Series, source: _Source) -> pd.Series:
+def _timestamps(column: pd.Series, source: _Source, one_offset: bool = True) -> pd.Series:
     """Interval ends as NEM-time timestamps (ns), or the error for the first bad row."""
     if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column.dtype):
         if column.isna().any():
@@ -188,7 +189,7 @@ def _timestamps(column: pd.Series, source: _Source) -> pd.Series:
             f"{kind}, unlike the first row ({text.iloc[0]!r}); mixed naive and aware timestamps "
             "(write every one the same way; naive means NEM time)",
         )
-    if aware.any():
+    if aware.any() and one_offset:
         normal = offsets.str.replace(":", "", regex=False).replace("Z", "+0000")
         differs = np.flatnonzero((normal != normal.iloc[0]).to_numpy())
         if differs.size:
@@ -200,6 +201,7 @@ def _timestamps(column: pd.Series, source: _Source) -> pd.Series:
                 f"UTC offset {offsets.iloc[row]} differs from {offsets.iloc[0]} in the first row; "
                 "a price file keeps one offset (NEM time is +10:00)",
             )
+    if aware.any():
         stamps = alone.dt.tz_convert(NEM_TZ)
     else:
         stamps = pd.to_datetime(text, format="ISO8601").dt.tz_localize(NEM_TZ)
@@ -220,28 +222,74 @@ def _check_years(stamps: pd.Series, source: _Source, text: pd.Series | None = No
         raise source.at(row, "interval_end", shown, _year_rule(int(years[row])))
 
 
-def load_prices(region: Region, path: Path | None = None) -> PriceSeries:
-    """All prices for `region` from `path` (default: the shipped SA1 sample), 5-minute, gap-free."""
-    path = path or sample_prices_path()
+class MissingColumnError(PriceDataError):
+    """A column the reader needs is not in the file (`column` names it)."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass(frozen=True)
+class PriceColumns:
+    """A price file's rows, typed: the rules that hold for every price file have been checked
+    (readable file, numeric finite prices within the bounds, parseable timestamps in range, naive
+    or aware throughout). Order, duplicates, grid and gaps are each reader's own policy."""
+
+    interval_ends: pd.Series  # tz-aware, NEM time, file order
+    prices_aud_per_mwh: npt.NDArray[np.float64]
+    frame: pd.DataFrame  # the chosen rows as read (CSV: text), for readers that want more columns
+    price_column: str
+    located: _Located
+
+    def error_at(self, row: int, field: str, value: object, rule: str) -> PriceDataError:
+        """An error naming row `row` of these columns by its line or row in the file."""
+        return self.located.at(row, field, value, rule)
+
+
+def read_price_columns(
+    path: Path,
+    region: Region | None,
+    price_columns: tuple[str, ...] = ("rrp_aud_per_mwh", "rrp"),
+    one_offset: bool = True,
+) -> PriceColumns:
+    """The rows of `path` (those of `region` when given; otherwise every row) with their interval
+    ends and prices typed, or the `PriceDataError` for the first value that breaks a rule.
+    `one_offset=False` accepts aware timestamps with different offsets (absolute instants, for
+    example a European file across daylight saving)."""
     frame, source = _read_frame(path)
-    price_col = "rrp_aud_per_mwh" if "rrp_aud_per_mwh" in frame.columns else "rrp"
-    for col in ("interval_end", "region", price_col):
+    price_col = next((c for c in price_columns if c in frame.columns), price_columns[-1])
+    known = ", ".join(map(str, frame.columns)) or "none"
+    for col in ("interval_end", *(("region",) if region is not None else ()), price_col):
         if col not in frame.columns:
-            known = ", ".join(map(str, frame.columns)) or "none"
-            raise source.fail(f"missing column {col!r} (columns: {known})")
+            raise MissingColumnError(f"prices_file {path}: missing column {col!r} (columns: {known})", col)
     frame = frame.reset_index(drop=True)
-    rows = np.flatnonzero((frame["region"].astype(str).str.strip() == str(region)).to_numpy())
-    if rows.size == 0:
-        raise source.fail(f"no rows for region {region}")
-    if rows.size < MIN_ROWS:
-        raise source.fail(
-            f"{rows.size} row for region {region}; a price history needs at least {MIN_ROWS} intervals"
-        )
+    if region is None:
+        rows = np.arange(len(frame))
+        if rows.size == 0:
+            raise source.fail("no rows")
+    else:
+        rows = np.flatnonzero((frame["region"].astype(str).str.strip() == str(region)).to_numpy())
+        if rows.size == 0:
+            raise source.fail(f"no rows for region {region}")
     chosen = frame.iloc[rows].reset_index(drop=True)
     # Errors name the row in the file, not in the region's subset.
     located = _Located(source, rows)
     prices = _prices(chosen[price_col], price_col, located)
-    ends = _timestamps(chosen["interval_end"], located)
+    ends = _timestamps(chosen["interval_end"], located, one_offset)
+    return PriceColumns(ends, prices, chosen, price_col, located)
+
+
+def load_prices(region: Region, path: Path | None = None) -> PriceSeries:
+    """All prices for `region` from `path` (default: the shipped SA1 sample), 5-minute, gap-free."""
+    path = path or sample_prices_path()
+    columns = read_price_columns(path, region)
+    count = len(columns.prices_aud_per_mwh)
+    if count < MIN_ROWS:
+        raise columns.located.fail(
+            f"{count} row for region {region}; a price history needs at least {MIN_ROWS} intervals"
+        )
+    ends, prices, located = columns.interval_ends, columns.prices_aud_per_mwh, columns.located
     minutes, seconds = ends.dt.minute.to_numpy(), ends.dt.second.to_numpy()
     off_grid = np.flatnonzero((minutes % 5 != 0) | (seconds != 0) | (ends.dt.microsecond.to_numpy() != 0))
     if off_grid.size:

@@ -119,6 +119,11 @@ CASES: dict[str, tuple[object, int, str]] = {
         3,
         "no.csv",
     ),
+    "forecast train: abc price": (
+        lambda T: ["forecast", "train", "seasonal_naive", "--prices", bad_history(T)],
+        1,
+        "line 3, price = 'abc': not a number",
+    ),
     "forecast evaluate: no such version": (
         lambda T: ["forecast", "evaluate", "seasonal_naive@7", "--prices", history_csv(T, 10)],
         3,
@@ -194,6 +199,12 @@ CASES: dict[str, tuple[object, int, str]] = {
         "not found",
     ),
 }
+
+
+def bad_history(tmp: Path) -> str:
+    path = tmp / "bad.csv"
+    path.write_text("interval_end,price\n2022-10-06T00:05:00+10:00,1\n2022-10-06T00:10:00+10:00,abc\n")
+    return str(path)
 
 
 def bad_config(tmp: Path, text: str) -> str:
