@@ -203,6 +203,6 @@ def test_up_refuses_a_contradicting_cap_before_starting_anything(
 ) -> None:
     config = tmp_path / "autobidder.toml"
     config.write_text(f'data_dir = "{tmp_path / "var"}"\n[nem_price_caps_aud_per_mwh]\n"2025-26" = 1000.0\n')
-    assert main(["--config", str(config), "up"]) == 2
+    assert main(["--config", str(config), "up"]) == 1
     assert "nem_price_caps_aud_per_mwh.2025-26: 1000.0 contradicts" in capsys.readouterr().err
     assert not (tmp_path / "var").exists()  # no process started, nothing written
