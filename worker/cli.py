@@ -5,6 +5,8 @@ autobidder status    report each component's health
 autobidder demo      replay one real day of NEM SA1 prices through the full loop
 autobidder strategy  validate, apply and inspect versioned bid strategies
 autobidder backtest  replay history through a strategy in-process, with an HTML report
+autobidder cycle     explain one cycle from the fact store (`cycle show PORTFOLIO INTERVAL`)
+autobidder facts     read one fact by id (`facts show ID`)
 
 `autobidder COMMAND --help` shows each command's options and examples. Every command exits
 with the same table of codes (below); each error is one line on stderr naming the file or field,
@@ -39,6 +41,7 @@ from autobidder import (
 # `set_defaults`. Imported lazily so `autobidder status` does not pay for torch or pyomo imports.
 COMMAND_MODULES: tuple[str, ...] = (
     "workflows.commands",
+    "workflows.explain",
     "forecasting.cli",
     "autobidder.strategy.cli",
     "backtest.cli",
