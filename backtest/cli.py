@@ -77,6 +77,12 @@ def _common(parser: argparse.ArgumentParser, strategy_help: str, forecaster_help
     )
     parser.add_argument("--no-report", action="store_true", help="write no HTML report")
     parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="also write every interval (price, forecast, award, revenue, SoC, bid) as CSV",
+    )
+    parser.add_argument(
         "--no-split",
         action="store_true",
         help="skip the perfect-forecast run (faster; no forecast/bidding loss split)",

@@ -26,6 +26,7 @@ from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
+from backtest.trader import write_csv
 from optimization import RiskSettingError
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -39,6 +40,7 @@ HEADLINE = (
     ("forecast_loss_aud", "lost to forecast error (AUD)", "{:,.0f}"),
     ("equivalent_full_cycles", "equivalent full cycles", "{:,.2f}"),
     ("energy_throughput_mwh", "energy throughput (MWh)", "{:,.1f}"),
+    ("spread_captured_aud_per_mwh", "spread captured (AUD/MWh)", "{:,.2f}"),
     ("forecast_mae_aud_per_mwh", "forecast MAE (AUD/MWh)", "{:,.2f}"),
     ("solves", "optimizer solves", "{:,}"),
     ("wall_seconds", "wall time (s)", "{:,.1f}"),
@@ -134,6 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
     if path is not None:
         write_report(path, render_report([result]))
         out["report"] = str(path)
+    if args.csv is not None:
+        out["csv"] = str(write_csv(args.csv, result))
     if args.json:
         print(json.dumps(out, indent=2))
         return EXIT_OK
@@ -151,6 +155,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if path is not None:
         print(f"report: {path}")
+    if args.csv is not None:
+        print(f"intervals: {args.csv}")
     return EXIT_OK
 
 

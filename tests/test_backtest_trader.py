@@ -1,0 +1,117 @@
+"""What a trader asks of a backtest (issue 17): spread captured, per-day P&L in the report, and
+every interval as CSV; the report's tables read back with an HTML parser."""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from autobidder.config import default_fleet
+from autobidder.domain import Region
+from autobidder.prices import load_prices
+from autobidder.strategy.model import read_strategy_file
+from backtest.metrics import figures
+from backtest.report import render_report
+from backtest.runner import BacktestRequest, BacktestResult, run_backtest
+from backtest.trader import CSV_COLUMNS, daily_pnl, write_csv
+from worker.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
+    doc = read_strategy_file(ROOT / "strategies" / "sa1-vpp.toml")
+    request = BacktestRequest(
+        strategy=doc.strategy,
+        strategy_label="strategies/sa1-vpp.toml",
+        strategy_version="t",
+        fleet=default_fleet(),
+        first_day=date(2022, 10, 5),
+        last_day=date(2022, 10, 6),
+        reoptimize_every_minutes=60,
+        split_losses=False,
+        source_text=doc.source_text,
+        models_dir=tmp_path_factory.mktemp("models"),
+    )
+    return run_backtest(request, load_prices(Region.SA1), progress=False)
+
+
+class Tables(HTMLParser):
+    """Rows of every <table class="... daily"> as lists of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._in, self._cell = False, False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and "daily" in (dict(attrs).get("class") or ""):
+            self._in = True
+        elif self._in and tag == "tr":
+            self.rows.append([])
+        elif self._in and tag in ("td", "th"):
+            self._cell = True
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in = False
+        elif tag in ("td", "th"):
+            self._cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in and self._cell:
+            self.rows[-1][-1] += data
+
+
+def test_spread_and_days_add_up(result: BacktestResult) -> None:
+    f = figures(result)
+    days = daily_pnl(result)
+    assert [d.day for d in days] == [date(2022, 10, 5), date(2022, 10, 6)]
+    assert math.fsum(d.revenue_aud for d in days) == pytest.approx(f["revenue"], abs=0.01)
+    assert math.fsum(d.discharged_mwh for d in days) == pytest.approx(f["energy_discharged_mwh"], abs=1e-3)
+    sell, buy = f["average_sell_price_aud_per_mwh"], f["average_buy_price_aud_per_mwh"]
+    assert f["spread_captured_aud_per_mwh"] == pytest.approx(sell - buy, abs=0.011)
+    # Revenue is what the spread earns on the energy bought and sold.
+    revenue = sell * f["energy_discharged_mwh"] - buy * f["energy_charged_mwh"]
+    assert revenue == pytest.approx(f["revenue"], rel=1e-3)
+
+
+def test_report_has_the_per_day_table(result: BacktestResult) -> None:
+    parser = Tables()
+    parser.feed(render_report([result]))
+    header, *rows = parser.rows
+    assert header[:2] == ["day", "revenue (AUD)"] and "spread (AUD/MWh)" in header
+    assert [r[0] for r in rows] == ["2022-10-05", "2022-10-06"]
+    html = render_report([result])
+    assert "Spread captured, sell − buy (AUD/MWh)" in html
+
+
+def test_csv_has_every_interval(result: BacktestResult, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "i.csv", result)
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == result.window.intervals == 2 * 288
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[0]["interval_end"] == "2022-10-05T00:05:00+10:00"
+    assert math.fsum(float(r["revenue_aud"]) for r in rows) == pytest.approx(
+        figures(result)["revenue"], abs=0.01
+    )
+
+
+def test_backtest_csv_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AUTOBIDDER_DATA_DIR", str(tmp_path / "var"))
+    out = tmp_path / "intervals.csv"
+    argv = ["backtest", "--strategy", str(ROOT / "strategies" / "sa1-vpp.toml"), "--from", "2022-10-06"]
+    argv += ["--to", "2022-10-06", "--reoptimize-every", "60", "--no-split", "--no-report", "--csv", str(out)]
+    assert main(argv) == 0
+    assert f"intervals: {out}" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 1 + 288
