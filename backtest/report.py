@@ -30,6 +30,7 @@ from backtest.trader import daily_table_html
 PRICE, FORECAST, BOUND, ORACLE = "#222222", "#e67e22", "#2ca02c", "#9467bd"
 RUN_COLORS = ("#1f77b4", "#d62728")
 INTERVALS_PER_DAY = 288
+SYMLOG_ABOVE_AUD_PER_MWH = 1000.0
 
 # (figure key, label, format) in table order; formats: money, ratio, mwh, price, count, text
 TABLE: tuple[tuple[str, str, str], ...] = (
@@ -227,7 +228,18 @@ def _charts(results: Sequence[BacktestResult], labels: Sequence[str]) -> list[st
                 marker="down",
             )
         )
-    bids.y_range = auto_range([price[lo:hi]], clip_quantile=0.01)
+    bid_prices = [price[lo:hi]] + [
+        getattr(r.run.trace, side)[lo:hi]
+        for r in results
+        for side in ("discharge_price_aud_per_mwh", "charge_price_aud_per_mwh")
+    ]
+    spread = auto_range(bid_prices)
+    if max(abs(spread[0]), abs(spread[1])) > SYMLOG_ABOVE_AUD_PER_MWH:
+        # A spike (or a band at the cap) would squash every other band into a few pixels on a
+        # linear axis; symmetric-log keeps the spike and the bands readable together.
+        bids.y_scale, bids.y_range = "symlog", spread
+    else:
+        bids.y_range = auto_range([price[lo:hi]], clip_quantile=0.01)
 
     revenue = Chart("Cumulative revenue", "AUD", start_end, interval)
     revenue.add(Series("perfect foresight", BOUND, np.cumsum(first.bound.revenue_aud), dashed=True))

@@ -9,6 +9,7 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autobidder.config import default_fleet
@@ -115,3 +116,65 @@ def test_backtest_csv_flag(
     assert main(argv) == 0
     assert f"intervals: {out}" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 1 + 288
+
+
+def _y_positions(svg: str) -> dict[str, float]:
+    """Tick label text -> the y of its label."""
+    import re
+
+    return {m.group(2): float(m.group(1)) for m in re.finditer(r'y="([\d.]+)" class="ylabel">([^<]+)<', svg)}
+
+
+def test_symlog_axis_keeps_bands_readable_under_a_spike() -> None:
+    from datetime import datetime, timedelta
+
+    from autobidder.clock import NEM_TZ
+    from backtest.svg import Chart, Series, render
+
+    prices = np.array([50.0, 60.0, 300.0, 10_000.0, 80.0, -200.0])
+    start = datetime(2022, 10, 6, 0, 5, tzinfo=NEM_TZ)
+    charts = {}
+    for scale in ("linear", "symlog"):
+        chart = Chart("bids", "AUD/MWh", start, timedelta(minutes=5), y_range=(-300.0, 10_500.0))
+        chart.y_scale = scale  # type: ignore[assignment]
+        chart.add(Series("price", "#000", prices))
+        charts[scale] = render(chart)
+    ticks = _y_positions(charts["symlog"])
+    assert {"0", "100", "1,000", "10k"} <= set(ticks), ticks
+    # 100 and 1,000 AUD/MWh are far apart on the symlog axis (PLOT_HEIGHT is 200 px) ...
+    assert ticks["100"] - ticks["1,000"] > 40
+    assert "symmetric-log axis" in charts["symlog"] and "symmetric-log" not in charts["linear"]
+
+
+def test_guide_label_at_the_top_edge_stays_inside_the_plot() -> None:
+    import re
+    from datetime import datetime, timedelta
+
+    from autobidder.clock import NEM_TZ
+    from backtest.svg import Chart, Series, render
+
+    chart = Chart(
+        "soc", "MWh", datetime(2022, 10, 6, 0, 5, tzinfo=NEM_TZ), timedelta(minutes=5), y_range=(0.0, 20.0)
+    )
+    chart.add(Series("soc", "#000", np.array([1.0, 2.0])))
+    chart.guides = [(20.0, "capacity"), (2.0, "strategy reserve")]
+    svg = render(chart)
+    frame_top = float(re.search(r'<rect x="\d+" y="([\d.]+)"[^>]*class="frame"', svg).group(1))  # type: ignore[union-attr]
+    for label in ("capacity", "strategy reserve"):
+        y = float(re.search(rf'y="([\d.]+)" class="guidelabel">{label}<', svg).group(1))  # type: ignore[union-attr]
+        assert y - 10 >= frame_top, (label, y, frame_top)
+
+
+def test_report_uses_symlog_exactly_when_the_bids_day_has_a_spike(result: BacktestResult) -> None:
+    html = render_report([result])
+    bids_svg = html[html.index("Bids against clearing prices") :]
+    bids_svg = bids_svg[: bids_svg.index("</svg>")]
+    from backtest.report import SYMLOG_ABOVE_AUD_PER_MWH, _zoom_day
+    from backtest.svg import auto_range
+
+    lo, hi = _zoom_day(result)
+    trace = result.run.trace
+    sides = (trace.price_aud_per_mwh, trace.discharge_price_aud_per_mwh, trace.charge_price_aud_per_mwh)
+    low, high = auto_range([v[lo:hi] for v in sides])
+    wide = max(abs(low), abs(high)) > SYMLOG_ABOVE_AUD_PER_MWH
+    assert ("symmetric-log axis" in bids_svg) == wide
