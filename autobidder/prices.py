@@ -258,11 +258,16 @@ def read_price_columns(
     `one_offset=False` accepts aware timestamps with different offsets (absolute instants, for
     example a European file across daylight saving)."""
     frame, source = _read_frame(path)
-    price_col = next((c for c in price_columns if c in frame.columns), price_columns[-1])
     known = ", ".join(map(str, frame.columns)) or "none"
-    for col in ("interval_end", *(("region",) if region is not None else ()), price_col):
+    for col in ("interval_end", *(("region",) if region is not None else ())):
         if col not in frame.columns:
             raise MissingColumnError(f"prices_file {path}: missing column {col!r} (columns: {known})", col)
+    price_col = next((c for c in price_columns if c in frame.columns), None)
+    if price_col is None:
+        wanted = " or ".join(repr(c) for c in price_columns)
+        raise MissingColumnError(
+            f"prices_file {path}: missing a price column, {wanted} (columns: {known})", price_columns[0]
+        )
     frame = frame.reset_index(drop=True)
     if region is None:
         rows = np.arange(len(frame))

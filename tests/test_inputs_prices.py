@@ -66,7 +66,7 @@ CSV_CASES: dict[str, tuple[str, str]] = {
     ),
     "missing column": (
         "interval_end,region,price\n",
-        "missing column 'rrp' (columns: interval_end, region, price)",
+        "missing a price column, 'rrp_aud_per_mwh' or 'rrp' (columns: interval_end, region, price)",
     ),
     "not csv": ('a,b\n"x\n', "prices_file"),
 }
