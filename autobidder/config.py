@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ class Settings(BaseModel):
             return url  # the SQLite file under data_dir
         try:
             parsed = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # a port that is not a number raises ValueError
             raise ValueError(
                 "not a database URL; write e.g. sqlite:///var/autobidder.db or "
                 "postgresql+psycopg://user@127.0.0.1:5432/db"
@@ -174,6 +175,11 @@ _RULES = {
 }
 
 
+def _redacted(url: str) -> str:
+    """`url` with any password replaced by ***, even when the URL does not parse."""
+    return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
 def _format_validation_error(exc: ValidationError) -> str:
     errors = exc.errors()
     # A bad battery also fails the fleet's own "at least one" rule (pydantic drops the bad item
@@ -186,6 +192,8 @@ def _format_validation_error(exc: ValidationError) -> str:
             continue
         field = field_path(loc) or "(settings)"
         value = err.get("input")
+        if loc and loc[-1] in ("database_url", "exchange_database_url") and isinstance(value, str):
+            value = _redacted(value)  # an error message is no place for a database password
         shown = "" if isinstance(value, dict | list) else f" = {value!r}"
         if err["type"] == "extra_forbidden":
             rule = unknown_field_rule(Settings, loc)

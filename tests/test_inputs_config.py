@@ -34,6 +34,10 @@ CASES: dict[str, tuple[str, str]] = {
         'database_url = "mysql://u@127.0.0.1/db"',
         "database 'mysql' is not supported (sqlite or postgresql)",
     ),
+    "password never shown": (
+        'database_url = "postgresql://trader:hunter2@127.0.0.1:notaport/db"',
+        "database_url = 'postgresql://trader:***@127.0.0.1:notaport/db': not a database URL",
+    ),
     "key typo": ('portfolo = "x"', "portfolo = 'x': unknown field; did you mean 'portfolio'?"),
     "nested key typo": (
         "[ports]\nexchnage = 1\n",
@@ -59,6 +63,7 @@ def test_each_bad_config_is_one_named_error(case: str, tmp_path: Path) -> None:
     assert fragment in message and "\n" not in message
     # The confusing second line of issue 17 ("Tuple should have at least 1 item") is gone.
     assert "Tuple" not in message and "Input should" not in message
+    assert "hunter2" not in message
 
 
 def test_directory_and_non_utf8(tmp_path: Path) -> None:
