@@ -309,3 +309,11 @@ def test_two_compares_over_the_same_days_get_two_report_names() -> None:
     assert len(names) == 3
     assert compare_suffix(["sa1-vpp", "sa1-vpp-cautious"]) == "_compare_sa1-vpp_vs_sa1-vpp-cautious"
     assert all("/" not in n and " " not in n for n in names)
+
+
+def test_demo_progress_bar_stays_out_of_non_terminal_output(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.demo import progress_bar
+
+    with progress_bar(288) as bar:  # stderr is captured here: not a terminal
+        bar.update(288)
+    assert bar.disable and capsys.readouterr().err == ""

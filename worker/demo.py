@@ -94,13 +94,19 @@ def summarise(
     )
 
 
+def progress_bar(total: int) -> tqdm:
+    """The replay's progress bar on stderr; a bar redrawn 288 times is for a terminal, so a log
+    file or CI (stderr not a terminal) gets the summary alone."""
+    return tqdm(
+        total=total, unit="interval", desc="replaying", dynamic_ncols=True, disable=not sys.stderr.isatty()
+    )
+
+
 async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
     client = await Client.connect(
         f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
     )
-    # A bar redrawn 288 times is for a terminal; a log or CI gets the summary alone.
-    bar_off = not sys.stderr.isatty()
-    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True, disable=bar_off) as bar:
+    with progress_bar(len(ends)) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:
             bar.update(1)
