@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -57,6 +58,14 @@ def test_every_help_states_the_table(command: tuple[str, ...], capsys: pytest.Ca
 def bad_strategy(tmp: Path, old: str, new: str) -> str:
     path = tmp / f"s{abs(hash((old, new)))}.toml"
     path.write_text(Path(EXAMPLE).read_text().replace(old, new, 1))
+    return str(path)
+
+
+def with_model(tmp: Path, model: str) -> str:
+    """The example strategy with `forecaster.model` set to `model` (whatever the example uses)."""
+    path = tmp / f"m{abs(hash(model))}.toml"
+    text = re.sub(r'(?m)^model = "[^"]*"', f'model = "{model}"', Path(EXAMPLE).read_text(), count=1)
+    path.write_text(text)
     return str(path)
 
 
@@ -133,19 +142,19 @@ CASES: dict[str, tuple[object, int, str]] = {
     "forecast list: unknown flag": (lambda T: ["forecast", "list", "--bogus"], 2, "unrecognized"),
     "strategy validate: ok": (lambda T: ["strategy", "validate", EXAMPLE], 0, "valid"),
     "strategy validate: misspelled forecaster": (
-        lambda T: ["strategy", "validate", bad_strategy(T, "seasonal_naive@1", "seasonal_naiv@1")],
+        lambda T: ["strategy", "validate", with_model(T, "seasonal_naiv@1")],
         1,
         "forecaster.model = \"seasonal_naiv@1\": model 'seasonal_naiv': no forecaster of that name (known:",
     ),
     "strategy validate: not found": (lambda T: ["strategy", "validate", str(T / "no.toml")], 3, ""),
     "strategy validate: no file": (lambda T: ["strategy", "validate"], 2, "required"),
     "strategy apply: misspelled forecaster": (
-        lambda T: ["strategy", "apply", bad_strategy(T, "seasonal_naive@1", "seasonal_naiv@1")],
+        lambda T: ["strategy", "apply", with_model(T, "seasonal_naiv@1")],
         1,
         "no forecaster of that name",
     ),
     "strategy apply: untrained version": (
-        lambda T: ["strategy", "apply", bad_strategy(T, "seasonal_naive@1", "quantile_mlp@3")],
+        lambda T: ["strategy", "apply", with_model(T, "quantile_mlp@3")],
         1,
         "no such trained version",
     ),
