@@ -125,7 +125,8 @@ def _prices(column: pd.Series, name: str, source: _Source) -> npt.NDArray[np.flo
         shown = values[row] if text is None else text.iloc[row]
         if text is not None and shown == "":
             raise source.at(row, name, "", "missing (NaN) price")
-        if text is not None and not _is_float(str(shown)):
+        if text is not None and _is_finite_float(str(shown)) is not False:
+            # Not a float at all, or one pandas does not read ("1_000"): either way not a price.
             raise source.at(row, name, shown, "not a number")
         if isinstance(shown, float) and math.isnan(shown):
             raise source.at(row, name, "NaN", "missing (NaN) price")
@@ -143,12 +144,12 @@ def _prices(column: pd.Series, name: str, source: _Source) -> npt.NDArray[np.flo
     return values
 
 
-def _is_float(text: str) -> bool:
+def _is_finite_float(text: str) -> bool | None:
+    """Whether Python reads `text` as a finite float; None when it is no float at all."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _timestamps(column: pd.Series, source: _Source, one_offset: bool = True) -> pd.Series:

@@ -28,6 +28,7 @@ def rows(*prices: object, start: str = "2022-01-01T00:05:00+10:00") -> str:
 CSV_CASES: dict[str, tuple[str, str]] = {
     # name: (file text, a fragment the one-line message must hold)
     "non-numeric price": (HEAD + rows(1, "abc", 3), "line 3, rrp_aud_per_mwh = 'abc': not a number"),
+    "underscore price": (HEAD + rows(1, "1_000"), "line 3, rrp_aud_per_mwh = '1_000': not a number"),
     "inf price": (HEAD + rows(1, "inf"), "line 3, rrp_aud_per_mwh = 'inf': must be a finite number"),
     "nan price": (HEAD + rows(1, "nan"), "line 3, rrp_aud_per_mwh = 'nan': must be a finite number"),
     "empty price": (HEAD + rows(1, ""), "line 3, rrp_aud_per_mwh = '': missing (NaN) price"),
