@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -167,6 +168,26 @@ def test_fuzz_price_parquet_and_bytes(
         data = path.read_bytes()
         path.write_bytes(data[: damage % max(len(data), 1)] + junk)
     check_series(path, rows, "price parquet")
+
+
+@settings(max_examples=500, **FUZZ)
+@given(rows=price_rows())
+def test_fuzz_forecast_price_files(rows: list[tuple[str, str, str]], scratch: Path) -> None:
+    """`forecast --prices FILE`: the same input layer, then forecasting's cleaning policies."""
+    from forecasting.datasets import load_table
+    from forecasting.errors import DataQualityError
+
+    count("forecast prices")
+    path = scratch / "history.csv"
+    path.write_text(csv_text([(ts, "", price) for ts, _, price in rows]).replace(",region,", ",note,"))
+    try:
+        history, _ = load_table(path)
+    except (PriceDataError, DataQualityError) as exc:
+        assert "\n" not in str(exc) and "Traceback" not in str(exc)
+        return
+    ACCEPTED["forecast prices"] = ACCEPTED.get("forecast prices", 0) + 1
+    known = history.prices[~np.isnan(history.prices)]
+    assert known.size and all(PRICE_FLOOR_AUD_PER_MWH <= v <= PRICE_CEILING_AUD_PER_MWH for v in known)
 
 
 # --- config files --------------------------------------------------------------------------------
@@ -539,7 +560,7 @@ def test_fuzz_exchange_rpc_fields(
 
 def test_fuzz_ran_at_least_ten_thousand_cases() -> None:
     # Runs after the fuzz tests above (pytest keeps file order); only meaningful when all ran.
-    if len(EXAMPLES) < 7:
+    if len(EXAMPLES) < 8:
         pytest.skip(f"only {sorted(EXAMPLES)} ran")
     assert sum(EXAMPLES.values()) >= 10_000, EXAMPLES
     # Each file fuzz reached the accepting path too, so "refused" is not all it checked.
