@@ -14,10 +14,13 @@ from autobidder.exports import load_export
 
 if TYPE_CHECKING:
     from autobidder.clock import (
+        EARLIEST_WIRE_INSTANT as EARLIEST_WIRE_INSTANT,
+        LATEST_WIRE_INSTANT as LATEST_WIRE_INSTANT,
         NEM_INTERVAL as NEM_INTERVAL,
         NEM_TZ as NEM_TZ,
         is_on_grid as is_on_grid,
         parse_instant as parse_instant,
+        parse_wire_instant as parse_wire_instant,
         require_aware as require_aware,
         to_nem_time as to_nem_time,
         to_utc as to_utc,
@@ -49,6 +52,16 @@ if TYPE_CHECKING:
         Schedule as Schedule,
         SolveStats as SolveStats,
         TelemetrySnapshot as TelemetrySnapshot,
+    )
+    from autobidder.exit_codes import (
+        EXIT_CODES_HELP as EXIT_CODES_HELP,
+        EXIT_DENIED as EXIT_DENIED,
+        EXIT_FAILED as EXIT_FAILED,
+        EXIT_NOT_FOUND as EXIT_NOT_FOUND,
+        EXIT_OK as EXIT_OK,
+        EXIT_USAGE as EXIT_USAGE,
+        NotFound as NotFound,
+        exit_code_for as exit_code_for,
     )
     from autobidder.exports import load_export as load_export
     from autobidder.facts import (
@@ -87,8 +100,11 @@ if TYPE_CHECKING:
         write_private as write_private,
     )
     from autobidder.prices import (
+        MissingColumnError as MissingColumnError,
+        PriceColumns as PriceColumns,
         PriceDataError as PriceDataError,
         load_prices as load_prices,
+        read_price_columns as read_price_columns,
         slice_prices as slice_prices,
     )
     from autobidder.queue_worker import Handler as Handler, QueueWorker as QueueWorker
@@ -98,6 +114,14 @@ if TYPE_CHECKING:
         local_endpoint as local_endpoint,
     )
     from autobidder.settlement import settle as settle
+    from autobidder.validation import (
+        TomlFileError as TomlFileError,
+        field_path as field_path,
+        non_finite as non_finite,
+        parse_toml as parse_toml,
+        read_toml_file as read_toml_file,
+        unknown_field_rule as unknown_field_rule,
+    )
 
 __version__ = "0.1.0"
 
@@ -106,6 +130,14 @@ __all__ = [
     "BID_ROLES",
     "CLOCK_ROLES",
     "DISPATCH_ROLES",
+    "EARLIEST_WIRE_INSTANT",
+    "EXIT_CODES_HELP",
+    "EXIT_DENIED",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LATEST_WIRE_INSTANT",
     "MARKET_OPERATOR",
     "MARKET_SCOPE",
     "NEM_INTERVAL",
@@ -134,8 +166,11 @@ __all__ = [
     "IdentityError",
     "IdentityFiles",
     "MarketSnapshot",
+    "MissingColumnError",
+    "NotFound",
     "Policy",
     "PriceBand",
+    "PriceColumns",
     "PriceDataError",
     "PriceSeries",
     "Principal",
@@ -153,11 +188,14 @@ __all__ = [
     "SolveStats",
     "SqsQueues",
     "TelemetrySnapshot",
+    "TomlFileError",
     "__version__",
     "current_principal",
     "dump_settings",
     "ensure_local_identity",
+    "exit_code_for",
     "facts_table",
+    "field_path",
     "is_on_grid",
     "issue_principal",
     "load_export",
@@ -165,25 +203,44 @@ __all__ = [
     "load_settings",
     "local_endpoint",
     "make_engine",
+    "non_finite",
     "parse_grant",
     "parse_instant",
+    "parse_toml",
+    "parse_wire_instant",
+    "read_price_columns",
     "read_settings",
+    "read_toml_file",
     "require_aware",
     "settle",
     "slice_prices",
     "temporal_connect_options",
     "to_nem_time",
     "to_utc",
+    "unknown_field_rule",
     "write_private",
 ]
 
 _EXPORTS = {
+    "autobidder.exit_codes": (
+        "EXIT_CODES_HELP",
+        "EXIT_DENIED",
+        "EXIT_FAILED",
+        "EXIT_NOT_FOUND",
+        "EXIT_OK",
+        "EXIT_USAGE",
+        "NotFound",
+        "exit_code_for",
+    ),
     "autobidder.exports": ("load_export",),
     "autobidder.clock": (
+        "EARLIEST_WIRE_INSTANT",
+        "LATEST_WIRE_INSTANT",
         "NEM_INTERVAL",
         "NEM_TZ",
         "is_on_grid",
         "parse_instant",
+        "parse_wire_instant",
         "require_aware",
         "to_nem_time",
         "to_utc",
@@ -252,6 +309,9 @@ _EXPORTS = {
         "write_private",
     ),
     "autobidder.prices": (
+        "MissingColumnError",
+        "PriceColumns",
+        "read_price_columns",
         "PriceDataError",
         "load_prices",
         "slice_prices",
@@ -266,6 +326,14 @@ _EXPORTS = {
         "local_endpoint",
     ),
     "autobidder.settlement": ("settle",),
+    "autobidder.validation": (
+        "TomlFileError",
+        "field_path",
+        "non_finite",
+        "parse_toml",
+        "read_toml_file",
+        "unknown_field_rule",
+    ),
 }
 
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import tomllib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from autobidder.domain import BatterySpec, Region
+from autobidder.exit_codes import NotFound
+from autobidder.validation import TomlFileError, field_path, non_finite, read_toml_file, unknown_field_rule
 
 if TYPE_CHECKING:
     from autobidder.identity import IdentityFiles
@@ -29,6 +33,10 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the field and the reason."""
 
 
+class ConfigFileNotFoundError(ConfigError, NotFound):
+    """The file given with `--config` does not exist."""
+
+
 class Ports(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -37,6 +45,16 @@ class Ports(BaseModel):
     sqs: int = Field(9324, ge=1, le=65535)
     exchange: int = Field(50151, ge=1, le=65535)
     fleet: int = Field(50152, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        # Two components on one port: the second fails to bind only once the stack is half up.
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} both use port {port}; each needs its own")
+            seen[port] = name
+        return self
 
 
 def default_fleet() -> tuple[BatterySpec, ...]:
@@ -120,9 +138,11 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     database_url: str = ""
     exchange_database_url: str = ""
-    temporal_namespace: str = "default"
-    task_queue: str = "autobidder"
-    queue_prefix: str = "autobidder"
+    temporal_namespace: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    task_queue: str = Field("autobidder", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    # SQS names are letters, digits, '-' and '_', 80 at most; the longest suffix is
+    # "-optimize-requests" (18).
+    queue_prefix: str = Field("autobidder", pattern=r"^[A-Za-z0-9_-]{1,62}$")
     region: Region = Region.SA1
     portfolio: str = Field("sa1-vpp", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
@@ -134,6 +154,24 @@ class Settings(BaseModel):
     nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
     security: SecuritySettings = SecuritySettings()
     temporal: TemporalSettings = TemporalSettings()
+
+    @field_validator("database_url", "exchange_database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        if not url:
+            return url  # the SQLite file under data_dir
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):  # a port that is not a number raises ValueError
+            raise ValueError(
+                "not a database URL; write e.g. sqlite:///var/autobidder.db or "
+                "postgresql+psycopg://user@127.0.0.1:5432/db"
+            ) from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"database {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)"
+            )
+        return url
 
     @field_validator("fleet")
     @classmethod
@@ -233,13 +271,41 @@ def temporal_connect_options(settings: Settings, env: Mapping[str, str] | None =
     return options
 
 
+_RULES = {
+    r"^[A-Za-z0-9_-]{1,62}$": "must be 1 to 62 letters, digits, '-' or '_' (it prefixes SQS queue names)",
+    r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$": "must be 1 to 200 letters, digits, '.', '_', '/' or '-'",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": "must be 1 to 64 letters, digits, '.', '_' or '-'",
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": "must be 1 to 63 lowercase letters, digits, '-' or '_'",
+}
+
+
+def _redacted(url: str) -> str:
+    """`url` with any password replaced by ***, even when the URL does not parse."""
+    return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
 def _format_validation_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # A bad battery also fails the fleet's own "at least one" rule (pydantic drops the bad item
+    # first); that second line only confuses, so an error under a location hides one on it.
+    inner = {tuple(err["loc"][:i]) for err in errors for i in range(1, len(err["loc"]))}
     lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+    for err in errors:
+        loc = tuple(err["loc"])
+        if loc in inner:
+            continue
+        field = field_path(loc) or "(settings)"
         value = err.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        lines.append(f"{field}: {err['msg']}{shown}")
+        if loc and loc[-1] in ("database_url", "exchange_database_url") and isinstance(value, str):
+            value = _redacted(value)  # an error message is no place for a database password
+        shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+        if err["type"] == "extra_forbidden":
+            rule = unknown_field_rule(Settings, loc)
+        elif err["type"] == "string_pattern_mismatch":
+            rule = _RULES.get(err["ctx"]["pattern"], str(err["msg"]))
+        else:
+            rule = str(err["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+        lines.append(f"{field}{shown}: {rule}")
     return "invalid configuration: " + "; ".join(lines)
 
 
@@ -269,6 +335,10 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def build_settings(data: Mapping[str, Any]) -> Settings:
+    bad = non_finite(dict(data))
+    if bad:
+        shown = "; ".join(f"{field_path(loc)} = {value!r}: must be a finite number" for loc, value in bad)
+        raise ConfigError(f"invalid configuration: {shown}")
     try:
         return Settings.model_validate(dict(data))
     except ValidationError as exc:
@@ -280,11 +350,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+            data, _ = read_toml_file(path)
+        except TomlFileError as exc:
+            kind = ConfigFileNotFoundError if isinstance(exc, NotFound) else ConfigError
+            raise kind(f"config file {path}: {exc}") from None
     overrides = _env_overrides(os.environ if env is None else env)
     if "ports" in overrides and isinstance(data.get("ports"), dict):
         overrides["ports"] = {**data["ports"], **overrides["ports"]}
@@ -295,19 +364,6 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 # values go to a secrets file beside it (owner-only), which `read_settings` lays back on top.
 _SECRET_URL_FIELDS = ("database_url", "exchange_database_url")
 SECRETS_FILE_NAME = "secrets.json"
-
-
-def _redacted(url: str) -> str | None:
-    """`url` with its password shown as ***, or None when it has none (or is not a URL)."""
-    from sqlalchemy.engine import make_url  # loaded only when a URL is set
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return None
-    if not parsed.password:
-        return None
-    return parsed.render_as_string(hide_password=True)
 
 
 def _write_owner_only(path: Path, text: str) -> None:
@@ -325,7 +381,7 @@ def dump_settings(settings: Settings, path: Path) -> None:
     for field in _SECRET_URL_FIELDS:
         value = data.get(field) or ""
         redacted = _redacted(value)
-        if redacted is not None:
+        if redacted != value:
             secrets[field] = value
             data[field] = redacted
     secrets_path = path.parent / SECRETS_FILE_NAME

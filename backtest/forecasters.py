@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from autobidder import Forecast, MarketSnapshot, PriceSeries, Region
+from autobidder import Forecast, MarketSnapshot, NotFound, PriceSeries, Region
 from forecasting import (
     MODEL_NAME,
     MODEL_VERSION,
@@ -54,7 +54,7 @@ PERFECT = "perfect_foresight@1"
 DEFAULT_LOOKBACK_INTERVALS = 2016  # what the live cycle fetches: 7 days of 5-minute prices
 
 
-class UnknownForecasterError(LookupError):
+class UnknownForecasterError(LookupError, NotFound):
     """No forecaster of that name@version; the message lists the known ones."""
 
 

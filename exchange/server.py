@@ -35,6 +35,8 @@ import sqlalchemy as sa
 from autobidder import (
     BID_ROLES,
     CLOCK_ROLES,
+    EARLIEST_WIRE_INSTANT,
+    LATEST_WIRE_INSTANT,
     MARKET_SCOPE,
     READ_ROLES,
     AioAuthInterceptor,
@@ -246,6 +248,10 @@ def _instant(text: str, field: str) -> datetime:
         ) from None
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {text!r} has no UTC offset")
+    if not EARLIEST_WIRE_INSTANT <= ts <= LATEST_WIRE_INSTANT:
+        # Clock and interval arithmetic near year 1 or 9999 would raise OverflowError (UNKNOWN).
+        years = f"{EARLIEST_WIRE_INSTANT.year}..{LATEST_WIRE_INSTANT.year}"
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {text!r} is outside {years}")
     return ts
 
 

@@ -5,6 +5,7 @@ applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf
 (fleet/wire.py) and maps errors to status codes:
 
     ValueError (bad field, hierarchy rule)  -> INVALID_ARGUMENT, message names the field or node
+    OverflowError (arithmetic past a bound) -> INVALID_ARGUMENT (timestamps are range-checked first)
     NoSuchPortfolioError, UnknownNodeError  -> NOT_FOUND, message names the portfolio or node
     DispatchOutOfOrderError                 -> FAILED_PRECONDITION
 """
@@ -27,7 +28,7 @@ from autobidder import (
     Principal,
     ServerSecurity,
     Settings,
-    parse_instant,
+    parse_wire_instant,
 )
 from fleet.control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
 from fleet.hierarchy import FLEET, UnknownNodeError
@@ -73,7 +74,7 @@ def _abort(context: Any, exc: Exception) -> NoReturn:
         code = grpc.StatusCode.NOT_FOUND
     elif isinstance(exc, DispatchOutOfOrderError):
         code = grpc.StatusCode.FAILED_PRECONDITION
-    elif isinstance(exc, ValueError):
+    elif isinstance(exc, ValueError | OverflowError):
         code = grpc.StatusCode.INVALID_ARGUMENT
     else:
         code = grpc.StatusCode.INTERNAL
@@ -81,7 +82,7 @@ def _abort(context: Any, exc: Exception) -> NoReturn:
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 
-_EXPECTED = (ValueError, NoSuchPortfolioError, UnknownNodeError, DispatchOutOfOrderError)
+_EXPECTED = (ValueError, OverflowError, NoSuchPortfolioError, UnknownNodeError, DispatchOutOfOrderError)
 
 
 def _telemetry_message(snapshot: Any) -> Any:
@@ -125,7 +126,7 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
 
     def GetTelemetry(self, request: Any, context: Any) -> Any:
         try:
-            as_of = parse_instant(request.as_of, "as_of")
+            as_of = parse_wire_instant(request.as_of, "as_of")
             snapshot = self._controller.telemetry(cast(str, request.portfolio), as_of)
         except _EXPECTED as exc:
             _abort(context, exc)
@@ -133,7 +134,7 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
 
     def Dispatch(self, request: Any, context: Any) -> Any:
         try:
-            interval_end = parse_instant(request.interval_end, "interval_end")
+            interval_end = parse_wire_instant(request.interval_end, "interval_end")
             if not math.isfinite(request.net_mw):
                 raise ValueError(f"net_mw: {request.net_mw} must be finite")
             if request.detail not in fleet_pb2.DispatchDetail.values():
@@ -149,7 +150,7 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
 
     def GetNodeState(self, request: Any, context: Any) -> Any:
         try:
-            as_of = parse_instant(request.as_of, "as_of") if request.as_of else None
+            as_of = parse_wire_instant(request.as_of, "as_of") if request.as_of else None
             state = self._controller.node_state(
                 cast(str, request.node), as_of, bool(request.include_children), request.interval_minutes or 5
             )

@@ -418,7 +418,9 @@ def train(
     params: dict[str, Any] | None = None,
     version: str | None = None,
 ) -> TrainedVersion:
-    """Fit `name` on `history`, store the artifact, and register it as a new version."""
+    """Fit `name` on `history`, store the artifact, and register it as a new version, unless a
+    version of `name` already holds this exact artifact (same data, parameters and code give the
+    same content address): then that version is returned, so `@2` never merely repeats `@1`."""
     params = dict(params or {})
     cls = load_class(name)
     try:
@@ -428,5 +430,9 @@ def train(
     model.fit(history)
     training = TrainingInfo.of(history)
     sha = store.put(model, name, params, training)
+    if version is None:
+        same = [v for v in store.versions(name) if store.artifact_of(name, v) == sha]
+        if same:
+            return store.describe(name, same[0])
     chosen = store.register_version(name, sha, version)
     return store.describe(name, chosen)

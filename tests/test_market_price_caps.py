@@ -113,7 +113,7 @@ def test_the_settings_carry_added_years(tmp_path: Path) -> None:
         ({"2026": 21_000.0}, "'2026' is not a financial year such as '2026-27'"),
         ({"2026-28": 21_000.0}, "'2026-28': 28 is not the year after 2026"),
         ({"2026-27": 0.0}, "2026-27: 0.0 is not a positive price"),
-        ({"2026-27": "high"}, "Input should be a valid number"),
+        ({"2026-27": "high"}, "must be a valid number"),
     ],
 )
 def test_bad_added_years_name_the_field(caps: dict[str, object], message: str) -> None:
@@ -203,6 +203,6 @@ def test_up_refuses_a_contradicting_cap_before_starting_anything(
 ) -> None:
     config = tmp_path / "autobidder.toml"
     config.write_text(f'data_dir = "{tmp_path / "var"}"\n[nem_price_caps_aud_per_mwh]\n"2025-26" = 1000.0\n')
-    assert main(["--config", str(config), "up"]) == 2
+    assert main(["--config", str(config), "up"]) == 1
     assert "nem_price_caps_aud_per_mwh.2025-26: 1000.0 contradicts" in capsys.readouterr().err
     assert not (tmp_path / "var").exists()  # no process started, nothing written

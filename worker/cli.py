@@ -5,9 +5,12 @@ autobidder status    report each component's health
 autobidder demo      replay one real day of NEM SA1 prices through the full loop
 autobidder strategy  validate, apply and inspect versioned bid strategies
 autobidder backtest  replay history through a strategy in-process, with an HTML report
+autobidder cycle     explain one cycle from the fact store (`cycle show PORTFOLIO INTERVAL`)
+autobidder facts     read one fact by id (`facts show ID`)
 
-`autobidder COMMAND --help` shows each command's options and examples.
-exit codes: 0 ok · 1 failed (a check or a run) · 2 usage or configuration error · 3 not found
+`autobidder COMMAND --help` shows each command's options and examples. Every command exits
+with the same table of codes (below); each error is one line on stderr naming the file or field,
+the value and the rule.
 """
 
 from __future__ import annotations
@@ -22,15 +25,23 @@ from datetime import date
 from pathlib import Path
 from types import FrameType
 
-from autobidder import ConfigError, Settings, load_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+from autobidder import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigError,
+    PriceDataError,
+    Settings,
+    exit_code_for,
+    load_settings,
+)
 
 # Command groups owned by other packages. Each module defines `register(subparsers)`, which adds
 # its parser(s) and sets `handler=` (a function of the parsed args returning an exit code) with
 # `set_defaults`. Imported lazily so `autobidder status` does not pay for torch or pyomo imports.
 COMMAND_MODULES: tuple[str, ...] = (
     "workflows.commands",
+    "workflows.explain",
     "forecasting.cli",
     "autobidder.strategy.cli",
     "backtest.cli",
@@ -75,7 +86,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    parser.set_defaults(forecaster_problem=_forecaster_problem)
+    _state_exit_codes(parser)
     return parser
+
+
+def _state_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help ends with the one exit-code table."""
+    parser.epilog = EXIT_CODES_HELP
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _state_exit_codes(child)
+
+
+def _forecaster_problem(model: str, config: Path | None) -> str | None:
+    """Why `model` (name@version) cannot be used, resolved against the registry under
+    `<data_dir>/models` as the backtest resolves it; None when it can. Handed to `autobidder
+    strategy validate|apply`, whose package may not import the forecasting package."""
+    from forecasting import ForecastingError, ModelRef, ModelStore
+
+    models_dir = load_settings(config).data_dir / "models"
+    try:
+        ModelStore(models_dir).resolve(ModelRef.parse(model))
+    except ForecastingError as exc:
+        return (
+            f"{exc}; `autobidder forecast list` shows the models and trained versions in {models_dir}, "
+            "`autobidder forecast train` trains one"
+        )
+    return None
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -142,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
                 strategy = read_strategy_file(args.strategy) if args.strategy else None
             except StrategyError as exc:
                 print(f"autobidder demo: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
+                return exit_code_for(exc)
             if strategy is not None and strategy.strategy.portfolio != settings.portfolio:
                 print(
                     f"autobidder demo: {args.strategy}: portfolio = {strategy.strategy.portfolio!r}, but the "
                     f"demo trades {settings.portfolio!r}; set portfolio = {settings.portfolio!r} in the file",
                     file=sys.stderr,
                 )
-                return EXIT_CONFIG
+                return EXIT_FAILED
             summary = run_demo(settings, args.day, args.keep, args.out, strategy)
             return EXIT_OK if summary.intervals_failed == 0 else EXIT_FAILED
         settings = _settings(args)
@@ -158,13 +197,16 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_status(settings, args.json)
     except ConfigError as exc:
         print(f"autobidder: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return exit_code_for(exc)
     except Exception as exc:
         from worker.stack import StackError
 
         if isinstance(exc, StackError):
             print(f"autobidder: cannot start the stack: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        if isinstance(exc, PriceDataError):
+            print(f"autobidder: {exc}", file=sys.stderr)
+            return exit_code_for(exc)
         raise
 
 

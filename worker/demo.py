@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -101,9 +102,17 @@ def summarise(
     )
 
 
+def progress_bar(total: int) -> tqdm:
+    """The replay's progress bar on stderr; a bar redrawn 288 times is for a terminal, so a log
+    file or CI (stderr not a terminal) gets the summary alone."""
+    return tqdm(
+        total=total, unit="interval", desc="replaying", dynamic_ncols=True, disable=not sys.stderr.isatty()
+    )
+
+
 async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
     client = await Client.connect(**temporal_connect_options(settings))
-    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
+    with progress_bar(len(ends)) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:
             bar.update(1)

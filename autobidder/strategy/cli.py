@@ -11,9 +11,10 @@
 Versions live in the application database (`database_url` in the config, or
 AUTOBIDDER_DATABASE_URL). Every command takes --json for scripts.
 
-exit codes: 0 ok · 1 the strategy is invalid, or `diff` found differences · 2 usage or
-configuration error (unreadable file, bad flag) · 3 no such portfolio or version in the store ·
-4 `apply --token-file`: not a principal's token, or the principal may not trade the portfolio
+`validate` and `apply` also resolve the forecaster (`forecaster.model`) against the registry, as
+the backtest does. `diff` exits 1 when the two differ.
+`apply --token-file` exits 4 when the token is not a principal's or the principal may not trade
+the portfolio.
 """
 
 from __future__ import annotations
