@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING
 from autobidder.exports import load_export
 
 if TYPE_CHECKING:
+    from autobidder.bid_format import (
+        PRICE_TICK as PRICE_TICK,
+        VOLUME_TICK_MW as VOLUME_TICK_MW,
+        nem_energy_bands as nem_energy_bands,
+        round_price_down as round_price_down,
+        round_price_up as round_price_up,
+        round_volume_down as round_volume_down,
+        strictly_increasing as strictly_increasing,
+    )
     from autobidder.clock import (
         NEM_INTERVAL as NEM_INTERVAL,
         NEM_TZ as NEM_TZ,
@@ -110,10 +119,12 @@ __all__ = [
     "MARKET_SCOPE",
     "NEM_INTERVAL",
     "NEM_TZ",
+    "PRICE_TICK",
     "READ_ONLY_PRINCIPAL",
     "READ_ROLES",
     "SERVICE_PRINCIPAL",
     "STRATEGY_ROLES",
+    "VOLUME_TICK_MW",
     "AioAuthInterceptor",
     "AuthInterceptor",
     "Award",
@@ -165,12 +176,17 @@ __all__ = [
     "load_settings",
     "local_endpoint",
     "make_engine",
+    "nem_energy_bands",
     "parse_grant",
     "parse_instant",
     "read_settings",
     "require_aware",
+    "round_price_down",
+    "round_price_up",
+    "round_volume_down",
     "settle",
     "slice_prices",
+    "strictly_increasing",
     "temporal_connect_options",
     "to_nem_time",
     "to_utc",
@@ -179,6 +195,15 @@ __all__ = [
 
 _EXPORTS = {
     "autobidder.exports": ("load_export",),
+    "autobidder.bid_format": (
+        "PRICE_TICK",
+        "VOLUME_TICK_MW",
+        "nem_energy_bands",
+        "round_price_down",
+        "round_price_up",
+        "round_volume_down",
+        "strictly_increasing",
+    ),
     "autobidder.clock": (
         "NEM_INTERVAL",
         "NEM_TZ",

@@ -65,8 +65,13 @@ from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 log = logging.getLogger("bench.market")
 LIMITS = UnitLimits(max_discharge_mw=10.0, max_charge_mw=10.0)
-SUPPLY_PRICES = (-1000.0, 0.0, 50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 5000.0, 15000.0)
+# Every demand price below every supply price: AEMO refuses a bidirectional unit's bid otherwise.
+SUPPLY_PRICES = (100.01, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 1000.0, 5000.0, 15000.0)
 DEMAND_PRICES = (-1000.0, -500.0, -100.0, -50.0, 0.0, 20.0, 40.0, 60.0, 80.0, 100.0)
+
+
+# FCAS bands a cent apart (NEM band prices strictly increase): half near 0, half near 1 AUD/MW/h.
+FCAS_BAND_PRICES = [0.0, 0.01, 0.02, 0.03, 0.04, 1.0, 1.01, 1.02, 1.03, 1.04]
 
 
 def portfolio(i: int) -> str:
@@ -292,8 +297,8 @@ def clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     if fcas is not None:
         first = datetime(2025, 12, 20, 0, 5, tzinfo=NEM_TZ)
         offers: tuple[ProductOffer, ...] = (
-            battery_fcas_offer(Product.NEM_RAISE_6S, LIMITS, 5.0, [0.0] * 5 + [1.0] * 5, [0.5] * 10),
-            battery_fcas_offer(Product.NEM_LOWER_REG, LIMITS, 5.0, [0.0] * 5 + [1.0] * 5, [0.5] * 10),
+            battery_fcas_offer(Product.NEM_RAISE_6S, LIMITS, 5.0, FCAS_BAND_PRICES, [0.5] * 10),
+            battery_fcas_offer(Product.NEM_LOWER_REG, LIMITS, 5.0, FCAS_BAND_PRICES, [0.5] * 10),
         )
     else:
         first, offers = history.first_interval_end, ()

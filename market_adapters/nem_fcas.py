@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 
 from market_adapters.bids import Band, Product as P, ProductOffer, Side, Trapezium, UnitLimits
+from market_adapters.nem_format import round_volume_down
 from market_adapters.rule_checks import VOLUME_TOLERANCE_MW
 from market_adapters.violations import BidViolation, Rule
 
@@ -147,22 +148,23 @@ def battery_fcas_offer(
 
     Raise: full availability from full charge up to `max discharge - availability`, falling to
     zero at full discharge. Lower: the mirror image. `availability_mw` is capped at what the
-    battery can swing.
+    battery can swing. MW figures are rounded down to whole kW (the trapezium's ends inwards).
     """
     if product not in FCAS_SERVICES:
         raise ValueError(f"product: {product} is not an FCAS service")
     if len(band_prices) != len(band_mw):
         raise ValueError(f"band_prices ({len(band_prices)}) and band_mw ({len(band_mw)}) differ in length")
-    height = max(0.0, min(availability_mw, fcas_capability_mw(limits)))
-    lo, hi = -limits.max_charge_mw, limits.max_discharge_mw
+    # MW in whole kW (numeric(8,3) in AEMO's bid tables), rounded inwards.
+    lo, hi = -round_volume_down(limits.max_charge_mw), round_volume_down(limits.max_discharge_mw)
+    height = round_volume_down(min(availability_mw, hi - lo))
     if product in RAISE_SERVICES:
-        trapezium = Trapezium(lo, lo, hi - height, hi)
+        trapezium = Trapezium(lo, lo, round(hi - height, 3), hi)
     else:
-        trapezium = Trapezium(lo, lo + height, hi, hi)
+        trapezium = Trapezium(lo, round(lo + height, 3), hi, hi)
     return ProductOffer(
         product=product,
         side=Side.SUPPLY,
-        bands=tuple(Band(p, q) for p, q in zip(band_prices, band_mw, strict=True)),
+        bands=tuple(Band(p, round_volume_down(q)) for p, q in zip(band_prices, band_mw, strict=True)),
         max_availability_mw=height,
         trapezium=trapezium,
     )

@@ -189,7 +189,7 @@ def test_the_streams_answers_match_the_unary_paths(tmp_path: Path) -> None:
     )
     bids = [
         first,
-        with_band(interval_bid(1), 1, 6, price=20.0),  # demand prices fall: below band 5's 100
+        with_band(interval_bid(1), 1, 6, price=5.0),  # demand prices fall: below band 5's 10
         first,  # duplicate
         with_band(first, 0, 0, quantity=0.5),  # changed under a stored id
         rebid,

@@ -184,6 +184,21 @@ CASES: dict[str, Case] = {
     Rule.MAX_AVAILABILITY_ABOVE_CAPABILITY: Case(
         nem(with_offer(sample_nem_bid(), 0, max_availability_mw=10.5)), "offers[0].max_availability_mw"
     ),
+    Rule.BID_CONVEXITY: Case(
+        # The top charge band at 50 AUD/MWh meets the lowest discharge band at 50: both clear at 50.
+        nem(with_band(sample_nem_bid(), 1, 9, price=50.0)),
+        "offers[1].bands.price_per_mwh",
+        9,
+    ),
+    Rule.PRICES_STRICTLY_INCREASING: Case(
+        nem(with_band(sample_nem_bid(), 0, 3, price=150.0)), "offers[0].bands.price_per_mwh", 3
+    ),
+    Rule.PRICE_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 4, price=238.785)), "offers[0].bands.price_per_mwh", 4
+    ),
+    Rule.QUANTITY_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 2, quantity=0.2534)), "offers[0].bands.quantity_mw", 2
+    ),
     Rule.INTERVAL_NOT_ON_5_MINUTE_GRID: Case(
         legacy(interval_end=NEM_INTERVAL_END + timedelta(minutes=2)), "interval_end"
     ),
