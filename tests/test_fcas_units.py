@@ -82,3 +82,14 @@ def test_the_exchange_settles_mw_times_price_times_5_over_60() -> None:
     assert lines[Product.NEM_LOWER_REG] == pytest.approx(3.0 * 4.0 * 5 / 60)  # 1.00 AUD
     assert lines[Product.NEM_RAISE_6S] == pytest.approx(5.0 * 0.15 * 5 / 60)  # 0.0625 AUD
     assert award.settlement.total_amount == pytest.approx(46.0 + 1.0 + 0.0625)
+
+
+def test_the_shared_fcas_file_is_found_beside_the_checkout() -> None:
+    """Like every other piece of ../shared/data: relative to the checkout, not one machine's path."""
+    from pathlib import Path
+
+    from exchange.replay_prices import SHARED_FCAS_FILE
+
+    checkout = Path(__file__).resolve().parents[1]
+    assert checkout.parent / "shared" / "data" / "nem" / "price_fcas_2025-12.parquet" == SHARED_FCAS_FILE
+    assert SHARED_FCAS_FILE == NEM_FCAS_FILE
