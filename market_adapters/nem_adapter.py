@@ -12,8 +12,14 @@ Rules implemented (each rule name is a `market_adapters.violations.Rule`):
   (-1000 AUD/MWh) and the cap in force on the trading date (`nem.PriceCapTable`); an
   optional maximum availability (MaxAvail) caps dispatch and may not exceed the unit's maximum;
   without it the band availabilities themselves must fit the unit.
-* FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): SUPPLY only, 10 bands, prices from
-  0 to the cap, a trapezium on the battery's net-power axis (`nem_fcas`).
+* FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): 10 bands, prices from 0 to the cap, a
+  trapezium on the battery's net-power axis (`nem_fcas`). Contingency services: one SUPPLY offer
+  for the whole unit. Regulation: a GEN side (SUPPLY, trapezium within [0, max discharge]) and a
+  LOAD side (DEMAND, within [-max charge, 0]), as AEMO's post-2024 format has a bidirectional unit
+  offer it (`nem_fcas.battery_regulation_offers`).
+* Format (`nem_format`): prices in whole cents and strictly increasing, MW in whole kW, and bid
+  convexity: every energy DEMAND (charge) band with volume priced below every SUPPLY (discharge)
+  band with volume.
 * Rebids: revision >= 1 needs a reason (at most 500 characters) and the time of the event that
   prompted it; band prices are fixed by the first bid, so a rebid may change availabilities
   only (`rebid_changes_band_prices`, checked by the exchange against the previous revision).
@@ -54,8 +60,9 @@ from market_adapters.nem import (
 from market_adapters.nem_fcas import (
     FCAS_PRICE_FLOOR_AUD_PER_MWH,
     FCAS_SERVICES,
-    battery_fcas_offer,
-    fcas_capability_mw,
+    REGULATION_SERVICES,
+    battery_fcas_offers,
+    offer_capability_mw,
     trapezium_violations,
 )
 from market_adapters.nem_format import (
@@ -240,13 +247,18 @@ class NemAdapter(GatewayAPI):
             out.extend(max_availability_violations(field, offer, unit_max))
             out.extend(total_violation(f"{field}.bands", offer, unit_max, cumulative=False))
             return out
-        if offer.side != Side.SUPPLY:
+        if offer.side != Side.SUPPLY and offer.product not in REGULATION_SERVICES:
             out.append(
                 BidViolation(
-                    f"{field}.side", None, Rule.SIDE_NOT_ALLOWED, f"{offer.product} is offered (SUPPLY) only"
+                    f"{field}.side",
+                    None,
+                    Rule.SIDE_NOT_ALLOWED,
+                    f"{offer.product} is offered for the whole unit (SUPPLY); only regulation has a "
+                    "LOAD side (DEMAND)",
                 )
             )
-        capability = fcas_capability_mw(limits)
+            return out
+        capability = offer_capability_mw(offer.product, offer.side, limits)
         out.extend(max_availability_violations(field, offer, capability))
         if offer.max_availability_mw is None:
             out.extend(_fcas_total_violation(field, offer, capability))
@@ -353,7 +365,9 @@ class NemAdapter(GatewayAPI):
             for product, enablement_mw in reserves:
                 if enablement_mw[i] > 0 and limits is not None:
                     volumes = (enablement_mw[i], *(0.0 for _ in range(BAND_COUNT - 1)))
-                    offers.append(battery_fcas_offer(product, limits, enablement_mw[i], fcas_prices, volumes))
+                    offers.extend(
+                        battery_fcas_offers(product, limits, enablement_mw[i], fcas_prices, volumes, net)
+                    )
             bids.append(
                 MarketBid(
                     nem_bid_id(portfolio, end, revision),
