@@ -78,6 +78,11 @@ if TYPE_CHECKING:
         market_snapshot_to_proto as market_snapshot_to_proto,
         violations_to_proto as violations_to_proto,
     )
+    from market_adapters.nem_cooptimise import (
+        CooptimisationError as CooptimisationError,
+        clear_nem_bid_cooptimised as clear_nem_bid_cooptimised,
+        cooptimised_awards as cooptimised_awards,
+    )
     from market_adapters.nem_format import (
         convexity_violations as convexity_violations,
         is_convex as is_convex,
@@ -105,6 +110,7 @@ __all__ = [
     "BidRejectedError",
     "BidValidationError",
     "BidViolation",
+    "CooptimisationError",
     "ErcotAdapter",
     "ExchangeAccessError",
     "ExchangeClient",
@@ -131,8 +137,10 @@ __all__ = [
     "canonical_bid_json",
     "canonical_json",
     "clear_energy_bid",
+    "clear_nem_bid_cooptimised",
     "clip",
     "convexity_violations",
+    "cooptimised_awards",
     "decode_instant",
     "energy_bid_from_proto",
     "energy_bid_violations",
@@ -212,6 +220,11 @@ _EXPORTS = {
         "canonical_bid_json",
         "legacy_revision",
         "market_bid_of",
+    ),
+    "market_adapters.nem_cooptimise": (
+        "CooptimisationError",
+        "clear_nem_bid_cooptimised",
+        "cooptimised_awards",
     ),
     "market_adapters.nem_format": (
         "convexity_violations",
