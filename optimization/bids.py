@@ -45,8 +45,9 @@ format, `market_adapters.nem_format`; an ERCOT curve takes them as they are).
   `optimization.products`), the energy left when the energy bid clears in full,
   L_g = η_d·(soc_low − reserve) − Σ_{j∈g} D_j·e_j (raise; soc_low = soc − discharge_limit·Δt/η_d)
   or (capacity − soc_high)/η_c − Σ_{j∈g} D_j·e_j (lower), is split evenly over the group's
-  products, so extra_k = min_g L_g/(|g|·D_k); the power left in each group, P − Σ_{j∈g} e_j,
-  is split the same way (so additive products never add up past the rating). Priced on a
+  products, so extra_k = min_g L_g/(|g|·D_k); the power left in each group of the whole swing,
+  P_d + P_c − Σ_{j∈g} e_j (reserve capacity is on the net axis, as the plan's), is split the same
+  way (so additive products never add up past what the unit can swing). Priced on a
   ladder from the forecast reserve price up to the cap. Whatever clears in every product and in
   energy together, each group's sustain energy fits: dispatch at any clearing prices is SoC-safe.
   Power headroom between energy and FCAS is the market's joint dispatch (the trapezium).
@@ -173,12 +174,14 @@ def scheduled_enablements(
     first = {r.product: max(0.0, r.enablement_mw[0]) for r in schedule.reserves}
     scale = dict.fromkeys(first, 1.0)
     for direction, members in _groups(defs):
+        # Power: the whole swing, full charge to full discharge (reserve capacity is on the net axis,
+        # `optimization.model.add_headroom`); what is deliverable at the dispatch is the market's
+        # joint dispatch (the NEM trapezium).
+        power = battery.max_discharge_mw + battery.max_charge_mw
         if direction is Direction.RAISE:
             energy = battery.discharge_efficiency * max(0.0, battery.soc_mwh - battery.reserve_mwh)
-            power = battery.max_discharge_mw
         else:
             energy = max(0.0, battery.capacity_mwh - battery.soc_mwh) / battery.charge_efficiency
-            power = battery.max_charge_mw
         need_energy = sum(defs[k].sustain_h * first[k] for k in members)
         need_power = sum(first[k] for k in members)
         factor = min(
@@ -355,12 +358,12 @@ def build_reserve_offers(
     extra = {name: math.inf for name in defs}
     for direction, members in _groups(defs):
         used = sum(defs[k].sustain_h * first[k] for k in members)
+        swing = b.max_discharge_mw + b.max_charge_mw
+        power_left = max(0.0, swing - sum(first[k] for k in members))
         if direction is Direction.RAISE:
             left = max(0.0, b.discharge_efficiency * (soc_low - b.reserve_mwh) - used)
-            power_left = max(0.0, b.max_discharge_mw - sum(first[k] for k in members))
         else:
             left = max(0.0, (b.capacity_mwh - soc_high) / b.charge_efficiency - used)
-            power_left = max(0.0, b.max_charge_mw - sum(first[k] for k in members))
         for k in members:
             extra[k] = min(extra[k], power_left / len(members))
             if defs[k].sustain_h > 0:

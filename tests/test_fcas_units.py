@@ -42,14 +42,15 @@ def test_the_shared_fcas_prices_are_read_as_published() -> None:
 
 @needs_file
 def test_the_optimizer_earns_mw_times_price_times_5_over_60() -> None:
-    """5 MW of raise 6 s at 0.15 AUD/MW/h for one 5-minute interval: 5 x 0.15 x 5/60 = 0.0625 AUD
-    (not 0.75). Energy is priced at 0 so the battery only sells the service."""
+    """10 MW of raise 6 s at 0.15 AUD/MW/h for one 5-minute interval: 10 x 0.15 x 5/60 = 0.125 AUD
+    (not 1.50). Energy is priced at 0, so the 5 MW battery charges 5 MW for free and offers raise
+    across its whole swing (stop charging, then discharge: 5 + 5 MW)."""
     _, reserve = nem_fcas_prices("SA1", products("raise_6s"))
     frame = pd.read_parquet(NEM_FCAS_FILE)
     sa1 = frame[frame["region"] == "SA1"].sort_values("interval_end").reset_index(drop=True)
     [row] = sa1.index[sa1["interval_end"] == pd.Timestamp("2025-12-20 18:00")]
     problem = scenario_battery(np.array([0.0]), products("raise_6s"), reserve[:, row : row + 1])
-    assert perfect_foresight_revenue_aud(problem) == pytest.approx(5.0 * 0.15 * 5 / 60)  # 0.0625
+    assert perfect_foresight_revenue_aud(problem) == pytest.approx(10.0 * 0.15 * 5 / 60)  # 0.125
 
 
 def test_the_exchange_settles_mw_times_price_times_5_over_60() -> None:

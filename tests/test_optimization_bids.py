@@ -470,6 +470,7 @@ def assert_soc_safe(
     enabled = {o.product: o.cleared_mw(reserve_prices[o.product]) for o in offers}
     catalogue = {**NEM_PRODUCTS, **ERCOT_PRODUCTS}
     slack = 1e-7 * b.capacity_mwh + 1e-9
+    swing = b.max_discharge_mw + b.max_charge_mw  # reserve capacity is on the net axis
     assert b.reserve_mwh - slack <= end <= b.capacity_mwh + slack
     for direction in Direction:
         names = [k for k in enabled if catalogue[k].direction is direction]
@@ -479,11 +480,11 @@ def assert_soc_safe(
             energy = sum(catalogue[k].sustain_h * enabled[k] for k in group)
             power = sum(enabled[k] for k in group)
             if direction is Direction.RAISE:
-                assert power <= b.max_discharge_mw * (1 + 1e-9) + 1e-9
+                assert power <= swing * (1 + 1e-9) + 1e-9
                 for soc in (b.soc_mwh, end):
                     assert soc - energy / b.discharge_efficiency >= b.reserve_mwh - slack
             else:
-                assert power <= b.max_charge_mw * (1 + 1e-9) + 1e-9
+                assert power <= swing * (1 + 1e-9) + 1e-9
                 for soc in (b.soc_mwh, end):
                     assert soc + energy * b.charge_efficiency <= b.capacity_mwh + slack
 
@@ -512,10 +513,10 @@ def test_reserve_offer_sells_headroom_the_energy_bid_cannot_use() -> None:
     telemetry = telemetry_of(battery(soc_mwh=50.0, available_discharge_mw=50.0))
     schedule = reserve_schedule({"raise_reg": 10.0, "raise_6s": 5.0})
     offers = {o.product: o for o in build_reserve_offers(schedule, telemetry, interval_end=T0, price_cap=CAP)}
-    # Power left per group (reg + 6 s): 50 − 15 = 35 MW, split over 2 products: 17.5 MW each
-    # (over 9 bands of whole kW, rounded down: 9 × 1.944 MW).
-    assert offers["raise_reg"].total_mw == pytest.approx(10.0 + 17.5, abs=0.01)
-    assert offers["raise_6s"].total_mw == pytest.approx(5.0 + 17.5, abs=0.01)
+    # Power left per group (reg + 6 s) of the whole 100 MW swing: 100 − 15 = 85 MW, split over 2
+    # products: 42.5 MW each (over 9 bands of whole kW, rounded down: 9 × 4.722 MW).
+    assert offers["raise_reg"].total_mw == pytest.approx(10.0 + 42.5, abs=0.01)
+    assert offers["raise_6s"].total_mw == pytest.approx(5.0 + 42.5, abs=0.01)
 
 
 reserve_names = st.lists(st.sampled_from(sorted(NEM_PRODUCTS)), unique=True, max_size=6) | st.lists(
