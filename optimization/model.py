@@ -317,18 +317,10 @@ def _group(s: ModelStructure, name: str) -> HeadroomGroup:
 
 
 def add_headroom(m: pyo.ConcreteModel, s: ModelStructure) -> None:
-    """Reserve capacity on the NET-power axis, across the whole swing:
-
-        raise:  p_discharge[t] − p_charge[t] + Σ_{k∈g} e[k,t] ≤ P_d[t]
-        lower:  p_charge[t] − p_discharge[t] + Σ_{k∈g} e[k,t] ≤ P_c[t]
-
-    where g is a headroom group: every additive product of the direction plus at most one nested
-    one (see `optimization.products`), so an enabled MW can always be delivered on top of energy.
-    A charging battery raises first by charging less, then by discharging (the NEM trapezium on the
-    net axis; US regulation the same), so it can sell raise up to P_d plus its charge, as its
-    offers do (issue 15). The energy to sustain it is `add_energy_sufficiency`'s, counted as if it
-    all came out of storage (charging less draws none: conservative).
-    """
+    """On the net axis, across the whole swing: raise p_d − p_c + Σ_{k∈g} e ≤ P_d; lower
+    p_c − p_d + Σ_{k∈g} e ≤ P_c, per headroom group g (every additive product of the direction
+    plus at most one nested one, see `optimization.products`). A charging battery raises by
+    charging less, then discharging (the NEM trapezium; US regulation), as its offers do."""
 
     def rule(m: Any, g: str, t: int) -> Any:
         group = _group(s, g)
