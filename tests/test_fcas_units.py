@@ -9,6 +9,7 @@ multiplied by 12, so every FCAS revenue figure was twelve times too high.)
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -87,10 +88,27 @@ def test_the_exchange_settles_mw_times_price_times_5_over_60() -> None:
 
 def test_the_shared_fcas_file_is_found_beside_the_checkout() -> None:
     """Like every other piece of ../shared/data: relative to the checkout, not one machine's path."""
-    from pathlib import Path
-
     from exchange.replay_prices import SHARED_FCAS_FILE
 
     checkout = Path(__file__).resolve().parents[1]
     assert checkout.parent / "shared" / "data" / "nem" / "price_fcas_2025-12.parquet" == SHARED_FCAS_FILE
     assert SHARED_FCAS_FILE == NEM_FCAS_FILE
+
+
+@needs_file
+def test_the_fcas_capture_benchmark_settles_every_product_per_hour() -> None:
+    """`bench/backtest.py --fcas` on one day: every bid valid, revenue split by product, and below
+    the co-optimised perfect-foresight bound."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "fcas_capture.py"
+    spec = importlib.util.spec_from_file_location("fcas_capture", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.run(days=0.5)
+    assert out["fcas_rejected_bids"] == 0 and out["fcas_traded_intervals"] == 144
+    by_product = out["fcas_revenue_by_product_aud"]
+    assert set(by_product) == {"energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"}
+    assert sum(by_product.values()) == pytest.approx(out["fcas_revenue_aud"], abs=0.05)
+    assert 0 < out["fcas_capture_ratio"] <= 1
