@@ -9,20 +9,38 @@ suite's grid at every price level.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings, strategies as st
 
 from autobidder import Region, load_prices, make_engine
 from exchange.core import Exchange, ExchangeParts
 from exchange.replay_prices import PriceTable, ReplayPrices
-from market_adapters.bids import Band, MarketBid, MarketRun, Product, ProductOffer, Side
+from market_adapters.bids import (
+    Band,
+    MarketAward,
+    MarketBid,
+    MarketRun,
+    Product,
+    ProductOffer,
+    Side,
+    UnitLimits,
+)
 from market_adapters.clearing import clear_nem_bid
+from market_adapters.nem_adapter import NemAdapter
 from market_adapters.nem_cooptimise import clear_nem_bid_cooptimised, cooptimised_awards
-from market_adapters.nem_fcas import battery_regulation_offers
+from market_adapters.nem_fcas import (
+    FCAS_SERVICES,
+    RAISE_SERVICES,
+    REGULATION_SERVICES,
+    battery_fcas_offers,
+    battery_regulation_offers,
+)
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 
 HOURS = 5 / 60
@@ -182,3 +200,102 @@ def test_the_hand_computed_trade_is_nempys_too() -> None:
     theirs = dispatch(charging_bid(), 50.005, 400.005)
     assert (theirs.generator_mw, theirs.load_mw) == pytest.approx((0.0, 5.0))
     assert theirs.fcas_mw["lower_reg"] == pytest.approx(5.0)
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+prices_st = st.floats(-1000.0, 15500.0, allow_nan=False)
+fcas_price_st = st.floats(0.0, 500.0, allow_nan=False)
+
+
+@st.composite
+def battery_bids(draw: st.DrawFn) -> tuple[MarketBid, UnitLimits, dict[Product, float]]:
+    """A convex energy bid and every FCAS service's offers (regulation on both sides), as a
+    battery of random size builds them, and random prices."""
+    limits = UnitLimits(draw(st.floats(0.5, 50.0)), draw(st.floats(0.5, 50.0)))
+    split = round(draw(st.floats(-900.0, 10000.0)), 2)
+    supply_prices = sorted({round(split + 0.01 + draw(st.floats(0.0, 5000.0)), 2) for _ in range(10)})
+    demand_prices = sorted({round(split - draw(st.floats(0.0, 99.0)), 2) for _ in range(10)})
+    while len(supply_prices) < 10:
+        supply_prices.append(round(supply_prices[-1] + 0.01, 2))
+    while len(demand_prices) < 10:
+        demand_prices.insert(0, round(demand_prices[0] - 0.01, 2))
+    supply = ProductOffer(
+        Product.ENERGY,
+        Side.SUPPLY,
+        tuple(Band(p, math.floor(limits.max_discharge_mw * 100) / 1000) for p in supply_prices),
+    )
+    demand = ProductOffer(
+        Product.ENERGY,
+        Side.DEMAND,
+        tuple(Band(p, math.floor(limits.max_charge_mw * 100) / 1000) for p in demand_prices),
+    )
+    net = draw(st.floats(-limits.max_charge_mw, limits.max_discharge_mw))
+    offers = [supply, demand]
+    for product in sorted(FCAS_SERVICES):
+        if draw(st.booleans()):
+            height = draw(st.floats(0.0, limits.max_charge_mw + limits.max_discharge_mw))
+            offers.extend(battery_fcas_offers(product, limits, height, TICKS, [height / 10] * 10, net))
+    prices = {Product.ENERGY: draw(prices_st)} | {
+        o.product: draw(fcas_price_st) for o in offers if o.product != Product.ENERGY
+    }
+    return sample_nem_bid(offers=tuple(offers)), limits, prices
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=battery_bids())
+def test_a_cooptimised_award_keeps_to_the_offers_and_the_unit(
+    case: tuple[MarketBid, UnitLimits, dict[Product, float]],
+) -> None:
+    bid, limits, prices = case
+    assert NemAdapter(None).violations(bid, limits) == []
+    award = clear_nem_bid_cooptimised(bid, prices, HOURS)
+    tol = 1e-6
+    by_offer = {(o.product, o.side): o for o in bid.offers}
+    for line in award.products:
+        offer = by_offer[(line.product, line.side)]
+        assert -tol <= line.quantity_mw <= sum(b.quantity_mw for b in offer.bands) + tol
+        if offer.max_availability_mw is not None:
+            assert line.quantity_mw <= offer.max_availability_mw + tol
+    gen = award.quantity_mw(Product.ENERGY, Side.SUPPLY)
+    load = award.quantity_mw(Product.ENERGY, Side.DEMAND)
+    net = gen - load
+    assert gen <= limits.max_discharge_mw + tol and load <= limits.max_charge_mw + tol
+
+    def total(product: Product) -> float:
+        return award.quantity_mw(product, Side.SUPPLY) + award.quantity_mw(product, Side.DEMAND)
+
+    raise_reg, lower_reg = total(Product.NEM_RAISE_REG), total(Product.NEM_LOWER_REG)
+    # Whatever is enabled can be delivered from the net dispatch: the unit's swing, not more.
+    assert net + raise_reg <= limits.max_discharge_mw + 1e-5
+    assert net - lower_reg >= -limits.max_charge_mw - 1e-5
+    for product in FCAS_SERVICES - REGULATION_SERVICES:
+        if product in RAISE_SERVICES:
+            assert net + raise_reg + total(product) <= limits.max_discharge_mw + 1e-5
+        else:
+            assert net - lower_reg - total(product) >= -limits.max_charge_mw - 1e-5
+    # Never worse for the bidder than its energy alone, read as a price-taker (which the
+    # co-optimisation could also have chosen, with no FCAS).
+    taker = clear_nem_bid(
+        sample_nem_bid(offers=bid.offers[:2]), {Product.ENERGY: prices[Product.ENERGY]}, HOURS
+    )
+    assert surplus(bid, award) >= surplus(bid, taker) - 1e-4
+
+
+def surplus(bid: MarketBid, award: MarketAward) -> float:
+    """The bidder's surplus per hour at the award's prices: each offer's quantity filled in merit
+    order (cheapest supply or service band first, dearest demand band first)."""
+    out = 0.0
+    for offer in bid.offers:
+        price = award.clearing_price(offer.product)
+        left = award.quantity_mw(offer.product, offer.side)
+        if price is None or left <= 0:
+            continue
+        demand = offer.product == Product.ENERGY and offer.side == Side.DEMAND
+        for band_price, mw in sorted(
+            offer.bands, key=lambda b: -b.price_per_mwh if demand else b.price_per_mwh
+        ):
+            take = min(mw, left)
+            left -= take
+            out += (band_price - price if demand else price - band_price) * take
+    return out
