@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING
 from autobidder.exports import load_export
 
 if TYPE_CHECKING:
+    from autobidder.bid_format import (
+        PRICE_TICK as PRICE_TICK,
+        VOLUME_TICK_MW as VOLUME_TICK_MW,
+        nem_energy_bands as nem_energy_bands,
+        round_price_down as round_price_down,
+        round_price_up as round_price_up,
+        round_volume_down as round_volume_down,
+        strictly_increasing as strictly_increasing,
+    )
     from autobidder.clock import (
         EARLIEST_WIRE_INSTANT as EARLIEST_WIRE_INSTANT,
         LATEST_WIRE_INSTANT as LATEST_WIRE_INSTANT,
@@ -142,10 +151,12 @@ __all__ = [
     "MARKET_SCOPE",
     "NEM_INTERVAL",
     "NEM_TZ",
+    "PRICE_TICK",
     "READ_ONLY_PRINCIPAL",
     "READ_ROLES",
     "SERVICE_PRINCIPAL",
     "STRATEGY_ROLES",
+    "VOLUME_TICK_MW",
     "AioAuthInterceptor",
     "AuthInterceptor",
     "Award",
@@ -203,6 +214,7 @@ __all__ = [
     "load_settings",
     "local_endpoint",
     "make_engine",
+    "nem_energy_bands",
     "non_finite",
     "parse_grant",
     "parse_instant",
@@ -212,8 +224,12 @@ __all__ = [
     "read_settings",
     "read_toml_file",
     "require_aware",
+    "round_price_down",
+    "round_price_up",
+    "round_volume_down",
     "settle",
     "slice_prices",
+    "strictly_increasing",
     "temporal_connect_options",
     "to_nem_time",
     "to_utc",
@@ -233,6 +249,15 @@ _EXPORTS = {
         "exit_code_for",
     ),
     "autobidder.exports": ("load_export",),
+    "autobidder.bid_format": (
+        "PRICE_TICK",
+        "VOLUME_TICK_MW",
+        "nem_energy_bands",
+        "round_price_down",
+        "round_price_up",
+        "round_volume_down",
+        "strictly_increasing",
+    ),
     "autobidder.clock": (
         "EARLIEST_WIRE_INSTANT",
         "LATEST_WIRE_INSTANT",

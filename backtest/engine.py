@@ -44,6 +44,7 @@ from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     clear_energy_bid,
     energy_bid_violations,
+    in_nem_format,
     price_cap_aud_per_mwh,
 )
 from optimization import (
@@ -276,7 +277,7 @@ def simulate(
             ),
             spec.strategy_version,
         )
-        bid = limited.bid
+        bid = in_nem_format(limited.bid)
         violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
         if violations:
             trace.rejected[step] = True

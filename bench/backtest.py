@@ -16,6 +16,14 @@ to project what the year would have cost without the warm path.
 
 Logs go to stderr; the last line on stdout is one JSON object: year_s, intervals_per_s,
 capture_ratio, and the breakdown and ratios (see the keys).
+
+    .venv/bin/python bench/backtest.py --fcas [--fcas-clearing co_optimised]
+
+runs instead energy plus four FCAS services (raise/lower regulation, raise/lower 6 s) on the SA1
+prices of ../shared/data/nem/price_fcas_2025-12.parquet (`bench/fcas_capture.py`): the bids the
+project builds, cleared and settled at the realised prices, against the co-optimised
+perfect-foresight bound; `fcas_capture_ratio` is revenue (energy + FCAS) over the bound, with the
+revenue per product.
 """
 
 from __future__ import annotations
@@ -113,6 +121,23 @@ def reference_cold_solves(
     return float(np.median(times)) if times else float("nan")
 
 
+def fcas_capture(args: argparse.Namespace) -> dict[str, object]:
+    """`bench/fcas_capture.py`'s run (loaded by path: this folder is not on sys.path, see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fcas_capture", Path(__file__).with_name("fcas_capture.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result: dict[str, object] = module.run(
+        power_mw=args.power_mw,
+        energy_mwh=args.energy_mwh,
+        reoptimize_every=max(1, args.reoptimize_every // 5),
+        clearing=args.fcas_clearing,
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,8 +160,15 @@ def main() -> None:
     parser.add_argument("--split", action="store_true", help="also run the perfect-forecast run (loss split)")
     parser.add_argument("--reference-solves", type=int, default=40, help="cold solves for the reference")
     parser.add_argument("--models-dir", type=Path, default=Path("var/models"))
+    parser.add_argument(
+        "--fcas", action="store_true", help="energy + FCAS capture on the 2025-12 FCAS prices"
+    )
+    parser.add_argument("--fcas-clearing", choices=("price_taker", "co_optimised"), default="price_taker")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    if args.fcas:
+        print(json.dumps(fcas_capture(args)))
+        return
 
     started = time.monotonic()
     prices = load_prices(Region.SA1, args.prices)

@@ -69,6 +69,7 @@ from market_adapters import (
     canonical_bid_json,
     canonical_json,
     clip,
+    cooptimised_awards,
     energy_bid_violations,
     expected_bid_id,
     legacy_revision,
@@ -104,6 +105,7 @@ UNKNOWN_PORTFOLIO = Rule.UNKNOWN_PORTFOLIO
 _NO_LIMITS = UnitLimits(math.inf, math.inf)
 
 PortfolioLimits = UnitLimits
+CLEARING_MODES = ("price_taker", "co_optimised")
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -117,7 +119,8 @@ class ExchangeParts:
     `prices` the gap-free energy history (NEM dispatch or ERCOT real-time) that market data
     answers from; `extra_prices` further products and runs (NEM FCAS, ERCOT day-ahead and
     ancillary services), which fill intervals `prices` lacks; `clock` defaults to a replay clock;
-    `nem_price_caps` are the NEM price caps its validation applies (the settings' table).
+    `nem_price_caps` are the NEM price caps its validation applies (the settings' table);
+    `clearing` how awards are cleared (`CLEARING_MODES`).
     """
 
     region: Region | str
@@ -128,6 +131,10 @@ class ExchangeParts:
     clock: MarketClock | None = None
     market: Market = Market.NEM
     nem_price_caps: PriceCapTable = NEM_PRICE_CAPS
+    # "price_taker" (default: energy band by band, then FCAS under the trapezium at that point) or
+    # "co_optimised" (NEM: energy and FCAS dispatched together, as NEMDE does; one HiGHS LP per
+    # interval for every bid, `market_adapters.cooptimised_awards`).
+    clearing: str = "price_taker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +221,9 @@ class Exchange:
         if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
             self._clock.observe(resumed)
         self._award_lock = threading.Lock()
+        if parts.clearing not in CLEARING_MODES:
+            raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
+        self._co_optimised = parts.clearing == "co_optimised" and parts.market == Market.NEM
 
     @property
     def region(self) -> Region | str:
@@ -624,16 +634,27 @@ class Exchange:
             self._clock.observe(end)
         return _in_zone(award, self._adapter.rules.timezone)
 
-    def _clear(self, bid: MarketBid) -> MarketAward:
-        prices = {
+    def _prices_of(self, bid: MarketBid) -> dict[Product, float]:
+        return {
             o.product: p
             for o in bid.offers
             if (p := self._replay.price(bid.run, o.product, bid.interval_end)) is not None
         }
+
+    def _clear(self, bid: MarketBid) -> MarketAward:
+        return self._clear_all([bid])[0]
+
+    def _clear_all(self, bids: Sequence[MarketBid]) -> list[MarketAward]:
+        """The awards of `bids` (of one interval): price-taker one by one, or co-optimised in one LP."""
         try:
-            return self._adapter.clear(bid, prices)
+            if self._co_optimised and bids:
+                hours = self._adapter.rules.runs[bids[0].run].interval_hours
+                return cooptimised_awards(bids, [self._prices_of(b) for b in bids], hours)
+            return [self._adapter.clear(bid, self._prices_of(bid)) for bid in bids]
         except MissingPriceError as exc:
-            raise PriceNotInHistoryError(f"{exc} (replay history of {self._location} {bid.run})") from None
+            raise PriceNotInHistoryError(
+                f"{exc} (replay history of {self._location} {bids[0].run})"
+            ) from None
 
     def award(self, bid_id: str) -> Award:
         """The foundation's NEM energy `Award` of `bid_id`."""
@@ -650,11 +671,13 @@ class Exchange:
     def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
         """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
         with self._award_lock:
-            fresh = [
-                self._clear(s.bid)
-                for s in self._ledger.latest_for_interval(run, self._location, interval_end)
-                if self._ledger.award(s.bid.bid_id) is None
-            ]
+            fresh = self._clear_all(
+                [
+                    s.bid
+                    for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+                    if self._ledger.award(s.bid.bid_id) is None
+                ]
+            )
             self._ledger.add_awards(fresh)
         if self._clock.mode == "replay":
             self._reveal(interval_end)

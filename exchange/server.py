@@ -100,7 +100,11 @@ def _ensure_sqlite_dir(database_url: str) -> None:
 
 
 def parts_from_settings(
-    settings: Settings, *, fcas_prices_file: Path | None = None, clock: MarketClock | None = None
+    settings: Settings,
+    *,
+    fcas_prices_file: Path | None = None,
+    clock: MarketClock | None = None,
+    clearing: str = "price_taker",
 ) -> ExchangeParts:
     """The replay history of `settings.region` (plus NEM FCAS prices when a file is given), the
     portfolio's fleet maxima and the exchange database."""
@@ -121,6 +125,7 @@ def parts_from_settings(
         extra_prices=extra,
         clock=clock,
         nem_price_caps=NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years),
+        clearing=clearing,
     )
 
 
@@ -765,6 +770,7 @@ def create_server(
     fcas_prices_file: Path | None = None,
     clock: MarketClock | None = None,
     security: ServerSecurity | None = None,
+    clearing: str = "price_taker",
 ) -> tuple[ExchangeServer, int]:
     """A NOT yet started exchange server bound to `address` (loopback only) and its port.
 
@@ -776,7 +782,7 @@ def create_server(
     if isinstance(config, ExchangeParts):
         parts = config
     else:
-        parts = parts_from_settings(config, fcas_prices_file=fcas_prices_file, clock=clock)
+        parts = parts_from_settings(config, fcas_prices_file=fcas_prices_file, clock=clock, clearing=clearing)
     server = ExchangeServer(Exchange(parts), address, security)
     if server.port == 0:
         server.stop(None)

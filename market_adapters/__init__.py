@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         PriceCapTable as PriceCapTable,
         PriceCapUnknownError as PriceCapUnknownError,
         energy_bid_violations as energy_bid_violations,
+        in_nem_format as in_nem_format,
         price_cap_aud_per_mwh as price_cap_aud_per_mwh,
         validate_energy_bid as validate_energy_bid,
     )
@@ -76,6 +77,15 @@ if TYPE_CHECKING:
         format_instant as format_instant,
         market_snapshot_to_proto as market_snapshot_to_proto,
         violations_to_proto as violations_to_proto,
+    )
+    from market_adapters.nem_cooptimise import (
+        CooptimisationError as CooptimisationError,
+        clear_nem_bid_cooptimised as clear_nem_bid_cooptimised,
+        cooptimised_awards as cooptimised_awards,
+    )
+    from market_adapters.nem_format import (
+        convexity_violations as convexity_violations,
+        is_convex as is_convex,
     )
     from market_adapters.rule_checks import (
         rebid_event_violations as rebid_event_violations,
@@ -100,6 +110,7 @@ __all__ = [
     "BidRejectedError",
     "BidValidationError",
     "BidViolation",
+    "CooptimisationError",
     "ErcotAdapter",
     "ExchangeAccessError",
     "ExchangeClient",
@@ -126,13 +137,18 @@ __all__ = [
     "canonical_bid_json",
     "canonical_json",
     "clear_energy_bid",
+    "clear_nem_bid_cooptimised",
     "clip",
+    "convexity_violations",
+    "cooptimised_awards",
     "decode_instant",
     "energy_bid_from_proto",
     "energy_bid_violations",
     "expected_bid_id",
     "format_instant",
+    "in_nem_format",
     "interval_prices_to_proto",
+    "is_convex",
     "legacy_revision",
     "market_award_to_proto",
     "market_bid_from_proto",
@@ -195,6 +211,7 @@ _EXPORTS = {
         "PriceCapTable",
         "PriceCapUnknownError",
         "energy_bid_violations",
+        "in_nem_format",
         "price_cap_aud_per_mwh",
         "validate_energy_bid",
     ),
@@ -203,6 +220,15 @@ _EXPORTS = {
         "canonical_bid_json",
         "legacy_revision",
         "market_bid_of",
+    ),
+    "market_adapters.nem_cooptimise": (
+        "CooptimisationError",
+        "clear_nem_bid_cooptimised",
+        "cooptimised_awards",
+    ),
+    "market_adapters.nem_format": (
+        "convexity_violations",
+        "is_convex",
     ),
     "market_adapters.nem_codec": (
         "VIOLATIONS_METADATA_KEY",

@@ -31,8 +31,10 @@ from market_adapters.nem_fcas import battery_fcas_offer
 SAMPLE_LIMITS = UnitLimits(max_discharge_mw=10.0, max_charge_mw=10.0)
 NEM_INTERVAL_END = datetime(2022, 10, 1, 18, 0, tzinfo=NEM_TZ)  # 238.78 AUD/MWh in the sample
 ERCOT_INTERVAL_END = datetime(2024, 7, 1, 18, 0, tzinfo=CPT)
-NEM_SUPPLY_PRICES = (-1000.0, 0.0, 100.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0)
-NEM_DEMAND_PRICES = (-1000.0, -500.0, -100.0, 0.0, 50.0, 100.0, 238.78, 300.0, 400.0, 500.0)
+# Every charge band priced below every discharge band (AEMO's bid convexity for a bidirectional
+# unit): at 238.78 AUD/MWh five 1 MW discharge bands clear and no charge band.
+NEM_SUPPLY_PRICES = (50.0, 100.0, 150.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0)
+NEM_DEMAND_PRICES = (-1000.0, -500.0, -100.0, -50.0, 0.0, 10.0, 20.0, 30.0, 40.0, 49.99)
 FCAS_PRICES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0)
 
 

@@ -28,6 +28,11 @@ class Rule:
     VOLUME_ABOVE_MAX_DISCHARGE = "volume_above_max_discharge"
     VOLUME_ABOVE_MAX_CHARGE = "volume_above_max_charge"
     MAX_AVAILABILITY_ABOVE_CAPABILITY = "max_availability_above_capability"
+    # NEM bid format (market_adapters.nem_format).
+    BID_CONVEXITY = "bid_convexity"
+    PRICES_STRICTLY_INCREASING = "prices_strictly_increasing"
+    PRICE_PRECISION = "price_precision"
+    QUANTITY_PRECISION = "quantity_precision"
     # Time.
     INTERVAL_NOT_ON_5_MINUTE_GRID = "interval_not_on_5_minute_grid"
     INTERVAL_NOT_ON_GRID = "interval_not_on_grid"

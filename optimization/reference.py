@@ -110,8 +110,9 @@ def build_reference_lp(p: ArbitrageProblem, *, matrix: sparse.csc_array | None =
     expected_price = weights @ p.scenarios
     for cols, f in export:
         cost[cols] += ((1 - beta) * expected_price - p.throughput_cost_aud_per_mwh) * f * dt
+    import_cost = 0.0 if p.throughput_cost_on_discharge_only else p.throughput_cost_aud_per_mwh
     for cols, f in import_:
-        cost[cols] += (-(1 - beta) * expected_price - p.throughput_cost_aud_per_mwh) * f * dt
+        cost[cols] += (-(1 - beta) * expected_price - import_cost) * f * dt
     for k in range(K):
         cost[en + k * T + t] += p.reserve_prices_aud_per_mw_h[k] * dt
     cost[soc + T - 1] += p.terminal_value_aud_per_mwh
@@ -136,9 +137,13 @@ def build_reference_lp(p: ArbitrageProblem, *, matrix: sparse.csc_array | None =
     r.coef(b + t, pd + t, 1 / p.max_discharge_mw if p.max_discharge_mw > 0 else 0.0)
     groups = _groups(p)
     for direction, members in groups:
-        power, limit = (pd, p.max_discharge_mw) if direction is Direction.RAISE else (pc, p.max_charge_mw)
+        # Net axis: raise ≤ P_d − (p_d − p_c), lower ≤ P_c − (p_c − p_d).
+        power, other, limit = (
+            (pd, pc, p.max_discharge_mw) if direction is Direction.RAISE else (pc, pd, p.max_charge_mw)
+        )
         b = r.block(T, -INF, limit)
         r.coef(b + t, power + t, 1.0)
+        r.coef(b + t, other + t, -1.0)
         for k in members:
             r.coef(b + t, en + k * T + t, 1.0)
     for soc_cols in (np.where(t == 0, soc0, soc + t - 1), soc + t):

@@ -32,6 +32,7 @@ from market_adapters.exchange_client import (
 )
 from market_adapters.nem import Rule
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, energy_bid_to_proto
+from market_adapters.samples import NEM_DEMAND_PRICES, NEM_SUPPLY_PRICES
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 # Known prices of the shipped SA1 sample.
@@ -85,8 +86,8 @@ BID_1 = bid_id_for(PORTFOLIO, EVENING)
 def make_bid(
     bid_id: str | None = None, interval_end: datetime = EVENING, discharge_volume: float = 1.0
 ) -> EnergyBid:
-    discharge = [-1000.0, 0.0, 100.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0]
-    charge = [-1000.0, -500.0, -100.0, 0.0, 50.0, 100.0, 238.78, 300.0, 400.0, 500.0]
+    discharge = list(NEM_SUPPLY_PRICES)
+    charge = list(NEM_DEMAND_PRICES)
     return EnergyBid(
         bid_id=bid_id or bid_id_for(PORTFOLIO, interval_end),
         portfolio=PORTFOLIO,
@@ -183,9 +184,10 @@ def test_submit_then_award_clears_against_the_historical_price(
     award = client.get_award(BID_1)
     assert award.clearing_price_aud_per_mwh == 238.78
     assert award.interval_end == EVENING
-    # Discharge bands priced at or below 238.78 (five of 1 MW); charge bands at or above it (four of 0.5 MW).
+    # Discharge bands priced at or below 238.78 (five of 1 MW); no charge band is priced that high
+    # (bid convexity: every charge band below every discharge band).
     assert award.discharge_mw == pytest.approx(5.0)
-    assert award.charge_mw == pytest.approx(2.0)
+    assert award.charge_mw == 0.0
     assert row_count(engine, market_awards) == 1
 
 
@@ -193,8 +195,8 @@ def test_award_at_a_negative_price(client: ExchangeClient) -> None:
     noon = client.submit_bid(make_bid(interval_end=NOON))
     award = client.get_award(noon.bid_id)
     assert award.clearing_price_aud_per_mwh == -46.0
-    assert award.discharge_mw == pytest.approx(1.0)  # only the -1000 band
-    assert award.charge_mw == pytest.approx(3.5)  # the seven bands priced 0 and above
+    assert award.discharge_mw == 0.0  # the cheapest discharge band asks 50
+    assert award.charge_mw == pytest.approx(3.0)  # the six charge bands priced 0 and above
 
 
 def test_award_is_stored_once_and_repeats(client: ExchangeClient, engine: sa.Engine) -> None:

@@ -101,16 +101,16 @@ def test_bid_is_cleared_as_a_price_taker_and_settled(client: ExchangeClient) -> 
     assert result.gate_closure == NEM_INTERVAL_END - FIVE
     assert result.market_time == GATE_OK
     award = client.get_market_award(energy_bid().bid_id)
-    # 238.78 AUD/MWh: five 1 MW supply bands priced at or below it, four 0.5 MW demand bands at or above.
+    # 238.78 AUD/MWh: five 1 MW supply bands priced at or below it; every demand band is below 50.
     assert award.quantity_mw(Product.ENERGY, Side.SUPPLY) == pytest.approx(5.0)
-    assert award.quantity_mw(Product.ENERGY, Side.DEMAND) == pytest.approx(2.0)
+    assert award.quantity_mw(Product.ENERGY, Side.DEMAND) == 0.0
     settlement = award.settlement
     assert (settlement.currency, settlement.interval_hours) == ("AUD", pytest.approx(5 / 60))
-    assert settlement.total_amount == pytest.approx((5.0 - 2.0) * 238.78 / 12)
+    assert settlement.total_amount == pytest.approx(5.0 * 238.78 / 12)
     assert [line.amount > 0 for line in settlement.lines] == [True, False]
     assert award.interval_end == NEM_INTERVAL_END
     legacy = client.get_award(energy_bid().bid_id)
-    assert (legacy.discharge_mw, legacy.charge_mw, legacy.clearing_price_aud_per_mwh) == (5.0, 2.0, 238.78)
+    assert (legacy.discharge_mw, legacy.charge_mw, legacy.clearing_price_aud_per_mwh) == (5.0, 0.0, 238.78)
 
 
 def test_resubmission_returns_the_original_acceptance_even_after_gate_closure(
@@ -210,7 +210,7 @@ def test_the_foundation_cycle_sequence_is_accepted(client: ExchangeClient) -> No
 
 
 def test_an_invalid_bid_names_field_band_and_rule(client: ExchangeClient, engine: sa.Engine) -> None:
-    bad = with_band(energy_bid(), 1, 6, price=20.0)  # below band 5's 100
+    bad = with_band(energy_bid(), 1, 6, price=5.0)  # below band 5's 10
     stub: Any = pb_grpc.MarketGatewayStub(grpc.insecure_channel(client.address))  # type: ignore[no-untyped-call]
     with pytest.raises(grpc.RpcError) as info:
         stub.SubmitBids(pb.SubmitBidsRequest(bids=[market_bid_to_proto(bad)]), timeout=10)

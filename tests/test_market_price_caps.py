@@ -80,7 +80,7 @@ def test_validation_applies_the_added_cap() -> None:
                 "region": "SA1",
                 "interval_end": END_2026,
                 "discharge_bands": [{"price_aud_per_mwh": p, "volume_mw": 0.5} for p in prices],
-                "charge_bands": [{"price_aud_per_mwh": p - 1000, "volume_mw": 0.5} for p in prices],
+                "charge_bands": [{"price_aud_per_mwh": k - 1000.0, "volume_mw": 0.5} for k in range(10)],
             }
         )
 

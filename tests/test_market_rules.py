@@ -38,7 +38,9 @@ from market_adapters.ercot_adapter import ErcotAdapter
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem import energy_bid_violations
 from market_adapters.nem_adapter import NemAdapter
+from market_adapters.nem_fcas import battery_fcas_offer
 from market_adapters.samples import (
+    FCAS_PRICES,
     NEM_INTERVAL_END,
     SAMPLE_LIMITS,
     sample_ercot_bid,
@@ -184,6 +186,21 @@ CASES: dict[str, Case] = {
     Rule.MAX_AVAILABILITY_ABOVE_CAPABILITY: Case(
         nem(with_offer(sample_nem_bid(), 0, max_availability_mw=10.5)), "offers[0].max_availability_mw"
     ),
+    Rule.BID_CONVEXITY: Case(
+        # The top charge band at 50 AUD/MWh meets the lowest discharge band at 50: both clear at 50.
+        nem(with_band(sample_nem_bid(), 1, 9, price=50.0)),
+        "offers[1].bands.price_per_mwh",
+        9,
+    ),
+    Rule.PRICES_STRICTLY_INCREASING: Case(
+        nem(with_band(sample_nem_bid(), 0, 3, price=150.0)), "offers[0].bands.price_per_mwh", 3
+    ),
+    Rule.PRICE_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 4, price=238.785)), "offers[0].bands.price_per_mwh", 4
+    ),
+    Rule.QUANTITY_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 2, quantity=0.2534)), "offers[0].bands.quantity_mw", 2
+    ),
     Rule.INTERVAL_NOT_ON_5_MINUTE_GRID: Case(
         legacy(interval_end=NEM_INTERVAL_END + timedelta(minutes=2)), "interval_end"
     ),
@@ -213,7 +230,20 @@ CASES: dict[str, Case] = {
         f"offers[{REG_UP}].product",
     ),
     Rule.SIDE_NOT_ALLOWED: Case(
-        nem(with_offer(sample_nem_bid(), FCAS, side=Side.DEMAND)), f"offers[{FCAS}].side"
+        # Contingency FCAS is one offer for the whole unit; only regulation has a LOAD side.
+        nem(
+            with_offer(
+                sample_nem_bid(
+                    offers=(
+                        *sample_nem_bid().offers[:FCAS],
+                        battery_fcas_offer(Product.NEM_RAISE_6S, SAMPLE_LIMITS, 4.0, FCAS_PRICES, [0.4] * 10),
+                    )
+                ),
+                FCAS,
+                side=Side.DEMAND,
+            )
+        ),
+        f"offers[{FCAS}].side",
     ),
     Rule.DUPLICATE_OFFER: Case(
         nem(sample_nem_bid(offers=(*sample_nem_bid().offers, sample_nem_bid().offers[0]))), "offers[3]"
@@ -235,7 +265,7 @@ CASES: dict[str, Case] = {
     ),
     Rule.TRAPEZIUM_EXCEEDS_HEADROOM: Case(
         # 4 MW of raise cannot be given at 8 MW discharge: the upper slope must span 4 MW.
-        nem(with_offer(sample_nem_bid(), FCAS, trapezium=Trapezium(-10, -10, 8, 10))),
+        nem(with_offer(sample_nem_bid(), FCAS, trapezium=Trapezium(0, 0, 8, 10))),
         f"offers[{FCAS}].trapezium.high_breakpoint_mw",
     ),
     Rule.AS_UP_TOTAL_ABOVE_CAPABILITY: Case(

@@ -54,6 +54,7 @@ from market_adapters import (
     ExchangeRequestError,
     UnknownBidError,
     bid_id_for,
+    in_nem_format,
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
@@ -279,7 +280,8 @@ class CycleActivities:
             interval_hours=hours,
             previous_bid=previous_bid(self._store, inp.portfolio, interval_end, interval),
         )
-        return apply_strategy_limits(bid, version.strategy, context, version.ref).bid, source
+        limited = apply_strategy_limits(bid, version.strategy, context, version.ref).bid
+        return in_nem_format(limited, self._price_caps), source
 
     def _store_bid(
         self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
