@@ -22,6 +22,7 @@ from autobidder import NEM_TZ
 from optimization import FloatArray
 
 MAX_POINTS = 2400
+GUIDE_LABEL_HEIGHT = 12  # px: one line of the 11 px label font
 WIDTH, PLOT_HEIGHT = 960, 190
 LEFT, RIGHT, BOTTOM = 72, 24, 28
 
@@ -259,15 +260,19 @@ def render(chart: Chart) -> str:
         anchor = ' style="text-anchor:end"' if x > WIDTH - RIGHT - 30 else ""
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" class="grid"/>')
         out.append(f'<text x="{x:.1f}" y="{top + plot_h + 18}" class="xlabel"{anchor}>{escape(label)}</text>')
-    for i, (value, label) in enumerate(chart.guides):
+    last_label_y = -math.inf
+    for value, label in sorted(chart.guides, key=lambda guide: -guide[0]):
         if low <= value <= high:
             y = float(y_of(np.array([value]))[0])
-            # Above its line, or below it where that would leave the plot (a guide at the top edge);
-            # each guide's label sits further right, so two close guides never overlap.
-            label_y = y - 3 if y - 12 >= top else y + 11
+            # Right-aligned at the plot's right edge (the labels are text-anchor: end, so anchored
+            # near the value axis they ran over its tick labels); above the line unless that leaves
+            # the plot, and always a label's height below the label above (drawn top to bottom).
+            label_y = y - 3 if y - 3 - GUIDE_LABEL_HEIGHT >= top else y + GUIDE_LABEL_HEIGHT
+            label_y = max(label_y, last_label_y + GUIDE_LABEL_HEIGHT)
+            last_label_y = label_y
             out.append(
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="guide"/>'
-                f'<text x="{LEFT + 4 + 150 * i}" y="{label_y:.1f}" class="guidelabel">{escape(label)}</text>'
+                f'<text x="{WIDTH - RIGHT - 4}" y="{label_y:.1f}" class="guidelabel">{escape(label)}</text>'
             )
     clipped = False
     for s in chart.series:
