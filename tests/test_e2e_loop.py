@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,3 +167,29 @@ def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
     energy_out = sum(r.net_energy_mwh for r in outcome.results)
     if abs(energy_out) > 1e-6:
         assert sum(b.soc_mwh for b in telemetry.batteries) != pytest.approx(initial)
+
+
+def test_cycle_show_reads_a_real_cycle_back_from_the_fact_store(stack: Stack, outcome: ReplayOutcome) -> None:
+    """`autobidder cycle show` on a cycle the real stack ran: every stage, in order, as text and JSON."""
+    end = trading_day_interval_ends(DAY)[CYCLES - 1]
+    env = {"AUTOBIDDER_DATA_DIR": str(stack.settings.data_dir), "PATH": "/usr/bin:/bin"}
+    argv = [sys.executable, "-m", "worker.cli", "cycle", "show", stack.settings.portfolio]
+    done = subprocess.run(
+        [*argv, end.isoformat(), "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    kinds = [fact["kind"] for fact in shown["facts"]]
+    for kind in ("market_snapshot", "telemetry_snapshot", "forecast", "schedule", "bid", "award", "dispatch"):
+        assert kind in kinds, kinds
+    assert kinds.index("forecast") < kinds.index("schedule") < kinds.index("bid") < kinds.index("award")
+    result = outcome.results[-1]
+    assert {f["fact_id"] for f in shown["facts"]} >= {result.bid_fact_id, result.award_fact_id}
+    # The same cycle named in UTC, as text.
+    utc = end.astimezone(UTC).isoformat()
+    text = subprocess.run([*argv, utc], capture_output=True, text=True, env=env, timeout=120)
+    assert (
+        text.returncode == 0
+        and f"cycle bid-cycle/{stack.settings.portfolio}/{end.isoformat()}" in text.stdout
+    )
+    assert "cleared at" in text.stdout and "none: the cycle bid its own schedule" in text.stdout
