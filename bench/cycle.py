@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +45,7 @@ from temporalio.client import Client  # noqa: E402
 
 from autobidder.config import dump_settings, load_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-from worker.stack import Stack, _grpc_healthy  # noqa: E402
+from worker.stack import Stack, _grpc_healthy, interrupt_on_sigterm  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
 
 log = logging.getLogger("bench.cycle")
@@ -74,11 +76,11 @@ def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def _extra_portfolios(
-    base: Any, count: int, run_dir: Path
-) -> tuple[dict[str, Any], dict[str, subprocess.Popen[bytes]]]:
-    """Exchange + fleet processes for portfolios p1..p<count>, and the routes file's content."""
+    base: Any, count: int, run_dir: Path, procs: dict[str, subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    """Exchange + fleet processes for portfolios p1..p<count> (into `procs` as each starts, so an
+    interrupt while they come up still stops them), and the routes file's content."""
     routes: dict[str, Any] = {}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     for i in range(1, count + 1):
         name = f"bench-p{i}"
         ports = base.ports.model_copy(update={"exchange": free_port(), "fleet": free_port()})
@@ -106,7 +108,21 @@ def _extra_portfolios(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} on port {port} did not come up")
                 time.sleep(0.2)
-    return routes, procs
+    return routes
+
+
+def _stop_extra(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, SIGKILL what is left after 15 s."""
+    for proc in procs.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def _cpu_s(pid: int) -> float:
@@ -288,27 +304,31 @@ def main() -> None:
         settings = load_settings(env=env)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        routes, procs = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
         routes_path = settings.run_dir / "routes.json"
-        routes_path.write_text(json.dumps(routes))
         stack = Stack(
             settings,
             workers_per_stage=args.workers_per_stage,
             temporal_worker_args=("--routes", str(routes_path.resolve())),
+            started_by="bench/cycle.py",
         )
-        t0 = time.monotonic()
-        stack.start(progress=lambda line: log.info("up %s", line))
-        log.info("stack up in %.1f s", time.monotonic() - t0)
+        # SIGTERM (timeout, a scheduler) stops every process this bench started, as Ctrl-C does.
+        interrupt_on_sigterm()
         try:
+            routes = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir, procs)
+            routes_path.write_text(json.dumps(routes))
+            t0 = time.monotonic()
+            stack.start(progress=lambda line: log.info("up %s", line))
+            log.info("stack up in %.1f s", time.monotonic() - t0)
             pids = {c.name: c.process.pid for c in stack.components if c.process is not None}
             pids |= {name: proc.pid for name, proc in procs.items()}
             figures = asyncio.run(_measure(settings, [settings.portfolio, *routes], args, pids))
+        except KeyboardInterrupt:
+            log.info("interrupted; stopping everything this bench started")
+            sys.exit(130)
         finally:
             stack.stop()
-            for proc in procs.values():
-                proc.terminate()
-            for proc in procs.values():
-                proc.wait(timeout=15)
+            _stop_extra(procs)
     print(json.dumps(figures))
 
 

@@ -18,7 +18,7 @@ from autobidder import NEM_TZ, Forecast, PriceSeries, Settings, load_prices, sli
 from autobidder.strategy import StrategyDocument, StrategyStore
 from fleet import SimulatedFleet
 from optimization import perfect_foresight_revenue_aud, prepare_problem
-from worker.stack import Stack
+from worker.stack import Stack, interrupt_on_sigterm
 from workflows import CycleResult, ReplayOutcome, replay, trading_day_interval_ends
 
 STATE_FILES = (
@@ -122,9 +122,17 @@ def run_demo(
     keep: bool,
     out_dir: Path,
     strategy: StrategyDocument | None = None,
+    *,
+    record_file: Path | None = None,
+    intervals: int = 0,
 ) -> DemoSummary:
+    """`record_file`: where the running stack is recorded for `status`/`down` (default: in the
+    demo's own run directory); `intervals`: replay only the first N (0: the whole day)."""
+    interrupt_on_sigterm()  # SIGTERM stops the stack as Ctrl-C does (the `finally` below)
     day = day or default_day(settings)
     ends = trading_day_interval_ends(day)
+    if intervals:
+        ends = ends[:intervals]
     history = load_prices(settings.region, settings.prices_file)
     day_prices = slice_prices(history, ends[0], len(ends))  # fails early if the day is not in history
     reset_state(settings)
@@ -133,10 +141,10 @@ def run_demo(
             strategy.strategy, strategy.source_text, applied_by="autobidder demo", note=strategy.source
         )
         print(f"strategy {applied.version.ref} applied from {strategy.source}")
-    stack = Stack(settings)
-    print(f"starting the local stack in {settings.data_dir} ...")
-    stack.start(progress=lambda line: print(f"  up  {line}"))
+    stack = Stack(settings, record_file=record_file, started_by="demo")
+    print(f"starting the local stack in {settings.data_dir} ...", flush=True)
     try:
+        stack.start(progress=lambda line: print(f"  up  {line}", flush=True))
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
         summary = summarise(
@@ -147,7 +155,11 @@ def run_demo(
         print(json.dumps(summary.__dict__, indent=2))
         print(f"summary written to {out_dir / 'summary.json'}")
         if keep:
-            print(f"stack left running (--keep): Temporal UI at {summary.temporal_ui}; Ctrl-C stops it")
+            print(
+                f"stack left running (--keep): Temporal UI at {summary.temporal_ui}; Ctrl-C, SIGTERM "
+                "or `autobidder down` stops it",
+                flush=True,
+            )
             _wait_for_interrupt(stack)
         return summary
     finally:
