@@ -16,7 +16,11 @@ def load_export(package: str, exports: Mapping[str, tuple[str, ...]], name: str)
     """The public `name` of `package`, imported from the module that `exports` lists it under."""
     for module, names in exports.items():
         if name in names:
-            value = getattr(importlib.import_module(module), name)
-            setattr(sys.modules[package], name, value)  # later lookups skip this function
-            return value
+            loaded = importlib.import_module(module)
+            # Importing `package.replay` sets the package's attribute `replay` to the submodule,
+            # which would then shadow a public function of the same name (workflows.replay):
+            # every public name of the module is set at once, the colliding one included.
+            for public in names:
+                setattr(sys.modules[package], public, getattr(loaded, public))
+            return getattr(loaded, name)
     raise AttributeError(f"module {package!r} has no attribute {name!r}")
