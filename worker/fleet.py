@@ -3,7 +3,9 @@
 PATH is the JSON that `autobidder.config.dump_settings` writes. The server binds
 127.0.0.1:<settings.ports.fleet> and stops gracefully on SIGTERM or SIGINT (exit status 0).
 
-By default it serves the configured batteries (`settings.fleet`). Instead, still as portfolio
+By default it serves the configured batteries (`settings.fleet`), keeping their SoC and the
+dispatch ledger in the application database (`settings.resolved_database_url`, fleet/durable.py),
+so a restart after kill -9 resumes both. Instead, still as portfolio
 `settings.portfolio` (the bidding cycle's optimizer is sized from `settings.fleet`, so these are
 for the hierarchy calls):
 
@@ -34,8 +36,10 @@ from fleet import (
     HOME_FLEET_BEHAVIOUR,
     FleetController,
     FleetServerError,
+    FleetStateStore,
     HierarchyError,
     HierarchyStore,
+    SimulatedFleet,
     TwinFleet,
     create_server,
     enrolled_mask,
@@ -61,6 +65,17 @@ def controller_from_store(
     if layout.n_batteries == 0:
         raise ValueError(f"--under: no batteries are stored at or below {under!r}")
     return FleetController(settings.portfolio, TwinFleet(layout), participating=participating)
+
+
+def durable_controller(settings: Settings) -> FleetController:
+    """The configured batteries, resumed from (and kept in) the application database."""
+    store = FleetStateStore(make_engine(settings.resolved_database_url), settings.portfolio)
+    controller = FleetController.for_simulated(
+        SimulatedFleet(settings.portfolio, settings.fleet), state_store=store
+    )
+    resumed = ", ".join(f"{k} {v:.4f} MWh" for k, v in sorted(store.soc_mwh().items()))
+    log.info("fleet state: %s", resumed or "fresh (nothing stored yet)")
+    return controller
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         log.error("--hierarchy-url: cannot read the hierarchy: %s", exc)
         return 2
+    if fleet is None:
+        try:
+            fleet = durable_controller(settings)
+        except SQLAlchemyError as exc:
+            log.error("database_url: cannot load the fleet state: %s", exc)
+            return 1
     try:
         server, port = create_server(settings, address, fleet=fleet)
     except FleetServerError as exc:
