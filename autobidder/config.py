@@ -1,8 +1,16 @@
 """Configuration: one optional TOML file plus environment overrides; the defaults need no file.
 
 Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`,
-`AUTOBIDDER_PORTFOLIO` and `AUTOBIDDER_PORT_<NAME>` for each port in `Ports` (for example
-`AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the reason.
+`AUTOBIDDER_PORTFOLIO`, `AUTOBIDDER_MODE`, `AUTOBIDDER_TEMPORAL_ADDRESS`,
+`AUTOBIDDER_TEMPORAL_NAMESPACE`, `AUTOBIDDER_SQS_ENDPOINT_URL` and `AUTOBIDDER_PORT_<NAME>` for each
+port in `Ports` (for example `AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the
+reason.
+
+Endpoints (docs/deployment.md): left empty, Temporal and SQS are the local stack's on loopback.
+`temporal_address` names a remote Temporal frontend (TLS by CA file, client certificate, or an API
+key read from the environment variable `temporal_api_key_env` names — never the key itself);
+`sqs_endpoint_url = "aws"` uses AWS SQS through the standard credential chain and region, with no
+endpoint override. `mode = "production"` requires PostgreSQL and both endpoints.
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autobidder.domain import BatterySpec, Region
 
@@ -79,6 +87,16 @@ class Settings(BaseModel):
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
     prices_file: Path | None = None
     ports: Ports = Ports()
+    mode: Literal["local", "production"] = "local"
+    temporal_address: str = Field("", pattern=r"^$|^[A-Za-z0-9._-]+:[0-9]{1,5}$")
+    temporal_tls: bool = False  # implied by any of the TLS files or the API key below
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    # The NAME of the environment variable holding a Temporal Cloud API key, so that the key
+    # itself never lands in a config file or in the settings JSON written for child processes.
+    temporal_api_key_env: str = Field("", pattern=r"^$|^[A-Z_][A-Z0-9_]*$")
+    sqs_endpoint_url: str = Field("", pattern=r"^$|^aws$|^https?://[^\s]+$")
     # NEM market price caps (AUD/MWh) for financial years the shipped table does not have yet,
     # keyed "2026-27": what an operator adds once the AEMC publishes a year's schedule of
     # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
@@ -106,6 +124,38 @@ class Settings(BaseModel):
             if not math.isfinite(cap) or cap <= 0:
                 raise ValueError(f"{name}: {cap!r} is not a positive price")
         return caps
+
+    @model_validator(mode="after")
+    def _production_needs_shared_services(self) -> Settings:
+        if self.mode != "production":
+            return self
+        urls = {"database_url": self.database_url, "exchange_database_url": self.exchange_database_url}
+        for field, url in urls.items():
+            if not url.startswith("postgresql"):
+                raise ValueError(
+                    f'{field}: {url or "(empty: SQLite)"!r} with mode = "production"; rule: '
+                    "production keeps its state in PostgreSQL (postgresql+psycopg://...)"
+                )
+        if not self.temporal_address:
+            raise ValueError(
+                'temporal_address: empty with mode = "production"; rule: name the Temporal frontend'
+            )
+        if not self.sqs_endpoint_url:
+            raise ValueError(
+                'sqs_endpoint_url: empty with mode = "production"; rule: "aws" or an SQS-compatible URL'
+            )
+        return self
+
+    @property
+    def resolved_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.ports.temporal}"
+
+    @property
+    def resolved_sqs_endpoint(self) -> str | None:
+        """The SQS endpoint URL; None: AWS itself (credential chain and region from the environment)."""
+        if self.sqs_endpoint_url == "aws":
+            return None
+        return self.sqs_endpoint_url or f"http://127.0.0.1:{self.ports.sqs}"
 
     @property
     def nem_price_cap_years(self) -> dict[int, float]:
@@ -150,6 +200,10 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         "PRICES_FILE": "prices_file",
         "QUEUE_PREFIX": "queue_prefix",
         "TASK_QUEUE": "task_queue",
+        "MODE": "mode",
+        "TEMPORAL_ADDRESS": "temporal_address",
+        "TEMPORAL_NAMESPACE": "temporal_namespace",
+        "SQS_ENDPOINT_URL": "sqs_endpoint_url",
     }
     for suffix, field in simple.items():
         if (value := env.get(ENV_PREFIX + suffix)) is not None:
@@ -190,7 +244,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 def dump_settings(settings: Settings, path: Path) -> None:
     """Write resolved settings for child processes (JSON, so no TOML writer is needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(settings.model_dump_json(indent=2))
+    # Owner-only: the database URLs may carry passwords.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(settings.model_dump_json(indent=2))
+    path.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
 
 
 def read_settings(path: Path) -> Settings:

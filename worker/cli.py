@@ -4,6 +4,8 @@ autobidder up        start the local stack and supervise it until Ctrl-C / SIGTE
 autobidder status    report each component's health (a stack from `up` or `demo --keep`)
 autobidder down      stop the running stack
 autobidder restart   restart one component of the running stack
+autobidder serve     run one service role: exchange | fleet (production topology)
+autobidder worker    run one worker role: temporal | forecast | optimize (production topology)
 autobidder demo      replay one real day of NEM SA1 prices through the full loop
 autobidder strategy  validate, apply and inspect versioned bid strategies
 autobidder backtest  replay history through a strategy in-process, with an HTML report
@@ -18,12 +20,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from autobidder import ConfigError, Settings, load_settings
+from autobidder import ConfigError, Settings, dump_settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -36,6 +39,15 @@ COMMAND_MODULES: tuple[str, ...] = (
     "autobidder.strategy.cli",
     "backtest.cli",
 )
+
+
+# Role -> the process entry point that runs it (worker/*.py); `serve`/`worker` exec it.
+SERVE_ROLES = {"exchange": ("worker.exchange",), "fleet": ("worker.fleet",)}
+WORKER_ROLES = {
+    "temporal": ("worker.temporal_worker",),
+    "forecast": ("worker.queue_worker", "--stage", "forecast"),
+    "optimize": ("worker.queue_worker", "--stage", "optimize"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument(
         "component", metavar="COMPONENT", help="for example exchange, fleet, sqs, optimize-worker"
     )
+    serve = sub.add_parser(
+        "serve",
+        help="run one service role on its own (exchange | fleet)",
+        description="Run one role in the foreground with the config's settings, as a container "
+        "does: it answers gRPC Health once serving and stops gracefully on SIGTERM (docs/deployment.md)."
+        "\n\nexample: AUTOBIDDER_MODE=production autobidder --config prod.toml serve fleet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("role", choices=sorted(SERVE_ROLES))
+    work = sub.add_parser(
+        "worker",
+        help="run one worker role on its own (temporal | forecast | optimize)",
+        description="Run one worker in the foreground with the config's settings; any number of "
+        "each may run on any number of machines. Ready when <data_dir>/run/<role>-worker.ready "
+        "exists; SIGTERM hands in-flight work back and stops.\n\nexample: autobidder worker optimize",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    work.add_argument("role", choices=sorted(WORKER_ROLES))
     demo = sub.add_parser(
         "demo",
         help="replay one real day through the full loop",
@@ -139,6 +169,17 @@ def _cmd_up(settings: Settings) -> int:
         stack.stop()
         print("stopped", flush=True)
     return EXIT_OK
+
+
+def _cmd_role(settings: Settings, role: str, entry: tuple[str, ...]) -> int:
+    """Replace this process with the role's entry point (so SIGTERM reaches it directly), on
+    settings resolved from the config and environment into an owner-only JSON file."""
+    path = settings.run_dir / f"{role}.settings.json"
+    dump_settings(settings, path)
+    module, *extra = entry
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, "--settings", str(path), *extra])
+    return EXIT_FAILED  # not reached: execv does not return
 
 
 def _cmd_down(settings: Settings) -> int:
@@ -225,7 +266,18 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK if summary.intervals_failed == 0 else EXIT_FAILED
         settings = _settings(args)
         if args.command == "up":
+            if settings.mode == "production":
+                print(
+                    'autobidder up: mode = "production" runs on shared services; start the roles with '
+                    "`autobidder serve` and `autobidder worker` (docs/deployment.md)",
+                    file=sys.stderr,
+                )
+                return EXIT_CONFIG
             return _cmd_up(settings)
+        if args.command == "serve":
+            return _cmd_role(settings, args.role, SERVE_ROLES[args.role])
+        if args.command == "worker":
+            return _cmd_role(settings, f"{args.role}-worker", WORKER_ROLES[args.role])
         if args.command == "down":
             return _cmd_down(settings)
         if args.command == "restart":

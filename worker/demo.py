@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from temporalio.client import Client
 from tqdm import tqdm
 
 from autobidder import NEM_TZ, Forecast, PriceSeries, Settings, load_prices, slice_prices
@@ -19,7 +18,7 @@ from autobidder.strategy import StrategyDocument, StrategyStore
 from fleet import SimulatedFleet
 from optimization import perfect_foresight_revenue_aud, prepare_problem
 from worker.stack import Stack, interrupt_on_sigterm
-from workflows import CycleResult, ReplayOutcome, replay, trading_day_interval_ends
+from workflows import CycleResult, ReplayOutcome, connect_temporal, replay, trading_day_interval_ends
 
 STATE_FILES = (
     "temporal.db",
@@ -94,9 +93,7 @@ def summarise(
 
 
 async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
-    client = await Client.connect(
-        f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
-    )
+    client = await connect_temporal(settings)
     with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:

@@ -20,10 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder import FactStore, Settings, SqsQueues, local_endpoint
+from autobidder import FactStore, Settings, SqsQueues
 from fleet import FleetClient
 from market_adapters import ExchangeClient
 from worker.process import mark_ready, on_stop_signal, parse_settings
@@ -34,6 +33,7 @@ from workflows import (
     CycleActivities,
     QueueBridge,
     WaitingActivities,
+    connect_temporal,
 )
 
 log = logging.getLogger("worker.temporal_worker")
@@ -43,7 +43,7 @@ WORKER_SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
 def temporal_address(settings: Settings) -> str:
-    return f"127.0.0.1:{settings.ports.temporal}"
+    return settings.resolved_temporal_address
 
 
 def declare_queues(settings: Settings, queues: SqsQueues) -> None:
@@ -84,8 +84,8 @@ def build_activities(
 
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    client = await connect_temporal(settings)
+    queues = SqsQueues(settings.resolved_sqs_endpoint)
     declare_queues(settings, queues)
     waiting = WaitingActivities()
     activities = build_activities(settings, queues, waiting, read_routes(routes_path))
