@@ -81,6 +81,16 @@ def _wait_back(stack: Stack, name: str, old_pid: int, timeout_s: float = 90.0) -
         time.sleep(0.1)
 
 
+def _wait_respawned(stack: Stack, name: str, old_pid: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        proc = stack.component(name).process
+        if proc is not None and proc.pid != old_pid and proc.poll() is None:
+            return
+        assert time.monotonic() < deadline, f"{name} not started again after {timeout_s} s"
+        time.sleep(0.01)
+
+
 def assert_each_interval_bid_once(stack: Stack, run: Replay, outcome: ReplayOutcome) -> dict[str, int]:
     settings = stack.settings
     assert outcome.failures == {}
@@ -143,10 +153,11 @@ def test_a_worker_killed_five_times_is_down_while_the_rest_keep_bidding(tmp_path
     with Supervised(stack):
         run = _replay(stack)
         run.wait_for(2)
+        # In a row: each kill as soon as the supervisor has started it again (a crash loop).
         for kill in range(1, 6):
             old = _kill_9(stack, "optimize-worker")
             if kill < 5:
-                _wait_back(stack, "optimize-worker", old)
+                _wait_respawned(stack, "optimize-worker", old)
         deadline = time.monotonic() + 30
         while (entry := read_record(stack.record_file).components["optimize-worker"]).state != "down":  # type: ignore[union-attr]
             assert time.monotonic() < deadline, entry

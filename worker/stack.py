@@ -3,8 +3,9 @@
 Components, in start order: the Temporal dev server (SQLite with WAL pragmas, Web UI), the SQS
 endpoint (moto's server) with the request/result queues, the application database, the
 simulated exchange (gRPC), the fleet service (gRPC), the Temporal worker and one forecast and
-one optimize queue worker. A component that cannot start fails the whole start with a message
-naming it and its port; everything already started is stopped again.
+one optimize queue worker (the services start together, then the workers). A component that
+cannot start fails the whole start with a message naming it and its port; everything already
+started is stopped again.
 
 Lifecycle (docs/deployment.md, "Operating the local stack"): every child runs in its own process
 group, and `stop` signals whole groups, children before the services they use, so nothing is left
@@ -485,11 +486,22 @@ class Stack:
             ready.unlink()
         dump_settings(self.settings, self.settings_path)
         self._recorded = True
+        # Two waves: the services (which need nothing of ours) start together, then the workers
+        # (which connect to the services as they start). Each process spends most of its start
+        # importing, so a wave takes about as long as its slowest member rather than the sum.
+        services = [c for c in self.components if "worker" not in c.name]
+        workers = [c for c in self.components if "worker" in c.name]
         try:
-            for component in self.components:
-                self._bring_up(component)
+            for wave in (services, workers):
+                for component in wave:
+                    if component.argv is not None:
+                        self._spawn(component)
                 self._write_state()  # so `down` finds what has started even before all is up
-                progress(f"{component.name:16s} {component.address}")
+                for component in wave:
+                    self._wait_healthy(component)
+                    if component.after_start is not None:
+                        component.after_start()
+                    progress(f"{component.name:16s} {component.address}")
         except BaseException:
             self.stop()
             raise
