@@ -613,12 +613,34 @@ class Stack:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
 
+    def _stop_wave(self, wave: list[Component], timeout_s: float) -> None:
+        """SIGTERM every group of the wave at once, then SIGKILL what is left of each group."""
+        running = [c for c in wave if c.process is not None and c.process.poll() is None]
+        for component in running:
+            assert component.process is not None
+            _signal_group(component.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for component in wave:
+            proc = component.process
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s; killing it", component.label, timeout_s)
+            _signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM each process group in reverse start order (workers before the services they
-        use), SIGKILL a group still there after `timeout_s`; then forget the record."""
+        """SIGTERM the workers' process groups together, then the services' (never a service
+        before the workers that use it); SIGKILL a group still there after `timeout_s`; then
+        forget the record."""
         with _signals_held():
-            for component in reversed(self.components):
-                self._stop_one(component, timeout_s)
+            workers = [c for c in self.components if "worker" in c.name]
+            services = [c for c in self.components if "worker" not in c.name]
+            for wave in (workers, services):
+                self._stop_wave(wave, timeout_s)
             for handle in self._logs.values():
                 handle.close()  # type: ignore[attr-defined]
             self._logs.clear()
