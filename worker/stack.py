@@ -8,7 +8,7 @@ cannot start fails the whole start with a message naming it and its port; everyt
 started is stopped again.
 
 Lifecycle (docs/deployment.md, "Operating the local stack"): every child runs in its own process
-group, and `stop` signals whole groups, children before the services they use, so nothing is left
+group, and `stop` signals whole groups, workers before the services they use, so nothing is left
 re-parented to PID 1. A port is busy only if something listens on it (TIME-WAIT sockets from the
 last stop do not count). One file records a running stack (`worker.record`), whichever command
 started it. The supervisor restarts a component that exits within a budget per time window
