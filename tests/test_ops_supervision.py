@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,21 +38,19 @@ INTERVALS = 16
 
 
 class Supervised:
-    """A started stack with its supervisor loop on a thread; stopped in that order."""
+    """A started stack with its supervisor on a thread (as the demo runs it); stopped in that order."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=stack.supervise, args=(self._stop, 0.2), daemon=True)
+        self._end: Callable[[], None] = lambda: None
 
     def __enter__(self) -> Stack:
         self.stack.start()
-        self._thread.start()
+        self._end = self.stack.start_supervisor()
         return self.stack
 
     def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=120)
+        self._end()
         self.stack.stop()
 
 

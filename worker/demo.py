@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -140,8 +141,11 @@ def run_demo(
         print(f"strategy {applied.version.ref} applied from {strategy.source}")
     stack = Stack(settings, record_file=record_file, started_by="demo")
     print(f"starting the local stack in {settings.data_dir} ...", flush=True)
+    end_supervision: Callable[[], None] | None = None
     try:
         stack.start(progress=lambda line: print(f"  up  {line}", flush=True))
+        # Supervised during the replay too: a component that dies is restarted within its budget.
+        end_supervision = stack.start_supervisor()
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
         summary = summarise(
@@ -157,16 +161,17 @@ def run_demo(
                 "or `autobidder down` stops it",
                 flush=True,
             )
-            _wait_for_interrupt(stack)
+            _wait_for_interrupt()
         return summary
     finally:
+        if end_supervision is not None:
+            end_supervision()
         stack.stop()
 
 
-def _wait_for_interrupt(stack: Stack) -> None:
+def _wait_for_interrupt() -> None:
     try:
         while True:
             time.sleep(1.0)
-            stack.supervise_once()
     except KeyboardInterrupt:
         pass

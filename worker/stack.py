@@ -411,6 +411,9 @@ class Stack:
         self._start_timeout_s = start_timeout_s
         self._logs: dict[str, object] = {}
         self._recorded = False
+        # Set when the stack is being stopped: a supervisor on another thread starts nothing
+        # more and gives up waiting for a component, so it can be joined at once.
+        self.stopping = threading.Event()
 
     def check_ports(self) -> None:
         existing = read_record(self.record_file)
@@ -456,6 +459,8 @@ class Stack:
     def _wait_healthy(self, component: Component) -> None:
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise StackError(f"{component.label}: the stack is stopping")
             if component.process is not None and component.process.poll() is not None:
                 raise StackError(
                     f"{component.label} exited with code {component.process.returncode} during start:\n"
@@ -480,6 +485,7 @@ class Stack:
 
     def start(self, progress: Callable[[str], None] = lambda _m: None) -> None:
         self.check_ports()
+        self.stopping.clear()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         for ready in self.settings.run_dir.glob("*.ready"):
@@ -580,6 +586,8 @@ class Stack:
         return restarted
 
     def _restart_one(self, component: Component, *, counted: bool) -> bool:
+        if self.stopping.is_set():
+            return False
         (self.settings.run_dir / f"{component.name}.ready").unlink(missing_ok=True)
         if counted:
             component.restarts += 1
@@ -594,9 +602,26 @@ class Stack:
         return True
 
     def supervise(self, stop: threading.Event, interval_s: float = 0.5) -> None:
-        """Supervise until `stop` is set (a thread of a test, or the CLI's main loop)."""
-        while not stop.wait(interval_s):
-            self.supervise_once()
+        """Supervise until `stop` or `self.stopping` is set (on a thread: the demo, tests)."""
+        while not stop.wait(interval_s) and not self.stopping.is_set():
+            try:
+                self.supervise_once()
+            except Exception:
+                # A supervisor that dies silently leaves the stack unsupervised; keep going.
+                log.exception("supervision pass failed")
+
+    def start_supervisor(self) -> Callable[[], None]:
+        """Supervise on a daemon thread; returns the function that ends it (call before `stop`)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.supervise, args=(stop,), name="supervisor", daemon=True)
+        thread.start()
+
+        def end() -> None:
+            stop.set()
+            self.stopping.set()
+            thread.join(timeout=30)
+
+        return end
 
     def _stop_one(self, component: Component, timeout_s: float = 10.0) -> None:
         proc = component.process
@@ -636,6 +661,7 @@ class Stack:
         """SIGTERM the workers' process groups together, then the services' (never a service
         before the workers that use it); SIGKILL a group still there after `timeout_s`; then
         forget the record."""
+        self.stopping.set()
         with _signals_held():
             workers = [c for c in self.components if "worker" in c.name]
             services = [c for c in self.components if "worker" not in c.name]
