@@ -152,6 +152,28 @@ def test_up_down_up_sigterm_on_the_same_ports(tmp_path: Path, cleanup: list[subp
     assert down.returncode == 0 and "nothing to stop" in down.stdout
 
 
+def test_down_cleans_up_after_a_supervisor_killed_with_sigkill(
+    tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
+) -> None:
+    """kill -9 of `autobidder up` leaves its components running; `status` says the supervisor is
+    gone, `up` refuses (naming the leftover), and `down` stops them by process group."""
+    env = _env(tmp_path)
+    log = tmp_path / "up.log"
+    up = _spawn(env, "up", log=log)
+    cleanup.append(up)
+    _wait_for_line(log, "all components healthy", up, 120)
+    pids = _recorded_pids(tmp_path / "run")
+    os.kill(up.pid, signal.SIGKILL)
+    up.wait(timeout=10)
+    status = _cli(env, "status")
+    assert status.returncode == 1 and f"the supervisor (pid {up.pid}) is gone" in status.stdout
+    again = _cli(env, "up")
+    assert again.returncode == 1 and "`autobidder down` stops it" in again.stderr, again.stderr
+    down = _cli(env, "down")
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(env, pids)
+
+
 def test_demo_keep_is_found_by_status_restart_and_stopped_by_sigterm(
     tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
 ) -> None:

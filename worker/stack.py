@@ -423,12 +423,18 @@ class Stack:
                 f"a stack is already running (started by `{existing.started_by}`, pid "
                 f"{existing.supervisor_pid}, recorded in {self.record_file}); `autobidder down` stops it"
             )
+        leftover = (
+            f"; the stack recorded in {self.record_file} lost its supervisor (pid "
+            f"{existing.supervisor_pid}) and may still hold it: `autobidder down` stops it"
+            if existing is not None and not mine
+            else ""
+        )
         for component in self.components:
             for port in component.ports:
                 if not port_is_free(port):
                     raise StackError(
                         f"{component.name}: port {port} on 127.0.0.1 is already in use "
-                        f"(set AUTOBIDDER_PORT_* or [ports] in the config to move it)"
+                        f"(set AUTOBIDDER_PORT_* or [ports] in the config to move it){leftover}"
                     )
 
     def _spawn(self, component: Component) -> None:
@@ -738,7 +744,14 @@ def status(settings: Settings) -> dict[str, dict[str, object]]:
             pid = entry.pid if entry is not None else None
             healthy = pid is not None and pid_alive(pid) and (live.run_dir / f"{name}.ready").exists()
         reason = "" if healthy else ("not running" if record is None else "not answering")
-        if record is not None and not supervised:
-            reason = f"the supervisor (pid {record.supervisor_pid}) is gone; `autobidder down` cleans up"
         report[name] = {"healthy": healthy, "address": entry.address if entry else "", "reason": reason}
+    if record is not None:
+        # Unsupervised, nothing restarts a component that dies: the stack is not healthy.
+        report["supervisor"] = {
+            "healthy": supervised,
+            "address": f"pid {record.supervisor_pid} (`{record.started_by}`)",
+            "reason": ""
+            if supervised
+            else f"the supervisor (pid {record.supervisor_pid}) is gone; `autobidder down` cleans up",
+        }
     return report
