@@ -2,7 +2,8 @@
 
 Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`,
 `AUTOBIDDER_PORTFOLIO`, `AUTOBIDDER_MODE`, `AUTOBIDDER_TEMPORAL_ADDRESS`,
-`AUTOBIDDER_TEMPORAL_NAMESPACE`, `AUTOBIDDER_SQS_ENDPOINT_URL` and `AUTOBIDDER_PORT_<NAME>` for each
+`AUTOBIDDER_TEMPORAL_NAMESPACE`, `AUTOBIDDER_SQS_ENDPOINT_URL`, `AUTOBIDDER_PORTFOLIOS` (names of
+further portfolios, comma-separated) and `AUTOBIDDER_PORT_<NAME>` for each
 port in `Ports` (for example `AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the
 reason.
 
@@ -73,6 +74,15 @@ def default_fleet() -> tuple[BatterySpec, ...]:
     )
 
 
+class PortfolioSpec(BaseModel):
+    """A further portfolio the stack trades (`[[portfolios]]`), beside `portfolio`: same region
+    and the same configured fleet of batteries; one exchange and one fleet service serve all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -87,6 +97,7 @@ class Settings(BaseModel):
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
     prices_file: Path | None = None
     ports: Ports = Ports()
+    portfolios: tuple[PortfolioSpec, ...] = ()
     mode: Literal["local", "production"] = "local"
     temporal_address: str = Field("", pattern=r"^$|^[A-Za-z0-9._-]+:[0-9]{1,5}$")
     temporal_tls: bool = False  # implied by any of the TLS files or the API key below
@@ -124,6 +135,20 @@ class Settings(BaseModel):
             if not math.isfinite(cap) or cap <= 0:
                 raise ValueError(f"{name}: {cap!r} is not a positive price")
         return caps
+
+    @model_validator(mode="after")
+    def _portfolios_distinct(self) -> Settings:
+        seen = {self.portfolio}
+        for spec in self.portfolios:
+            if spec.name in seen:
+                raise ValueError(f"portfolios: {spec.name!r} appears twice (with `portfolio` included)")
+            seen.add(spec.name)
+        return self
+
+    @property
+    def all_portfolios(self) -> tuple[str, ...]:
+        """`portfolio` first, then each of `[[portfolios]]`."""
+        return (self.portfolio, *(p.name for p in self.portfolios))
 
     @model_validator(mode="after")
     def _production_needs_shared_services(self) -> Settings:
@@ -208,6 +233,9 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     for suffix, field in simple.items():
         if (value := env.get(ENV_PREFIX + suffix)) is not None:
             out[field] = value
+    if (names := env.get(ENV_PREFIX + "PORTFOLIOS")) is not None:
+        # Comma-separated names of `[[portfolios]]`, for example "sa1-b,sa1-c".
+        out["portfolios"] = [{"name": n.strip()} for n in names.split(",") if n.strip()]
     ports = {
         name[len(ENV_PREFIX + "PORT_") :].lower(): value
         for name, value in env.items()

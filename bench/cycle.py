@@ -3,10 +3,11 @@
     .venv/bin/python bench/cycle.py [--cycles 20] [--portfolios 10] [--workers-per-stage 2]
 
 Starts the stack (Temporal dev server, moto SQS, exchange, fleet, Temporal worker, queue
-workers) on free loopback ports in a temporary directory. The fleet and exchange services each
-serve one portfolio, so every extra portfolio gets its own exchange and fleet process; the one
-Temporal worker routes to them (`worker.temporal_worker --routes`). Each portfolio runs its
-cycles back to back through `workflows.replay.run_cycle`; all portfolios run at once.
+workers) on free loopback ports in a temporary directory. One exchange and one fleet process
+serve every portfolio (`[[portfolios]]`); with `--pairs`, as before, every extra portfolio gets
+its own exchange and fleet process and the one Temporal worker routes to them
+(`worker.temporal_worker --routes`). Each portfolio runs its cycles back to back through
+`workflows.replay.run_cycle`; all portfolios run at once.
 
 Latency is one cycle's wall time from start request to result. The share of cycle time:
 - forecasting, solving: compute inside the forecast and optimize workers (their job log lines);
@@ -288,6 +289,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=288, help="forecast/optimize horizon (intervals)")
     parser.add_argument("--lookback", type=int, default=2016, help="market history per cycle (intervals)")
     parser.add_argument("--speedup", type=float, default=30.0, help="replay clock speed-up (sets deadlines)")
+    parser.add_argument(
+        "--pairs", action="store_true", help="one exchange + fleet process per portfolio (the old topology)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
@@ -301,6 +305,8 @@ def main() -> None:
             f"AUTOBIDDER_PORT_{n}": str(free_port())
             for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
         }
+        if not args.pairs:
+            env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, args.portfolios))
         settings = load_settings(env=env)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -309,14 +315,17 @@ def main() -> None:
         stack = Stack(
             settings,
             workers_per_stage=args.workers_per_stage,
-            temporal_worker_args=("--routes", str(routes_path.resolve())),
+            temporal_worker_args=("--routes", str(routes_path.resolve())) if args.pairs else (),
             started_by="bench/cycle.py",
         )
         # SIGTERM (timeout, a scheduler) stops every process this bench started, as Ctrl-C does.
         interrupt_on_sigterm()
         try:
-            routes = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir, procs)
-            routes_path.write_text(json.dumps(routes))
+            if args.pairs:
+                routes = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir, procs)
+                routes_path.write_text(json.dumps(routes))
+            else:
+                routes = {name: {} for name in settings.all_portfolios[1:]}
             t0 = time.monotonic()
             stack.start(progress=lambda line: log.info("up %s", line))
             log.info("stack up in %.1f s", time.monotonic() - t0)

@@ -67,14 +67,14 @@ def controller_from_store(
     return FleetController(settings.portfolio, TwinFleet(layout), participating=participating)
 
 
-def durable_controller(settings: Settings) -> FleetController:
-    """The configured batteries, resumed from (and kept in) the application database."""
-    store = FleetStateStore(make_engine(settings.resolved_database_url), settings.portfolio)
-    controller = FleetController.for_simulated(
-        SimulatedFleet(settings.portfolio, settings.fleet), state_store=store
-    )
+def durable_controller(settings: Settings, portfolio: str = "") -> FleetController:
+    """The configured batteries of `portfolio` (default: `settings.portfolio`), resumed from (and
+    kept in) the application database."""
+    portfolio = portfolio or settings.portfolio
+    store = FleetStateStore(make_engine(settings.resolved_database_url), portfolio)
+    controller = FleetController.for_simulated(SimulatedFleet(portfolio, settings.fleet), state_store=store)
     resumed = ", ".join(f"{k} {v:.4f} MWh" for k, v in sorted(store.soc_mwh().items()))
-    log.info("fleet state: %s", resumed or "fresh (nothing stored yet)")
+    log.info("fleet state of %s: %s", portfolio, resumed or "fresh (nothing stored yet)")
     return controller
 
 
@@ -122,14 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         log.error("--hierarchy-url: cannot read the hierarchy: %s", exc)
         return 2
+    more: dict[str, FleetController] = {}
     if fleet is None:
         try:
             fleet = durable_controller(settings)
+            more = {p.name: durable_controller(settings, p.name) for p in settings.portfolios}
         except SQLAlchemyError as exc:
             log.error("database_url: cannot load the fleet state: %s", exc)
             return 1
     try:
-        server, port = create_server(settings, address, fleet=fleet)
+        server, port = create_server(settings, address, fleet=fleet, more=more)
     except FleetServerError as exc:
         log.error("%s", exc)
         return 1
