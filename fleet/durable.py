@@ -108,7 +108,12 @@ class FleetStateStore:
     def __init__(self, engine: Engine, portfolio: str) -> None:
         self._engine = engine
         self.portfolio = portfolio
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+        except sa.exc.DBAPIError:
+            # Another fleet service on the same database created a table between this one's
+            # check and its CREATE (seen with nine starting at once); they exist now.
+            metadata.create_all(engine)
 
     @property
     def engine(self) -> Engine:

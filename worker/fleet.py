@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fleet = durable_controller(settings)
             more = {p.name: durable_controller(settings, p.name) for p in settings.portfolios}
         except SQLAlchemyError as exc:
-            log.error("database_url: cannot load the fleet state: %s", exc)
+            log.error("database_url: cannot load the fleet state: %s", str(exc).splitlines()[0])
             return 1
     try:
         server, port = create_server(settings, address, fleet=fleet, more=more)
