@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from worker.record import pid_alive, read_record
+from worker.record import pid_alive, read_record, stop_recorded
 from worker.stack import tcp_open
 
 pytestmark = pytest.mark.ops
@@ -110,8 +110,10 @@ def _recorded_pids(run_dir: Path) -> list[int]:
 
 
 @pytest.fixture
-def cleanup() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Commands a test started; a failed test still stops them (and, through them, their stacks)."""
+def cleanup(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Commands a test started; a failed test still stops them (and, through them, their
+    stacks), and then whatever the test's stack record still names (a supervisor killed with -9
+    before the test got to `down` leaves its components running)."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
@@ -121,6 +123,7 @@ def cleanup() -> Iterator[list[subprocess.Popen[bytes]]]:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+    stop_recorded(tmp_path / "run" / "stack.json")
 
 
 def test_up_down_up_sigterm_on_the_same_ports(tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]) -> None:
