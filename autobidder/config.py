@@ -1,8 +1,17 @@
 """Configuration: one optional TOML file plus environment overrides; the defaults need no file.
 
 Overrides: `AUTOBIDDER_DATABASE_URL`, `AUTOBIDDER_DATA_DIR`, `AUTOBIDDER_REGION`,
-`AUTOBIDDER_PORTFOLIO` and `AUTOBIDDER_PORT_<NAME>` for each port in `Ports` (for example
-`AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the reason.
+`AUTOBIDDER_PORTFOLIO`, `AUTOBIDDER_MODE`, `AUTOBIDDER_TEMPORAL_ADDRESS`,
+`AUTOBIDDER_TEMPORAL_NAMESPACE`, `AUTOBIDDER_SQS_ENDPOINT_URL`, `AUTOBIDDER_PORTFOLIOS` (names of
+further portfolios, comma-separated) and `AUTOBIDDER_PORT_<NAME>` for each
+port in `Ports` (for example `AUTOBIDDER_PORT_TEMPORAL=7234`). Every error names the field and the
+reason.
+
+Endpoints (docs/deployment.md): left empty, Temporal and SQS are the local stack's on loopback.
+`temporal_address` names a remote Temporal frontend (TLS by CA file, client certificate, or an API
+key read from the environment variable `temporal_api_key_env` names — never the key itself);
+`sqs_endpoint_url = "aws"` uses AWS SQS through the standard credential chain and region, with no
+endpoint override. `mode = "production"` requires PostgreSQL and both endpoints.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
@@ -115,21 +124,13 @@ class SecuritySettings(BaseModel):
         return self.identity_dir is None and all(f is None for f in named)
 
 
-class TemporalSettings(BaseModel):
-    """How every process reaches Temporal (docs/security.md). The local default is the dev server
-    on 127.0.0.1 without TLS; a cluster or Temporal Cloud sets `address`, `tls` and either mTLS
-    files or an API key, which is read from the environment variable named by `api_key_env` (the
-    key itself is never in a config or settings file)."""
+class PortfolioSpec(BaseModel):
+    """A further portfolio the stack trades (`[[portfolios]]`), beside `portfolio`: same region
+    and the same configured fleet of batteries; one exchange and one fleet service serve all."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    address: str = ""  # host:port; "" = 127.0.0.1:<ports.temporal>
-    tls: bool = False
-    server_ca_file: Path | None = None
-    server_name: str = ""
-    client_cert_file: Path | None = None
-    client_key_file: Path | None = None
-    api_key_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class Settings(BaseModel):
@@ -148,12 +149,24 @@ class Settings(BaseModel):
     fleet: tuple[BatterySpec, ...] = Field(default_factory=default_fleet, min_length=1)
     prices_file: Path | None = None
     ports: Ports = Ports()
+    portfolios: tuple[PortfolioSpec, ...] = ()
+    mode: Literal["local", "production"] = "local"
+    temporal_address: str = Field("", pattern=r"^$|^[A-Za-z0-9._-]+:[0-9]{1,5}$")
+    temporal_tls: bool = False  # implied by any of the TLS files or the API key below
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    # The name the frontend's certificate is checked against, when it differs from the address's host.
+    temporal_tls_server_name: str = Field("", pattern=r"^$|^[A-Za-z0-9.-]+$")
+    # The NAME of the environment variable holding a Temporal Cloud API key, so that the key
+    # itself never lands in a config file or in the settings JSON written for child processes.
+    temporal_api_key_env: str = Field("", pattern=r"^$|^[A-Z_][A-Z0-9_]*$")
+    sqs_endpoint_url: str = Field("", pattern=r"^$|^aws$|^https?://[^\s]+$")
     # NEM market price caps (AUD/MWh) for financial years the shipped table does not have yet,
     # keyed "2026-27": what an operator adds once the AEMC publishes a year's schedule of
     # reliability settings (market_adapters.nem.PriceCapTable.with_years checks them against it).
     nem_price_caps_aud_per_mwh: dict[str, float] = Field(default_factory=dict)
     security: SecuritySettings = SecuritySettings()
-    temporal: TemporalSettings = TemporalSettings()
 
     @field_validator("database_url", "exchange_database_url")
     @classmethod
@@ -196,6 +209,52 @@ class Settings(BaseModel):
                 raise ValueError(f"{name}: {cap!r} is not a positive price")
         return caps
 
+    @model_validator(mode="after")
+    def _portfolios_distinct(self) -> Settings:
+        seen = {self.portfolio}
+        for spec in self.portfolios:
+            if spec.name in seen:
+                raise ValueError(f"portfolios: {spec.name!r} appears twice (with `portfolio` included)")
+            seen.add(spec.name)
+        return self
+
+    @property
+    def all_portfolios(self) -> tuple[str, ...]:
+        """`portfolio` first, then each of `[[portfolios]]`."""
+        return (self.portfolio, *(p.name for p in self.portfolios))
+
+    @model_validator(mode="after")
+    def _production_needs_shared_services(self) -> Settings:
+        if self.mode != "production":
+            return self
+        urls = {"database_url": self.database_url, "exchange_database_url": self.exchange_database_url}
+        for field, url in urls.items():
+            if not url.startswith("postgresql"):
+                raise ValueError(
+                    f'{field}: {url or "(empty: SQLite)"!r} with mode = "production"; rule: '
+                    "production keeps its state in PostgreSQL (postgresql+psycopg://...)"
+                )
+        if not self.temporal_address:
+            raise ValueError(
+                'temporal_address: empty with mode = "production"; rule: name the Temporal frontend'
+            )
+        if not self.sqs_endpoint_url:
+            raise ValueError(
+                'sqs_endpoint_url: empty with mode = "production"; rule: "aws" or an SQS-compatible URL'
+            )
+        return self
+
+    @property
+    def resolved_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.ports.temporal}"
+
+    @property
+    def resolved_sqs_endpoint(self) -> str | None:
+        """The SQS endpoint URL; None: AWS itself (credential chain and region from the environment)."""
+        if self.sqs_endpoint_url == "aws":
+            return None
+        return self.sqs_endpoint_url or f"http://127.0.0.1:{self.ports.sqs}"
+
     @property
     def nem_price_cap_years(self) -> dict[int, float]:
         """`nem_price_caps_aud_per_mwh` keyed by the year each financial year starts."""
@@ -233,41 +292,47 @@ class Settings(BaseModel):
 
 
 def temporal_connect_options(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments of `temporalio.client.Client.connect` for `settings`: target, namespace
-    and, when configured, TLS (mTLS files) and the API key from its environment variable.
-    `ConfigError` naming the field when a file or the key is missing or the combination is wrong."""
-    t = settings.temporal
+    """Keyword arguments of `temporalio.client.Client.connect` for `settings`: the frontend
+    (`temporal_address`, default the local dev server), the namespace and, when configured, TLS
+    (a CA file, a client certificate for mTLS) and the API key from the environment variable
+    `temporal_api_key_env` names. `ConfigError` naming the field for a missing file or key."""
+
+    def read(path: Path | None, field: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{field}: cannot read {str(path)!r} ({exc.strerror})") from None
+
     options: dict[str, Any] = {
-        "target_host": t.address or f"127.0.0.1:{settings.ports.temporal}",
+        "target_host": settings.resolved_temporal_address,
         "namespace": settings.temporal_namespace,
     }
-    if (t.client_cert_file is None) != (t.client_key_file is None):
-        raise ConfigError("temporal.client_cert_file, temporal.client_key_file: set both or neither")
-    uses_tls_parts = t.server_ca_file or t.client_cert_file or t.server_name
-    if (uses_tls_parts or t.api_key_env) and not t.tls:
-        raise ConfigError("temporal.tls: must be true when TLS files or an API key are configured")
-    if t.tls:
+    if (settings.temporal_tls_cert_file is None) != (settings.temporal_tls_key_file is None):
+        raise ConfigError("temporal_tls_cert_file, temporal_tls_key_file: give both or neither")
+    ca = read(settings.temporal_tls_ca_file, "temporal_tls_ca_file")
+    cert = read(settings.temporal_tls_cert_file, "temporal_tls_cert_file")
+    key = read(settings.temporal_tls_key_file, "temporal_tls_key_file")
+    api_key = None
+    if settings.temporal_api_key_env:
+        api_key = (os.environ if env is None else env).get(settings.temporal_api_key_env)
+        if not api_key:
+            raise ConfigError(
+                f"temporal_api_key_env: the environment variable {settings.temporal_api_key_env} is not set"
+            )
+        options["api_key"] = api_key
+    if ca is not None or cert is not None:
         from temporalio.service import TLSConfig
 
-        def read(path: Path | None, field: str) -> bytes | None:
-            if path is None:
-                return None
-            try:
-                return path.read_bytes()
-            except OSError as exc:
-                raise ConfigError(f"temporal.{field}: {path}: {exc.strerror}") from None
-
         options["tls"] = TLSConfig(
-            server_root_ca_cert=read(t.server_ca_file, "server_ca_file"),
-            client_cert=read(t.client_cert_file, "client_cert_file"),
-            client_private_key=read(t.client_key_file, "client_key_file"),
-            domain=t.server_name or None,
+            server_root_ca_cert=ca,
+            client_cert=cert,
+            client_private_key=key,
+            domain=settings.temporal_tls_server_name or None,
         )
-    if t.api_key_env:
-        key = (os.environ if env is None else env).get(t.api_key_env, "")
-        if not key:
-            raise ConfigError(f"temporal.api_key_env: environment variable {t.api_key_env} is not set")
-        options["api_key"] = key
+    elif settings.temporal_tls or api_key is not None:
+        options["tls"] = True  # the system's trust store; an API key is only ever sent over TLS
     return options
 
 
@@ -320,10 +385,17 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         "PRICES_FILE": "prices_file",
         "QUEUE_PREFIX": "queue_prefix",
         "TASK_QUEUE": "task_queue",
+        "MODE": "mode",
+        "TEMPORAL_ADDRESS": "temporal_address",
+        "TEMPORAL_NAMESPACE": "temporal_namespace",
+        "SQS_ENDPOINT_URL": "sqs_endpoint_url",
     }
     for suffix, field in simple.items():
         if (value := env.get(ENV_PREFIX + suffix)) is not None:
             out[field] = value
+    if (names := env.get(ENV_PREFIX + "PORTFOLIOS")) is not None:
+        # Comma-separated names of `[[portfolios]]`, for example "sa1-b,sa1-c".
+        out["portfolios"] = [{"name": n.strip()} for n in names.split(",") if n.strip()]
     ports = {
         name[len(ENV_PREFIX + "PORT_") :].lower(): value
         for name, value in env.items()

@@ -11,6 +11,7 @@ EXIT_FAILED = 1  # invalid input (a file's content, a flag's value, the config) 
 EXIT_USAGE = 2  # the command line itself: an unknown, missing or conflicting flag (argparse too)
 EXIT_NOT_FOUND = 3  # something named does not exist: a file, portfolio, strategy version, model
 EXIT_DENIED = 4  # a credential that does not grant the action (docs/security.md)
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM before the command finished (everything it started is stopped)
 
 EXIT_CODES_HELP = (
     "exit codes: 0 ok · 1 invalid input (a file, a flag's value, the config) or a failed run · "

@@ -58,9 +58,12 @@ class SqsQueues:
         self, endpoint_url: str | None, *, connect_timeout_s: float = 2.0, signing_key: bytes | None = None
     ) -> None:
         self._key = signing_key
-        kwargs: dict[str, Any] = {"region_name": AWS_REGION}
+        kwargs: dict[str, Any] = {}
         if endpoint_url is not None:
-            kwargs |= {"endpoint_url": endpoint_url, **_LOCAL_CREDENTIALS}
+            kwargs |= {"region_name": AWS_REGION, "endpoint_url": endpoint_url, **_LOCAL_CREDENTIALS}
+        # None: AWS itself, with region and credentials from the standard chain (environment,
+        # profile, instance or task role); the queues get SQS-managed server-side encryption.
+        self._aws = endpoint_url is None
         # The long-poll read timeout must outlast WaitTimeSeconds (at most 20 s).
         config = Config(connect_timeout=connect_timeout_s, read_timeout=25, retries={"max_attempts": 2})
         self._client = boto3.client("sqs", config=config, **kwargs)
@@ -96,6 +99,9 @@ class SqsQueues:
             },
         )
         self.configure(result_queue, {"VisibilityTimeout": str(RESULT_VISIBILITY_TIMEOUT_S)})
+        if self._aws:
+            for name in (request_queue, result_queue, dead_letter_queue):
+                self.configure(name, {"SqsManagedSseEnabled": "true"})
 
     def list_names(self) -> list[str]:
         urls = self._client.list_queues().get("QueueUrls", [])

@@ -54,6 +54,7 @@ from fleet.products import NEM_FCAS  # noqa: E402
 from fleet.simulated import disaggregate_flat  # noqa: E402
 from fleet.twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout  # noqa: E402
 from fleet.types import NodeAward, TelemetryColumns, to_posix_s  # noqa: E402
+from worker.stack import interrupt_on_sigterm  # noqa: E402
 
 log = logging.getLogger("bench.fleet")
 
@@ -189,6 +190,8 @@ def grpc_round_trips(args: argparse.Namespace, root_award: NodeAward) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM as Ctrl-C, so the `finally` that stops the fleet service it started runs.
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

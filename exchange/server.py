@@ -107,7 +107,7 @@ def parts_from_settings(
     clearing: str = "price_taker",
 ) -> ExchangeParts:
     """The replay history of `settings.region` (plus NEM FCAS prices when a file is given), the
-    portfolio's fleet maxima and the exchange database."""
+    fleet maxima of every portfolio (`settings.all_portfolios`) and the exchange database."""
     url = settings.resolved_exchange_database_url
     _ensure_sqlite_dir(url)
     limits = PortfolioLimits(
@@ -120,7 +120,7 @@ def parts_from_settings(
     return ExchangeParts(
         region=settings.region,
         prices=load_prices(settings.region, settings.prices_file),
-        limits={settings.portfolio: limits},
+        limits=dict.fromkeys(settings.all_portfolios, limits),
         engine=make_engine(url),
         extra_prices=extra,
         clock=clock,

@@ -16,6 +16,7 @@ from autobidder import load_export
 if TYPE_CHECKING:
     from fleet.client import FleetClient as FleetClient
     from fleet.control import FleetController as FleetController
+    from fleet.durable import FleetStateStore as FleetStateStore
     from fleet.hierarchy import FLEET as FLEET, HierarchyError as HierarchyError
     from fleet.membership import enrolled_mask as enrolled_mask
     from fleet.service import FleetServerError as FleetServerError, create_server as create_server
@@ -33,6 +34,7 @@ __all__ = [
     "FleetClient",
     "FleetController",
     "FleetServerError",
+    "FleetStateStore",
     "HierarchyError",
     "HierarchyStore",
     "SimulatedFleet",
@@ -46,6 +48,7 @@ __all__ = [
 _EXPORTS = {
     "fleet.client": ("FleetClient",),
     "fleet.control": ("FleetController",),
+    "fleet.durable": ("FleetStateStore",),
     "fleet.hierarchy": (
         "FLEET",
         "HierarchyError",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from typing import Any, NoReturn, cast
 
@@ -121,13 +121,22 @@ def _dispatch_message(controller: FleetController, portfolio: str, result: NodeD
 class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
     """Adapts FleetControl RPCs to a `FleetController`; holds no state of its own."""
 
-    def __init__(self, controller: FleetController) -> None:
+    def __init__(
+        self, controller: FleetController, more: Mapping[str, FleetController] | None = None
+    ) -> None:
+        """`controller` serves its portfolio and the hierarchy calls; `more` further portfolios
+        (one fleet service for every portfolio of a stack)."""
         self._controller = controller
+        self._more = dict(more or {})
+
+    def _for(self, portfolio: str) -> FleetController:
+        # An unknown portfolio reaches the default controller, which names it in NOT_FOUND.
+        return self._more.get(portfolio, self._controller)
 
     def GetTelemetry(self, request: Any, context: Any) -> Any:
         try:
             as_of = parse_wire_instant(request.as_of, "as_of")
-            snapshot = self._controller.telemetry(cast(str, request.portfolio), as_of)
+            snapshot = self._for(request.portfolio).telemetry(cast(str, request.portfolio), as_of)
         except _EXPECTED as exc:
             _abort(context, exc)
         return _telemetry_message(snapshot)
@@ -141,12 +150,11 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
                 raise ValueError(f"detail: {request.detail} is not a DispatchDetail")
             award = award_from_request(request, interval_end)
             portfolio = cast(str, request.portfolio)
-            result = self._controller.dispatch_node(award, portfolio)
+            controller = self._for(portfolio)
+            result = controller.dispatch_node(award, portfolio)
         except _EXPECTED as exc:
             _abort(context, exc)
-        return _dispatch_message(
-            self._controller, portfolio or self._controller.portfolio, result, request.detail
-        )
+        return _dispatch_message(controller, portfolio or controller.portfolio, result, request.detail)
 
     def GetNodeState(self, request: Any, context: Any) -> Any:
         try:
@@ -217,6 +225,7 @@ def create_server(
     address: str = "127.0.0.1:0",
     fleet: SimulatedFleet | TwinFleet | FleetController | None = None,
     security: ServerSecurity | None = None,
+    more: Mapping[str, FleetController] | None = None,
 ) -> tuple[grpc.Server, int]:
     """A FleetControl server bound to `address` (not yet started) and the port it got.
 
@@ -241,7 +250,8 @@ def create_server(
         options=GRPC_OPTIONS,
         interceptors=interceptors,
     )
-    cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(FleetControlServicer(controller), server)
+    servicer = FleetControlServicer(controller, more)
+    cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(servicer, server)
     try:
         if security is None:
             port = cast(int, server.add_insecure_port(address))

@@ -1,16 +1,18 @@
 """Issue 16: every process reaches Temporal with the target, namespace, TLS and API key from the
 configuration (`temporal_connect_options`); the API key only ever comes from the environment.
 The local dev server has no TLS, so this checks the options built; the default options connect
-every process of the e2e and security stack tests to the real dev server."""
+every process of the e2e and security stack tests to the real dev server, and
+tests/test_ops_temporal_tls.py connects through a real TLS proxy."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.service import TLSConfig
 
-from autobidder.config import ConfigError, Settings, TemporalSettings, dump_settings, temporal_connect_options
+from autobidder.config import ConfigError, Settings, dump_settings, temporal_connect_options
 
 pytestmark = pytest.mark.security
 
@@ -24,16 +26,16 @@ def test_mtls_files_and_an_api_key_from_the_environment(tmp_path: Path) -> None:
     ca, cert, key = (tmp_path / n for n in ("ca.pem", "client.pem", "client.key"))
     for path in (ca, cert, key):
         path.write_bytes(f"-- {path.name} --".encode())
-    temporal = TemporalSettings(
-        address="example.tmprl.cloud:7233",
-        tls=True,
-        server_ca_file=ca,
-        client_cert_file=cert,
-        client_key_file=key,
-        server_name="example.tmprl.cloud",
-        api_key_env="AUTOBIDDER_TEMPORAL_API_KEY",
+    settings = Settings(
+        data_dir=tmp_path,
+        temporal_address="example.tmprl.cloud:7233",
+        temporal_tls_ca_file=ca,
+        temporal_tls_cert_file=cert,
+        temporal_tls_key_file=key,
+        temporal_tls_server_name="example.tmprl.cloud",
+        temporal_api_key_env="AUTOBIDDER_TEMPORAL_API_KEY",
+        temporal_namespace="prod.acct",
     )
-    settings = Settings(data_dir=tmp_path, temporal=temporal, temporal_namespace="prod.acct")
     options = temporal_connect_options(settings, env={"AUTOBIDDER_TEMPORAL_API_KEY": "k-123"})
     assert (options["target_host"], options["namespace"], options["api_key"]) == (
         "example.tmprl.cloud:7233",
@@ -53,24 +55,20 @@ def test_mtls_files_and_an_api_key_from_the_environment(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("temporal", "env", "message"),
+    ("fields", "env", "message"),
     [
-        (
-            TemporalSettings(tls=True, api_key_env="NOPE_KEY"),
-            {},
-            "temporal.api_key_env: environment variable NOPE_KEY",
-        ),
-        (TemporalSettings(api_key_env="K"), {"K": "x"}, "temporal.tls: must be true"),
-        (TemporalSettings(tls=True, client_cert_file=Path("c.pem")), {}, "set both or neither"),
-        (
-            TemporalSettings(tls=True, server_ca_file=Path("/nonexistent/ca.pem")),
-            {},
-            "temporal.server_ca_file",
-        ),
+        ({"temporal_api_key_env": "NOPE_KEY"}, {}, "temporal_api_key_env: the environment variable NOPE_KEY"),
+        ({"temporal_tls_cert_file": Path("c.pem")}, {}, "give both or neither"),
+        ({"temporal_tls_ca_file": Path("/nonexistent/ca.pem")}, {}, "temporal_tls_ca_file: cannot read"),
     ],
 )
-def test_a_bad_temporal_section_is_one_line_naming_the_field(
-    temporal: TemporalSettings, env: dict[str, str], message: str
+def test_a_bad_temporal_setting_is_one_line_naming_the_field(
+    fields: dict[str, Any], env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        temporal_connect_options(Settings(temporal=temporal), env=env)
+        temporal_connect_options(Settings(**fields), env=env)
+
+
+def test_an_api_key_alone_turns_tls_on() -> None:
+    options = temporal_connect_options(Settings(temporal_api_key_env="K"), env={"K": "x"})
+    assert options["tls"] is True and options["api_key"] == "x"

@@ -31,7 +31,7 @@ def prepare_identity(settings: Settings) -> None:
     """Make the local default credentials (the stack calls this before starting the services);
     nothing to do when security is off or production files are configured."""
     if settings.security.enabled and settings.security.local:
-        ensure_local_identity(settings.identity_files.root, [settings.portfolio])
+        ensure_local_identity(settings.identity_files.root, list(settings.all_portfolios))
 
 
 def server_security(settings: Settings) -> ServerSecurity | None:

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from autobidder import (
@@ -29,7 +28,6 @@ from autobidder import (
     FactStore,
     Settings,
     SqsQueues,
-    local_endpoint,
     temporal_connect_options,
 )
 from fleet import FleetClient
@@ -43,6 +41,7 @@ from workflows import (
     CycleActivities,
     QueueBridge,
     WaitingActivities,
+    connect_temporal,
 )
 
 log = logging.getLogger("worker.temporal_worker")
@@ -52,7 +51,7 @@ WORKER_SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
 def temporal_address(settings: Settings) -> str:
-    return f"127.0.0.1:{settings.ports.temporal}"
+    return settings.resolved_temporal_address
 
 
 def declare_queues(settings: Settings, queues: SqsQueues) -> None:
@@ -98,8 +97,8 @@ def build_activities(
 
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    client = await Client.connect(**temporal_connect_options(settings))
-    queues = SqsQueues(local_endpoint(settings.ports.sqs), signing_key=queue_signing_key(settings))
+    client = await connect_temporal(settings)
+    queues = SqsQueues(settings.resolved_sqs_endpoint, signing_key=queue_signing_key(settings))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
     activities = build_activities(
@@ -136,7 +135,7 @@ def main() -> None:
 
     settings, args = parse_settings(__doc__ or "", extra)
     try:
-        temporal_connect_options(settings)  # a bad [temporal] section is one line, exit 2
+        temporal_connect_options(settings)  # a bad temporal_* setting is one line, exit 2
     except ConfigError as exc:
         raise SystemExit(f"worker.temporal_worker: {exc}") from None
     loop = asyncio.new_event_loop()

@@ -14,6 +14,7 @@ from autobidder import load_export
 if TYPE_CHECKING:
     from workflows.activities import CycleActivities as CycleActivities
     from workflows.bidding_cycle import BiddingCycle as BiddingCycle
+    from workflows.connect import connect_temporal as connect_temporal
     from workflows.queue_bridge import QueueBridge as QueueBridge, WaitingActivities as WaitingActivities
     from workflows.replay import (
         ReplayOutcome as ReplayOutcome,
@@ -34,6 +35,7 @@ __all__ = [
     "QueueBridge",
     "ReplayOutcome",
     "WaitingActivities",
+    "connect_temporal",
     "replay_cycles",
     "trading_day_interval_ends",
 ]
@@ -41,6 +43,7 @@ __all__ = [
 _EXPORTS = {
     "workflows.activities": ("CycleActivities",),
     "workflows.bidding_cycle": ("BiddingCycle",),
+    "workflows.connect": ("connect_temporal",),
     "workflows.queue_bridge": (
         "QueueBridge",
         "WaitingActivities",

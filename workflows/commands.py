@@ -11,19 +11,18 @@ import argparse
 import asyncio
 from typing import Any
 
-from autobidder import load_settings, temporal_connect_options
+from autobidder import load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
-    from temporalio.client import Client
-
+    from workflows.connect import connect_temporal
     from workflows.schedules import ensure_cycle_schedule, schedule_id_for
     from workflows.types import CycleInput
 
     settings = load_settings(args.config)
 
     async def go() -> str:
-        client = await Client.connect(**temporal_connect_options(settings))
+        client = await connect_temporal(settings)
         schedule_id = schedule_id_for(settings.portfolio)
         if args.delete:
             await client.get_schedule_handle(schedule_id).delete()
