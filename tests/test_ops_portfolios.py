@@ -17,6 +17,7 @@ from fleet.client import FleetClient, UnknownPortfolioError
 from fleet.durable import FleetStateStore
 from fleet.hierarchy import FLEET
 from tests.test_faults_stack import _settings, exchange_bid_ids
+from worker.credentials import client_credentials
 from worker.stack import Stack
 from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
@@ -29,7 +30,7 @@ def test_portfolio_names_must_be_distinct() -> None:
     assert load_settings(env={"AUTOBIDDER_PORTFOLIOS": "b, c"}).all_portfolios == ("sa1-vpp", "b", "c")
     with pytest.raises(ConfigError, match="'sa1-vpp' appears twice"):
         load_settings(env={"AUTOBIDDER_PORTFOLIOS": "b,sa1-vpp"})
-    with pytest.raises(ConfigError, match=r"portfolios\.0\.name"):
+    with pytest.raises(ConfigError, match=r"portfolios\[0\]\.name"):
         load_settings(env={"AUTOBIDDER_PORTFOLIOS": "Bad Name"})
 
 
@@ -80,7 +81,10 @@ def test_three_portfolios_through_one_exchange_and_one_fleet(tmp_path: Path) -> 
             dispatched = [r.interval_end for r in outcome.results if r.dispatch_fact_id]
             assert store.dispatched_intervals(FLEET) == [datetime.fromisoformat(e) for e in dispatched]
         with (
-            FleetClient(f"127.0.0.1:{settings.ports.fleet}") as fleet,
+            # read-only holds `*`: past authorization, the unknown portfolio is NOT_FOUND
+            FleetClient(
+                f"127.0.0.1:{settings.ports.fleet}", credentials=client_credentials(settings, "read-only")
+            ) as fleet,
             pytest.raises(UnknownPortfolioError, match="nosuch"),
         ):
             fleet.telemetry("nosuch", ends[-1])

@@ -28,6 +28,7 @@ from fleet.durable import FleetStateStore
 from fleet.hierarchy import FLEET
 from fleet.simulated import SimulatedFleet
 from tests.test_faults_stack import DAY, Replay, _settings, exchange_bid_ids
+from worker.credentials import client_credentials
 from worker.record import read_record
 from worker.stack import RestartBudget, Stack, status
 from workflows.replay import ReplayOutcome, trading_day_interval_ends
@@ -136,7 +137,9 @@ def test_sqs_and_fleet_killed_mid_run_every_interval_once_and_soc_continues(tmp_
         for d in dispatches:
             reference.dispatch(settings.portfolio, d.interval_end, d.requested_net_mw, 5)
         end = run.ends[-1]
-        with FleetClient(f"127.0.0.1:{settings.ports.fleet}") as client:
+        with FleetClient(
+            f"127.0.0.1:{settings.ports.fleet}", credentials=client_credentials(settings)
+        ) as client:
             live = client.telemetry(settings.portfolio, end).batteries
         expected = reference.telemetry(settings.portfolio, end).batteries
         assert [b.soc_mwh for b in live] == pytest.approx([b.soc_mwh for b in expected])

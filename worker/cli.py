@@ -34,6 +34,7 @@ from autobidder import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_USAGE,
     ConfigError,
     PriceDataError,
     Settings,
@@ -245,9 +246,9 @@ def _cmd_restart(settings: Settings, component: str) -> int:
     except NoStackError as exc:
         print(f"autobidder restart: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    except KeyError as exc:
+    except KeyError as exc:  # COMPONENT is not one of the stack's: a usage error
         print(f"autobidder restart: {exc.args[0]}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     except TimeoutError as exc:
         print(f"autobidder restart: {exc}", file=sys.stderr)
         return EXIT_FAILED
