@@ -20,7 +20,7 @@ pytestmark = pytest.mark.docs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-STACK_COMMANDS = {"up", "status", "demo", "schedule"}
+STACK_COMMANDS = {"up", "status", "demo", "schedule", "down", "restart", "serve", "worker"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def skip_reason(argv: list[str]) -> str | None:
     if "worker.fleet" in text or argv[-1].startswith("bench/") or any(a.startswith("bench/") for a in argv):
         return "a long-running server or a benchmark"
     if argv[0].endswith("autobidder") and len(argv) > 1 and argv[1] in STACK_COMMANDS:
-        return "needs the running stack (tests/test_e2e_*.py run it)"
+        return "the running stack or one of its roles (tests/test_e2e_*.py and test_ops_*.py run them)"
     if any("../shared/" in a or a.startswith(("nem:", "epf:")) for a in argv):
         return "data outside the shipped sample (../shared/data)"
     if re.search(r"quantile_mlp@\d", text):
