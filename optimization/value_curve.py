@@ -213,9 +213,12 @@ class ValueCurve:
     def horizon(self) -> int:
         return int(self.values.shape[0] - 1)
 
-    def value_at(self, row: int, soc_mwh: npt.ArrayLike) -> FloatArray:
+    def value_at(self, row: int, soc_mwh: float | FloatArray) -> FloatArray:
         """v_row at `soc_mwh` (linear between grid points, held flat outside the grid)."""
-        return np.asarray(np.interp(soc_mwh, self.soc_grid_mwh, self.values[row]), dtype=np.float64)
+        return np.asarray(
+            np.interp(np.asarray(soc_mwh, dtype=np.float64), self.soc_grid_mwh, self.values[row]),
+            dtype=np.float64,
+        )
 
 
 @dataclass(frozen=True)
