@@ -39,7 +39,7 @@ import numpy as np
 from autobidder.domain import EnergyBid, PriceBand, Region, TelemetrySnapshot
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, aggregate_portfolio
-from optimization.value_curve import ValueCurve
+from optimization.value_curve import FloatArray, ValueCurve
 
 # The smallest price step between the two sides when convexity is resolved (AUD/MWh).
 PRICE_TICK_AUD_PER_MWH = 0.01
@@ -115,9 +115,9 @@ def value_curve_band_prices(
     """(discharge prices, charge prices), both non-decreasing, for equal bands (module docstring)."""
     st, s = curve.storage, curve.settings
     dt = st.interval_hours
-    k = np.arange(1, band_count + 1)
-    e_down = soc_mwh - k * (discharge_limit_mw / band_count) * dt / st.discharge_efficiency
-    e_up = soc_mwh + k * (charge_limit_mw / band_count) * dt * st.charge_efficiency
+    k = np.arange(1, band_count + 1, dtype=np.float64)
+    e_down: FloatArray = soc_mwh - k * (discharge_limit_mw / band_count) * dt / st.discharge_efficiency
+    e_up: FloatArray = soc_mwh + k * (charge_limit_mw / band_count) * dt * st.charge_efficiency
     v_down = curve.value_at(row, e_down)
     v_up = curve.value_at(row, e_up)
     discharge = np.clip(
