@@ -50,10 +50,18 @@ from optimization import (
     FloatArray,
     OptimizationError,
     OptimizerSettings,
+    PriceDistribution,
+    StorageModel,
+    ValueCurve,
+    ValueCurveSettings,
+    aggregate_portfolio,
     build_energy_bid,
+    build_value_curve_bid,
     forecast_for_risk,
     optimizer_settings,
+    plan_value_curve,
     prepare_problem,
+    withdraw_convexity_overlap,
 )
 
 LIMIT_BITS: dict[Limit, int] = {limit: 1 << i for i, limit in enumerate(Limit)}
@@ -79,6 +87,13 @@ class SimulationSpec:
     # cycle that hands the fleet's one-interval availability to the optimizer as it is.
     nameplate_planning: bool = True
     keep_bids: bool = False  # keep every bid in `SimulationRun.bids` (tests, inspection)
+    # How bids are made: None bids the LP schedule with its stored-energy value λ ("lp_lambda",
+    # optimization.bids); settings bid the value curve ("value_curve", optimization.value_bids).
+    value_curve: ValueCurveSettings | None = None
+
+    @property
+    def bidding_method(self) -> str:
+        return "lp_lambda" if self.value_curve is None else "value_curve"
 
     @property
     def horizon_intervals(self) -> int:
@@ -224,6 +239,8 @@ def simulate(
     prices = tape.prices_aud_per_mwh
     counts = dict.fromkeys(Limit, 0)
     plan: Plan | None = None
+    curve: ValueCurve | None = None
+    plan_horizon = 0
     plan_start = 0
     plan_forecast: Forecast | None = None
     band: tuple[FloatArray | None, FloatArray | None] = (None, None)
@@ -238,28 +255,54 @@ def simulate(
         as_of = end - tape.interval
         telemetry = fleet.telemetry(portfolio, as_of, dt_h)
         seen = planning_telemetry(telemetry, strategy, dt_h, spec.fleet if spec.nameplate_planning else ())
-        if plan is None or step % spec.reoptimize_every_intervals == 0 or g - plan_start >= plan.horizon:
-            plan_forecast, plan = _replan(
+        if (
+            plan_forecast is None
+            or step % spec.reoptimize_every_intervals == 0
+            or g - plan_start >= plan_horizon
+        ):
+            plan_forecast, plan, curve = _replan(
                 spec, tape, g, horizon, forecaster, planner, seen, settings, end, run
             )
+            plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
             band = _band(plan_forecast)
             errors.add(plan_forecast, prices[g : g + horizon])
             run.solves += 1
         assert plan_forecast is not None
         k = g - plan_start
-        schedule = plan.shifted(k)
         price = float(prices[g])
-        bid = build_energy_bid(
-            schedule,
-            seen,
-            bid_id=f"{portfolio}/{end.isoformat()}/r0",
-            portfolio=portfolio,
-            region=region,
-            interval_end=end,
-            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
-            price_cap=price_cap_aud_per_mwh(end),
-        )
+        bid_id = f"{portfolio}/{end.isoformat()}/r0"
+        cap = price_cap_aud_per_mwh(end)
+        if curve is not None:
+            bid = build_value_curve_bid(
+                curve,
+                k,
+                seen,
+                bid_id=bid_id,
+                portfolio=portfolio,
+                region=region,
+                interval_end=end,
+                price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+                price_cap=cap,
+            )
+            # The value curve has no schedule: every band is its plan, none is headroom.
+            scheduled_discharge_mw = math.fsum(b.volume_mw for b in bid.discharge_bands)
+            scheduled_charge_mw = math.fsum(b.volume_mw for b in bid.charge_bands)
+        else:
+            assert plan is not None
+            schedule = plan.shifted(k)
+            bid = build_energy_bid(
+                schedule,
+                seen,
+                bid_id=bid_id,
+                portfolio=portfolio,
+                region=region,
+                interval_end=end,
+                price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+                price_cap=cap,
+            )
+            scheduled_discharge_mw = schedule.discharge_mw[0]
+            scheduled_charge_mw = schedule.charge_mw[0]
         today = nem_trading_day(end)
         if today != day:
             day, discharged_today_mwh = today, 0.0
@@ -267,8 +310,8 @@ def simulate(
             bid,
             strategy,
             BidContext(
-                scheduled_discharge_mw=schedule.discharge_mw[0],
-                scheduled_charge_mw=schedule.charge_mw[0],
+                scheduled_discharge_mw=scheduled_discharge_mw,
+                scheduled_charge_mw=scheduled_charge_mw,
                 discharged_today_mwh=discharged_today_mwh,
                 capacity_mwh=spec.capacity_mwh,
                 interval_hours=dt_h,
@@ -277,6 +320,10 @@ def simulate(
             spec.strategy_version,
         )
         bid = limited.bid
+        if curve is not None:
+            # The rebid clamp can pull a charge band above a discharge band; withdrawing the
+            # overlapping charge bands keeps convexity without moving a price the clamp set.
+            bid = withdraw_convexity_overlap(bid)
         violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
         if violations:
             trace.rejected[step] = True
@@ -330,6 +377,32 @@ def planner_solve_seconds(planner: Planner) -> float:
     return float(getattr(planner, "solve_seconds", 0.0))
 
 
+def value_curve_storage(seen: TelemetrySnapshot, interval_hours: float) -> StorageModel:
+    """The planning view of the portfolio as the value-curve planner's storage model."""
+    battery = aggregate_portfolio(seen)
+    reserve = min(battery.reserve_mwh, battery.capacity_mwh * (1 - 1e-9))
+    return StorageModel(
+        capacity_mwh=battery.capacity_mwh,
+        reserve_mwh=reserve,
+        max_charge_mw=battery.max_charge_mw,
+        max_discharge_mw=battery.max_discharge_mw,
+        charge_efficiency=battery.charge_efficiency,
+        discharge_efficiency=battery.discharge_efficiency,
+        interval_hours=interval_hours,
+    )
+
+
+def plan_curve(
+    forecast: Forecast, seen: TelemetrySnapshot, settings: ValueCurveSettings, interval_hours: float
+) -> ValueCurve:
+    """The value curve of the portfolio against the forecast's price distribution."""
+    end = forecast.p50.first_interval_end
+    distribution = PriceDistribution.from_forecast(
+        forecast, settings.price_atoms, MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh(end)
+    )
+    return plan_value_curve(value_curve_storage(seen, interval_hours), distribution, settings)
+
+
 def _replan(
     spec: SimulationSpec,
     tape: PriceTape,
@@ -341,7 +414,7 @@ def _replan(
     settings: OptimizerSettings,
     end: datetime,
     run: SimulationRun,
-) -> tuple[Forecast, Plan]:
+) -> tuple[Forecast, Plan | None, ValueCurve | None]:
     started = time.perf_counter()
     try:
         forecast = forecaster.forecast(tape, g, horizon)
@@ -350,12 +423,17 @@ def _replan(
             f"interval ending {end.isoformat()}: forecaster {forecaster.model} failed: {exc}"
         ) from exc
     planned = time.perf_counter()
+    plan: Plan | None = None
+    curve: ValueCurve | None = None
     try:
-        problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
-        plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
-    except OptimizationError as exc:
+        if spec.value_curve is not None:
+            curve = plan_curve(forecast, seen, spec.value_curve, tape.interval_minutes / 60.0)
+        else:
+            problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
+            plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
+    except (OptimizationError, ValueError) as exc:
         raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
     done = time.perf_counter()
     run.forecast_seconds += planned - started
     run.plan_seconds += done - planned
-    return forecast, plan
+    return forecast, plan, curve

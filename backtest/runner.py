@@ -24,6 +24,7 @@ loss can be (a lucky forecast), and the two always add up to the total gap.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
 from autobidder.strategy import Strategy
+from autobidder.strategy import planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,
@@ -49,7 +51,17 @@ from backtest.forecasters import (
 )
 from backtest.planning import Planner, WarmPlanner
 from fleet import SimulatedFleet
-from optimization import FloatArray, prepare_problem
+from optimization import (
+    FloatArray,
+    ModelCache,
+    OptimizerSettings,
+    SolverOptions,
+    ValueCurveSettings,
+    aggregate_portfolio,
+    optimize,
+    optimizer_settings,
+    prepare_problem,
+)
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
 PARALLEL_MIN_INTERVALS = 14 * 288
@@ -74,6 +86,11 @@ class BacktestRequest:
     parallel: bool | None = None  # reference runs in a second process; None: on long windows
     models_dir: Path = Path("var/models")  # trained forecasters (<data_dir>/models)
     nameplate_planning: bool = True  # see backtest.engine.SimulationSpec
+    # Also solve the perfect-foresight bound under the strategy's reserve, cycle limit and
+    # degradation cost (a second LP over the window; `capture_ratio_constrained`).
+    constrained_bound: bool = True
+    # None: the strategy's LP schedule bid with λ; settings: bid the value curve (engine.SimulationSpec).
+    value_curve: ValueCurveSettings | None = None
 
     @property
     def forecaster(self) -> str:
@@ -128,21 +145,57 @@ def resolve_window(tape: PriceTape, first_day: date, last_day: date) -> Window:
 
 @dataclass
 class Hindsight:
+    """A perfect-foresight schedule's revenue per interval and SoC; `initial_soc_mwh`, the
+    stored-energy value v_T and the throughput cost c turn it into valued and net figures."""
+
     revenue_aud: FloatArray
     soc_mwh: FloatArray
+    initial_soc_mwh: float = 0.0
+    stored_energy_value_aud_per_mwh: float = 0.0
+    throughput_mwh: float = 0.0
+    throughput_cost_aud_per_mwh: float = 0.0
 
     @property
     def total_aud(self) -> float:
+        """Market revenue of the schedule (AUD), stored energy not counted."""
         return math.fsum(self.revenue_aud.tolist())
 
+    @property
+    def valued_aud(self) -> float:
+        """Revenue plus the change of stored energy valued at v_T (AUD)."""
+        return self.total_aud + self.stored_energy_value_aud_per_mwh * (
+            float(self.soc_mwh[-1]) - self.initial_soc_mwh
+        )
 
-def hindsight(request: BacktestRequest, tape: PriceTape, window: Window, planner: Planner) -> Hindsight:
-    """The perfect-foresight schedule over the window (see the module docstring)."""
+    @property
+    def net_aud(self) -> float:
+        """`valued_aud` less the throughput (degradation) cost (AUD)."""
+        return self.valued_aud - self.throughput_cost_aud_per_mwh * self.throughput_mwh
+
+
+def stored_energy_value(request: BacktestRequest, tape: PriceTape, window: Window) -> float:
+    """v_T (AUD per MWh stored) for the energy left at the end of a window: the window's median
+    price times the fleet's capacity-weighted discharge efficiency (what selling it would earn)."""
+    prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
+    capacity = np.array([b.capacity_mwh for b in request.fleet])
+    eta_d = float(np.dot(capacity, [b.discharge_efficiency for b in request.fleet]) / capacity.sum())
+    return max(float(np.median(prices)), 0.0) * eta_d
+
+
+def hindsight(
+    request: BacktestRequest, tape: PriceTape, window: Window, planner: Planner, constrained: bool = False
+) -> Hindsight:
+    """The perfect-foresight schedule over the window (see the module docstring).
+
+    Unconstrained: the fleet's physical limits only. Constrained: the strategy's backup reserve,
+    daily cycle limit (discharged grid MWh per NEM day, as `apply_strategy_limits` counts it) and
+    degradation cost too. Both value the energy left at the end at v_T (`stored_energy_value`).
+    """
     strategy = request.strategy
     as_of = window.first_interval_end - tape.interval
-    telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(
-        strategy.portfolio, as_of, tape.interval_minutes / 60.0
-    )
+    dt_h = tape.interval_minutes / 60.0
+    telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(strategy.portfolio, as_of, dt_h)
+    value = stored_energy_value(request, tape, window)
     prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
     realised = Forecast(
         region=tape.region,
@@ -155,9 +208,30 @@ def hindsight(request: BacktestRequest, tape: PriceTape, window: Window, planner
             prices_aud_per_mwh=tuple(prices.tolist()),
         ),
     )
-    schedule = planner.hindsight(prepare_problem(telemetry, realised))
-    net = np.asarray(schedule.discharge_mw) - np.asarray(schedule.charge_mw)
-    return Hindsight(prices * net * tape.interval_minutes / 60.0, np.asarray(schedule.soc_mwh))
+    cost = 0.0
+    if constrained:
+        seen = planning_telemetry(telemetry, strategy, dt_h, request.fleet)
+        settings = optimizer_settings(strategy)
+        limit = strategy.operation.daily_cycle_limit
+        battery = aggregate_portfolio(seen)
+        # The LP counts stored MWh (x⁺·Δt/η_d) against the limit; the strategy counts grid MWh.
+        lp_limit = None if limit is None else limit / battery.discharge_efficiency
+        settings = dataclasses.replace(settings, daily_cycle_limit=lp_limit, terminal_value_aud_per_mwh=value)
+        cost = settings.throughput_cost_aud_per_mwh
+        problem = prepare_problem(seen, realised, settings)
+        schedule = optimize(problem, SolverOptions(time_limit_s=3600.0), cache=ModelCache())
+    else:
+        problem = prepare_problem(telemetry, realised, OptimizerSettings(terminal_value_aud_per_mwh=value))
+        schedule = planner.hindsight(problem)
+    charge, discharge = np.asarray(schedule.charge_mw), np.asarray(schedule.discharge_mw)
+    return Hindsight(
+        prices * (discharge - charge) * dt_h,
+        np.asarray(schedule.soc_mwh),
+        initial_soc_mwh=problem.initial_soc_mwh,
+        stored_energy_value_aud_per_mwh=value,
+        throughput_mwh=float((charge + discharge).sum() * dt_h),
+        throughput_cost_aud_per_mwh=cost,
+    )
 
 
 @dataclass
@@ -168,6 +242,7 @@ class BacktestResult:
     run: SimulationRun
     perfect_forecast_run: SimulationRun | None
     bound: Hindsight
+    constrained_bound: Hindsight | None = None
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     optimizer: str = ""
@@ -208,6 +283,7 @@ class Reference:
     bound: Hindsight
     fresh_restarts: int
     timings_s: dict[str, float]
+    constrained_bound: Hindsight | None = None
 
 
 def reference_runs(
@@ -234,7 +310,12 @@ def reference_runs(
     started = time.perf_counter()
     bound = hindsight(request, tape, window, planner_factory())
     timings["perfect_foresight_s"] = time.perf_counter() - started
-    return Reference(oracle, bound, restarts, timings)
+    constrained = None
+    if request.constrained_bound:
+        started = time.perf_counter()
+        constrained = hindsight(request, tape, window, planner_factory(), constrained=True)
+        timings["perfect_foresight_constrained_s"] = time.perf_counter() - started
+    return Reference(oracle, bound, restarts, timings, constrained)
 
 
 def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
@@ -248,6 +329,8 @@ def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
         request.reoptimize_every_minutes,
         request.split_losses,
         request.nameplate_planning,
+        request.constrained_bound,
+        request.value_curve,
     )
 
 
@@ -291,11 +374,12 @@ def run_backtest(
         intervals=window.intervals,
         reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
         nameplate_planning=request.nameplate_planning,
+        value_curve=request.value_curve,
     )
     planner = planner_factory()
     reused: Reference | None = None
     if reuse is not None and _reference_key(reuse.request) == _reference_key(request):
-        reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {})
+        reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {}, reuse.constrained_bound)
     parallel = reused is None and _use_second_process(request, window)
     runs = 1 if parallel or reused is not None or not request.split_losses else 2
     with contextlib.ExitStack() as stack:
@@ -342,6 +426,7 @@ def run_backtest(
         run=run,
         perfect_forecast_run=reference.perfect_forecast_run,
         bound=reference.bound,
+        constrained_bound=reference.constrained_bound,
         notes=notes,
         timings_s=timings,
         optimizer=getattr(planner, "name", type(planner).__name__),

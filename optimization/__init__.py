@@ -38,6 +38,20 @@ if TYPE_CHECKING:
         forecast_for_risk as forecast_for_risk,
         optimizer_settings as optimizer_settings,
     )
+    from optimization.value_bids import (
+        build_value_curve_bid as build_value_curve_bid,
+        convexity_violation as convexity_violation,
+        resolve_convexity as resolve_convexity,
+        withdraw_convexity_overlap as withdraw_convexity_overlap,
+    )
+    from optimization.value_curve import (
+        PriceDistribution as PriceDistribution,
+        StorageModel as StorageModel,
+        ValueCurve as ValueCurve,
+        ValueCurveError as ValueCurveError,
+        ValueCurveSettings as ValueCurveSettings,
+        plan_value_curve as plan_value_curve,
+    )
 
 __all__ = [
     "ArbitrageProblem",
@@ -45,21 +59,31 @@ __all__ = [
     "ModelCache",
     "OptimizationError",
     "OptimizerSettings",
+    "PriceDistribution",
     "RiskMode",
     "RiskSettingError",
     "SolverFailedError",
     "SolverOptions",
+    "StorageModel",
+    "ValueCurve",
+    "ValueCurveError",
+    "ValueCurveSettings",
     "aggregate_portfolio",
     "build_energy_bid",
+    "build_value_curve_bid",
     "check_feasibility",
+    "convexity_violation",
     "extract_schedule",
     "forecast_for_risk",
     "handle_optimize_request",
     "optimize",
     "optimizer_settings",
     "perfect_foresight_revenue_aud",
+    "plan_value_curve",
     "prepare_problem",
+    "resolve_convexity",
     "stored_energy_value_by_perturbation",
+    "withdraw_convexity_overlap",
 ]
 
 _EXPORTS = {
@@ -88,6 +112,20 @@ _EXPORTS = {
         "RiskSettingError",
         "forecast_for_risk",
         "optimizer_settings",
+    ),
+    "optimization.value_bids": (
+        "build_value_curve_bid",
+        "convexity_violation",
+        "resolve_convexity",
+        "withdraw_convexity_overlap",
+    ),
+    "optimization.value_curve": (
+        "PriceDistribution",
+        "StorageModel",
+        "ValueCurve",
+        "ValueCurveError",
+        "ValueCurveSettings",
+        "plan_value_curve",
     ),
 }
 

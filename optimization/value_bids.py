@@ -36,7 +36,7 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder.domain import EnergyBid, PriceBand, Region, TelemetrySnapshot
+from autobidder import EnergyBid, PriceBand, Region, TelemetrySnapshot
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, aggregate_portfolio
 from optimization.value_curve import FloatArray, ValueCurve
@@ -170,3 +170,19 @@ def build_value_curve_bid(
         ),
     )
     return resolve_convexity(bid, price_floor, price_cap)
+
+
+def withdraw_convexity_overlap(bid: EnergyBid) -> EnergyBid:
+    """`bid` with every charge band priced at or above the lowest discharge price with volume set
+    to zero volume: convexity restored without moving any price (for bids whose prices a later
+    rule has fixed, e.g. the rebid clamp). Unchanged when convexity holds."""
+    charge, discharge = _sides_with_volume(bid)
+    if charge < discharge:
+        return bid
+    bands = tuple(
+        b
+        if b.price_aud_per_mwh < discharge
+        else PriceBand(price_aud_per_mwh=b.price_aud_per_mwh, volume_mw=0.0)
+        for b in bid.charge_bands
+    )
+    return bid.model_copy(update={"charge_bands": bands})

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from autobidder.domain import Forecast
+from autobidder import Forecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
