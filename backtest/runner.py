@@ -40,8 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
-from autobidder.strategy import Strategy
-from autobidder.strategy import planning_telemetry
+from autobidder.strategy import Strategy, planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -318,6 +319,30 @@ class QuantileMLPForecaster:
             levels=self.config.levels,
             values=prices[:, skip : skip + horizon_intervals],
         )
+
+    def predict_many(
+        self, history: History, as_of: npt.NDArray[np.int64], horizon_intervals: int
+    ) -> FloatArray:
+        """Quantiles (n, levels, horizon) of the `horizon_intervals` right after each as-of index:
+        row i is what `predict` returns given `history` cut after `as_of[i]` (features read
+        nothing later), in one batch. Rows whose inputs miss a value are NaN."""
+        trained = self._require_trained()
+        spec = trained.spec
+        if horizon_intervals > spec.horizon_intervals:
+            raise InsufficientDataError(
+                f"horizon: {horizon_intervals} intervals; the model forecasts {spec.horizon_intervals}"
+            )
+        samples = build_samples(
+            history, spec, trained.norm, np.asarray(as_of, dtype=np.int64), with_targets=False
+        )
+        ok = np.all(np.isfinite(samples.inputs), axis=1) & np.isfinite(samples.location)
+        out = np.full((len(as_of), len(self.config.levels), horizon_intervals), np.nan)
+        if ok.any():
+            z = self._predict_z(samples.inputs[ok])
+            prices = from_z(z, samples.location[ok], samples.scale[ok])  # (n, horizon, levels)
+            prices = self._within_limits(prices, history)
+            out[ok] = np.swapaxes(prices, 1, 2)[:, :, :horizon_intervals]
+        return out
 
     def _predict_z(self, inputs: FloatArray) -> FloatArray:
         trained = self._require_trained()

@@ -1,0 +1,78 @@
+"""Rolling refits: every forecast comes from a model fitted on prices before the interval it is for."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import PriceSeries, Region
+from backtest.forecasters import PriceTape, RollingRefitForecaster
+from forecasting.history import History
+from forecasting.quantile_mlp import QuantileMLPForecaster
+
+FIRST = datetime(2022, 1, 1, 0, 5, tzinfo=NEM_TZ)
+
+
+def _prices(days: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 288)
+    return 80 + 50 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 10, t.size)
+
+
+class _Spy:
+    """Fits record the last price index they saw; forecasts carry that index."""
+
+    name, version = "spy", "1"
+
+    def __init__(self) -> None:
+        self.config: Any = type("C", (), {"levels": (0.1, 0.5, 0.9)})()
+        self.seen = -1
+
+    def fit(self, history: History) -> None:
+        self.seen = len(history) - 1
+
+    def predict_many(self, history: History, as_of: npt.NDArray[np.int64], horizon: int) -> np.ndarray:
+        out = np.empty((len(as_of), 3, horizon))
+        out[:, 0], out[:, 1], out[:, 2] = self.seen - 1, self.seen, self.seen + 1
+        assert np.all(as_of >= self.seen)  # never asked to forecast from before its own fit
+        return out
+
+
+def test_every_forecast_is_out_of_sample() -> None:
+    prices = _prices(40)
+    history = History(FIRST, 5, prices)
+    tape = PriceTape.of(
+        Region.SA1,
+        PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(prices)),
+    )
+    source = RollingRefitForecaster(
+        _Spy, history, Region.SA1, refit_days=7, first_fit_days=3, step_intervals=6, horizon_intervals=288
+    )
+    for g in range(288, 37 * 288, 6):
+        forecast = source.forecast(tape, g, 288)
+        if g < 3 * 288:
+            assert forecast.fallback_reason  # seasonal naive before the first fit
+            continue
+        seen = forecast.p50.prices_aud_per_mwh[0]
+        assert seen < g  # the model that made it saw prices before interval g only
+        assert g - seen <= 7 * 288  # and was refitted within the last 7 days
+    assert source.fits == 5  # days 3, 10, 17, 24, 31
+    # A second run over the same tape is served from the kept forecasts, no refit.
+    again = source.forecast(tape, 5 * 288, 288)
+    assert again.p50.prices_aud_per_mwh[0] == 3 * 288 - 1 and source.fits == 5
+
+
+def test_predict_many_matches_predict() -> None:
+    prices = _prices(20, seed=1)
+    history = History(FIRST, 5, prices, price_floor=-1000.0, price_cap=15500.0)
+    model = QuantileMLPForecaster(members=1, epochs=1, hidden=(8,), sample_stride_minutes=60)
+    model.fit(history.window(0, 12 * 288))
+    as_of = np.array([12 * 288 + 5, 15 * 288 - 1], dtype=np.int64)
+    many = model.predict_many(history, as_of, 288)
+    for i, a in enumerate(as_of):
+        one = model.predict(history.window(0, int(a) + 1), FIRST + timedelta(minutes=5 * (int(a) + 1)), 288)
+        np.testing.assert_allclose(many[i], one.values, rtol=1e-9, atol=1e-6)
