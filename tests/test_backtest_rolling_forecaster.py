@@ -75,4 +75,4 @@ def test_predict_many_matches_predict() -> None:
     many = model.predict_many(history, as_of, 288)
     for i, a in enumerate(as_of):
         one = model.predict(history.window(0, int(a) + 1), FIRST + timedelta(minutes=5 * (int(a) + 1)), 288)
-        np.testing.assert_allclose(many[i], one.values, rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(many[i], one.values, rtol=1e-5, atol=1e-3)  # float32 batch vs one row
