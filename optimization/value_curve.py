@@ -100,6 +100,10 @@ class ValueCurveSettings:
     price_atoms: int = 20
     passes: int = 2
     terminal_value_aud_per_mwh: float | None = None
+    # Each interval's atoms are drawn towards its median by this factor (1: the forecast's own
+    # spread, 0: its median path). The recursion treats intervals as independent, so a forecast's
+    # full marginal spread overstates how often a spike comes; choose it on training data.
+    dispersion: float = 1.0
 
     def __post_init__(self) -> None:
         if self.soc_points < 2:
@@ -112,6 +116,8 @@ class ValueCurveSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueCurveError(f"{name}: {value} must be finite and >= 0")
+        if not (math.isfinite(self.dispersion) and 0 <= self.dispersion <= 1):
+            raise ValueCurveError(f"dispersion: {self.dispersion} must be within [0, 1]")
         if self.terminal_value_aud_per_mwh is not None and not math.isfinite(self.terminal_value_aud_per_mwh):
             raise ValueCurveError(
                 f"terminal_value_aud_per_mwh: {self.terminal_value_aud_per_mwh} is not finite"
@@ -266,9 +272,19 @@ def backward_step(
 
 
 def plan_value_curve(
-    storage: StorageModel, distribution: PriceDistribution, settings: ValueCurveSettings | None = None
+    storage: StorageModel,
+    distribution: PriceDistribution,
+    settings: ValueCurveSettings | None = None,
+    terminal: ValueCurve | None = None,
+    terminal_row: int = 0,
 ) -> ValueCurve:
-    """Backward recursion over the distribution's horizon (module docstring)."""
+    """Backward recursion over the distribution's horizon (module docstring).
+
+    `terminal` (a curve planned earlier) warm-starts the periodic terminal value: one pass ending
+    at its row `terminal_row` (read at this plan's SoC grid) instead of `settings.passes` passes.
+    With a 24 h horizon re-planned every R intervals, row R of the last plan is the value at this
+    plan's start, which is what a day-periodic terminal value should be.
+    """
     s = settings or ValueCurveSettings()
     grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
     up = _Shift.of(grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours)
@@ -276,20 +292,32 @@ def plan_value_curve(
     horizon = distribution.horizon
     values = np.empty((horizon + 1, grid.size))
     if s.terminal_value_aud_per_mwh is not None:
-        terminal = np.full(grid.size, s.terminal_value_aud_per_mwh)
+        end = np.full(grid.size, s.terminal_value_aud_per_mwh)
+        passes = 1
+    elif terminal is not None:
+        end = terminal.value_at(min(max(terminal_row, 0), terminal.horizon), grid)
         passes = 1
     else:
         median = float(np.median(distribution.prices))
-        terminal = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
+        end = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
         passes = s.passes
     prices, weights = distribution.prices, distribution.weights
+    if s.dispersion != 1.0:
+        mids = np.cumsum(weights) - weights / 2  # the level of each atom (atoms are sorted)
+        j = int(np.clip(np.searchsorted(mids, 0.5) - 1, 0, max(mids.size - 2, 0)))
+        if mids.size == 1:
+            centre = prices[:, 0]
+        else:
+            f = float(np.clip((0.5 - mids[j]) / (mids[j + 1] - mids[j]), 0.0, 1.0))
+            centre = prices[:, j] * (1 - f) + prices[:, j + 1] * f
+        prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
     for _ in range(passes):
-        values[horizon] = terminal
-        v = terminal
+        values[horizon] = end
+        v = end
         for t in range(horizon - 1, -1, -1):
             v = backward_step(v, prices[t], weights, up, down, storage, s)
             values[t] = v
-        terminal = values[0].copy()
+        end = values[0].copy()
     # Exact arithmetic keeps every row non-increasing; round-off may not.
     values = np.minimum.accumulate(values, axis=1)
     values.setflags(write=False)
