@@ -261,7 +261,7 @@ def simulate(
             or g - plan_start >= plan_horizon
         ):
             plan_forecast, plan, curve = _replan(
-                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run
+                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run, curve, g - plan_start
             )
             plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
@@ -393,14 +393,24 @@ def value_curve_storage(seen: TelemetrySnapshot, interval_hours: float) -> Stora
 
 
 def plan_curve(
-    forecast: Forecast, seen: TelemetrySnapshot, settings: ValueCurveSettings, interval_hours: float
+    forecast: Forecast,
+    seen: TelemetrySnapshot,
+    settings: ValueCurveSettings,
+    interval_hours: float,
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
 ) -> ValueCurve:
-    """The value curve of the portfolio against the forecast's price distribution."""
+    """The value curve of the portfolio against the forecast's price distribution; `previous`
+    (the last plan, `previous_row` intervals ago) warm-starts the periodic terminal value."""
     end = forecast.p50.first_interval_end
     distribution = PriceDistribution.from_forecast(
         forecast, settings.price_atoms, MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh(end)
     )
-    return plan_value_curve(value_curve_storage(seen, interval_hours), distribution, settings)
+    if previous is not None and previous.horizon != distribution.horizon:
+        previous = None
+    return plan_value_curve(
+        value_curve_storage(seen, interval_hours), distribution, settings, previous, previous_row
+    )
 
 
 def _replan(
@@ -414,6 +424,8 @@ def _replan(
     settings: OptimizerSettings,
     end: datetime,
     run: SimulationRun,
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
 ) -> tuple[Forecast, Plan | None, ValueCurve | None]:
     started = time.perf_counter()
     try:
@@ -427,7 +439,9 @@ def _replan(
     curve: ValueCurve | None = None
     try:
         if spec.value_curve is not None:
-            curve = plan_curve(forecast, seen, spec.value_curve, tape.interval_minutes / 60.0)
+            curve = plan_curve(
+                forecast, seen, spec.value_curve, tape.interval_minutes / 60.0, previous, previous_row
+            )
         else:
             problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
             plan = planner.plan(problem, warm_key=spec.strategy.portfolio)

@@ -44,6 +44,7 @@ from autobidder.strategy import Strategy, planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,
+    ForecastSource,
     PerfectForecast,
     PriceTape,
     resolve_forecaster,
@@ -329,7 +330,8 @@ def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
         request.split_losses,
         request.nameplate_planning,
         request.constrained_bound,
-        request.value_curve,
+        # The bounds do not depend on how bids are made; the perfect-forecast run does.
+        request.value_curve if request.split_losses else None,
     )
 
 
@@ -348,6 +350,7 @@ def run_backtest(
     progress: bool = True,
     planner_factory: Callable[[], Planner] = WarmPlanner,
     reuse: BacktestResult | None = None,
+    forecaster: ForecastSource | None = None,
 ) -> BacktestResult:
     """Run the strategy, the perfect-forecast run (when `split_losses`) and the bound over the window.
 
@@ -355,6 +358,8 @@ def run_backtest(
     (`BacktestRequest.parallel`); `planner_factory` must then be picklable (a class is). `reuse`:
     an earlier result whose reference runs are this one's too (the same strategy but for its
     forecaster, fleet, days and cadence: `backtest compare --forecaster`); they are not run again.
+    `forecaster`: a forecast source to use instead of the strategy's registered model (the
+    benchmark's rolling refits, `backtest.forecasters.RollingRefitForecaster`).
     """
     started = time.perf_counter()
     if request.reoptimize_every_minutes % prices.interval_minutes or request.reoptimize_every_minutes <= 0:
@@ -364,7 +369,9 @@ def run_backtest(
         )
     tape = PriceTape.of(request.strategy.region, prices)
     window = resolve_window(tape, request.first_day, request.last_day)
-    forecaster = resolve_forecaster(request.forecaster, request.models_dir, request.lookback_intervals)
+    source: ForecastSource = forecaster or resolve_forecaster(
+        request.forecaster, request.models_dir, request.lookback_intervals
+    )
     spec = SimulationSpec(
         strategy=request.strategy,
         strategy_version=request.strategy_version,
@@ -398,8 +405,8 @@ def run_backtest(
             # spawn, not fork: a forked child would inherit this process's HiGHS and tqdm threads.
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")))
             future = pool.submit(reference_runs, request, tape, window, spec, planner_factory)
-        bar.set_postfix_str(f"forecaster {forecaster.model}")
-        run = simulate(spec, tape, forecaster, planner, bar.update)
+        bar.set_postfix_str(f"forecaster {source.model}")
+        run = simulate(spec, tape, source, planner, bar.update)
         if reused is not None:
             reference = reused
         elif future is not None:
@@ -413,10 +420,11 @@ def run_backtest(
     restarts = int(getattr(planner, "fresh_restarts", 0)) + reference.fresh_restarts
     if restarts:
         notes.append(f"{restarts} re-solve(s) stalled and were solved again on a fresh optimizer session")
-    if forecaster.fallbacks:
+    fallbacks = int(getattr(source, "fallbacks", 0))
+    if fallbacks:
         notes.append(
-            f"{forecaster.fallbacks} of {run.solves} forecasts fell back to seasonal naive, as a live cycle "
-            f"would; first reason: {forecaster.first_fallback_reason}"
+            f"{fallbacks} of {run.solves} forecasts fell back to seasonal naive, as a live cycle "
+            f"would; first reason: {getattr(source, 'first_fallback_reason', '')}"
         )
     return BacktestResult(
         request=request,
