@@ -6,8 +6,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import BatteryTelemetry, EnergyBid, PriceBand, Region, TelemetrySnapshot
