@@ -288,3 +288,54 @@ class RollingRefitForecaster:
         return QuantileForecast(first_end, tape.interval_minutes, levels, values).to_domain(
             region=self._region, as_of=as_of, model_name=name, model_version=version
         )
+
+
+class SeasonalEnsembleForecaster:
+    """Quantiles from the same time of day on each of the last `days` days (an analog ensemble),
+    with the present blended in: interval k of the horizon is shifted by the latest price's
+    departure from its own analog median times `persistence`^(k+1) (5-minute prices persist).
+
+    Learns nothing, reads only prices before the interval it forecasts, and keeps yesterday's
+    spikes in the tail of the distribution, which is what the value of holding energy needs.
+    """
+
+    model = "seasonal_ensemble@1"
+
+    def __init__(
+        self,
+        days: int = 7,
+        persistence: float = 0.9,
+        levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+    ) -> None:
+        self.days = days
+        self.persistence = persistence
+        self.levels = levels
+        self.fallbacks = 0
+        self.first_fallback_reason = ""
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        prices = tape.prices_aud_per_mwh
+        per_day = int(timedelta(days=1) / tape.interval)
+        days = min(self.days, index // per_day)
+        if days < 1:
+            raise ValueError(f"index {index}: a seasonal ensemble needs a day of prices before it")
+        ahead = np.arange(horizon)
+        rows = []
+        for d in range(1, days + 1):
+            lag = index + ahead - d * per_day
+            # Beyond the published prices (horizon past a day) take one more day back.
+            lag = np.where(lag >= index, lag - per_day, lag)
+            rows.append(prices[np.maximum(lag, 0)])
+        analog = np.stack(rows)  # (days, horizon)
+        values = np.quantile(analog, self.levels, axis=0)
+        last = prices[index - 1]
+        last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
+        shift = (last - last_analog) * self.persistence ** (ahead + 1)
+        values = values + shift
+        name, version = self.model.split("@")
+        return QuantileForecast(tape.end_at(index), tape.interval_minutes, self.levels, values).to_domain(
+            region=tape.region,
+            as_of=tape.end_at(index) - tape.interval,
+            model_name=name,
+            model_version=version,
+        )

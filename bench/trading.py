@@ -45,7 +45,12 @@ from autobidder.domain import Region  # noqa: E402
 from autobidder.prices import load_prices  # noqa: E402
 from autobidder.strategy import Strategy, read_strategy_file  # noqa: E402
 from backtest.engine import plan_curve  # noqa: E402
-from backtest.forecasters import PerfectForecast, PriceTape, RollingRefitForecaster  # noqa: E402
+from backtest.forecasters import (  # noqa: E402
+    PerfectForecast,
+    PriceTape,
+    RollingRefitForecaster,
+    SeasonalEnsembleForecaster,
+)
 from backtest.metrics import figures  # noqa: E402
 from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noqa: E402
 from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
@@ -86,11 +91,15 @@ def mlp_factory(args: argparse.Namespace) -> QuantileMLPForecaster:
     return QuantileMLPForecaster(**params)
 
 
-def _source(args: argparse.Namespace, region: str) -> RollingRefitForecaster | PerfectForecast | None:
+def _source(
+    args: argparse.Namespace, region: str
+) -> RollingRefitForecaster | PerfectForecast | SeasonalEnsembleForecaster | None:
     if args.forecaster == "seasonal_naive":
         return None
     if args.forecaster == "perfect":
         return PerfectForecast()
+    if args.forecaster == "seasonal_ensemble":
+        return SeasonalEnsembleForecaster(days=args.ensemble_days, persistence=args.persistence)
     history = load_nem(Region(region), args.prices)
     return RollingRefitForecaster(
         lambda: mlp_factory(args),
@@ -260,9 +269,13 @@ def main() -> None:
     parser.add_argument("--first-day", type=date.fromisoformat, default=FIRST_DAY)
     parser.add_argument("--days", type=int, default=364, help="default 364: 2022-01-02 .. 2022-12-31")
     parser.add_argument(
-        "--forecaster", choices=("quantile_mlp", "seasonal_naive", "perfect"), default="quantile_mlp"
+        "--forecaster",
+        choices=("quantile_mlp", "seasonal_naive", "seasonal_ensemble", "perfect"),
+        default="quantile_mlp",
     )
     parser.add_argument("--refit-days", type=int, default=28)
+    parser.add_argument("--ensemble-days", type=int, default=7)
+    parser.add_argument("--persistence", type=float, default=0.9, help="seasonal_ensemble: per 5 minutes")
     parser.add_argument("--first-fit-days", type=int, default=14)
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--levels", default="", help="quantile levels, comma separated (default the model's)")
