@@ -56,11 +56,11 @@ from optimization import (
     ModelCache,
     OptimizerSettings,
     SolverOptions,
-    ValueCurveSettings,
     aggregate_portfolio,
     optimize,
     optimizer_settings,
     prepare_problem,
+    value_curve_settings,
 )
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
@@ -89,8 +89,6 @@ class BacktestRequest:
     # Also solve the perfect-foresight bound under the strategy's reserve, cycle limit and
     # degradation cost (a second LP over the window; `capture_ratio_constrained`).
     constrained_bound: bool = True
-    # None: the strategy's LP schedule bid with λ; settings: bid the value curve (engine.SimulationSpec).
-    value_curve: ValueCurveSettings | None = None
 
     @property
     def forecaster(self) -> str:
@@ -321,6 +319,9 @@ def reference_runs(
 def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
     """What the reference runs depend on: everything but the strategy's forecaster."""
     strategy = request.strategy.with_forecaster("perfect_foresight@1")
+    if not request.split_losses:
+        # The bounds do not depend on how bids are made; the perfect-forecast run does.
+        strategy = strategy.with_bidding()
     return (
         strategy.content_hash,
         request.fleet,
@@ -330,8 +331,6 @@ def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
         request.split_losses,
         request.nameplate_planning,
         request.constrained_bound,
-        # The bounds do not depend on how bids are made; the perfect-forecast run does.
-        request.value_curve if request.split_losses else None,
     )
 
 
@@ -380,7 +379,7 @@ def run_backtest(
         intervals=window.intervals,
         reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
         nameplate_planning=request.nameplate_planning,
-        value_curve=request.value_curve,
+        value_curve=value_curve_settings(request.strategy),
     )
     planner = planner_factory()
     reused: Reference | None = None

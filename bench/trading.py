@@ -43,19 +43,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from autobidder.config import default_fleet  # noqa: E402
 from autobidder.domain import Region  # noqa: E402
 from autobidder.prices import load_prices  # noqa: E402
-from autobidder.strategy import Strategy, read_strategy_file  # noqa: E402
+from autobidder.strategy import Strategy, planning_telemetry, read_strategy_file  # noqa: E402
 from backtest.engine import plan_curve  # noqa: E402
 from backtest.forecasters import (  # noqa: E402
     PerfectForecast,
     PriceTape,
     RollingRefitForecaster,
     SeasonalEnsembleForecaster,
+    resolve_forecaster,
 )
 from backtest.metrics import figures  # noqa: E402
 from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noqa: E402
+from fleet import SimulatedFleet  # noqa: E402
 from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
 from forecasting.quantile_mlp import QuantileMLPForecaster  # noqa: E402
-from optimization.value_curve import ValueCurveSettings  # noqa: E402
+from optimization import ValueCurveSettings, value_curve_settings  # noqa: E402
 
 log = logging.getLogger("bench.trading")
 
@@ -72,16 +74,23 @@ def strategy_for(region: str, model: str = "seasonal_naive@1") -> Strategy:
     return shipped.model_copy(update={"market": market}).with_forecaster(model)
 
 
-def vc_settings(
+def value_curve_strategy(
     strategy: Strategy, args: argparse.Namespace, shadow: float | None = None, dispersion: float | None = None
-) -> ValueCurveSettings:
-    return ValueCurveSettings(
-        degradation_cost_aud_per_mwh=strategy.operation.degradation_cost_aud_per_mwh,
+) -> Strategy:
+    """The strategy bidding `method = "value_curve"` with the bench's settings (as a TOML would)."""
+    return strategy.with_bidding(
+        method="value_curve",
         cycle_shadow_price_aud_per_mwh=args.shadow_price if shadow is None else shadow,
+        price_dispersion=args.dispersion if dispersion is None else dispersion,
         soc_points=args.soc_points,
         price_atoms=args.price_atoms,
-        dispersion=args.dispersion if dispersion is None else dispersion,
     )
+
+
+def vc_settings(strategy: Strategy, args: argparse.Namespace) -> ValueCurveSettings:
+    settings = value_curve_settings(value_curve_strategy(strategy, args))
+    assert settings is not None
+    return settings
 
 
 def mlp_factory(args: argparse.Namespace) -> QuantileMLPForecaster:
@@ -163,13 +172,13 @@ def run_region(region: str, args: argparse.Namespace) -> dict[str, Any]:
         reoptimize_every_minutes=args.reoptimize_every,
         split_losses=False,
         parallel=False,
-        value_curve=vc_settings(strategy, args),
     )
+    vc_request = dataclasses.replace(request, strategy=value_curve_strategy(strategy, args))
     source = _source(args, region)
     if args.grid:
         return grid(region, args, request, prices, source)
     started = time.perf_counter()
-    vc = run_backtest(request, prices, progress=False, forecaster=source)
+    vc = run_backtest(vc_request, prices, progress=False, forecaster=source)
     out: dict[str, Any] = {"region": region, "value_curve": _summary(vc)}
     out["value_curve"]["run_s"] = round(time.perf_counter() - started, 2)
     out["value_curve"]["held_out"] = _held_out(vc, HELD_OUT_FROM)
@@ -184,7 +193,7 @@ def run_region(region: str, args: argparse.Namespace) -> dict[str, Any]:
         }
     log.info("%s value curve: %s", region, out["value_curve"])
     if region == "SA1" or args.lp_everywhere:
-        lp_request = dataclasses.replace(request, value_curve=None)
+        lp_request = request  # the shipped strategy: method = "lp_lambda"
         lp = run_backtest(lp_request, prices, progress=False, forecaster=source, reuse=vc)
         out["lp_lambda"] = _summary(lp)
         out["lp_lambda"]["held_out"] = _held_out(lp, HELD_OUT_FROM)
@@ -207,9 +216,9 @@ def grid(
     reuse = None
     for pair in args.grid.split(";"):
         shadow, dispersion = (float(x) for x in pair.split(","))
-        settings = vc_settings(request.strategy, args, shadow, dispersion)
+        strategy = value_curve_strategy(request.strategy, args, shadow, dispersion)
         result = run_backtest(
-            dataclasses.replace(request, value_curve=settings),
+            dataclasses.replace(request, strategy=strategy),
             prices,
             progress=False,
             forecaster=source,
@@ -219,9 +228,7 @@ def grid(
         f = figures(result)
         table[pair] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
         log.info("%s grid %s: %s", region, pair, table[pair])
-    lp = run_backtest(
-        dataclasses.replace(request, value_curve=None), prices, progress=False, forecaster=source, reuse=reuse
-    )
+    lp = run_backtest(request, prices, progress=False, forecaster=source, reuse=reuse)
     f = figures(lp)
     table["lp_lambda"] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
     return {"region": region, "grid": table}
@@ -233,9 +240,6 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
     strategy = strategy_for(region)
     tape = PriceTape.of(Region(region), prices)
     source = _source(args, region)
-    from autobidder.fleet import SimulatedFleet
-    from autobidder.strategy_limits import planning_telemetry
-
     fleet = SimulatedFleet(strategy.portfolio, default_fleet())
     settings = vc_settings(strategy, args)
     times = []
@@ -245,8 +249,6 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
         if source is not None:
             forecast = source.forecast(tape, g, 288)
         else:
-            from backtest.forecasters import resolve_forecaster
-
             forecast = resolve_forecaster("seasonal_naive@1", Path("var/models")).forecast(tape, g, 288)
         seen = planning_telemetry(
             fleet.telemetry(strategy.portfolio, tape.end_at(g) - tape.interval, 5 / 60),

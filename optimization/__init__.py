@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         RiskSettingError as RiskSettingError,
         forecast_for_risk as forecast_for_risk,
         optimizer_settings as optimizer_settings,
+        value_curve_settings as value_curve_settings,
     )
     from optimization.value_bids import (
         build_value_curve_bid as build_value_curve_bid,
@@ -83,6 +84,7 @@ __all__ = [
     "prepare_problem",
     "resolve_convexity",
     "stored_energy_value_by_perturbation",
+    "value_curve_settings",
     "withdraw_convexity_overlap",
 ]
 
@@ -112,6 +114,7 @@ _EXPORTS = {
         "RiskSettingError",
         "forecast_for_risk",
         "optimizer_settings",
+        "value_curve_settings",
     ),
     "optimization.value_bids": (
         "build_value_curve_bid",

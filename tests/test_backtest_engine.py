@@ -339,7 +339,7 @@ def test_value_curve_method_bids_valid_convex_and_soc_safe(tape: PriceTape) -> N
 
 
 def test_value_curve_and_lp_lambda_share_the_bounds(tmp_path: Path) -> None:
-    from optimization.value_curve import ValueCurveSettings
+    from optimization import ValueCurveSettings, value_curve_settings
 
     base = BacktestRequest(
         strategy=example(),
@@ -352,10 +352,15 @@ def test_value_curve_and_lp_lambda_share_the_bounds(tmp_path: Path) -> None:
         split_losses=False,
     )
     lp = run_backtest(base, load_prices(Region.SA1), progress=False)
+    strategy = example().with_bidding(method="value_curve", cycle_shadow_price_aud_per_mwh=10.0)
     vc = run_backtest(
-        dataclasses.replace(base, value_curve=ValueCurveSettings(degradation_cost_aud_per_mwh=5.0)),
-        load_prices(Region.SA1),
-        progress=False,
+        dataclasses.replace(base, strategy=strategy), load_prices(Region.SA1), progress=False, reuse=lp
+    )
+    # The strategy's [bidding] method reaches the engine: the run bid the value curve.
+    assert vc.bound is lp.bound and vc.constrained_bound is lp.constrained_bound  # bounds reused
+    assert vc.run.plan_seconds > 0 and vc.run.solve_seconds == 0.0  # no HiGHS in a value-curve run
+    assert value_curve_settings(strategy) == ValueCurveSettings(
+        degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=10.0
     )
     f_lp, f_vc = figures(lp), figures(vc)
     assert f_lp["perfect_foresight_revenue"] == pytest.approx(f_vc["perfect_foresight_revenue"])
