@@ -288,8 +288,8 @@ def main() -> None:
         "--dispersion", type=float, default=1.0, help="value curve: atoms drawn to the median"
     )
     parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
-    parser.add_argument("--soc-points", type=int, default=81)
-    parser.add_argument("--price-atoms", type=int, default=20)
+    parser.add_argument("--soc-points", type=int, default=41)
+    parser.add_argument("--price-atoms", type=int, default=12)
     parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes")
     parser.add_argument("--lp-everywhere", action="store_true", help="LP-λ in every region, not only SA1")
     parser.add_argument("--skip-shipped", action="store_true")

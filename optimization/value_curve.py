@@ -96,8 +96,8 @@ class ValueCurveSettings:
 
     degradation_cost_aud_per_mwh: float = 0.0
     cycle_shadow_price_aud_per_mwh: float = 0.0
-    soc_points: int = 81
-    price_atoms: int = 20
+    soc_points: int = 41
+    price_atoms: int = 12
     passes: int = 2
     terminal_value_aud_per_mwh: float | None = None
     # Each interval's atoms are drawn towards its median by this factor (1: the forecast's own

@@ -241,7 +241,7 @@ def test_value_curve_method_and_settings() -> None:
     )
     assert strategy.bidding.method == "value_curve"
     assert strategy.bidding.value_curve_setting("cycle_shadow_price_aud_per_mwh") == 30.0
-    assert strategy.bidding.value_curve_setting("soc_points") == 81  # the default when left out
+    assert strategy.bidding.value_curve_setting("soc_points") == 41  # the default when left out
     # A strategy that does not use the method hashes as it did before the method existed.
     plain = parse_strategy(MINIMAL)
     assert "method" not in plain.canonical()["bidding"]

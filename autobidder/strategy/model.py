@@ -223,8 +223,8 @@ class OperationSection(_Section):
 VALUE_CURVE_DEFAULTS: dict[str, float | int] = {
     "cycle_shadow_price_aud_per_mwh": 0.0,
     "price_dispersion": 1.0,
-    "soc_points": 81,
-    "price_atoms": 20,
+    "soc_points": 41,
+    "price_atoms": 12,
 }
 
 
@@ -241,8 +241,8 @@ class BiddingSection(_Section):
     every band sells or buys one SoC segment at its value, so there is no schedule and no ladder.
     Its settings: `cycle_shadow_price_aud_per_mwh` (the daily cycle limit priced on every MWh
     discharged, default 0), `price_dispersion` (the forecast's spread around its median the
-    planner believes, 0..1, default 1), `soc_points` (SoC grid, default 81) and `price_atoms`
-    (prices per interval, default 20).
+    planner believes, 0..1, default 1), `soc_points` (SoC grid, default 41) and `price_atoms`
+    (prices per interval, default 12).
     """
 
     method: Literal["lp_lambda", "value_curve"] = "lp_lambda"
