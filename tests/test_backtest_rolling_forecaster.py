@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import PriceSeries, Region
@@ -76,3 +77,29 @@ def test_predict_many_matches_predict() -> None:
     for i, a in enumerate(as_of):
         one = model.predict(history.window(0, int(a) + 1), FIRST + timedelta(minutes=5 * (int(a) + 1)), 288)
         np.testing.assert_allclose(many[i], one.values, rtol=1e-5, atol=1e-3)  # float32 batch vs one row
+
+
+def test_seasonal_ensemble_reads_only_the_past() -> None:
+    from backtest.forecasters import SeasonalEnsembleForecaster
+
+    prices = _prices(20, seed=2)
+    g = 15 * 288 + 7
+
+    def tape_of(p: np.ndarray) -> PriceTape:
+        return PriceTape.of(
+            Region.SA1, PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(p))
+        )
+
+    source = SeasonalEnsembleForecaster(days=14, persistence=0.97)
+    base = source.forecast(tape_of(prices), g, 288)
+    future = prices.copy()
+    future[g:] = 15000.0  # what happens from interval g on must not move the forecast made before it
+    assert source.forecast(tape_of(future), g, 288) == base
+    # The present shows: a spike in the last published interval lifts the next intervals most.
+    spiked = prices.copy()
+    spiked[g - 1] += 5000.0
+    lifted = np.asarray(source.forecast(tape_of(spiked), g, 288).p50.prices_aud_per_mwh) - np.asarray(
+        base.p50.prices_aud_per_mwh
+    )
+    assert lifted[0] == pytest.approx(5000.0 * 0.97, rel=0.02) and lifted[0] > lifted[12] > lifted[287] >= 0
+    assert [q.level for q in base.quantiles] == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
