@@ -20,6 +20,7 @@ from optimization.value_bids import (
 from optimization.value_curve import (
     PriceDistribution,
     StorageModel,
+    ValueCurve,
     ValueCurveSettings,
     plan_value_curve,
 )
@@ -52,7 +53,7 @@ def _telemetry(
 
 def _curve(
     prices: np.ndarray, eta: float = 0.95, cost: float = 5.0, shadow: float = 0.0, reserve: float = 2.0
-):
+) -> ValueCurve:
     storage = StorageModel(20.0, reserve, 10.0, 10.0, eta, eta, DT)
     levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
     dist = PriceDistribution.from_quantiles(levels, np.sort(prices, axis=0), floor=-1000.0, cap=15500.0)
@@ -65,7 +66,7 @@ def _curve(
     )
 
 
-def _bid(curve, soc: float, step: int = 0, reserve: float = 2.0, eta: float = 0.95) -> EnergyBid:
+def _bid(curve: ValueCurve, soc: float, step: int = 0, reserve: float = 2.0, eta: float = 0.95) -> EnergyBid:
     return build_value_curve_bid(
         curve,
         step,
