@@ -50,16 +50,13 @@ from optimization import (
     FloatArray,
     OptimizationError,
     OptimizerSettings,
-    PriceDistribution,
-    StorageModel,
     ValueCurve,
     ValueCurveSettings,
-    aggregate_portfolio,
     build_energy_bid,
     build_value_curve_bid,
     forecast_for_risk,
     optimizer_settings,
-    plan_value_curve,
+    plan_portfolio_curve,
     prepare_problem,
     withdraw_convexity_overlap,
 )
@@ -377,21 +374,6 @@ def planner_solve_seconds(planner: Planner) -> float:
     return float(getattr(planner, "solve_seconds", 0.0))
 
 
-def value_curve_storage(seen: TelemetrySnapshot, interval_hours: float) -> StorageModel:
-    """The planning view of the portfolio as the value-curve planner's storage model."""
-    battery = aggregate_portfolio(seen)
-    reserve = min(battery.reserve_mwh, battery.capacity_mwh * (1 - 1e-9))
-    return StorageModel(
-        capacity_mwh=battery.capacity_mwh,
-        reserve_mwh=reserve,
-        max_charge_mw=battery.max_charge_mw,
-        max_discharge_mw=battery.max_discharge_mw,
-        charge_efficiency=battery.charge_efficiency,
-        discharge_efficiency=battery.discharge_efficiency,
-        interval_hours=interval_hours,
-    )
-
-
 def plan_curve(
     forecast: Forecast,
     seen: TelemetrySnapshot,
@@ -400,16 +382,18 @@ def plan_curve(
     previous: ValueCurve | None = None,
     previous_row: int = 0,
 ) -> ValueCurve:
-    """The value curve of the portfolio against the forecast's price distribution; `previous`
-    (the last plan, `previous_row` intervals ago) warm-starts the periodic terminal value."""
+    """The value curve as the live cycle plans it (`optimization.plan_portfolio_curve`), with
+    the NEM floor and the cap in force at the forecast's first interval."""
     end = forecast.p50.first_interval_end
-    distribution = PriceDistribution.from_forecast(
-        forecast, settings.price_atoms, MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh(end)
-    )
-    if previous is not None and previous.horizon != distribution.horizon:
-        previous = None
-    return plan_value_curve(
-        value_curve_storage(seen, interval_hours), distribution, settings, previous, previous_row
+    return plan_portfolio_curve(
+        forecast,
+        seen,
+        settings,
+        interval_hours,
+        MARKET_PRICE_FLOOR_AUD_PER_MWH,
+        price_cap_aud_per_mwh(end),
+        previous,
+        previous_row,
     )
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from optimization.value_bids import (
         build_value_curve_bid as build_value_curve_bid,
         convexity_violation as convexity_violation,
+        plan_portfolio_curve as plan_portfolio_curve,
         resolve_convexity as resolve_convexity,
         withdraw_convexity_overlap as withdraw_convexity_overlap,
     )
@@ -80,6 +81,7 @@ __all__ = [
     "optimize",
     "optimizer_settings",
     "perfect_foresight_revenue_aud",
+    "plan_portfolio_curve",
     "plan_value_curve",
     "prepare_problem",
     "resolve_convexity",
@@ -119,6 +121,7 @@ _EXPORTS = {
     "optimization.value_bids": (
         "build_value_curve_bid",
         "convexity_violation",
+        "plan_portfolio_curve",
         "resolve_convexity",
         "withdraw_convexity_overlap",
     ),

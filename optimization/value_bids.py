@@ -36,10 +36,17 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder import EnergyBid, PriceBand, Region, TelemetrySnapshot
+from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, aggregate_portfolio
-from optimization.value_curve import FloatArray, ValueCurve
+from optimization.value_curve import (
+    FloatArray,
+    PriceDistribution,
+    StorageModel,
+    ValueCurve,
+    ValueCurveSettings,
+    plan_value_curve,
+)
 
 # The smallest price step between the two sides when convexity is resolved (AUD/MWh).
 PRICE_TICK_AUD_PER_MWH = 0.01
@@ -186,3 +193,39 @@ def withdraw_convexity_overlap(bid: EnergyBid) -> EnergyBid:
         for b in bid.charge_bands
     )
     return bid.model_copy(update={"charge_bands": bands})
+
+
+def portfolio_storage(telemetry: TelemetrySnapshot, interval_hours: float) -> StorageModel:
+    """The portfolio's online batteries (as the optimizer sees them) as the planner's storage."""
+    battery = aggregate_portfolio(telemetry)
+    reserve = min(battery.reserve_mwh, battery.capacity_mwh * (1 - 1e-9))
+    return StorageModel(
+        capacity_mwh=battery.capacity_mwh,
+        reserve_mwh=reserve,
+        max_charge_mw=battery.max_charge_mw,
+        max_discharge_mw=battery.max_discharge_mw,
+        charge_efficiency=battery.charge_efficiency,
+        discharge_efficiency=battery.discharge_efficiency,
+        interval_hours=interval_hours,
+    )
+
+
+def plan_portfolio_curve(
+    forecast: Forecast,
+    telemetry: TelemetrySnapshot,
+    settings: ValueCurveSettings,
+    interval_hours: float,
+    price_floor: float,
+    price_cap: float,
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
+) -> ValueCurve:
+    """The portfolio's value curve against the forecast's price distribution (clipped to the
+    market's floor and cap); `previous` (the last plan, `previous_row` intervals ago) warm-starts
+    the periodic terminal value. The live cycle and the backtest both plan through here."""
+    distribution = PriceDistribution.from_forecast(forecast, settings.price_atoms, price_floor, price_cap)
+    if previous is not None and previous.horizon != distribution.horizon:
+        previous = None
+    return plan_value_curve(
+        portfolio_storage(telemetry, interval_hours), distribution, settings, previous, previous_row
+    )
