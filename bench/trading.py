@@ -232,9 +232,10 @@ def grid(
         f = figures(result)
         table[pair] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
         log.info("%s grid %s: %s", region, pair, table[pair])
-    lp = run_backtest(request, prices, progress=False, forecaster=source, reuse=reuse)
-    f = figures(lp)
-    table["lp_lambda"] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
+    if not args.skip_lp:
+        lp = run_backtest(request, prices, progress=False, forecaster=source, reuse=reuse)
+        f = figures(lp)
+        table["lp_lambda"] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
     return {"region": region, "grid": table}
 
 
@@ -297,6 +298,7 @@ def main() -> None:
     parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes")
     parser.add_argument("--lp-everywhere", action="store_true", help="LP-λ in every region, not only SA1")
     parser.add_argument("--skip-shipped", action="store_true")
+    parser.add_argument("--skip-lp", action="store_true", help="--grid: no LP-λ run")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
