@@ -22,7 +22,6 @@ from autobidder import (
     EnergyBid,
     FactKind,
     FactStore,
-    Forecast,
     Provenance,
     Region,
     Schedule,
@@ -55,16 +54,10 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import (
-    ValueCurveSettings,
-    build_energy_bid,
-    build_value_curve_bid,
-    plan_portfolio_curve,
-    value_curve_settings,
-    withdraw_convexity_overlap,
-)
+from optimization import build_energy_bid, value_curve_settings, withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
+from workflows.curve_bids import value_curve_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.types import (
     AwaitAwardInput,
@@ -273,7 +266,9 @@ class CycleActivities:
             source = inp.schedule_fact_id
             vc_settings = value_curve_settings(version.strategy) if version is not None else None
             if vc_settings is not None:
-                curve_bid = self._value_curve_bid(inp.schedule_fact_id, telemetry, vc_settings, hours, common)
+                curve_bid = value_curve_bid(
+                    self._store, inp.schedule_fact_id, telemetry, vc_settings, hours, common
+                )
             if curve_bid is not None:
                 # `bidding.method = "value_curve"`: every band is the plan, none is headroom.
                 bid = curve_bid
@@ -300,43 +295,6 @@ class CycleActivities:
             # As in the backtest: an overlap the rebid clamp re-creates is withdrawn, not re-priced.
             limited = withdraw_convexity_overlap(limited)
         return limited, source
-
-    def _forecast_behind(self, schedule_fact_id: str) -> Forecast | None:
-        """The forecast a schedule was planned from: the schedule's inputs, or those of the
-        schedule a shifted (fallback) schedule was moved from."""
-        pending, seen = [schedule_fact_id], 0
-        while pending and seen < 4:
-            fact_id = pending.pop(0)
-            seen += 1
-            for parent in self._store.provenance(fact_id).inputs:
-                try:
-                    return self._store.get(parent, Forecast, FactKind.FORECAST)
-                except (TypeError, LookupError):  # not a forecast (a shifted schedule, telemetry) or gone
-                    pending.append(parent)
-        return None
-
-    def _value_curve_bid(
-        self,
-        schedule_fact_id: str,
-        telemetry: TelemetrySnapshot,
-        settings: ValueCurveSettings,
-        hours: float,
-        common: dict[str, Any],
-    ) -> EnergyBid | None:
-        """The value-curve bid for this interval, planned from the forecast behind the schedule
-        (None when that forecast cannot be found or does not cover the interval: the LP-λ bid of
-        the schedule stands in). Deterministic, so a retry rebuilds the same bid."""
-        forecast = self._forecast_behind(schedule_fact_id)
-        if forecast is None:
-            return None
-        interval_end = common["interval_end"]
-        step = round((interval_end - forecast.p50.first_interval_end) / forecast.p50.interval)
-        curve = plan_portfolio_curve(
-            forecast, telemetry, settings, hours, common["price_floor"], common["price_cap"]
-        )
-        if not 0 <= step < curve.horizon:
-            return None
-        return build_value_curve_bid(curve, step, telemetry, **common)
 
     def _store_bid(
         self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
