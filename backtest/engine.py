@@ -6,7 +6,10 @@ Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly 
     planning view  autobidder.strategy.limits.planning_telemetry       (reserve, nameplate power)
     every R-th:    forecast   -> backtest.forecasters (the forecast worker's function / registry)
                    optimize   -> optimization.problem.prepare_problem + backtest.planning.WarmPlanner
+                                 (bidding.method = "value_curve": optimization.plan_portfolio_curve)
     bid            optimization.bids.build_energy_bid on the plan's step k = g − (last solve)
+                   (value_curve: optimization.build_value_curve_bid on the curve's row k + 1
+                   from the current SoC, then withdraw_convexity_overlap after the limits)
     limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
     exchange       market_adapters.nem.energy_bid_violations (reject) and
                    market_adapters.clearing.clear_energy_bid

@@ -3,11 +3,14 @@
 Three numbers explain where value went (docs/backtesting.md):
 
     perfect_foresight_revenue   the hindsight LP over the whole window on realised prices, from
-                                the same initial SoC, free to end at any SoC, with the fleet's
-                                physical limits only (no strategy reserve, cycle limit or
-                                degradation cost): every schedule the fleet could have run earns at
-                                most this, and every strategy on the same fleet and window is
-                                measured against the same bound
+                                the same initial SoC, free to end at any SoC (what is left valued
+                                at the window's median price × η_d, as in every revenue figure),
+                                with the fleet's physical limits only (no strategy reserve, cycle
+                                limit or degradation cost): every schedule the fleet could have run
+                                earns at most this, and every strategy on the same fleet and window
+                                is measured against the same bound. A second LP, under the
+                                strategy's reserve, cycle limit and degradation cost, is the bound
+                                of `capture_ratio_constrained` (`BacktestRequest.constrained_bound`)
     revenue_perfect_forecast    the strategy's own loop (cadence, bids, limits, clearing) fed the
                                 realised prices as its forecast
     revenue                     the strategy's loop with its own forecaster
