@@ -230,7 +230,12 @@ def grid(
         )
         reuse = result
         f = figures(result)
-        table[pair] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"], f["revenue"])
+        table[pair] = (
+            f["capture_ratio_constrained"],
+            f["capture_ratio"],
+            f["equivalent_full_cycles"],
+            f["revenue"],
+        )
         log.info("%s grid %s: %s", region, pair, table[pair])
     if not args.skip_lp:
         lp = run_backtest(request, prices, progress=False, forecaster=source, reuse=reuse)
