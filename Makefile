@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck proto bench clean
+.PHONY: venv browser demo test lint typecheck proto bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +18,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/autobidder demo
 
-test: $(STAMP)
+# The report's layout test needs headless Chromium (a Debian package): installed when this runs as
+# root with apt, else that one test is skipped and says why.
+browser:
+	@command -v chromium-headless-shell >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell) \
+	  >/dev/null 2>&1; } || echo "note: no headless Chromium; tests/test_backtest_report_browser.py will skip"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

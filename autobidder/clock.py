@@ -33,6 +33,23 @@ def parse_instant(text: str, field: str) -> datetime:
     return require_aware(ts, field)
 
 
+# Timestamps a service accepts over the wire: wide enough for any market history or plan, narrow
+# enough that interval arithmetic (an end minus its length, a day ahead) cannot leave `datetime`'s
+# range (0001..9999) and raise OverflowError where a clear INVALID_ARGUMENT is due.
+EARLIEST_WIRE_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_WIRE_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def parse_wire_instant(text: str, field: str) -> datetime:
+    """`parse_instant`, also refusing instants outside 1990..2100 (a `ValueError` naming `field`)."""
+    ts = parse_instant(text, field)
+    if not EARLIEST_WIRE_INSTANT <= ts <= LATEST_WIRE_INSTANT:
+        raise ValueError(
+            f"{field}: {text!r} is outside {EARLIEST_WIRE_INSTANT.year}..{LATEST_WIRE_INSTANT.year}"
+        )
+    return ts
+
+
 def to_nem_time(ts: datetime) -> datetime:
     return require_aware(ts, "timestamp").astimezone(NEM_TZ)
 

@@ -64,6 +64,17 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def fact_id_of(kind: str, payload_text: str, provenance_text: str) -> str:
+    """SHA-256 of the canonical JSON of {"kind", "payload", "provenance"}, from the canonical texts.
+
+    Canonical JSON nests: with sorted keys and no spaces, the object's text is its members' texts
+    joined in key order. So the id is built from the texts already made for the row instead of
+    serialising the payload a second time (it is most of a fact's bytes), and stays the same id.
+    """
+    text = f'{{"kind":{json.dumps(kind)},"payload":{payload_text},"provenance":{provenance_text}}}'
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for the fact store; SQLite gets WAL and a busy timeout because several
     processes (Temporal worker, queue workers) write to the same file."""
@@ -96,13 +107,10 @@ class FactStore:
 
     def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
         """Store `value` as a fact and return its id; storing an identical fact again returns the same id."""
-        payload = value.model_dump(mode="json")
-        prov = provenance.model_dump(mode="json")
-        payload_text = _canonical(payload)
+        payload_text = _canonical(value.model_dump(mode="json"))
+        provenance_text = _canonical(provenance.model_dump(mode="json"))
         content_hash = hashlib.sha256(payload_text.encode()).hexdigest()
-        fact_id = hashlib.sha256(
-            _canonical({"kind": str(kind), "payload": payload, "provenance": prov}).encode()
-        ).hexdigest()
+        fact_id = fact_id_of(str(kind), payload_text, provenance_text)
         row = {
             "fact_id": fact_id,
             "kind": str(kind),
@@ -110,7 +118,7 @@ class FactStore:
             "cycle_id": provenance.cycle_id,
             "component": provenance.component,
             "payload": payload_text,
-            "provenance": _canonical(prov),
+            "provenance": provenance_text,
             "created_at_utc": datetime.now(UTC),
         }
         try:

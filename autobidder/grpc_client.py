@@ -12,10 +12,23 @@ from typing import Any, Self
 
 import grpc
 
+from autobidder.identity import ClientCredentials
+
 
 class GrpcClient:
-    def __init__(self, address: str, options: Sequence[tuple[str, Any]] = ()) -> None:
-        self._channel = grpc.insecure_channel(address, options=list(options))
+    """`credentials`: TLS to the service and this caller's bearer token / client certificate
+    (docs/security.md); None talks plaintext to a server started without authentication."""
+
+    def __init__(
+        self,
+        address: str,
+        options: Sequence[tuple[str, Any]] = (),
+        credentials: ClientCredentials | None = None,
+    ) -> None:
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address, options=list(options))
+        else:
+            self._channel = credentials.channel(address, options)
 
     def _probe_health(self, health_rpc: Any, request: Any, serving: int, timeout_s: float) -> bool:
         """True when `health_rpc` answers `serving` within `timeout_s`, waiting for the service to come up."""

@@ -2,11 +2,20 @@
 
 The same boto3 code talks to the local endpoint (moto's server on 127.0.0.1) and to AWS SQS;
 only `endpoint_url` differs. Messages are JSON objects.
+
+With a `signing_key` (the stack's per-stack key, docs/security.md) every message sent carries
+`signature`, an HMAC-SHA256 over the queue name and the canonical JSON of the rest, and every
+message received must carry a valid one: a forged or altered message (a result with a stolen
+task token, say) is deleted, logged, and never handed to the caller. The queue name is in the
+MAC so a request cannot be replayed as a result.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +32,10 @@ MAX_RECEIVES = 4
 # Results a bridge could not act on (Temporal unreachable) are handed back at once; this only
 # bounds the wait if the bridge itself dies holding one.
 RESULT_VISIBILITY_TIMEOUT_S = 5
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_FIELD = "signature"
 
 # Local endpoints accept any credentials; AWS gets the default credential chain instead.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -41,10 +54,16 @@ class QueueMessage:
 class SqsQueues:
     """Thin, thread-safe wrapper: queue URLs are resolved once and cached."""
 
-    def __init__(self, endpoint_url: str | None, *, connect_timeout_s: float = 2.0) -> None:
-        kwargs: dict[str, Any] = {"region_name": AWS_REGION}
+    def __init__(
+        self, endpoint_url: str | None, *, connect_timeout_s: float = 2.0, signing_key: bytes | None = None
+    ) -> None:
+        self._key = signing_key
+        kwargs: dict[str, Any] = {}
         if endpoint_url is not None:
-            kwargs |= {"endpoint_url": endpoint_url, **_LOCAL_CREDENTIALS}
+            kwargs |= {"region_name": AWS_REGION, "endpoint_url": endpoint_url, **_LOCAL_CREDENTIALS}
+        # None: AWS itself, with region and credentials from the standard chain (environment,
+        # profile, instance or task role); the queues get SQS-managed server-side encryption.
+        self._aws = endpoint_url is None
         # The long-poll read timeout must outlast WaitTimeSeconds (at most 20 s).
         config = Config(connect_timeout=connect_timeout_s, read_timeout=25, retries={"max_attempts": 2})
         self._client = boto3.client("sqs", config=config, **kwargs)
@@ -80,12 +99,17 @@ class SqsQueues:
             },
         )
         self.configure(result_queue, {"VisibilityTimeout": str(RESULT_VISIBILITY_TIMEOUT_S)})
+        if self._aws:
+            for name in (request_queue, result_queue, dead_letter_queue):
+                self.configure(name, {"SqsManagedSseEnabled": "true"})
 
     def list_names(self) -> list[str]:
         urls = self._client.list_queues().get("QueueUrls", [])
         return [u.rsplit("/", 1)[-1] for u in urls]
 
     def send(self, name: str, body: dict[str, Any]) -> str:
+        if self._key is not None:
+            body = {**body, SIGNATURE_FIELD: message_signature(self._key, name, body)}
         out = self._client.send_message(QueueUrl=self.ensure(name), MessageBody=json.dumps(body))
         return str(out["MessageId"])
 
@@ -96,9 +120,9 @@ class SqsQueues:
             WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
-        return [
+        messages = [
             QueueMessage(
-                body=json.loads(m["Body"]),
+                body=_body(m["Body"]),
                 receipt_handle=m["ReceiptHandle"],
                 message_id=m["MessageId"],
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
@@ -106,6 +130,22 @@ class SqsQueues:
             )
             for m in out.get("Messages", [])
         ]
+        if self._key is None:
+            return messages
+        kept: list[QueueMessage] = []
+        for message in messages:
+            body = dict(message.body)
+            signature = body.pop(SIGNATURE_FIELD, None)
+            expected = message_signature(self._key, name, body)
+            if isinstance(signature, str) and hmac.compare_digest(signature, expected):
+                kept.append(QueueMessage(body, *_rest(message)))
+                continue
+            why = "no signature" if signature is None else "a bad signature"
+            log.warning(
+                "queue %s: dropped message %s with %s (forged or altered)", name, message.message_id, why
+            )
+            self.delete(name, message)
+        return kept
 
     def delete(self, name: str, message: QueueMessage) -> None:
         self._client.delete_message(QueueUrl=self.ensure(name), ReceiptHandle=message.receipt_handle)
@@ -130,6 +170,26 @@ class SqsQueues:
         self._client.change_message_visibility(
             QueueUrl=self.ensure(name), ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
         )
+
+
+def message_signature(key: bytes, queue: str, body: dict[str, Any]) -> str:
+    """HMAC-SHA256 (hex) of `queue` and the canonical JSON of `body` (without its signature)."""
+    unsigned = {k: v for k, v in body.items() if k != SIGNATURE_FIELD}
+    payload = f"{queue}\n{json.dumps(unsigned, sort_keys=True, separators=(',', ':'))}".encode()
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+def _body(text: str) -> dict[str, Any]:
+    """A message body; anything but a JSON object becomes {} (refused by its signature or reader)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _rest(message: QueueMessage) -> tuple[str, str, int, float | None]:
+    return message.receipt_handle, message.message_id, message.receive_count, message.sent_at_s
 
 
 def _sent_at(attributes: dict[str, str]) -> float | None:

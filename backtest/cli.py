@@ -14,9 +14,8 @@
 HTML file that opens offline; --json prints the figures (revenue, perfect_foresight_revenue,
 capture_ratio, …) for scripts. See docs/backtesting.md.
 
-exit codes: 0 ok · 1 the backtest failed part-way (the message names the interval) or the
-strategy file is invalid · 2 usage error (dates outside the prices, unknown forecaster, unreadable
-file) · 3 no such strategy version in the store
+A backtest that fails part-way exits 1 with the interval named; an unknown forecaster or stored
+version exits 3; dates outside the prices exit 1 with the dates they cover.
 """
 
 from __future__ import annotations
@@ -64,6 +63,13 @@ def _common(parser: argparse.ArgumentParser, strategy_help: str, forecaster_help
     )
     parser.add_argument("--forecaster", action="append", metavar="NAME@VERSION", help=forecaster_help)
     parser.add_argument(
+        "--refit-days",
+        type=float,
+        metavar="DAYS",
+        help="refit the strategy's forecaster every DAYS on the prices before each forecast "
+        "(rolling, out of sample; default: use the stored version as is)",
+    )
+    parser.add_argument(
         "--reoptimize-every",
         type=int,
         default=30,
@@ -77,6 +83,12 @@ def _common(parser: argparse.ArgumentParser, strategy_help: str, forecaster_help
         help="where to write the HTML report (default: <data_dir>/backtests/…html)",
     )
     parser.add_argument("--no-report", action="store_true", help="write no HTML report")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="also write every interval (price, forecast, award, revenue, SoC, bid) as CSV",
+    )
     parser.add_argument(
         "--no-split",
         action="store_true",
@@ -110,7 +122,7 @@ def register(subparsers: Any) -> None:
         "  autobidder backtest compare --strategy strategies/sa1-vpp.toml \\\n"
         "      --forecaster seasonal_naive@1 --forecaster quantile_mlp@1 \\\n"
         "      --from 2022-09-30 --to 2022-10-06\n\n"
-        "exit codes: 0 ok · 1 a backtest failed part-way · 2 usage error · 3 no such stored version",
+        "a backtest that fails part-way exits 1 with the interval named",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder import PriceDataError, PriceSeries, Settings, load_prices, load_settings
+from autobidder import PriceDataError, PriceSeries, Settings, exit_code_for, load_prices, load_settings
 from autobidder.strategy import (
     Strategy,
     StrategyDatabaseError,
@@ -25,9 +26,10 @@ from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
+from backtest.trader import write_csv
 from optimization import RiskSettingError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_OK, EXIT_USAGE = 0, 2
 
 HEADLINE = (
     ("revenue", "revenue (AUD)", "{:,.0f}"),
@@ -38,6 +40,7 @@ HEADLINE = (
     ("forecast_loss_aud", "lost to forecast error (AUD)", "{:,.0f}"),
     ("equivalent_full_cycles", "equivalent full cycles", "{:,.2f}"),
     ("energy_throughput_mwh", "energy throughput (MWh)", "{:,.1f}"),
+    ("spread_captured_aud_per_mwh", "spread captured (AUD/MWh)", "{:,.2f}"),
     ("forecast_mae_aud_per_mwh", "forecast MAE (AUD/MWh)", "{:,.2f}"),
     ("solves", "optimizer solves", "{:,}"),
     ("wall_seconds", "wall time (s)", "{:,.1f}"),
@@ -84,6 +87,7 @@ def _request(
         split_losses=not args.no_split,
         source_text=loaded.source_text,
         models_dir=settings.data_dir / "models",
+        refit_days=getattr(args, "refit_days", None),
     )
 
 
@@ -133,6 +137,8 @@ def run_command(args: argparse.Namespace) -> int:
     if path is not None:
         write_report(path, render_report([result]))
         out["report"] = str(path)
+    if args.csv is not None:
+        out["csv"] = str(write_csv(args.csv, result))
     if args.json:
         print(json.dumps(out, indent=2))
         return EXIT_OK
@@ -150,7 +156,15 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if path is not None:
         print(f"report: {path}")
+    if args.csv is not None:
+        print(f"intervals: {args.csv}")
     return EXIT_OK
+
+
+def compare_suffix(labels: list[str]) -> str:
+    """The report name's tail for a compare: named by what is compared, so two compares over the
+    same days (other strategies or forecasters) keep both reports."""
+    return "_compare_" + "_vs_".join(re.sub(r"[^A-Za-z0-9.@-]+", "-", label).strip("-") for label in labels)
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -181,7 +195,7 @@ def compare_command(args: argparse.Namespace) -> int:
         previous = results[0] if results else None
         results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
     all_figures = [figures(r) for r in results]
-    path = _report_path(args, settings, results[0], "compare_command")
+    path = _report_path(args, settings, results[0], compare_suffix(labels))
     if path is not None:
         write_report(path, render_report(results, labels))
     keys = (
@@ -230,25 +244,23 @@ def guarded(handler: Any) -> Any:
             print(
                 "fix the strategy file (`autobidder strategy validate FILE`) and run again", file=sys.stderr
             )
-            unreadable = all(i.field == "(file)" and "TOML" not in i.rule for i in exc.issues)
-            return EXIT_USAGE if unreadable else EXIT_FAILED
+            return exit_code_for(exc)
+        except UsageError as exc:
+            print(f"autobidder backtest: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except (
-            UsageError,
             WindowError,
             UnknownForecasterError,
             RiskSettingError,
             PriceDataError,
             VersionRefError,
             StrategyDatabaseError,
+            StrategyStoreError,
+            BacktestError,
         ) as exc:
+            # 3 for what does not exist (a forecaster, a stored version, the prices file), else 1.
             print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except StrategyStoreError as exc:
-            print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        except BacktestError as exc:
-            print(f"autobidder backtest: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return exit_code_for(exc)
 
     return run
 

@@ -13,7 +13,7 @@ Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly 
     limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
     exchange       market_adapters.nem.energy_bid_violations (reject) and
                    market_adapters.clearing.clear_energy_bid
-    dispatch       fleet.simulated.disaggregate + SimulatedFleet.apply
+    dispatch       fleet.simulated.disaggregate_flat + SimulatedFleet.apply
     settle         autobidder.settlement.settle
 
 There is no Temporal, no queue and no database: the loop owns the fleet twin and the plan. The
@@ -42,11 +42,12 @@ from autobidder.strategy import (
 )
 from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
-from fleet import SimulatedFleet, disaggregate
+from fleet import SimulatedFleet, disaggregate_flat
 from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     clear_energy_bid,
     energy_bid_violations,
+    in_nem_format,
     price_cap_aud_per_mwh,
 )
 from optimization import (
@@ -324,6 +325,7 @@ def simulate(
             # The rebid clamp can pull a charge band above a discharge band; withdrawing the
             # overlapping charge bands keeps convexity without moving a price the clamp set.
             bid = withdraw_convexity_overlap(bid)
+        bid = in_nem_format(bid)
         violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
         if violations:
             trace.rejected[step] = True
@@ -338,7 +340,7 @@ def simulate(
             )
         else:
             award = clear_energy_bid(bid, price)
-        dispatch = disaggregate(portfolio, end, award.net_mw, telemetry, dt_h)
+        dispatch = disaggregate_flat(portfolio, end, award.net_mw, telemetry, dt_h)
         fleet.apply(dispatch, dt_h)
         settlement = settle(portfolio, award, dt_h)
         discharged_today_mwh += award.discharge_mw * dt_h

@@ -11,6 +11,12 @@ with the forecast worker's own function, `forecasting.service.forecast_for_snaps
 `MarketSnapshot` the worker gets (the last `lookback_intervals` published prices). Like the live
 cycle, a model that fails on some interval falls back to seasonal naive; the source counts those
 fallbacks so the report can say so.
+
+`RefittingForecaster` (`resolve_forecaster(..., refit_days=N)`) is the out-of-sample path for a
+model that learns: it fits a fresh instance of the named forecaster on the tape's prices before
+the forecast (never the scored period's) every `refit_days`, fine-tuning the previous fit where the
+model supports it, and forecasts through the same fallback as the live cycle. Until the first fit
+(fewer than `min_train_days` of tape) seasonal naive stands in and counts as a fallback.
 """
 
 from __future__ import annotations
@@ -23,19 +29,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from autobidder import Forecast, MarketSnapshot, PriceSeries, Region
+from autobidder import Forecast, MarketSnapshot, NotFound, PriceSeries, Region
 from forecasting import (
     MODEL_NAME,
     MODEL_VERSION,
+    Forecaster,
     ForecastingError,
     History,
+    InsufficientDataError,
+    LoadedModel,
     ModelRef,
     ModelStore,
     QuantileForecast,
     SeasonalNaiveForecaster,
+    TrainingInfo,
     forecast_for_snapshot,
+    forecast_with_fallback,
+    load_class,
+    needs_training,
 )
 from optimization import FloatArray
 
@@ -44,7 +56,7 @@ PERFECT = "perfect_foresight@1"
 DEFAULT_LOOKBACK_INTERVALS = 2016  # what the live cycle fetches: 7 days of 5-minute prices
 
 
-class UnknownForecasterError(LookupError):
+class UnknownForecasterError(LookupError, NotFound):
     """No forecaster of that name@version; the message lists the known ones."""
 
 
@@ -117,6 +129,72 @@ class SnapshotForecaster:
         return forecast
 
 
+class RefittingForecaster(SnapshotForecaster):
+    """Rolling refits of the forecaster `name` on the tape before each forecast (module docstring).
+
+    A refit is due at the first forecast and then every `refit_days`; it fits on the last
+    `train_days` of the tape before the forecast (all of it when None), and the same instance is
+    refitted, so a model with `warm_start_epochs` fine-tunes. `refits` lists (tape index, seconds).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        refit_days: float = 28.0,
+        min_train_days: float = 14.0,
+        train_days: float | None = None,
+        lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS,
+    ) -> None:
+        cls = load_class(name)
+        if not needs_training(cls):
+            raise ValueError(f"forecaster {name!r} learns nothing; refits would change nothing")
+        self.name = name
+        self._model: Forecaster = cls(**(params or {}))
+        self._loaded: LoadedModel | None = None
+        self._refit_days, self._min_train_days, self._train_days = refit_days, min_train_days, train_days
+        self._next_fit = -1  # tape index at or after which the next refit is due
+        self.refits: list[tuple[int, float]] = []
+        super().__init__(f"{name}@rolling", self._forecast, lookback_intervals)
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        per_day = round(timedelta(days=1) / tape.interval)
+        if index >= self._next_fit and index >= self._min_train_days * per_day:
+            self._refit(tape, index, per_day)
+        return super().forecast(tape, index, horizon)
+
+    def _refit(self, tape: PriceTape, index: int, per_day: int) -> None:
+        first = 0 if self._train_days is None else max(0, index - round(self._train_days * per_day))
+        history = History(
+            first_interval_end=tape.end_at(first),
+            interval_minutes=tape.interval_minutes,
+            prices=tape.prices_aud_per_mwh[first:index],  # only intervals that had ended
+        )
+        started = time.perf_counter()
+        try:
+            self._model.fit(history)
+        except InsufficientDataError:
+            self._next_fit = index + per_day  # try again a day later
+            return
+        self.refits.append((index, time.perf_counter() - started))
+        self._loaded = LoadedModel(
+            self.name, f"rolling-{len(self.refits)}", self._model, None, TrainingInfo.of(history)
+        )
+        self._next_fit = index + round(self._refit_days * per_day)
+
+    def _require_loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            raise InsufficientDataError(
+                f"{self.model}: not fitted yet (needs {self._min_train_days:g} days of tape "
+                "before the forecast)"
+            )
+        return self._loaded
+
+    def _forecast(self, snapshot: MarketSnapshot, first_interval_end: datetime, horizon: int) -> Forecast:
+        return forecast_with_fallback(self._require_loaded, self.model, snapshot, first_interval_end, horizon)
+
+
 class PerfectForecast:
     """The oracle: the realised prices of the horizon. Past the end of the tape it repeats the
     last day of the tape (documented in docs/backtesting.md), so the horizon never shrinks."""
@@ -146,9 +224,25 @@ class PerfectForecast:
 
 
 def resolve_forecaster(
-    model: str, models_dir: Path, lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS
+    model: str,
+    models_dir: Path,
+    lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS,
+    refit_days: float | None = None,
+    params: dict[str, Any] | None = None,
 ) -> SnapshotForecaster:
-    """The forecast source for `name@version` (see the module docstring)."""
+    """The forecast source for `name@version` (see the module docstring). With `refit_days`, a
+    `RefittingForecaster` of the model's name (the version is ignored: the refits are the versions)
+    with `params`."""
+    if refit_days is not None:
+        try:
+            return RefittingForecaster(
+                ModelRef.parse(model).name,
+                params,
+                refit_days=refit_days,
+                lookback_intervals=lookback_intervals,
+            )
+        except ForecastingError as exc:
+            raise UnknownForecasterError(f"forecaster {model!r}: {exc}") from exc
     store = ModelStore(models_dir)
     try:
         store.resolve(ModelRef.parse(model))
@@ -165,7 +259,8 @@ def resolve_forecaster(
 
 
 class BatchForecaster(Protocol):
-    """A trained forecaster that forecasts many as-of times in one call (quantile_mlp does)."""
+    """A trainable forecaster (`config.levels` its quantile levels). One that also has
+    `predict_many(history, as_of, horizon)` forecasts many as-of times in one call."""
 
     name: str
     version: str
@@ -173,9 +268,7 @@ class BatchForecaster(Protocol):
 
     def fit(self, history: History) -> None: ...
 
-    def predict_many(
-        self, history: History, as_of: npt.NDArray[np.int64], horizon_intervals: int
-    ) -> FloatArray: ...
+    def predict(self, history: History, first_interval_end: datetime, horizon_intervals: int) -> Any: ...
 
 
 class RollingRefitForecaster:
@@ -246,7 +339,18 @@ class RollingRefitForecaster:
     def _batch(self, model: BatchForecaster, index: int, stop: int) -> None:
         started = time.perf_counter()
         indices = np.arange(index, max(stop, index + 1), self._step, dtype=np.int64)
-        values = model.predict_many(self._history, indices - 1, self._horizon)
+        batch = getattr(model, "predict_many", None)
+        if batch is not None:
+            values = np.asarray(batch(self._history, indices - 1, self._horizon), dtype=np.float64)
+        else:  # any Forecaster: one predict per as-of time, on the prices before it
+            values = np.stack(
+                [
+                    model.predict(
+                        self._history.window(0, int(g)), self._history.interval_end_at(int(g)), self._horizon
+                    ).values
+                    for g in indices
+                ]
+            )
         self._cache.update({int(g): values[i].astype(np.float32) for i, g in enumerate(indices)})
         self.predict_seconds += time.perf_counter() - started
 

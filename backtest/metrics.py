@@ -21,6 +21,7 @@ import numpy as np
 from autobidder.strategy import Limit
 from backtest.engine import SimulationRun
 from backtest.runner import BacktestResult
+from backtest.trader import spread_figures
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -113,6 +114,7 @@ def figures(result: BacktestResult) -> dict[str, Any]:
         "energy_throughput_mwh": _round(charged + discharged, 3),
         "equivalent_full_cycles": _round(discharged / capacity_mwh, 3),
         "cycles_per_day": _round(discharged / capacity_mwh / days, 3) if days else None,
+        **spread_figures(run),
         "capacity_mwh": _round(capacity_mwh, 3),
         "initial_soc_mwh": _round(run.initial_soc_mwh, 3),
         "final_soc_mwh": _round(run.final_soc_mwh, 3),

@@ -25,10 +25,12 @@ from autobidder import NEM_TZ
 from backtest.metrics import figures
 from backtest.runner import BacktestResult
 from backtest.svg import Chart, Series, auto_range, render
+from backtest.trader import daily_table_html
 
 PRICE, FORECAST, BOUND, ORACLE = "#222222", "#e67e22", "#2ca02c", "#9467bd"
 RUN_COLORS = ("#1f77b4", "#d62728")
 INTERVALS_PER_DAY = 288
+SYMLOG_ABOVE_AUD_PER_MWH = 1000.0
 
 # (figure key, label, format) in table order; formats: money, ratio, mwh, price, count, text
 TABLE: tuple[tuple[str, str, str], ...] = (
@@ -43,6 +45,9 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("energy_charged_mwh", "Energy charged (MWh)", "number"),
     ("energy_discharged_mwh", "Energy discharged (MWh)", "number"),
     ("energy_throughput_mwh", "Energy throughput (MWh)", "number"),
+    ("average_sell_price_aud_per_mwh", "Average sell price, energy-weighted (AUD/MWh)", "number"),
+    ("average_buy_price_aud_per_mwh", "Average buy price, energy-weighted (AUD/MWh)", "number"),
+    ("spread_captured_aud_per_mwh", "Spread captured, sell − buy (AUD/MWh)", "number"),
     ("forecast_mae_aud_per_mwh", "Forecast MAE over each horizon (AUD/MWh)", "number"),
     ("forecast_rmse_aud_per_mwh", "Forecast RMSE (AUD/MWh)", "number"),
     ("forecast_bias_aud_per_mwh", "Forecast bias, forecast − price (AUD/MWh)", "number"),
@@ -223,7 +228,18 @@ def _charts(results: Sequence[BacktestResult], labels: Sequence[str]) -> list[st
                 marker="down",
             )
         )
-    bids.y_range = auto_range([price[lo:hi]], clip_quantile=0.01)
+    bid_prices = [price[lo:hi]] + [
+        getattr(r.run.trace, side)[lo:hi]
+        for r in results
+        for side in ("discharge_price_aud_per_mwh", "charge_price_aud_per_mwh")
+    ]
+    spread = auto_range(bid_prices)
+    if max(abs(spread[0]), abs(spread[1])) > SYMLOG_ABOVE_AUD_PER_MWH:
+        # A spike (or a band at the cap) would squash every other band into a few pixels on a
+        # linear axis; symmetric-log keeps the spike and the bands readable together.
+        bids.y_scale, bids.y_range = "symlog", spread
+    else:
+        bids.y_range = auto_range([price[lo:hi]], clip_quantile=0.01)
 
     revenue = Chart("Cumulative revenue", "AUD", start_end, interval)
     revenue.add(Series("perfect foresight", BOUND, np.cumsum(first.bound.revenue_aud), dashed=True))
@@ -323,6 +339,8 @@ def render_report(results: Sequence[BacktestResult], labels: Sequence[str] | Non
 <h2>Figures</h2>
 {_table(all_figures, labels)}
 {"<ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""}
+<h2>Per day</h2>
+{daily_table_html(list(results), labels)}
 <h2>Charts</h2>
 {"".join(charts)}
 <h2>How to read this</h2>

@@ -92,6 +92,9 @@ class BacktestRequest:
     # Also solve the perfect-foresight bound under the strategy's reserve, cycle limit and
     # degradation cost (a second LP over the window; `capture_ratio_constrained`).
     constrained_bound: bool = True
+    # None: the strategy's name@version as stored; N: refit that model every N days on the tape
+    # before each forecast (backtest.forecasters.RefittingForecaster), out of sample over any window
+    refit_days: float | None = None
 
     @property
     def forecaster(self) -> str:
@@ -372,7 +375,7 @@ def run_backtest(
     tape = PriceTape.of(request.strategy.region, prices)
     window = resolve_window(tape, request.first_day, request.last_day)
     source: ForecastSource = forecaster or resolve_forecaster(
-        request.forecaster, request.models_dir, request.lookback_intervals
+        request.forecaster, request.models_dir, request.lookback_intervals, request.refit_days
     )
     spec = SimulationSpec(
         strategy=request.strategy,

@@ -22,6 +22,7 @@ from autobidder import NEM_TZ
 from optimization import FloatArray
 
 MAX_POINTS = 2400
+GUIDE_LABEL_HEIGHT = 12  # px: one line of the 11 px label font
 WIDTH, PLOT_HEIGHT = 960, 190
 LEFT, RIGHT, BOTTOM = 72, 24, 28
 
@@ -47,6 +48,10 @@ class Chart:
     series: list[Series] = field(default_factory=list)
     y_range: tuple[float, float] | None = None
     guides: list[tuple[float, str]] = field(default_factory=list)  # horizontal reference lines
+    # "symlog": linear within ±linthresh, logarithmic beyond, so a 10,000 AUD/MWh spike and bands
+    # at 50 and 300 AUD/MWh are all readable on one axis.
+    y_scale: Literal["linear", "symlog"] = "linear"
+    linthresh: float = 100.0
 
     def add(self, series: Series) -> Chart:
         self.series.append(series)
@@ -172,6 +177,14 @@ def auto_range(values: list[FloatArray], clip_quantile: float | None = None) -> 
     return float(low - pad), float(high + pad)
 
 
+SYMLOG_TICKS = (-10_000.0, -1000.0, -300.0, -100.0, 0.0, 100.0, 300.0, 1000.0, 3000.0, 10_000.0, 20_000.0)
+
+
+def symlog(values: FloatArray, linthresh: float) -> FloatArray:
+    """sign(v)·log10(1 + |v|/linthresh): monotonic, linear near 0, logarithmic in the tails."""
+    return np.sign(values) * np.log10(1 + np.abs(values) / linthresh)
+
+
 def _legend(chart: Chart) -> tuple[list[str], int]:
     """Legend entries laid out in rows under the title; returns the SVG parts and the row count."""
     parts: list[str] = []
@@ -214,9 +227,19 @@ def render(chart: Chart) -> str:
     def x_of(index: FloatArray) -> FloatArray:
         return LEFT + plot_w * index / max(n - 1, 1)
 
+    def scaled(values: FloatArray) -> FloatArray:
+        values = np.asarray(values, dtype=np.float64)
+        return symlog(values, chart.linthresh) if chart.y_scale == "symlog" else values
+
+    s_low, s_high = float(scaled(np.array([low]))[0]), float(scaled(np.array([high]))[0])
+
     def y_of(values: FloatArray) -> FloatArray:
         clipped = np.clip(values, low, high)
-        return top + plot_h * (1 - (clipped - low) / (high - low))
+        return top + plot_h * (1 - (scaled(clipped) - s_low) / (s_high - s_low))
+
+    ticks = nice_ticks(low, high)
+    if chart.y_scale == "symlog":
+        ticks = [t for t in SYMLOG_TICKS if low <= t <= high] or ticks
 
     out = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
@@ -224,7 +247,7 @@ def render(chart: Chart) -> str:
         f'<text x="{LEFT}" y="16" class="title">{escape(chart.title)}</text>',
         *legend,
     ]
-    for tick in nice_ticks(low, high):
+    for tick in ticks:
         y = float(y_of(np.array([tick]))[0])
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="ylabel">{_fmt(tick)}</text>')
@@ -237,12 +260,19 @@ def render(chart: Chart) -> str:
         anchor = ' style="text-anchor:end"' if x > WIDTH - RIGHT - 30 else ""
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" class="grid"/>')
         out.append(f'<text x="{x:.1f}" y="{top + plot_h + 18}" class="xlabel"{anchor}>{escape(label)}</text>')
-    for i, (value, label) in enumerate(chart.guides):
+    last_label_y = -math.inf
+    for value, label in sorted(chart.guides, key=lambda guide: -guide[0]):
         if low <= value <= high:
             y = float(y_of(np.array([value]))[0])
+            # Right-aligned at the plot's right edge (the labels are text-anchor: end, so anchored
+            # near the value axis they ran over its tick labels); above the line unless that leaves
+            # the plot, and always a label's height below the label above (drawn top to bottom).
+            label_y = y - 3 if y - 3 - GUIDE_LABEL_HEIGHT >= top else y + GUIDE_LABEL_HEIGHT
+            label_y = max(label_y, last_label_y + GUIDE_LABEL_HEIGHT)
+            last_label_y = label_y
             out.append(
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="guide"/>'
-                f'<text x="{LEFT + 4 + 150 * i}" y="{y - 3:.1f}" class="guidelabel">{escape(label)}</text>'
+                f'<text x="{WIDTH - RIGHT - 4}" y="{label_y:.1f}" class="guidelabel">{escape(label)}</text>'
             )
     clipped = False
     for s in chart.series:
@@ -266,6 +296,8 @@ def render(chart: Chart) -> str:
                 f'stroke-width="{s.width}"{dash} stroke-linejoin="round"/>'
             )
     notes = []
+    if chart.y_scale == "symlog":
+        notes.append(f"symmetric-log axis: linear within ±{_fmt(chart.linthresh)}, logarithmic beyond")
     if clipped:
         notes.append(
             f"axis clipped at {_fmt(low)} … {_fmt(high)} {chart.unit}; values beyond are drawn at the edge"

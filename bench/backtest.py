@@ -1,13 +1,14 @@
 """Benchmark: a year of NEM SA1 5-minute prices through the in-process backtest.
 
-    .venv/bin/python bench/backtest.py                      # 2022, 100 MW / 200 MWh, re-opt every 30 min
+    .venv/bin/python bench/backtest.py                      # 2022, 100 MW / 200 MWh, re-opt every 5 min
     .venv/bin/python bench/backtest.py --days 14 --split    # a quick look, with the loss split
 
 The backtest is the live cycle's pure functions in-process (backtest/engine.py): seasonal-naive
 forecast, the compiled, warm-started HiGHS re-solve of `optimization` (one model per battery
 configuration, kept for the whole run), the NEM bid builder, strategy limits, exchange validation
 and clearing, fleet dispatch and settlement for every 5-minute interval, and a re-optimization
-over a 24 h horizon every 30 minutes; then the perfect-foresight bound (one LP over the window).
+over a 24 h horizon every 5 minutes, the live cycle's cadence (`--reoptimize-every 30` for the
+lighter cadence earlier figures used); then the perfect-foresight bound (one LP over the window).
 
 Reference measured in the same run: the same re-solves done COLD (a fresh model compile per solve,
 as an optimizer without a persistent model would), on `--reference-solves` of the year's problems,
@@ -15,6 +16,14 @@ to project what the year would have cost without the warm path.
 
 Logs go to stderr; the last line on stdout is one JSON object: year_s, intervals_per_s,
 capture_ratio, and the breakdown and ratios (see the keys).
+
+    .venv/bin/python bench/backtest.py --fcas [--fcas-clearing co_optimised]
+
+runs instead energy plus four FCAS services (raise/lower regulation, raise/lower 6 s) on the SA1
+prices of ../shared/data/nem/price_fcas_2025-12.parquet (`bench/fcas_capture.py`): the bids the
+project builds, cleared and settled at the realised prices, against the co-optimised
+perfect-foresight bound; `fcas_capture_ratio` is revenue (energy + FCAS) over the bound, with the
+revenue per product.
 """
 
 from __future__ import annotations
@@ -112,6 +121,23 @@ def reference_cold_solves(
     return float(np.median(times)) if times else float("nan")
 
 
+def fcas_capture(args: argparse.Namespace) -> dict[str, object]:
+    """`bench/fcas_capture.py`'s run (loaded by path: this folder is not on sys.path, see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fcas_capture", Path(__file__).with_name("fcas_capture.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result: dict[str, object] = module.run(
+        power_mw=args.power_mw,
+        energy_mwh=args.energy_mwh,
+        reoptimize_every=max(1, args.reoptimize_every // 5),
+        clearing=args.fcas_clearing,
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,14 +152,23 @@ def main() -> None:
         help="first NEM day (default 2022-01-02: 2022-01-01 is the forecaster's history)",
     )
     parser.add_argument("--days", type=int, default=364, help="days to backtest (default 364: to 2022-12-31)")
-    parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes between re-optimizations")
+    parser.add_argument(
+        "--reoptimize-every", type=int, default=5, help="minutes between re-optimizations (default 5: live)"
+    )
     parser.add_argument("--power-mw", type=float, default=100.0)
     parser.add_argument("--energy-mwh", type=float, default=200.0)
     parser.add_argument("--split", action="store_true", help="also run the perfect-forecast run (loss split)")
     parser.add_argument("--reference-solves", type=int, default=40, help="cold solves for the reference")
     parser.add_argument("--models-dir", type=Path, default=Path("var/models"))
+    parser.add_argument(
+        "--fcas", action="store_true", help="energy + FCAS capture on the 2025-12 FCAS prices"
+    )
+    parser.add_argument("--fcas-clearing", choices=("price_taker", "co_optimised"), default="price_taker")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    if args.fcas:
+        print(json.dumps(fcas_capture(args)))
+        return
 
     started = time.monotonic()
     prices = load_prices(Region.SA1, args.prices)
@@ -184,6 +219,7 @@ def main() -> None:
         "capture_ratio": f["capture_ratio"],
         "intervals": result.window.intervals,
         "days": args.days,
+        "reoptimize_every_minutes": args.reoptimize_every,
         "solves": run.solves,
         "revenue_aud": f["revenue"],
         "perfect_foresight_revenue_aud": f["perfect_foresight_revenue"],

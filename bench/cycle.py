@@ -3,10 +3,11 @@
     .venv/bin/python bench/cycle.py [--cycles 20] [--portfolios 10] [--workers-per-stage 2]
 
 Starts the stack (Temporal dev server, moto SQS, exchange, fleet, Temporal worker, queue
-workers) on free loopback ports in a temporary directory. The fleet and exchange services each
-serve one portfolio, so every extra portfolio gets its own exchange and fleet process; the one
-Temporal worker routes to them (`worker.temporal_worker --routes`). Each portfolio runs its
-cycles back to back through `workflows.replay.run_cycle`; all portfolios run at once.
+workers) on free loopback ports in a temporary directory. One exchange and one fleet process
+serve every portfolio (`[[portfolios]]`); with `--pairs`, as before, every extra portfolio gets
+its own exchange and fleet process and the one Temporal worker routes to them
+(`worker.temporal_worker --routes`). Each portfolio runs its cycles back to back through
+`workflows.replay.run_cycle`; all portfolios run at once.
 
 Latency is one cycle's wall time from start request to result. The share of cycle time:
 - forecasting, solving: compute inside the forecast and optimize workers (their job log lines);
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,8 +45,9 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 from autobidder.config import dump_settings, load_settings  # noqa: E402
+from autobidder.identity import ensure_local_identity  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-from worker.stack import Stack, _grpc_healthy  # noqa: E402
+from worker.stack import Stack, _grpc_healthy, interrupt_on_sigterm  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
 
 log = logging.getLogger("bench.cycle")
@@ -74,11 +78,15 @@ def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def _extra_portfolios(
-    base: Any, count: int, run_dir: Path
-) -> tuple[dict[str, Any], dict[str, subprocess.Popen[bytes]]]:
-    """Exchange + fleet processes for portfolios p1..p<count>, and the routes file's content."""
+    base: Any, count: int, run_dir: Path, procs: dict[str, subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    """Exchange + fleet processes for portfolios p1..p<count> (into `procs` as each starts, so an
+    interrupt while they come up still stops them), and the routes file's content."""
     routes: dict[str, Any] = {}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    if base.security.enabled and base.security.local:
+        # One identity for the whole bench: the stack's service principal serves every portfolio.
+        names = [base.portfolio, *(f"bench-p{i}" for i in range(1, count + 1))]
+        ensure_local_identity(base.identity_files.root, names)
     for i in range(1, count + 1):
         name = f"bench-p{i}"
         ports = base.ports.model_copy(update={"exchange": free_port(), "fleet": free_port()})
@@ -102,11 +110,25 @@ def _extra_portfolios(
     for entry in routes.values():
         for kind in ("exchange", "fleet"):
             port = int(entry[kind].rsplit(":", 1)[1])
-            while not _grpc_healthy(kind, port):
+            while not _grpc_healthy(kind, port, base):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} on port {port} did not come up")
                 time.sleep(0.2)
-    return routes, procs
+    return routes
+
+
+def _stop_extra(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, SIGKILL what is left after 15 s."""
+    for proc in procs.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def _cpu_s(pid: int) -> float:
@@ -272,6 +294,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=288, help="forecast/optimize horizon (intervals)")
     parser.add_argument("--lookback", type=int, default=2016, help="market history per cycle (intervals)")
     parser.add_argument("--speedup", type=float, default=30.0, help="replay clock speed-up (sets deadlines)")
+    parser.add_argument(
+        "--pairs", action="store_true", help="one exchange + fleet process per portfolio (the old topology)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
@@ -285,30 +310,39 @@ def main() -> None:
             f"AUTOBIDDER_PORT_{n}": str(free_port())
             for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
         }
+        if not args.pairs:
+            env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, args.portfolios))
         settings = load_settings(env=env)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        routes, procs = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
         routes_path = settings.run_dir / "routes.json"
-        routes_path.write_text(json.dumps(routes))
         stack = Stack(
             settings,
             workers_per_stage=args.workers_per_stage,
-            temporal_worker_args=("--routes", str(routes_path.resolve())),
+            temporal_worker_args=("--routes", str(routes_path.resolve())) if args.pairs else (),
+            started_by="bench/cycle.py",
         )
-        t0 = time.monotonic()
-        stack.start(progress=lambda line: log.info("up %s", line))
-        log.info("stack up in %.1f s", time.monotonic() - t0)
+        # SIGTERM (timeout, a scheduler) stops every process this bench started, as Ctrl-C does.
+        interrupt_on_sigterm()
         try:
+            if args.pairs:
+                routes = _extra_portfolios(settings, args.portfolios - 1, settings.run_dir, procs)
+                routes_path.write_text(json.dumps(routes))
+            else:
+                routes = {name: {} for name in settings.all_portfolios[1:]}
+            t0 = time.monotonic()
+            stack.start(progress=lambda line: log.info("up %s", line))
+            log.info("stack up in %.1f s", time.monotonic() - t0)
             pids = {c.name: c.process.pid for c in stack.components if c.process is not None}
             pids |= {name: proc.pid for name, proc in procs.items()}
             figures = asyncio.run(_measure(settings, [settings.portfolio, *routes], args, pids))
+        except KeyboardInterrupt:
+            log.info("interrupted; stopping everything this bench started")
+            sys.exit(130)
         finally:
             stack.stop()
-            for proc in procs.values():
-                proc.terminate()
-            for proc in procs.values():
-                proc.wait(timeout=15)
+            _stop_extra(procs)
     print(json.dumps(figures))
 
 

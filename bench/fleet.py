@@ -14,7 +14,7 @@ give or take, seeded outages and telemetry delay), then times, as medians over `
 References measured in the same run, with ratios (ours / reference):
 
 - aggregate: the same per-battery columns summed per level with pandas `groupby` on path prefixes;
-- disaggregate: the foundation's flat `fleet.simulated.disaggregate` (energy only, one pydantic
+- disaggregate_flat: the foundation's flat `fleet.simulated.disaggregate_flat` (energy only, one pydantic
   object per battery);
 - gRPC: the original `Dispatch` form, one `BatteryDispatch` message per battery (energy only).
 
@@ -51,9 +51,10 @@ from fleet.client import FleetClient  # noqa: E402
 from fleet.disaggregate import disaggregate_award  # noqa: E402
 from fleet.hierarchy import FleetLayout  # noqa: E402
 from fleet.products import NEM_FCAS  # noqa: E402
-from fleet.simulated import disaggregate  # noqa: E402
+from fleet.simulated import disaggregate_flat  # noqa: E402
 from fleet.twins import HOME_FLEET_BEHAVIOUR, TwinFleet, synthetic_layout  # noqa: E402
 from fleet.types import NodeAward, TelemetryColumns, to_posix_s  # noqa: E402
+from worker.stack import interrupt_on_sigterm  # noqa: E402
 
 log = logging.getLogger("bench.fleet")
 
@@ -189,6 +190,8 @@ def grpc_round_trips(args: argparse.Namespace, root_award: NodeAward) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM as Ctrl-C, so the `finally` that stops the fleet service it started runs.
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -249,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     ref_agg_s = median_s(pandas_reference(layout, telemetry, as_of), max(args.repeats // 2, 1))
     snapshot = flat_snapshot(layout, telemetry, as_of)
     ref_dis_s = median_s(
-        lambda: disaggregate("bench", as_of + FIVE, award.energy_mw, snapshot, 5 / 60),
+        lambda: disaggregate_flat("bench", as_of + FIVE, award.energy_mw, snapshot, 5 / 60),
         max(args.repeats // 2, 1),
     )
     log.info(
-        "aggregate %.1f ms (pandas %.1f ms); disaggregate %.1f ms (flat %.1f ms)",
+        "aggregate %.1f ms (pandas %.1f ms); disaggregate_flat %.1f ms (flat %.1f ms)",
         agg_s * 1e3,
         ref_agg_s * 1e3,
         dis_s * 1e3,

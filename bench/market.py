@@ -30,6 +30,15 @@ Clearing: in this process, an exchange with `--clear-portfolios` bids per interv
 their trapezium when the shared FCAS file exists, and the settlement of each award, stored);
 `clearing_ms_per_interval` is milliseconds per interval.
 
+Co-optimised clearing (`--nemde-intervals`, 0 skips it; needs the shared FCAS file): the same
+exchange in its `co_optimised` mode (energy and FCAS dispatched together, one HiGHS LP per
+interval for all its bids) clears `--clear-portfolios` bids per interval offering every product:
+energy supply and demand and all ten FCAS services (regulation on both its GEN and LOAD side,
+so 14 offers and 140 bands a bid), settled and stored. `nemde_clear_ms_per_interval` is
+milliseconds per interval (target 100), `nemde_clear_cpu_ms_per_interval` the CPU time this
+process spent per interval (steadier on a busy machine); `nemde_price_taker_*` the price-taker
+clearing of the same bids, for comparison.
+
 Ends by printing one JSON line with every figure above (and the parameters of the runs).
 """
 
@@ -60,13 +69,18 @@ from exchange.core import Exchange, ExchangeParts
 from exchange.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.bids import Band, Market, MarketBid, MarketRun, Product, ProductOffer, Side, UnitLimits
 from market_adapters.market_codec import market_bid_to_proto
-from market_adapters.nem_fcas import battery_fcas_offer
+from market_adapters.nem_fcas import FCAS_SERVICES, battery_fcas_offer, battery_fcas_offers
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 log = logging.getLogger("bench.market")
 LIMITS = UnitLimits(max_discharge_mw=10.0, max_charge_mw=10.0)
-SUPPLY_PRICES = (-1000.0, 0.0, 50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 5000.0, 15000.0)
+# Every demand price below every supply price: AEMO refuses a bidirectional unit's bid otherwise.
+SUPPLY_PRICES = (100.01, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 1000.0, 5000.0, 15000.0)
 DEMAND_PRICES = (-1000.0, -500.0, -100.0, -50.0, 0.0, 20.0, 40.0, 60.0, 80.0, 100.0)
+
+
+# FCAS bands a cent apart (NEM band prices strictly increase): half near 0, half near 1 AUD/MW/h.
+FCAS_BAND_PRICES = [0.0, 0.01, 0.02, 0.03, 0.04, 1.0, 1.01, 1.02, 1.03, 1.04]
 
 
 def portfolio(i: int) -> str:
@@ -292,8 +306,8 @@ def clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     if fcas is not None:
         first = datetime(2025, 12, 20, 0, 5, tzinfo=NEM_TZ)
         offers: tuple[ProductOffer, ...] = (
-            battery_fcas_offer(Product.NEM_RAISE_6S, LIMITS, 5.0, [0.0] * 5 + [1.0] * 5, [0.5] * 10),
-            battery_fcas_offer(Product.NEM_LOWER_REG, LIMITS, 5.0, [0.0] * 5 + [1.0] * 5, [0.5] * 10),
+            battery_fcas_offer(Product.NEM_RAISE_6S, LIMITS, 5.0, FCAS_BAND_PRICES, [0.5] * 10),
+            battery_fcas_offer(Product.NEM_LOWER_REG, LIMITS, 5.0, FCAS_BAND_PRICES, [0.5] * 10),
         )
     else:
         first, offers = history.first_interval_end, ()
@@ -325,6 +339,63 @@ def clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     }
 
 
+def all_products_offers(index: int) -> tuple[ProductOffer, ...]:
+    """FCAS offers for every service (regulation on both sides), varied a little per bid."""
+    share = 0.2 + 0.6 * ((index * 37) % 100) / 100  # of 5 MW
+    offers: list[ProductOffer] = []
+    for product in sorted(FCAS_SERVICES):
+        offers.extend(
+            battery_fcas_offers(
+                product,
+                LIMITS,
+                5.0 * share + 1.0,
+                FCAS_BAND_PRICES,
+                [0.5] * 10,
+                scheduled_net_mw=(index % 5) - 2.0,
+            )
+        )
+    return tuple(offers)
+
+
+def nemde_clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
+    """Co-optimised against price-taker clearing of the same all-products bids."""
+    if not SHARED_FCAS_FILE.exists():
+        return {}
+    fcas = load_nem_fcas(Region.SA1, SHARED_FCAS_FILE)
+    history = load_prices(Region.SA1)
+    first = datetime(2025, 12, 20, 0, 5, tzinfo=NEM_TZ)
+    ends = [first + i * timedelta(minutes=5) for i in range(intervals)]
+    out: dict[str, float] = {}
+    for mode in ("co_optimised", "price_taker"):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'nemde.db'}")
+            exchange = Exchange(
+                ExchangeParts(
+                    region=Region.SA1,
+                    prices=history,
+                    limits={portfolio(i): LIMITS for i in range(portfolios)},
+                    engine=engine,
+                    extra_prices=fcas,
+                    clearing=mode,
+                )
+            )
+            for end in ends:
+                exchange.submit_bids([make_bid(p, end, all_products_offers(p)) for p in range(portfolios)])
+            start, cpu = time.perf_counter(), time.process_time()
+            awards = sum(len(exchange.clear_interval(MarketRun.NEM_DISPATCH, end)) for end in ends)
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+            exchange.close()
+            engine.dispose()
+        if awards != portfolios * intervals:
+            raise SystemExit(f"bench: {mode}: cleared {awards} awards, expected {portfolios * intervals}")
+        key = "nemde_clear" if mode == "co_optimised" else "nemde_price_taker"
+        out[f"{key}_ms_per_interval"] = 1000 * seconds / intervals
+        out[f"{key}_cpu_ms_per_interval"] = 1000 * cpu_seconds / intervals
+    out["nemde_bids_per_interval"] = portfolios
+    out["nemde_offers_per_bid"] = 2 + len(all_products_offers(0))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bids", type=int, default=20_000, help="bids submitted per run")
@@ -345,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--clear-portfolios", type=int, default=100, help="bids per interval in the clearing run"
+    )
+    parser.add_argument(
+        "--nemde-intervals",
+        type=int,
+        default=20,
+        help="intervals cleared co-optimised, all products (0: skip)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
@@ -390,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         out["client_cpu_us_per_bid_batched"] = round(batched["client_cpu_us"], 1)
         if unary is not None:
             out["ratio_batched_to_unary"] = round(batched["per_s"] / unary["per_s"], 3)
+    if args.nemde_intervals:
+        nemde = nemde_clearing_run(args.clear_portfolios, args.nemde_intervals)
+        out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in nemde.items()})
     if args.clear_intervals:
         clearing = clearing_run(args.clear_portfolios, args.clear_intervals)
         out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in clearing.items()})

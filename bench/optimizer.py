@@ -12,8 +12,10 @@ with `forbid_simultaneous`. For every horizon T and model kind it times, next to
   no basis (HiGHS `clearSolver`); raw: build the arrays, `passModel`, run. The one-off build +
   compile per configuration is reported separately (`t<T>_compile_s`, `t<T>_first_with_compile_*`).
 * resolve: the rolling re-solve, horizon shifted one interval, SoC moved by the first interval's
-  dispatch; ours pushes only what moved and starts from the last basis; raw overwrites every
-  cost and bound (and changed coefficients) on its live model.
+  dispatch; ours pushes only what moved and starts from the last basis; raw, as a lean highspy
+  user would, computes only the new costs and bounds with numpy (the matrix, built once, is
+  reused: `optimization.reference.matrix_key`) and overwrites them with `changeColsCost`,
+  `changeColsBounds` and `changeRowsBounds` on its live model.
 
 Each time is end to end: from problem data to a schedule (ours: a validated `Schedule`; raw:
 the solution arrays). Medians over the instances. Then a fleet of 1,000 heterogeneous batteries

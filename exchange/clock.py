@@ -5,9 +5,11 @@ Two clocks, one interface:
 * `ReplayClock` (demo, backtests, tests): virtual market time that only moves forward. It
   starts unset (before every interval) and advances to whatever market time a request carries:
   the `as_of` of market data and bids, the end of an interval whose award is asked for, or an
-  explicit `AdvanceMarketClock`. Seeing a price is what makes time pass: once a client has been
-  shown the price of an interval (or asked for its award), bids for it are after gate closure,
-  so a replay cannot bid with hindsight, however fast it runs.
+  explicit `AdvanceMarketClock`. Only a request that succeeds moves it (a refused bid or a failed
+  market-data request leaves it where it was: `peek` judges the request first). Seeing a price is
+  what makes time pass: once a client has been shown the price of an interval (or asked for its
+  award), bids for it are after gate closure, so a replay cannot bid with hindsight, however
+  fast it runs.
 * `WallClock` (live): market time is the wall clock (plus a fixed offset, for tests). Requests
   cannot move it.
 """
@@ -33,6 +35,11 @@ class MarketClock(Protocol):
         """A request says it is `market_time`: a replay clock moves there (never back); returns now()."""
         ...
 
+    def peek(self, market_time: datetime) -> datetime | None:
+        """What `observe(market_time)` would return, without moving the clock: a request is
+        judged at this time, and the clock moves only once the request has succeeded."""
+        ...
+
 
 class ReplayClock:
     """Virtual market time, moved forward by the requests of a replay (see the module docstring)."""
@@ -53,6 +60,11 @@ class ReplayClock:
                 self._now = t
             return self._now
 
+    def peek(self, market_time: datetime) -> datetime | None:
+        t = require_aware(market_time, "market_time").astimezone(UTC)
+        now = self._now
+        return t if now is None or t > now else now
+
 
 class WallClock:
     """Live market time: the wall clock, shifted by `offset` (tests use it to land in a history)."""
@@ -68,6 +80,9 @@ class WallClock:
     def observe(self, market_time: datetime) -> datetime:
         require_aware(market_time, "market_time")
         return self.now()
+
+    def peek(self, market_time: datetime) -> datetime:
+        return self.observe(market_time)
 
 
 __all__ = ["MarketClock", "ReplayClock", "WallClock"]

@@ -68,7 +68,10 @@ from market_adapters import (
     UnitLimits,
     canonical_bid_json,
     canonical_json,
+    clip,
+    cooptimised_awards,
     energy_bid_violations,
+    expected_bid_id,
     legacy_revision,
     market_bid_of,
     rebid_event_violations,
@@ -81,11 +84,28 @@ log = logging.getLogger(__name__)
 # One year of 5-minute intervals: far more than any forecaster needs, and it keeps a response
 # (8 bytes a price) well inside gRPC's default 4 MiB message limit.
 MAX_LOOKBACK_INTERVALS = 105_120
+# What one bid may claim and take, checked before anything is stored: SQLite ignores VARCHAR
+# lengths and PostgreSQL enforces them, so without these a long bid_id was stored on one and
+# refused UNAVAILABLE (retryable) on the other; with them both refuse it INVALID_ARGUMENT.
+# The lengths are the columns' (exchange/store.py).
+MAX_BID_ID_CHARS = 200
+MAX_PORTFOLIO_CHARS = 100
+MAX_LOCATION_CHARS = 40
+MAX_STRATEGY_VERSION_CHARS = 200
+MAX_REBID_CATEGORY_CHARS = 100
+# Revisions per interval: each accepted bid stays in the in-memory index, so the index is bounded
+# by portfolios x intervals within the horizon x revisions rather than by what callers send.
+MAX_REVISION = 99
+# How far ahead of market time a bid may be lodged (AEMO takes bids about two weeks ahead):
+# further out, a bid only fills the exchange's index.
+BID_HORIZON = timedelta(days=14)
+MAX_BIDS_PER_REQUEST = 1_000
 REGION_NOT_SERVED = Rule.REGION_NOT_SERVED
 UNKNOWN_PORTFOLIO = Rule.UNKNOWN_PORTFOLIO
 _NO_LIMITS = UnitLimits(math.inf, math.inf)
 
 PortfolioLimits = UnitLimits
+CLEARING_MODES = ("price_taker", "co_optimised")
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -99,7 +119,8 @@ class ExchangeParts:
     `prices` the gap-free energy history (NEM dispatch or ERCOT real-time) that market data
     answers from; `extra_prices` further products and runs (NEM FCAS, ERCOT day-ahead and
     ancillary services), which fill intervals `prices` lacks; `clock` defaults to a replay clock;
-    `nem_price_caps` are the NEM price caps its validation applies (the settings' table).
+    `nem_price_caps` are the NEM price caps its validation applies (the settings' table);
+    `clearing` how awards are cleared (`CLEARING_MODES`).
     """
 
     region: Region | str
@@ -110,6 +131,10 @@ class ExchangeParts:
     clock: MarketClock | None = None
     market: Market = Market.NEM
     nem_price_caps: PriceCapTable = NEM_PRICE_CAPS
+    # "price_taker" (default: energy band by band, then FCAS under the trapezium at that point) or
+    # "co_optimised" (NEM: energy and FCAS dispatched together, as NEMDE does; one HiGHS LP per
+    # interval for every bid, `market_adapters.cooptimised_awards`).
+    clearing: str = "price_taker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +185,8 @@ class PendingSubmit:
     commits: list[Commit]
     # Reserved with `defer_write`: the caller must hand it to `Exchange.write_now`.
     unwritten: Commit | None = None
+    # Where the request's `as_of` moves a replay clock once its bids are stored (never before).
+    advance_to: datetime | None = None
 
 
 def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
@@ -194,6 +221,9 @@ class Exchange:
         if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
             self._clock.observe(resumed)
         self._award_lock = threading.Lock()
+        if parts.clearing not in CLEARING_MODES:
+            raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
+        self._co_optimised = parts.clearing == "co_optimised" and parts.market == Market.NEM
 
     @property
     def region(self) -> Region | str:
@@ -229,9 +259,11 @@ class Exchange:
             raise InvalidRequestError(
                 f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
             )
-        now = self._reveal(as_of)
+        now = self._clock.peek(as_of)
         visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
         prices = published_prices(self._history, visible, lookback_intervals)
+        # Only an answered request moves the clock: a failed one (as_of past the history) leaves it.
+        self._reveal(as_of)
         return MarketSnapshot(region=self._region, as_of=as_of, prices=prices)
 
     def interval_prices(
@@ -299,6 +331,7 @@ class Exchange:
                     f"this exchange trades {self._location}, not {bid.location}",
                 )
             )
+        out.extend(self._trust_violations(bid))
         if bid.portfolio and bid.portfolio not in self._limits:
             known = ", ".join(sorted(self._limits))
             out.append(
@@ -309,6 +342,46 @@ class Exchange:
                     f"{bid.portfolio!r} is not registered ({known})",
                 )
             )
+        return out
+
+    def _trust_violations(self, bid: MarketBid) -> list[BidViolation]:
+        """What stops one caller's bid from taking another's place or growing the exchange: the
+        bid_id is derived from the bid's own portfolio, interval and revision; strings fit their
+        columns; revisions are bounded (the bidding horizon, which needs the market time, is in
+        `_stateful_violations`)."""
+        out: list[BidViolation] = []
+        for name, value, limit in (
+            ("bid_id", bid.bid_id, MAX_BID_ID_CHARS),
+            ("portfolio", bid.portfolio, MAX_PORTFOLIO_CHARS),
+            ("location", bid.location, MAX_LOCATION_CHARS),
+            ("strategy_version", bid.strategy_version, MAX_STRATEGY_VERSION_CHARS),
+            ("rebid.category", bid.rebid.category if bid.rebid else "", MAX_REBID_CATEGORY_CHARS),
+        ):
+            if len(value) > limit:
+                out.append(
+                    BidViolation(name, None, Rule.TOO_LONG, f"{len(value)} characters; at most {limit}")
+                )
+        if bid.revision > MAX_REVISION:
+            out.append(
+                BidViolation(
+                    "revision",
+                    None,
+                    Rule.REVISION_ABOVE_MAX,
+                    f"revision {bid.revision}; at most {MAX_REVISION} revisions per interval",
+                )
+            )
+        if time_usable(bid.interval_end):
+            expected = expected_bid_id(bid)
+            if bid.bid_id != expected:
+                out.append(
+                    BidViolation(
+                        "bid_id",
+                        None,
+                        Rule.BID_ID_MISMATCH,
+                        f"{clip(bid.bid_id, 120)!r} is not {clip(expected, 240)!r}, the "
+                        "<portfolio>/<interval end>/r<revision> of this bid",
+                    )
+                )
         return out
 
     def _limits_of(self, portfolio: str) -> UnitLimits:
@@ -359,6 +432,15 @@ class Exchange:
             raise BidValidationError(
                 "", [BidViolation("bids", None, Rule.REQUIRED, "the request carries no bid")]
             )
+        if len(bids) > MAX_BIDS_PER_REQUEST:
+            raise BidValidationError(
+                f"{len(bids)} bids",
+                [
+                    BidViolation(
+                        "bids", None, Rule.TOO_MANY_BIDS, f"{len(bids)} bids; at most {MAX_BIDS_PER_REQUEST}"
+                    )
+                ],
+            )
         return self._submit([(b, partial(self._static_violations, b)) for b in bids], as_of, defer_write)
 
     def _submit(
@@ -372,7 +454,8 @@ class Exchange:
         canonicals = [canonical_json(bid) for bid, _ in items]
         fresh_static = [None if self._ledger.get(bid.bid_id) else check() for bid, check in items]
         with self._ledger.lock:
-            market_time = self._clock.observe(as_of) if as_of is not None else self._clock.now()
+            # Judged at `as_of`, but the clock moves there only once the bids are stored (`finish`).
+            market_time = self._clock.peek(as_of) if as_of is not None else self._clock.now()
             outcomes: list[SubmitOutcome | None] = []
             new: list[StoredBid] = []
             pending: dict[str, StoredBid] = {}
@@ -416,7 +499,10 @@ class Exchange:
                 pending_commit = self._ledger.pending_commit(outcome.bid_id)
                 if pending_commit is not None:
                     waits.append(pending_commit)
-        return PendingSubmit([o for o in outcomes if o is not None], waits, commit if defer_write else None)
+        advance_to = market_time if as_of is not None and new else None
+        return PendingSubmit(
+            [o for o in outcomes if o is not None], waits, commit if defer_write else None, advance_to
+        )
 
     def write_now(self, pendings: Sequence[PendingSubmit]) -> None:
         """Write the deferred commits of `pendings` in one transaction on this thread."""
@@ -436,6 +522,9 @@ class Exchange:
                 self._ledger.settle(commit)
         except StorageError as exc:
             raise ExchangeStorageError(str(exc)) from exc
+        if pending.advance_to is not None:
+            # The stored bids record this market time, so a restart resumes here too.
+            self._clock.observe(pending.advance_to)
         return pending.outcomes
 
     def _stateful_violations(
@@ -476,6 +565,17 @@ class Exchange:
             else:
                 out.extend(self._adapter.rebid_violations(bid, previous.bid))
         out.extend(rebid_event_violations(bid, market_time))
+        if market_time is not None and bid.interval_end > market_time + BID_HORIZON:
+            # Before a replay clock is first set there is no horizon: a replay may start anywhere.
+            out.append(
+                BidViolation(
+                    "interval_end",
+                    None,
+                    Rule.INTERVAL_BEYOND_HORIZON,
+                    f"{bid.interval_end.isoformat()} is more than {BID_HORIZON.days} days after "
+                    f"market time {market_time.isoformat()}",
+                )
+            )
         return out
 
     def stored_bid(self, bid_id: str) -> SubmitOutcome:
@@ -520,9 +620,6 @@ class Exchange:
                     f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
                     f"(market time {now.isoformat()})"
                 )
-        else:
-            # Asking for an award is the replay saying the interval is over.
-            self._clock.observe(end)
         with self._award_lock:
             award = self._ledger.award(bid_id)
             if award is None:
@@ -531,18 +628,33 @@ class Exchange:
                     self._ledger.add_awards([award])
                 except StorageError as exc:
                     raise ExchangeStorageError(str(exc)) from exc
+        if self._clock.mode == "replay":
+            # Asking for an award is the replay saying the interval is over; an award that could
+            # not be cleared (no price) says nothing, and leaves the clock where it was.
+            self._clock.observe(end)
         return _in_zone(award, self._adapter.rules.timezone)
 
-    def _clear(self, bid: MarketBid) -> MarketAward:
-        prices = {
+    def _prices_of(self, bid: MarketBid) -> dict[Product, float]:
+        return {
             o.product: p
             for o in bid.offers
             if (p := self._replay.price(bid.run, o.product, bid.interval_end)) is not None
         }
+
+    def _clear(self, bid: MarketBid) -> MarketAward:
+        return self._clear_all([bid])[0]
+
+    def _clear_all(self, bids: Sequence[MarketBid]) -> list[MarketAward]:
+        """The awards of `bids` (of one interval): price-taker one by one, or co-optimised in one LP."""
         try:
-            return self._adapter.clear(bid, prices)
+            if self._co_optimised and bids:
+                hours = self._adapter.rules.runs[bids[0].run].interval_hours
+                return cooptimised_awards(bids, [self._prices_of(b) for b in bids], hours)
+            return [self._adapter.clear(bid, self._prices_of(bid)) for bid in bids]
         except MissingPriceError as exc:
-            raise PriceNotInHistoryError(f"{exc} (replay history of {self._location} {bid.run})") from None
+            raise PriceNotInHistoryError(
+                f"{exc} (replay history of {self._location} {bids[0].run})"
+            ) from None
 
     def award(self, bid_id: str) -> Award:
         """The foundation's NEM energy `Award` of `bid_id`."""
@@ -558,15 +670,17 @@ class Exchange:
 
     def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
         """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
+        with self._award_lock:
+            fresh = self._clear_all(
+                [
+                    s.bid
+                    for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+                    if self._ledger.award(s.bid.bid_id) is None
+                ]
+            )
+            self._ledger.add_awards(fresh)
         if self._clock.mode == "replay":
             self._reveal(interval_end)
-        with self._award_lock:
-            fresh = [
-                self._clear(s.bid)
-                for s in self._ledger.latest_for_interval(run, self._location, interval_end)
-                if self._ledger.award(s.bid.bid_id) is None
-            ]
-            self._ledger.add_awards(fresh)
         return [
             a
             for s in self._ledger.latest_for_interval(run, self._location, interval_end)
@@ -589,14 +703,15 @@ class Exchange:
     def _reveal(self, market_time: datetime) -> datetime | None:
         """Move the clock to `market_time`. A replay clock's new time is in the database before
         the caller shows anything it allows, so a restarted exchange resumes there (bids and
-        awards record their own times; market data and explicit advances need this row)."""
-        now = self._clock.observe(market_time)
+        awards record their own times; market data and explicit advances need this row). A write
+        that fails leaves the clock where it was."""
+        now = self._clock.peek(market_time)
         if self._clock.mode == "replay" and now is not None:
             try:
                 self._ledger.record_market_time(now)
             except StorageError as exc:
                 raise ExchangeStorageError(str(exc)) from exc
-        return now
+        return self._clock.observe(market_time)
 
 
 def _outcome(stored: StoredBid, *, duplicate: bool) -> SubmitOutcome:

@@ -36,7 +36,11 @@ NEM_FCAS_COLUMNS: dict[Product, str] = {
     Product.NEM_LOWER_60S: "lower60secrrp",
     Product.NEM_LOWER_5MIN: "lower5minrrp",
 }
-SHARED_FCAS_FILE = Path("/work/shared/data/nem/price_fcas_2025-12.parquet")
+# ../shared/data beside the checkout, as the other shared data is found (forecasting.datasets,
+# optimization.scenarios): never an absolute path of one machine.
+SHARED_FCAS_FILE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nem" / "price_fcas_2025-12.parquet"
+)
 
 
 def _key(ts: datetime) -> int:

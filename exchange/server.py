@@ -2,11 +2,13 @@
 
 `MarketGatewayServicer` only adapts requests to `exchange.core.Exchange` and maps
 its errors to status codes (the grpc `route_guide` servicer pattern): a broken market rule is
-INVALID_ARGUMENT with every `BidViolation` serialized into the trailing metadata key
+INVALID_ARGUMENT with its `BidViolation`s (as many as fit `MAX_VIOLATIONS_METADATA_BYTES`; the
+message names the count) serialized into the trailing metadata key
 `autobidder-bid-violations-bin`; a FAILED_PRECONDITION carries its reason in
 `autobidder-error-reason`. On the SubmitBidStream session the same refusals of a bid are
 answers (`BidRejection`: the status code name, message, violations and reason), and the stream
-goes on.
+goes on. With `ServerSecurity` the server speaks TLS and every call but Health is authenticated
+and authorized (`exchange_policies`, docs/security.md).
 
 Long because the servicer maps every RPC (unary, batched and the bid stream with its group
 commit on the event loop) onto the core in one place, so each status-code mapping is seen once.
@@ -30,7 +32,22 @@ from typing import Any, TypeVar, cast
 import grpc
 import sqlalchemy as sa
 
-from autobidder import Settings, load_prices, make_engine
+from autobidder import (
+    BID_ROLES,
+    CLOCK_ROLES,
+    EARLIEST_WIRE_INSTANT,
+    LATEST_WIRE_INSTANT,
+    MARKET_SCOPE,
+    READ_ROLES,
+    AioAuthInterceptor,
+    Policy,
+    Principal,
+    ServerSecurity,
+    Settings,
+    current_principal,
+    load_prices,
+    make_engine,
+)
 from exchange.clock import MarketClock
 from exchange.core import (
     BidSupersededError,
@@ -56,6 +73,7 @@ from market_adapters import (
     Product,
     Rule,
     award_to_proto,
+    clip,
     decode_instant,
     energy_bid_from_proto,
     format_instant,
@@ -82,10 +100,14 @@ def _ensure_sqlite_dir(database_url: str) -> None:
 
 
 def parts_from_settings(
-    settings: Settings, *, fcas_prices_file: Path | None = None, clock: MarketClock | None = None
+    settings: Settings,
+    *,
+    fcas_prices_file: Path | None = None,
+    clock: MarketClock | None = None,
+    clearing: str = "price_taker",
 ) -> ExchangeParts:
     """The replay history of `settings.region` (plus NEM FCAS prices when a file is given), the
-    portfolio's fleet maxima and the exchange database."""
+    fleet maxima of every portfolio (`settings.all_portfolios`) and the exchange database."""
     url = settings.resolved_exchange_database_url
     _ensure_sqlite_dir(url)
     limits = PortfolioLimits(
@@ -98,12 +120,75 @@ def parts_from_settings(
     return ExchangeParts(
         region=settings.region,
         prices=load_prices(settings.region, settings.prices_file),
-        limits={settings.portfolio: limits},
+        limits=dict.fromkeys(settings.all_portfolios, limits),
         engine=make_engine(url),
         extra_prices=extra,
         clock=clock,
         nem_price_caps=NEM_PRICE_CAPS.with_years(settings.nem_price_cap_years),
+        clearing=clearing,
     )
+
+
+# --- who may do what (docs/security.md) -----------------------------------------------------------
+
+
+def _moves_clock(exchange: Exchange, as_of: str) -> bool:
+    """Whether a request's `as_of` would move this exchange's replay clock forward."""
+    if not as_of or exchange.clock.mode != "replay":
+        return False
+    try:
+        t = datetime.fromisoformat(as_of)
+    except ValueError:
+        return False  # refused INVALID_ARGUMENT by the handler
+    if t.tzinfo is None or t.utcoffset() is None:
+        return False
+    now = exchange.clock.now()
+    return now is None or t > now
+
+
+def _clock_refusal(exchange: Exchange, principal: Principal, as_of: str) -> str | None:
+    if not _moves_clock(exchange, as_of):
+        return None
+    return principal.refusal(
+        CLOCK_ROLES, MARKET_SCOPE, "", f"move the replay market clock (as_of {as_of[:40]!r} is ahead of it)"
+    )
+
+
+def _bid_refusal(exchange: Exchange, principal: Principal, portfolio: str, as_of: str) -> str | None:
+    return principal.refusal(BID_ROLES, portfolio, "", "bid for") or _clock_refusal(
+        exchange, principal, as_of
+    )
+
+
+def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
+    """What each MarketGateway call needs: a bid needs trader or service on its portfolio; an
+    `as_of` ahead of the replay clock, or AdvanceMarketClock, needs operator or service on
+    `market`; a bid's acceptance or award needs some role on its portfolio (the bid_id's first
+    part). SubmitBidStream is checked per message by the servicer."""
+
+    def submit(p: Principal, r: Any) -> str | None:
+        portfolios = [r.bid.portfolio] if r.HasField("bid") else [b.portfolio for b in r.bids]
+        for portfolio in dict.fromkeys(portfolios):
+            if (refusal := p.refusal(BID_ROLES, portfolio, "", "bid for")) is not None:
+                return refusal
+        return _clock_refusal(exchange, p, r.as_of)
+
+    def market_data(p: Principal, r: Any) -> str | None:
+        return _clock_refusal(exchange, p, r.as_of)
+
+    def by_bid(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, r.bid_id.split("/", 1)[0], "", "read the bids of")
+
+    def advance(p: Principal, r: Any) -> str | None:
+        return p.refusal(CLOCK_ROLES, MARKET_SCOPE, "", "move the market clock")
+
+    return {
+        "SubmitBids": submit,
+        "GetMarketData": market_data,
+        "GetBid": by_bid,
+        "GetAwards": by_bid,
+        "AdvanceMarketClock": advance,
+    }
 
 
 # --- gRPC adapter ---------------------------------------------------------------------------------
@@ -126,10 +211,37 @@ def _service_abort(exc: ExchangeServiceError) -> _Abort:
     return _Abort(exc.code, str(exc), tuple(metadata))
 
 
+# gRPC sends a status's details and trailing metadata as HTTP/2 headers, which a client refuses
+# beyond 8 KiB by default (and a log line that grows with a hostile bid fills the disk): a refusal
+# carries at most this much text and violations; its message already names the count.
+MAX_DETAILS_CHARS = 1_000
+MAX_VIOLATIONS_METADATA_BYTES = 5_000
+_VIOLATION_TEXT_CHARS = 200
+
+
+def _reported(violations: tuple[BidViolation, ...]) -> bytes:
+    """As many of `violations` (texts clipped) as fit `MAX_VIOLATIONS_METADATA_BYTES`, serialized."""
+    kept: list[BidViolation] = []
+    size = 0
+    for v in violations:
+        short = BidViolation(
+            clip(v.field, _VIOLATION_TEXT_CHARS), v.band, v.rule, clip(v.message, _VIOLATION_TEXT_CHARS)
+        )
+        size += violations_to_proto([short]).ByteSize()
+        if size > MAX_VIOLATIONS_METADATA_BYTES:
+            break
+        kept.append(short)
+    return violations_to_proto(kept).SerializeToString()
+
+
 def _violations_abort(exc: BidValidationError) -> _Abort:
-    log.info("rejected %s", exc)
-    raw = violations_to_proto(exc.violations).SerializeToString()
-    return _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc), ((VIOLATIONS_METADATA_KEY, raw),))
+    # str(exc) names the count and the first few violations (`market_adapters.summarize`).
+    log.info("rejected %s", clip(str(exc), MAX_DETAILS_CHARS))
+    return _Abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        str(exc),
+        ((VIOLATIONS_METADATA_KEY, _reported(exc.violations)),),
+    )
 
 
 def _instant(text: str, field: str) -> datetime:
@@ -141,6 +253,10 @@ def _instant(text: str, field: str) -> datetime:
         ) from None
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {text!r} has no UTC offset")
+    if not EARLIEST_WIRE_INSTANT <= ts <= LATEST_WIRE_INSTANT:
+        # Clock and interval arithmetic near year 1 or 9999 would raise OverflowError (UNKNOWN).
+        years = f"{EARLIEST_WIRE_INSTANT.year}..{LATEST_WIRE_INSTANT.year}"
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {text!r} is outside {years}")
     return ts
 
 
@@ -202,7 +318,7 @@ class _Streamed:
 
 def _rejection(stop: _Abort) -> pb.BidRejection:
     """The answer on SubmitBidStream to what ends a unary SubmitBids with `stop`."""
-    out = pb.BidRejection(code=stop.code.name, message=stop.details)
+    out = pb.BidRejection(code=stop.code.name, message=clip(stop.details, MAX_DETAILS_CHARS))
     for key, value in stop.metadata:
         if key == VIOLATIONS_METADATA_KEY:
             out.violations.MergeFrom(pb.BidViolations.FromString(value).violations)
@@ -252,7 +368,8 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
             stop = _violations_abort(exc)
         except ExchangeServiceError as exc:
             stop = _service_abort(exc)
-        await context.abort(stop.code, stop.details, trailing_metadata=stop.metadata)
+        details = clip(stop.details, MAX_DETAILS_CHARS)
+        await context.abort(stop.code, details, trailing_metadata=stop.metadata)
         raise AssertionError("context.abort returned")  # grpc raises inside abort
 
     async def GetMarketData(self, request: pb.GetMarketDataRequest, context: Any) -> pb.GetMarketDataResponse:
@@ -405,6 +522,17 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
                 raise BidValidationError(
                     "", [BidViolation("bid", None, Rule.REQUIRED, "the request carries no bid")]
                 )
+            principal = current_principal()
+            if principal is not None:
+                refusal = _bid_refusal(self._exchange, principal, request.bid.portfolio, request.as_of)
+                if refusal is not None:
+                    return _Streamed(
+                        request.sequence,
+                        bid_id,
+                        None,
+                        None,
+                        _rejection(_Abort(grpc.StatusCode.PERMISSION_DENIED, f"SubmitBidStream: {refusal}")),
+                    )
             bid = market_bid_from_proto(request.bid)
             pending = self._exchange.begin_submit_bids((bid,), as_of, defer_write=True)
         except BidValidationError as exc:
@@ -462,7 +590,9 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         except ExchangeServiceError as exc:
             stop = _service_abort(exc)
         if stop is not None:
-            await context.abort(stop.code, stop.details, trailing_metadata=stop.metadata)
+            await context.abort(
+                stop.code, clip(stop.details, MAX_DETAILS_CHARS), trailing_metadata=stop.metadata
+            )
             return
         for end in plan.interval_ends():
             while not self._exchange.ended(end):
@@ -576,8 +706,9 @@ class ExchangeServer:
     """A grpc.aio exchange server on its own event loop thread, with the blocking
     `start()` / `stop(grace).wait()` interface of a `grpc.Server`."""
 
-    def __init__(self, exchange: Exchange, address: str) -> None:
+    def __init__(self, exchange: Exchange, address: str, security: ServerSecurity | None = None) -> None:
         self.exchange = exchange
+        self._security = security
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="exchange-loop", daemon=True)
         self._thread.start()
@@ -591,11 +722,16 @@ class ExchangeServer:
         self.port: int = self._port
 
     async def _create(self, address: str) -> grpc.aio.Server:
-        server = grpc.aio.server()
+        security = self._security
+        interceptors = [AioAuthInterceptor(security, exchange_policies(self.exchange))] if security else []
+        server = grpc.aio.server(interceptors=interceptors)
         # protogen has no type information for its grpc module; the cast keeps strict mypy honest here.
         add_servicer = cast(Callable[[Any, Any], None], pb_grpc.add_MarketGatewayServicer_to_server)
         add_servicer(MarketGatewayServicer(self.exchange), server)
-        self._port = int(server.add_insecure_port(address))
+        if security is None:
+            self._port = int(server.add_insecure_port(address))
+        else:
+            self._port = int(server.add_secure_port(address, security.credentials()))
         return server
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -633,22 +769,31 @@ def create_server(
     *,
     fcas_prices_file: Path | None = None,
     clock: MarketClock | None = None,
+    security: ServerSecurity | None = None,
+    clearing: str = "price_taker",
 ) -> tuple[ExchangeServer, int]:
     """A NOT yet started exchange server bound to `address` (loopback only) and its port.
 
     Pass port 0 to get a free port (tests). The caller calls `server.start()` and, to stop,
-    `server.stop(grace).wait()`.
+    `server.stop(grace).wait()`. With `security` it serves TLS and authenticates and authorizes
+    every call but Health (`exchange_policies`); without, plaintext and open (tests, tools).
     """
     _require_loopback(address)
     if isinstance(config, ExchangeParts):
         parts = config
     else:
-        parts = parts_from_settings(config, fcas_prices_file=fcas_prices_file, clock=clock)
-    server = ExchangeServer(Exchange(parts), address)
+        parts = parts_from_settings(config, fcas_prices_file=fcas_prices_file, clock=clock, clearing=clearing)
+    server = ExchangeServer(Exchange(parts), address, security)
     if server.port == 0:
         server.stop(None)
         raise RuntimeError(f"could not bind the exchange to {address}")
     return server, server.port
 
 
-__all__ = ["ExchangeServer", "MarketGatewayServicer", "create_server", "parts_from_settings"]
+__all__ = [
+    "ExchangeServer",
+    "MarketGatewayServicer",
+    "create_server",
+    "exchange_policies",
+    "parts_from_settings",
+]

@@ -3,7 +3,7 @@ disaggregation over node ranges, the batteries' digital twins, and the FleetCont
 (`service`) with its client (`client`) and wire format (`wire`).
 
 Where is an award split across batteries? `fleet.disaggregate` (down the hierarchy) and
-`fleet.simulated.disaggregate` (flat). May import: the core (`autobidder`) and `protogen`.
+`fleet.simulated.disaggregate_flat` (flat). May import: the core (`autobidder`) and `protogen`.
 Public names: `__all__`.
 """
 
@@ -16,10 +16,11 @@ from autobidder import load_export
 if TYPE_CHECKING:
     from fleet.client import FleetClient as FleetClient
     from fleet.control import FleetController as FleetController
+    from fleet.durable import FleetStateStore as FleetStateStore
     from fleet.hierarchy import FLEET as FLEET, HierarchyError as HierarchyError
     from fleet.membership import enrolled_mask as enrolled_mask
     from fleet.service import FleetServerError as FleetServerError, create_server as create_server
-    from fleet.simulated import SimulatedFleet as SimulatedFleet, disaggregate as disaggregate
+    from fleet.simulated import SimulatedFleet as SimulatedFleet, disaggregate_flat as disaggregate_flat
     from fleet.store import HierarchyStore as HierarchyStore
     from fleet.twins import (
         HOME_FLEET_BEHAVIOUR as HOME_FLEET_BEHAVIOUR,
@@ -33,12 +34,13 @@ __all__ = [
     "FleetClient",
     "FleetController",
     "FleetServerError",
+    "FleetStateStore",
     "HierarchyError",
     "HierarchyStore",
     "SimulatedFleet",
     "TwinFleet",
     "create_server",
-    "disaggregate",
+    "disaggregate_flat",
     "enrolled_mask",
     "synthetic_layout",
 ]
@@ -46,6 +48,7 @@ __all__ = [
 _EXPORTS = {
     "fleet.client": ("FleetClient",),
     "fleet.control": ("FleetController",),
+    "fleet.durable": ("FleetStateStore",),
     "fleet.hierarchy": (
         "FLEET",
         "HierarchyError",
@@ -57,7 +60,7 @@ _EXPORTS = {
     ),
     "fleet.simulated": (
         "SimulatedFleet",
-        "disaggregate",
+        "disaggregate_flat",
     ),
     "fleet.store": ("HierarchyStore",),
     "fleet.twins": (

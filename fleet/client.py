@@ -28,6 +28,7 @@ import grpc
 from autobidder import (
     BatteryDispatch,
     BatteryTelemetry,
+    ClientCredentials,
     Dispatch,
     GrpcClient,
     TelemetrySnapshot,
@@ -46,6 +47,7 @@ from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 __all__ = [
     "DispatchRejectedError",
+    "FleetAccessError",
     "FleetClient",
     "FleetError",
     "FleetUnavailableError",
@@ -80,12 +82,18 @@ class FleetUnavailableError(FleetError):
     """The fleet could not be reached in time; retrying may help."""
 
 
+class FleetAccessError(FleetError):
+    """UNAUTHENTICATED or PERMISSION_DENIED: the caller's credentials do not allow this call."""
+
+
 _ERRORS: dict[grpc.StatusCode, type[FleetError]] = {
     grpc.StatusCode.NOT_FOUND: UnknownPortfolioError,
     grpc.StatusCode.FAILED_PRECONDITION: DispatchRejectedError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidFleetRequestError,
     grpc.StatusCode.UNAVAILABLE: FleetUnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: FleetUnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: FleetAccessError,
+    grpc.StatusCode.PERMISSION_DENIED: FleetAccessError,
 }
 
 
@@ -140,10 +148,12 @@ def _dispatch(response: Any) -> Dispatch:
 class FleetClient(GrpcClient):
     """Blocking FleetControl client over one channel; every call has a deadline of `timeout_s`."""
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 10.0, credentials: ClientCredentials | None = None
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        super().__init__(address, GRPC_OPTIONS)
+        super().__init__(address, GRPC_OPTIONS, credentials)
         self._stub: Any = cast(Any, fleet_pb2_grpc).FleetControlStub(self._channel)
 
     def telemetry(self, portfolio: str, as_of: datetime) -> TelemetrySnapshot:

@@ -12,6 +12,11 @@ interval starts before the end of the last interval applied to any of the node's
 refused too, so a battery's plans never overlap. Disjoint nodes may be dispatched for the same
 interval (two feeders, separately).
 
+With a `FleetStateStore` (fleet/durable.py) each applied dispatch and the batteries' new state
+are stored before the result is returned, and both are reloaded at construction: after a kill -9
+a repeat returns the stored result and SoC continues. If the store write fails, the twins are put
+back as they were and the dispatch fails (a retry applies it then).
+
     DispatchOutOfOrderError   overlapping or conflicting dispatch (FAILED_PRECONDITION)
     NoSuchPortfolioError      portfolio this fleet does not serve (NOT_FOUND)
     UnknownNodeError          node not in the hierarchy (NOT_FOUND)
@@ -32,6 +37,7 @@ import numpy.typing as npt
 from autobidder import BatteryDispatch, Dispatch, TelemetrySnapshot, require_aware, to_utc
 from fleet.aggregate import DEFAULT_STALE_AFTER_S, classify, node_state
 from fleet.disaggregate import disaggregate_award
+from fleet.durable import FleetStateStore
 from fleet.hierarchy import FLEET, FleetLayout
 from fleet.products import NEM_FCAS, AncillaryProduct
 from fleet.simulated import NoSuchPortfolioError, SimulatedFleet, flat_snapshot
@@ -53,6 +59,10 @@ LEDGER_MAX_ENTRIES = 2016  # a week of 5-minute intervals for one node
 LEDGER_MAX_CELLS = 20_000_000  # per-battery plan values kept for repeats (~160 MB at most)
 # Two plan boundaries closer than this are the same instant (float seconds since 1970).
 _SAME_INSTANT_S = 1e-3
+# How far past a node's last applied interval a dispatch may start: a dispatch far ahead (say
+# for 9999-12-31) would otherwise make every real interval "not later than the last applied" and
+# block the node until the service restarts. Two weeks, as the exchange's bidding horizon.
+MAX_DISPATCH_AHEAD_S = 14 * 24 * 3600.0
 
 
 class DispatchOutOfOrderError(RuntimeError):
@@ -80,6 +90,7 @@ class FleetController:
         participating: npt.NDArray[np.bool_] | None = None,
         ledger_max_entries: int = LEDGER_MAX_ENTRIES,
         ledger_max_cells: int = LEDGER_MAX_CELLS,
+        state_store: FleetStateStore | None = None,
     ) -> None:
         """`participating` (per battery, layout order) limits node state and dispatch to, for
         example, the batteries enrolled in the program this fleet trades; None: all of them."""
@@ -100,6 +111,20 @@ class FleetController:
         self._ledger_cells = 0
         self._ledger_max_entries = ledger_max_entries
         self._ledger_max_cells = ledger_max_cells
+        self._store = state_store
+        if state_store is not None:
+            self._resume(state_store)
+
+    def _resume(self, store: FleetStateStore) -> None:
+        """Load what a previous process of this service applied (nothing, the first time)."""
+        stored = store.load_plans(self.layout)
+        if stored is not None:
+            positions, plans = stored
+            self._twins.restore_plans(plans, positions)
+        for entry in store.load_ledger(self._ledger_max_entries):
+            if entry.result.plans is not None and entry.award.node in self.layout:
+                key = (entry.award.node, to_utc(entry.award.interval_end))
+                self._remember(key, entry.award, entry.result, entry.result.plans)
 
     @classmethod
     def for_simulated(cls, fleet: SimulatedFleet, **kwargs: object) -> FleetController:
@@ -230,7 +255,14 @@ class FleetController:
                     f"interval, which ended {from_posix_s(float(until.max())).isoformat()}, on node "
                     f"{award.node!r} (rule: each battery's intervals are applied in time order)"
                 )
+            if len(until) and float(until.max()) > 0 and start_s > float(until.max()) + MAX_DISPATCH_AHEAD_S:
+                raise ValueError(
+                    f"interval_end: {award.interval_end.isoformat()} starts more than "
+                    f"{MAX_DISPATCH_AHEAD_S / 86400:.0f} days after the last interval applied on node "
+                    f"{award.node!r} (which ended {from_posix_s(float(until.max())).isoformat()})"
+                )
             self._advance(award.interval_start)
+            before = self._twins.plan_state().take(batteries) if self._store is not None else None
             result = disaggregate_award(
                 self.layout,
                 self._twins.telemetry(),
@@ -242,6 +274,14 @@ class FleetController:
             plans = result.plans
             assert plans is not None
             self._twins.apply(batteries, plans.net_mw, award.interval_start, award.interval_end)
+            if self._store is not None and before is not None:
+                try:
+                    self._store.record_dispatch(
+                        award, result, list(plans.battery_ids), self._twins.plan_state().take(batteries)
+                    )
+                except BaseException:
+                    self._twins.restore_plans(before, batteries)
+                    raise
             self._twins.advance(award.interval_end)
             self._remember(key, award, result, plans)
             self._bump()

@@ -5,6 +5,7 @@ applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf
 (fleet/wire.py) and maps errors to status codes:
 
     ValueError (bad field, hierarchy rule)  -> INVALID_ARGUMENT, message names the field or node
+    OverflowError (arithmetic past a bound) -> INVALID_ARGUMENT (timestamps are range-checked first)
     NoSuchPortfolioError, UnknownNodeError  -> NOT_FOUND, message names the portfolio or node
     DispatchOutOfOrderError                 -> FAILED_PRECONDITION
 """
@@ -13,13 +14,22 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from typing import Any, NoReturn, cast
 
 import grpc
 
-from autobidder import Settings, parse_instant
+from autobidder import (
+    DISPATCH_ROLES,
+    READ_ROLES,
+    AuthInterceptor,
+    Policy,
+    Principal,
+    ServerSecurity,
+    Settings,
+    parse_wire_instant,
+)
 from fleet.control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
 from fleet.hierarchy import FLEET, UnknownNodeError
 from fleet.simulated import NoSuchPortfolioError, SimulatedFleet
@@ -44,6 +54,7 @@ __all__ = [
     "FleetController",
     "FleetServerError",
     "create_server",
+    "fleet_policies",
 ]
 
 LEDGER_SIZE = LEDGER_MAX_ENTRIES
@@ -63,7 +74,7 @@ def _abort(context: Any, exc: Exception) -> NoReturn:
         code = grpc.StatusCode.NOT_FOUND
     elif isinstance(exc, DispatchOutOfOrderError):
         code = grpc.StatusCode.FAILED_PRECONDITION
-    elif isinstance(exc, ValueError):
+    elif isinstance(exc, ValueError | OverflowError):
         code = grpc.StatusCode.INVALID_ARGUMENT
     else:
         code = grpc.StatusCode.INTERNAL
@@ -71,7 +82,7 @@ def _abort(context: Any, exc: Exception) -> NoReturn:
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 
-_EXPECTED = (ValueError, NoSuchPortfolioError, UnknownNodeError, DispatchOutOfOrderError)
+_EXPECTED = (ValueError, OverflowError, NoSuchPortfolioError, UnknownNodeError, DispatchOutOfOrderError)
 
 
 def _telemetry_message(snapshot: Any) -> Any:
@@ -110,36 +121,44 @@ def _dispatch_message(controller: FleetController, portfolio: str, result: NodeD
 class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
     """Adapts FleetControl RPCs to a `FleetController`; holds no state of its own."""
 
-    def __init__(self, controller: FleetController) -> None:
+    def __init__(
+        self, controller: FleetController, more: Mapping[str, FleetController] | None = None
+    ) -> None:
+        """`controller` serves its portfolio and the hierarchy calls; `more` further portfolios
+        (one fleet service for every portfolio of a stack)."""
         self._controller = controller
+        self._more = dict(more or {})
+
+    def _for(self, portfolio: str) -> FleetController:
+        # An unknown portfolio reaches the default controller, which names it in NOT_FOUND.
+        return self._more.get(portfolio, self._controller)
 
     def GetTelemetry(self, request: Any, context: Any) -> Any:
         try:
-            as_of = parse_instant(request.as_of, "as_of")
-            snapshot = self._controller.telemetry(cast(str, request.portfolio), as_of)
+            as_of = parse_wire_instant(request.as_of, "as_of")
+            snapshot = self._for(request.portfolio).telemetry(cast(str, request.portfolio), as_of)
         except _EXPECTED as exc:
             _abort(context, exc)
         return _telemetry_message(snapshot)
 
     def Dispatch(self, request: Any, context: Any) -> Any:
         try:
-            interval_end = parse_instant(request.interval_end, "interval_end")
+            interval_end = parse_wire_instant(request.interval_end, "interval_end")
             if not math.isfinite(request.net_mw):
                 raise ValueError(f"net_mw: {request.net_mw} must be finite")
             if request.detail not in fleet_pb2.DispatchDetail.values():
                 raise ValueError(f"detail: {request.detail} is not a DispatchDetail")
             award = award_from_request(request, interval_end)
             portfolio = cast(str, request.portfolio)
-            result = self._controller.dispatch_node(award, portfolio)
+            controller = self._for(portfolio)
+            result = controller.dispatch_node(award, portfolio)
         except _EXPECTED as exc:
             _abort(context, exc)
-        return _dispatch_message(
-            self._controller, portfolio or self._controller.portfolio, result, request.detail
-        )
+        return _dispatch_message(controller, portfolio or controller.portfolio, result, request.detail)
 
     def GetNodeState(self, request: Any, context: Any) -> Any:
         try:
-            as_of = parse_instant(request.as_of, "as_of") if request.as_of else None
+            as_of = parse_wire_instant(request.as_of, "as_of") if request.as_of else None
             state = self._controller.node_state(
                 cast(str, request.node), as_of, bool(request.include_children), request.interval_minutes or 5
             )
@@ -174,6 +193,23 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
         return fleet_pb2.HealthResponse(status=fleet_pb2.SERVING_STATUS_SERVING)
 
 
+def fleet_policies(default_portfolio: str) -> dict[str, Policy]:
+    """What each FleetControl call needs (docs/security.md): dispatch needs operator or service
+    on the node (its scope is the portfolio, or a node path of it, and everything below); every
+    read needs some role on what it reads. A request without a portfolio means `default_portfolio`."""
+
+    def dispatch(p: Principal, r: Any) -> str | None:
+        return p.refusal(DISPATCH_ROLES, r.portfolio or default_portfolio, r.node, "dispatch")
+
+    def telemetry(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, r.portfolio or default_portfolio, "", "read the telemetry of")
+
+    def node(p: Principal, r: Any) -> str | None:
+        return p.refusal(READ_ROLES, default_portfolio, r.node, "read")
+
+    return {"Dispatch": dispatch, "GetTelemetry": telemetry, "GetNodeState": node, "StreamTelemetry": node}
+
+
 def _require_loopback(address: str) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     try:
@@ -188,12 +224,16 @@ def create_server(
     settings: Settings,
     address: str = "127.0.0.1:0",
     fleet: SimulatedFleet | TwinFleet | FleetController | None = None,
+    security: ServerSecurity | None = None,
+    more: Mapping[str, FleetController] | None = None,
 ) -> tuple[grpc.Server, int]:
     """A FleetControl server bound to `address` (not yet started) and the port it got.
 
     The twins are built from `settings.fleet` for `settings.portfolio` unless `fleet` is given:
     a `SimulatedFleet` (tests look at its state), a `TwinFleet` of any size (served as
-    `settings.portfolio`), or a ready `FleetController`. Port 0 picks a free port.
+    `settings.portfolio`), or a ready `FleetController`. Port 0 picks a free port. With
+    `security` it serves TLS and authenticates and authorizes every call but Health
+    (`fleet_policies`); without, plaintext and open (tests and tools on loopback).
     """
     _require_loopback(address)
     if isinstance(fleet, FleetController):
@@ -204,13 +244,19 @@ def create_server(
         controller = FleetController.for_simulated(
             fleet if fleet is not None else SimulatedFleet(settings.portfolio, settings.fleet)
         )
+    interceptors = [AuthInterceptor(security, fleet_policies(controller.portfolio))] if security else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="fleet-rpc"),
         options=GRPC_OPTIONS,
+        interceptors=interceptors,
     )
-    cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(FleetControlServicer(controller), server)
+    servicer = FleetControlServicer(controller, more)
+    cast(Any, fleet_pb2_grpc).add_FleetControlServicer_to_server(servicer, server)
     try:
-        port = cast(int, server.add_insecure_port(address))
+        if security is None:
+            port = cast(int, server.add_insecure_port(address))
+        else:
+            port = cast(int, server.add_secure_port(address, security.credentials()))
     except RuntimeError as exc:
         raise FleetServerError(f"address: cannot bind {address}: {exc}") from exc
     if port == 0:

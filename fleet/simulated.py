@@ -1,6 +1,6 @@
 """Splitting a portfolio's dispatch across its batteries, and the batteries' digital twins (flat view).
 
-`disaggregate` is pure: it turns one portfolio-level net power into per-battery set-points that
+`disaggregate_flat` is pure: it turns one portfolio-level net power into per-battery set-points that
 each battery can actually hold for the whole interval. `SimulatedFleet` is the flat, per-battery
 face of the twins (`fleet.twins`): it integrates state of charge (SoC) forward and
 reports telemetry the way a real site would. The battery hierarchy, per-node aggregation and
@@ -111,7 +111,7 @@ def water_fill(request: float, weights: FloatArray, caps: FloatArray) -> FloatAr
 
     Whatever a saturated member cannot take is shared among the others, again by weight, until
     the request is met or everyone is full. Each round saturates at least one member, so this
-    ends within `len(caps)` rounds. With `weights == caps` (how `disaggregate` calls it) the
+    ends within `len(caps)` rounds. With `weights == caps` (how `disaggregate_flat` calls it) the
     first round is final: either nobody saturates or everybody does.
     """
     alloc = np.zeros_like(caps)
@@ -143,7 +143,7 @@ def headroom_mw(telemetry: TelemetrySnapshot, interval_hours: float, discharge: 
     return np.where(a.online, room, 0.0)
 
 
-def disaggregate(
+def disaggregate_flat(
     portfolio: str,
     interval_end: datetime,
     net_mw: float,
@@ -274,7 +274,7 @@ class SimulatedFleet:
     def apply(self, dispatch: Dispatch, interval_hours: float) -> None:
         """Hold each allocation for `interval_hours`: soc += (η_c·charge - discharge/η_d)·dt_h.
 
-        The result is clipped to [0, capacity]; a dispatch from `disaggregate` never needs that,
+        The result is clipped to [0, capacity]; a dispatch from `disaggregate_flat` never needs that,
         so the clip only absorbs float rounding or a hand-made dispatch that overdraws.
         """
         self._check_portfolio(dispatch.portfolio)

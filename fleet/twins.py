@@ -66,6 +66,25 @@ HOME_FLEET_BEHAVIOUR = TwinBehaviour(
 """Home batteries on consumer internet: about 2 % out at any time, readings up to 20 s late."""
 
 
+@dataclass(frozen=True, eq=False)
+class PlanState:
+    """Per battery (layout order, or the positions it was taken for): SoC at `until_s`, reached
+    at `rate_mwh_per_h` since `plan_start_s` (POSIX seconds)."""
+
+    soc_mwh: FloatArray
+    plan_start_s: FloatArray
+    until_s: FloatArray
+    rate_mwh_per_h: FloatArray
+
+    def take(self, batteries: slice | IntArray) -> PlanState:
+        return PlanState(
+            self.soc_mwh[batteries],
+            self.plan_start_s[batteries],
+            self.until_s[batteries],
+            self.rate_mwh_per_h[batteries],
+        )
+
+
 class TwinFleet:
     """Digital twins of every battery of a `FleetLayout`, in its (path) order."""
 
@@ -198,6 +217,24 @@ class TwinFleet:
         self._plan_start_s[batteries] = start_s
         self._until_s[batteries] = end_s
         return done
+
+    def plan_state(self) -> PlanState:
+        """What a restart must not lose: each battery's SoC and its last applied plan (copies)."""
+        return PlanState(self._soc.copy(), self._plan_start_s.copy(), self._until_s.copy(), self._rate.copy())
+
+    def restore_plans(self, state: PlanState, batteries: slice | IntArray | None = None) -> None:
+        """Put back `state` (from `plan_state`, or the durable store) for `batteries` (all: None).
+
+        The clock and outages are not part of it: the clock restarts at the next `advance`."""
+        where = slice(None) if batteries is None else batteries
+        soc = np.asarray(state.soc_mwh, dtype=np.float64)
+        capacity = self.layout.capacity_mwh[where]
+        if not (np.isfinite(soc).all() and (soc >= 0.0).all() and (soc <= capacity).all()):
+            raise ValueError("soc_mwh: a stored state of charge is outside [0, capacity]")
+        self._soc[where] = soc
+        self._plan_start_s[where] = state.plan_start_s
+        self._until_s[where] = state.until_s
+        self._rate[where] = state.rate_mwh_per_h
 
     def telemetry(self) -> TelemetryColumns:
         """What the fleet reports at the twin clock: each reading as it was when taken."""

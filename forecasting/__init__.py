@@ -12,46 +12,74 @@ from typing import TYPE_CHECKING
 from autobidder import load_export
 
 if TYPE_CHECKING:
-    from forecasting.errors import ForecastingError as ForecastingError
+    from forecasting.errors import (
+        ForecastingError as ForecastingError,
+        InsufficientDataError as InsufficientDataError,
+    )
     from forecasting.history import History as History
-    from forecasting.protocol import QuantileForecast as QuantileForecast
+    from forecasting.protocol import (
+        Forecaster as Forecaster,
+        QuantileForecast as QuantileForecast,
+        TrainingInfo as TrainingInfo,
+    )
     from forecasting.queue_handler import handle_forecast_request as handle_forecast_request
-    from forecasting.registry import ModelRef as ModelRef, ModelStore as ModelStore
+    from forecasting.registry import (
+        LoadedModel as LoadedModel,
+        ModelRef as ModelRef,
+        ModelStore as ModelStore,
+        load_class as load_class,
+        needs_training as needs_training,
+    )
     from forecasting.seasonal_naive import (
         MODEL_NAME as MODEL_NAME,
         MODEL_VERSION as MODEL_VERSION,
         SeasonalNaiveForecaster as SeasonalNaiveForecaster,
     )
-    from forecasting.service import forecast_for_snapshot as forecast_for_snapshot
+    from forecasting.service import (
+        DEFAULT_MODEL as DEFAULT_MODEL,
+        forecast_for_snapshot as forecast_for_snapshot,
+        forecast_with_fallback as forecast_with_fallback,
+    )
 
 __all__ = [
+    "DEFAULT_MODEL",
     "MODEL_NAME",
     "MODEL_VERSION",
+    "Forecaster",
     "ForecastingError",
     "History",
+    "InsufficientDataError",
+    "LoadedModel",
     "ModelRef",
     "ModelStore",
     "QuantileForecast",
     "SeasonalNaiveForecaster",
+    "TrainingInfo",
     "forecast_for_snapshot",
+    "forecast_with_fallback",
     "handle_forecast_request",
+    "load_class",
+    "needs_training",
 ]
 
 _EXPORTS = {
-    "forecasting.errors": ("ForecastingError",),
+    "forecasting.errors": ("ForecastingError", "InsufficientDataError"),
     "forecasting.history": ("History",),
-    "forecasting.protocol": ("QuantileForecast",),
+    "forecasting.protocol": ("Forecaster", "QuantileForecast", "TrainingInfo"),
     "forecasting.queue_handler": ("handle_forecast_request",),
     "forecasting.registry": (
+        "LoadedModel",
         "ModelRef",
         "ModelStore",
+        "load_class",
+        "needs_training",
     ),
     "forecasting.seasonal_naive": (
         "MODEL_NAME",
         "MODEL_VERSION",
         "SeasonalNaiveForecaster",
     ),
-    "forecasting.service": ("forecast_for_snapshot",),
+    "forecasting.service": ("DEFAULT_MODEL", "forecast_for_snapshot", "forecast_with_fallback"),
 }
 
 

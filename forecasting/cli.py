@@ -22,9 +22,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from autobidder import NEM_TZ, Region, load_settings
+from autobidder import EXIT_NOT_FOUND, EXIT_OK, NEM_TZ, Region, exit_code_for, load_settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
 NEM_TEST_START = "2022-10-01T00:00:00+10:00"
 
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -200,14 +199,17 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, int]]:
     else:
         history, data_report = load_table(Path(source), region=args.region)
         report = data_report.as_dict()
-    first = 0 if args.start is None else max(0, history.index_of(args.start, "--from") + 1)
-    stop = len(history) if args.end is None else min(len(history), history.index_of(args.end, "--to") + 1)
+    # Outside the data is an error, not a silent trim: a model trained "to 2022-12-31" on data that
+    # ends in June would say it saw a winter it never did.
+    first = 0 if args.start is None else history.index_of(args.start, "--from") + 1
+    stop = len(history) if args.end is None else history.index_of(args.end, "--to") + 1
+    first_end, last_end = history.first_interval_end.isoformat(), history.last_interval_end.isoformat()
+    covers = f"the prices cover {first_end} .. {last_end}"
+    if not 0 <= first < len(history):
+        raise ValueError(f"--from {args.start.isoformat()}: outside the data; {covers}")
+    if not first < stop <= len(history):
+        raise ValueError(f"--to {args.end.isoformat()}: outside the data or not after --from; {covers}")
     return history.window(first, stop), report
-
-
-def _fail(message: str) -> int:
-    print(f"autobidder forecast: {message}", file=sys.stderr)
-    return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -217,7 +219,9 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     try:
         return int(body(args))
     except (ForecastingError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        return _fail(str(exc))
+        print(f"autobidder forecast: {exc}", file=sys.stderr)
+        # 3 for a model, version or file that does not exist; 1 for data or a flag that breaks a rule.
+        return EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else exit_code_for(exc)
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
@@ -233,12 +237,21 @@ def _train(args: argparse.Namespace) -> int:
 
     history, report = _load(args)
     started = time.perf_counter()
-    trained = train(ModelStore(_models_dir(args)), args.model, history, _params(args.set), args.version)
-    out = {**trained.as_dict(), "fit_seconds": round(time.perf_counter() - started, 2), "data_report": report}
+    store = ModelStore(_models_dir(args))
+    before = set(store.versions(args.model))
+    trained = train(store, args.model, history, _params(args.set), args.version)
+    created = trained.version not in before
+    out = {
+        **trained.as_dict(),
+        "created": created,
+        "fit_seconds": round(time.perf_counter() - started, 2),
+        "data_report": report,
+    }
     if args.json:
         print(json.dumps(out, sort_keys=True))
     else:
-        print(f"trained {out['model']}  artifact {trained.artifact_sha256[:16]}  in {out['fit_seconds']} s")
+        verb = "trained" if created else "unchanged: identical to existing"
+        print(f"{verb} {out['model']}  artifact {trained.artifact_sha256[:16]}  in {out['fit_seconds']} s")
         first, last = out["training_window_first_interval_end"], out["training_window_last_interval_end"]
         print(f"  window {first} .. {last}")
         print(f"  data sha256 {trained.training.data_sha256}")
@@ -269,7 +282,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             return cls(**params)
 
     protocol = args.protocol or ("rolling" if args.prices.startswith("nem:") else "epf")
-    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    # Progress lines are for a person watching; a log file or a pipe gets only the result.
+    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
     if protocol == "epf":
         result = evaluate_day_ahead(
             history,
@@ -304,7 +318,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{out['model']} on {args.prices} ({protocol})")
         for key, value in result.metrics.items():
-            print(f"  {key:18s} {value:.4f}")
+            # Counts (refits) print as counts, not as 2.0000.
+            print(f"  {key:18s} {value}" if isinstance(value, int) else f"  {key:18s} {value:.4f}")
     return EXIT_OK
 
 
@@ -325,7 +340,10 @@ def _list(args: argparse.Namespace) -> int:
             row.update(code_version=cls.version, needs_training=needs_training(cls))
         except ForecastingError as exc:
             row["error"] = str(exc)
-        row["versions"] = [store.describe(name, v).as_dict() for v in store.versions(name)]
+        packaged = store.packaged_versions(name)
+        row["versions"] = [
+            {**store.describe(name, v).as_dict(), "packaged": v in packaged} for v in store.versions(name)
+        ]
         rows.append(row)
     if args.json:
         print(json.dumps({"models_dir": str(store.root), "models": rows}, sort_keys=True))
@@ -339,7 +357,9 @@ def _list(args: argparse.Namespace) -> int:
                 version["training_window_first_interval_end"],
                 version["training_window_last_interval_end"],
             )
+            where = "  (packaged)" if version["packaged"] else ""
             print(
                 f"    {version['model']:28s} {version['artifact_sha256'][:12]}  trained on {first} .. {last}"
+                f"{where}"
             )
     return EXIT_OK

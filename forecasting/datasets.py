@@ -12,13 +12,14 @@ and get the market floor and the highest cap in force during the data as limits.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from autobidder import Region, load_prices
+from autobidder import MissingColumnError, Region, load_prices, read_price_columns
 from forecasting.errors import DataQualityError
 from forecasting.history import DataReport, History, history_from_records
 from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
@@ -83,42 +84,55 @@ def load_table(
     series. Without `interval_end`, the file is read as an EPF dataset. The bad-input policies of
     forecasting/history.py apply, so a messy file is cleaned or rejected with the reason.
     """
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    if "interval_end" not in frame.columns:
+    # The shared input layer types every row or names the first bad one (file, line, column,
+    # value, rule); cleaning (order, exact duplicates, gaps) stays with history.py's policies.
+    try:
+        columns = read_price_columns(
+            path, region, price_columns=("price", "rrp_aud_per_mwh", "rrp"), one_offset=False
+        )
+    except MissingColumnError as exc:
+        if exc.column != "interval_end":
+            raise
         history = load_epf(path)
         return history, DataReport(rows=len(history))
-    if "region" in frame.columns:
-        if region is None:
-            raise DataQualityError(f"{path}: has a region column; choose one with --region")
-        frame = frame[frame["region"] == str(region)]
-        if frame.empty:
-            raise DataQualityError(f"{path}: no rows for region {region}")
-    price_col = next((c for c in ("price", "rrp_aud_per_mwh", "rrp") if c in frame.columns), None)
-    if price_col is None:
-        raise DataQualityError(f"{path}: no price column (price, rrp_aud_per_mwh or rrp)")
-    stamps = pd.to_datetime(frame["interval_end"])
-    if getattr(stamps.dt, "tz", None) is None:
-        stamps = stamps.dt.tz_localize(timedelta(hours=10))  # AEMO publishes naive NEM time
+    frame = columns.frame
+    if region is None and "region" in frame.columns:
+        raise DataQualityError(f"{path}: has a region column; choose one with --region")
+    stamps = columns.interval_ends
     if interval_minutes is None:
         steps = stamps.sort_values().diff().dropna()
         steps = steps[steps > pd.Timedelta(0)]  # duplicates are the policies' business, not a step
         if steps.empty:
             raise DataQualityError(f"{path}: cannot infer the interval from fewer than two distinct rows")
         interval_minutes = int(steps.mode().iloc[0] / pd.Timedelta(minutes=1))
-    skip = {"interval_end", "region", price_col, "demand_mw"}
+    skip = {"interval_end", "region", columns.price_column, "demand_mw"}
     exogenous = {
-        snake(c): frame[c].to_numpy(dtype=float)
+        snake(c): values
         for c in frame.columns
-        if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+        if c not in skip and (values := _numeric(frame[c])) is not None
     }
     floor = cap = None
     if region is not None:
         floor, cap = nem_limits(stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
     return history_from_records(
         stamps,
-        frame[price_col].to_numpy(dtype=float),
+        columns.prices_aud_per_mwh,
         interval_minutes=interval_minutes,
         exogenous=exogenous,
         price_floor=floor,
         price_cap=cap,
     )
+
+
+def _numeric(column: pd.Series) -> npt.NDArray[np.float64] | None:
+    """A column's values as floats when every non-empty one is a number (an exogenous series),
+    else None; CSV columns arrive as text from the input layer."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        numbers: npt.NDArray[np.float64] = column.to_numpy(dtype=float)
+        return numbers
+    text = column.astype(str).str.strip()
+    values = pd.to_numeric(text.where(text != "", None), errors="coerce")
+    if (values.isna() & (text != "")).any():
+        return None
+    parsed: npt.NDArray[np.float64] = values.to_numpy(dtype=float)
+    return parsed

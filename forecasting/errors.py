@@ -13,6 +13,8 @@ a fallback forecast tells an operator what to fix without reading logs.
 
 from __future__ import annotations
 
+from autobidder import NotFound
+
 
 class ForecastingError(Exception):
     """Base class: anything a forecaster or the registry raises on purpose."""
@@ -26,7 +28,7 @@ class InsufficientDataError(DataQualityError):
     """Not enough usable history (after the bad-input policies) to fit or to predict."""
 
 
-class ModelNotFoundError(ForecastingError, LookupError):
+class ModelNotFoundError(ForecastingError, LookupError, NotFound):
     """No forecaster registered under the name, or no trained version / artifact under the id."""
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from forecasting import metrics
 from forecasting.history import FloatArray, History
-from forecasting.protocol import Forecaster, QuantileForecast
+from forecasting.protocol import DEFAULT_LEVELS, Forecaster, QuantileForecast
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,41 @@ class EvaluationResult:
 
 
 def score(
-    actual: FloatArray, quantiles: FloatArray, levels: tuple[float, ...], naive: FloatArray | None = None
+    actual: FloatArray,
+    quantiles: FloatArray,
+    levels: tuple[float, ...],
+    naive: FloatArray | None = None,
+    spike_threshold: float | None = None,
 ) -> dict[str, float]:
+    """Accuracy, and calibration of the tails.
+
+    `pinball` is over the model's own levels; `pinball_common` over the levels it shares with
+    `DEFAULT_LEVELS` (5 % to 95 %), which compares models with different level sets. For each
+    level of 90 % or more, `exceed_pNN` is the share of actual prices above that quantile (nominal
+    1 - level). With a `spike_threshold`, `spike_rate` is the share of actual prices above it,
+    `spike_prob_mean` the mean probability the quantiles give it (`metrics.exceedance_probability`)
+    and `spike_brier` the Brier score of that probability.
+    """
     p50 = quantiles[:, levels.index(0.5), :]
+    common = [k for k, level in enumerate(levels) if any(abs(level - d) < 1e-9 for d in DEFAULT_LEVELS)]
     out = {
         "mae": metrics.mae(actual, p50),
         "smape": metrics.smape(actual, p50),
         "pinball": metrics.pinball(actual, quantiles, levels),
+        "pinball_common": metrics.pinball(actual, quantiles[:, common, :], [levels[k] for k in common]),
         "coverage_p10_p90": metrics.coverage(
             actual, quantiles[:, levels.index(0.1), :], quantiles[:, levels.index(0.9), :]
         ),
     }
+    for k, level in enumerate(levels):
+        if level >= 0.9 - 1e-9:
+            out[f"exceed_p{level * 100:g}"] = float(np.mean(actual > quantiles[:, k, :]))
+    if spike_threshold is not None:
+        event = (actual > spike_threshold).astype(np.float64)
+        probability = metrics.exceedance_probability(quantiles, levels, spike_threshold)
+        out["spike_rate"] = float(event.mean())
+        out["spike_prob_mean"] = float(probability.mean())
+        out["spike_brier"] = metrics.brier(event, probability)
     if naive is not None:
         out["naive_mae"] = metrics.mae(actual, naive)
         out["rmae"] = out["mae"] / out["naive_mae"]
@@ -128,10 +152,14 @@ def evaluate_rolling(
     as_of_step_minutes: int = 60,
     fit: bool = True,
     progress: Callable[[str], None] | None = None,
+    history_intervals: int | None = None,
+    spike_threshold: float | None = None,
 ) -> EvaluationResult:
     """Fit on the history up to `train_end` (an interval end), then forecast `horizon_intervals`
     from every `as_of_step_minutes` until the horizon would leave the history. Daily seasonal
-    naive over the same intervals is the reference (`naive_mae`)."""
+    naive over the same intervals is the reference (`naive_mae`). `history_intervals` gives each
+    forecast only that many of the latest prices (a short history, as at a backtest's start);
+    `spike_threshold` adds the spike calibration figures (see `score`)."""
     train_stop = history.index_of(train_end, "train_end") + 1
     model = make_model()
     started = time.perf_counter()
@@ -143,7 +171,8 @@ def evaluate_rolling(
     forecasts: list[QuantileForecast] = []
     started = time.perf_counter()
     for n, as_of in enumerate(as_of_indices):
-        known = history.window(0, as_of + 1, exogenous_ahead=horizon_intervals)
+        first = 0 if history_intervals is None else max(0, as_of + 1 - history_intervals)
+        known = history.window(first, as_of + 1, exogenous_ahead=horizon_intervals)
         forecasts.append(model.predict(known, history.interval_end_at(as_of + 1), horizon_intervals))
         if progress and n % 500 == 0:
             progress(f"as-of {n}/{len(as_of_indices)}")
@@ -152,7 +181,7 @@ def evaluate_rolling(
     targets = np.asarray(as_of_indices)[:, None] + np.arange(1, horizon_intervals + 1)[None, :]
     actual = history.prices[targets]
     daily_naive = history.prices[targets - history.intervals_per_day]
-    result = score(actual, quantiles, levels, daily_naive)
+    result = score(actual, quantiles, levels, daily_naive, spike_threshold)
     result.update(fit_seconds=fit_seconds, predict_ms_mean=1000 * predict_seconds / len(forecasts))
     protocol = {
         "name": "rolling",
@@ -161,6 +190,7 @@ def evaluate_rolling(
         "as_of_step_minutes": step * history.interval_minutes,
         "forecasts": len(forecasts),
         "horizon_intervals": horizon_intervals,
+        "history_intervals": history_intervals,
         "naive": "daily (same interval one day earlier)",
     }
     return EvaluationResult(model.name, protocol, result, levels, quantiles, actual)

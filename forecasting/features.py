@@ -18,6 +18,16 @@ Because both maps are strictly increasing, quantiles in z map to quantiles in pr
 
 Blocks are averaged over `pool` intervals (30-minute means of 5-minute prices), which keeps the
 input small without hiding the shape of the day.
+
+Two options for models that must see the present and work from a short history (`spike_mlp`):
+
+- `recent_intervals = R`: the last R prices up to the as-of time at full resolution (z units), so
+  a spike under way or a price ramp in the last hour reaches the model;
+- `partial = True`: graceful degradation. A lagged value that lies before the start of the history
+  (or is missing) becomes z = 0 (the level) and each lag block gets one more input, the share of
+  its values that were missing; the level and spread need only `MIN_PARTIAL_INTERVALS` prices.
+  Such a model forecasts from `min_history_intervals` prices instead of a week. Training shows it
+  short histories by hiding the older values of some samples (`available_from` in `build_samples`).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from forecasting.history import FloatArray, History
 
 IntArray = npt.NDArray[np.int64]
 MIN_SCALE = 1.0  # currency units per MWh: a week flatter than this is treated as this spread
+MIN_PARTIAL_INTERVALS = 12  # `partial` features: the fewest prices a forecast can start from
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,8 @@ class FeatureSpec:
     exogenous_lag_days: tuple[int, ...] = (0, 1, 7)
     pool: int = 1
     scale_window_days: int = 7
+    recent_intervals: int = 0  # the last R prices at full resolution (0: none)
+    partial: bool = False  # missing lags -> z = 0 plus a missing-share input per block
 
     def __post_init__(self) -> None:
         if self.horizon_intervals <= 0 or self.horizon_intervals % self.pool:
@@ -61,6 +74,10 @@ class FeatureSpec:
             )
         if any(k < 0 for k in self.exogenous_lag_days):
             raise ValueError(f"exogenous_lag_days: {self.exogenous_lag_days} must not be negative")
+        if self.recent_intervals < 0:
+            raise ValueError(f"recent_intervals: {self.recent_intervals} must not be negative")
+        if self.partial and self.exogenous_names:
+            raise ValueError("partial: graceful degradation is for price-only models (no exogenous series)")
 
     @property
     def first_as_of_index(self) -> int:
@@ -70,13 +87,34 @@ class FeatureSpec:
         return days * self.intervals_per_day - 1
 
     @property
+    def min_history_intervals(self) -> int:
+        """The fewest known prices a forecast needs (a full look-back unless `partial`)."""
+        if self.partial:
+            return max(MIN_PARTIAL_INTERVALS, self.recent_intervals)
+        return self.first_as_of_index + 1
+
+    @property
+    def scale_min_periods(self) -> int:
+        window = self.scale_window_days * self.intervals_per_day
+        return min(MIN_PARTIAL_INTERVALS, window // 2) if self.partial else window // 2
+
+    @property
     def block_width(self) -> int:
         return self.horizon_intervals // self.pool
 
     @property
+    def recent_slice(self) -> tuple[int, int]:
+        """Where the recent-prices block sits in the inputs (empty when `recent_intervals` is 0)."""
+        start = (len(self.price_lag_days) + len(self.exogenous_names) * len(self.exogenous_lag_days)) * (
+            self.block_width
+        )
+        return start, start + self.recent_intervals
+
+    @property
     def n_features(self) -> int:
         blocks = len(self.price_lag_days) + len(self.exogenous_names) * len(self.exogenous_lag_days)
-        return blocks * self.block_width + 2 + 7 + 4
+        flags = len(self.price_lag_days) + (1 if self.recent_intervals else 0) if self.partial else 0
+        return blocks * self.block_width + self.recent_intervals + flags + 2 + 7 + 4
 
 
 @dataclass(frozen=True)
@@ -97,15 +135,28 @@ class Samples:
     as_of_index: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def location_scale(prices: FloatArray, as_of: IntArray, window: int) -> tuple[FloatArray, FloatArray]:
-    """Median and inter-quartile range of the `window` prices up to each as-of index (NaN ignored).
+def location_scale(
+    prices: FloatArray, as_of: IntArray, window: int, min_periods: int | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Median and inter-quartile range of the `window` prices up to each as-of index (NaN ignored;
+    at least `min_periods` known prices, half the window by default, or NaN).
 
     Computed with one rolling pass over the span the as-of indices need, so fitting on a year
     of 5-minute data costs one pass, and predicting costs a pass over one window.
     """
+    periods = window // 2 if min_periods is None else min_periods
+    if len(as_of) <= 4:  # a forecast: quantiles of one window beat a rolling pass over it (5x)
+        location, scale = np.full(len(as_of), np.nan), np.full(len(as_of), np.nan)
+        for n, index in enumerate(as_of):
+            known = prices[max(0, int(index) - window + 1) : int(index) + 1]
+            known = known[np.isfinite(known)]
+            if len(known) >= max(periods, 1):
+                low, location[n], high = np.quantile(known, (0.25, 0.5, 0.75))
+                scale[n] = high - low
+        return location, np.maximum(scale, MIN_SCALE)
     start = max(0, int(as_of.min()) - window + 1)
     span = pd.Series(prices[start : int(as_of.max()) + 1])
-    rolling = span.rolling(window, min_periods=window // 2)
+    rolling = span.rolling(window, min_periods=periods)
     median = rolling.median().to_numpy()
     iqr = (rolling.quantile(0.75) - rolling.quantile(0.25)).to_numpy()
     where = as_of - start
@@ -124,6 +175,23 @@ def from_z(z: FloatArray, location: FloatArray, scale: FloatArray) -> FloatArray
 
 def _gather(series: FloatArray, as_of: IntArray, offsets: IntArray) -> FloatArray:
     return np.asarray(series[as_of[:, None] + offsets[None, :]], dtype=np.float64)
+
+
+def _gather_known(
+    series: FloatArray, as_of: IntArray, offsets: IntArray, available_from: IntArray | None
+) -> FloatArray:
+    """Like `_gather`, with NaN for indices before 0 or before each sample's `available_from`."""
+    index = as_of[:, None] + offsets[None, :]
+    values = np.asarray(series[np.clip(index, 0, None)], dtype=np.float64)
+    start = np.zeros_like(as_of) if available_from is None else available_from
+    values[index < start[:, None]] = np.nan
+    return values
+
+
+def _degrade(z: FloatArray, pool: int) -> tuple[FloatArray, FloatArray]:
+    """`partial` features: missing values -> 0 (the level), and the missing share of the block."""
+    missing = ~np.isfinite(z)
+    return _pool(np.where(missing, 0.0, z), pool), missing.mean(axis=1, keepdims=True)
 
 
 def _pool(block: FloatArray, pool: int) -> FloatArray:
@@ -167,22 +235,57 @@ def fit_normalizer(history: History, spec: FeatureSpec, as_of: IntArray) -> Norm
 
 
 def build_samples(
-    history: History, spec: FeatureSpec, norm: Normalizer, as_of: IntArray, *, with_targets: bool
+    history: History,
+    spec: FeatureSpec,
+    norm: Normalizer,
+    as_of: IntArray,
+    *,
+    with_targets: bool,
+    available_from: IntArray | None = None,
 ) -> Samples:
-    """Inputs (and targets) for each as-of index; rows touching a missing value hold NaN."""
+    """Inputs (and targets) for each as-of index; rows touching a missing value hold NaN.
+
+    With `spec.partial`, missing lagged prices (NaN, before the history, or before the sample's
+    `available_from` index: training's stand-in for a short history) are degraded, not NaN.
+    """
     S, H = spec.intervals_per_day, spec.horizon_intervals
     ahead = np.arange(1, H + 1, dtype=np.int64)
-    location, scale = location_scale(history.prices, as_of, spec.scale_window_days * S)
-    blocks = []
+    window = spec.scale_window_days * S
+    location, scale = location_scale(history.prices, as_of, window, spec.scale_min_periods)
+    if available_from is not None:
+        # A sample shown a short history gets the level and spread of that short history, as a
+        # forecast from that little history would.
+        for n in np.flatnonzero(as_of - available_from + 1 < window):
+            known = history.prices[max(0, int(available_from[n])) : int(as_of[n]) + 1]
+            known = known[np.isfinite(known)]
+            if len(known) >= spec.scale_min_periods:
+                low, location[n], high = np.quantile(known, (0.25, 0.5, 0.75))
+                scale[n] = max(high - low, MIN_SCALE)
+            else:
+                location[n] = scale[n] = np.nan
+    blocks, flags = [], []
     for k in spec.price_lag_days:
+        if spec.partial:
+            lagged = _gather_known(history.prices, as_of, ahead - k * S, available_from)
+            block, flag = _degrade(to_z(lagged, location, scale), spec.pool)
+            blocks.append(block)
+            flags.append(flag)
+            continue
         lagged = _gather(history.prices, as_of, ahead - k * S)
         blocks.append(_pool(to_z(lagged, location, scale), spec.pool))
+    if spec.recent_intervals:
+        back = np.arange(-spec.recent_intervals + 1, 1, dtype=np.int64)
+        recent = to_z(_gather_known(history.prices, as_of, back, available_from), location, scale)
+        if spec.partial:
+            recent, flag = _degrade(recent, 1)
+            flags.append(flag)
+        blocks.append(recent)
     for name, mean, std in zip(spec.exogenous_names, norm.exogenous_mean, norm.exogenous_std, strict=True):
         series = history.exogenous[name]
         for k in spec.exogenous_lag_days:
             blocks.append(_pool((_gather(series, as_of, ahead - k * S) - mean) / std, spec.pool))
     level = np.column_stack([np.arcsinh(location / norm.level_scale), np.log(scale / norm.level_scale)])
-    inputs = np.hstack([*blocks, level, _calendar(history, as_of)])
+    inputs = np.hstack([*blocks, *flags, level, _calendar(history, as_of)])
     targets = to_z(_gather(history.prices, as_of, ahead), location, scale) if with_targets else None
     return Samples(inputs, location, scale, targets, as_of)
 
@@ -191,13 +294,14 @@ def training_as_of(history: History, spec: FeatureSpec, stride: int) -> IntArray
     """As-of indices for training, anchored at the last one whose targets are all known."""
     S = spec.intervals_per_day
     last = len(history.prices) - 1 - spec.horizon_intervals
-    if last < spec.first_as_of_index:
+    first = spec.min_history_intervals - 1 if spec.partial else spec.first_as_of_index
+    if last < first:
         raise InsufficientDataError(
             f"history: {len(history.prices)} intervals ({len(history.prices) / S:.1f} days) cannot train "
             f"a model that looks back {(spec.first_as_of_index + 1) / S:.0f} days and forecasts "
             f"{spec.horizon_intervals} intervals"
         )
-    return np.arange(last, spec.first_as_of_index - 1, -stride, dtype=np.int64)[::-1]
+    return np.arange(last, first - 1, -stride, dtype=np.int64)[::-1]
 
 
 def complete_rows(samples: Samples) -> npt.NDArray[np.bool_]:
@@ -215,11 +319,13 @@ def require_complete_inputs(history: History, spec: FeatureSpec, as_of: int) -> 
     long as half the week is there); a missing lagged price or exogenous value is an error.
     """
     S, H = spec.intervals_per_day, spec.horizon_intervals
-    if as_of < spec.first_as_of_index:
+    if as_of + 1 < spec.min_history_intervals:
         raise InsufficientDataError(
             f"history: {as_of + 1} intervals up to {history.interval_end_at(as_of).isoformat()}; the "
-            f"model needs {spec.first_as_of_index + 1} ({(spec.first_as_of_index + 1) / S:.0f} days)"
+            f"model needs {spec.min_history_intervals} ({spec.min_history_intervals / S:.2g} days)"
         )
+    if spec.partial:
+        return  # missing lagged prices are degraded, not refused
     ahead = as_of + np.arange(1, H + 1)
     for k in spec.price_lag_days:
         values = history.prices[ahead - k * S]

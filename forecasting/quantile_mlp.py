@@ -12,6 +12,11 @@ Why a direct multi-output MLP rather than a recurrent or convolutional net: a da
 is one vector of ~250 features, the EPF datasets give ~1,500 daily samples per four years, and
 the MLP trains in seconds on two cores, which is what makes frequent recalibration and an
 ensemble affordable. Training is seeded per member and reproducible for a given thread count.
+
+The options that let it see the present (recent prices, a persistence anchor, a spike head,
+coarser far outputs, short histories) are off by default and turned on by `spike_mlp`
+(forecasting/spike_mlp.py). Long because the network, its training loop, the spike head and the
+save/load of one model belong together; the features live in features.py.
 """
 
 from __future__ import annotations
@@ -24,10 +29,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -70,6 +74,18 @@ class MLPConfig:
     sample_stride_minutes: int = 180  # one training sample per as-of time this far apart
     warm_start_epochs: int = 3  # >0: a refit of a fitted model fine-tunes it for this many epochs
     threads: int = 1  # torch threads while fitting (predicting always uses one)
+    # -- seeing the present (all off by default: `spike_mlp` turns them on; docs/forecasting.md) --
+    recent_intervals: int = 0  # inputs: the last N prices at full resolution
+    partial_history: bool = False  # forecast from a short history (missing lags degrade gracefully)
+    short_history_share: float = 0.0  # share of extra training samples shown a short history
+    scale_window_days: int = 7  # the level/spread window of the per-sample normalization
+    output_fine_minutes: int | None = None  # None: every interval its own output; else the first
+    # this many minutes at full resolution and the rest in `input_resolution_minutes` blocks
+    spike_threshold: float | None = None  # a price above this is a spike; None: no spike head
+    spike_weight: float = 1.0  # weight of the spike head's log loss beside the pinball loss
+    spike_adjust: bool = True  # move the quantiles to the crossing level the spike head predicts
+    recent_anchor: bool = False  # a linear map from the recent prices to every median (persistence)
+    weights_float16: bool = False  # store weights as float16 (half the file; loaded as float32)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MLPConfig:
@@ -100,11 +116,36 @@ def _tuples(params: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
+def output_slots(horizon: int, fine: int | None, pool: int) -> tuple[int, ...] | None:
+    """Which output each horizon interval reads: the first `fine` intervals their own, the rest one
+    per `pool` intervals (None: every interval its own output)."""
+    if fine is None or fine >= horizon:
+        return None
+    return tuple(j if j < fine else fine + (j - fine) // pool for j in range(horizon))
+
+
 class _QuantileNet(nn.Module):
-    """Features -> (horizon, levels) quantiles in z units, non-crossing by construction."""
+    """Features -> (horizon, levels) quantiles in z units, non-crossing by construction.
+
+    `slots` shares one output among several horizon intervals (coarser far ahead, see
+    `output_slots`); `spike` adds a head with the log-odds of a spike for each output; `anchor`
+    (the inputs' recent-prices block) adds a linear map from the latest prices to every output's
+    median, so persistence is one step away for the net, not something the MLP must rebuild.
+    """
+
+    expand: torch.Tensor
 
     def __init__(
-        self, n_in: int, hidden: tuple[int, ...], horizon: int, n_levels: int, median: int, dropout: float
+        self,
+        n_in: int,
+        hidden: tuple[int, ...],
+        horizon: int,
+        n_levels: int,
+        median: int,
+        dropout: float,
+        slots: tuple[int, ...] | None = None,
+        spike: bool = False,
+        anchor: tuple[int, int] | None = None,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -113,16 +154,40 @@ class _QuantileNet(nn.Module):
             layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(dropout)]
             width = h
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, horizon * n_levels)
+        self.n_outputs = horizon if slots is None else max(slots) + 1
+        self.head = nn.Linear(width, self.n_outputs * n_levels)
+        self.spike_head = nn.Linear(width, self.n_outputs) if spike else None
+        self.anchor_slice = anchor if anchor is not None and anchor[1] > anchor[0] else None
+        self.anchor = (
+            None
+            if self.anchor_slice is None
+            else nn.Linear(self.anchor_slice[1] - self.anchor_slice[0], self.n_outputs)
+        )
+        expand = torch.arange(horizon) if slots is None else torch.as_tensor(slots, dtype=torch.long)
+        self.register_buffer("expand", expand, persistent=False)
         self.horizon, self.n_levels, self.median = horizon, n_levels, median
+        self.shared = slots is not None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = self.head(self.body(x)).view(-1, self.horizon, self.n_levels)
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Quantiles (n, horizon, levels) and spike log-odds (n, horizon) or None."""
+        hidden = self.body(x)
+        raw = self.head(hidden).view(-1, self.n_outputs, self.n_levels)
         m = self.median
         centre = raw[..., m : m + 1]
+        if self.anchor is not None and self.anchor_slice is not None:
+            start, stop = self.anchor_slice
+            centre = centre + self.anchor(x[:, start:stop]).unsqueeze(-1)
         up = torch.cumsum(nn.functional.softplus(raw[..., m + 1 :]), dim=-1)
         down = torch.cumsum(nn.functional.softplus(raw[..., :m].flip(-1)), dim=-1).flip(-1)
-        return torch.cat([centre - down, centre, centre + up], dim=-1)
+        quantiles = torch.cat([centre - down, centre, centre + up], dim=-1)
+        logits = None if self.spike_head is None else self.spike_head(hidden)
+        if self.shared:
+            quantiles = quantiles[:, self.expand, :]
+            logits = None if logits is None else logits[:, self.expand]
+        return quantiles, logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x)[0]
 
 
 def _one_cycle(step: int, total: int, peak: float) -> float:
@@ -182,9 +247,10 @@ class _Trained:
 class QuantileMLPForecaster:
     name = "quantile_mlp"
     version = "1"
+    config_class: ClassVar[type[MLPConfig]] = MLPConfig
 
     def __init__(self, **params: Any) -> None:
-        self.config = MLPConfig.from_params(params)
+        self.config = self.config_class.from_params(params)
         if 0.5 not in self.config.levels:
             raise ValueError(f"levels: {self.config.levels} must include 0.5")
         self._trained: _Trained | None = None
@@ -202,9 +268,12 @@ class QuantileMLPForecaster:
             horizon_intervals=horizon,
             intervals_per_day=history.intervals_per_day,
             price_lag_days=c.price_lag_days,
-            exogenous_names=exogenous,
+            exogenous_names=() if c.partial_history else exogenous,  # partial: prices only
             exogenous_lag_days=c.exogenous_lag_days,
             pool=pool,
+            scale_window_days=c.scale_window_days,
+            recent_intervals=c.recent_intervals,
+            partial=c.partial_history,
         )
 
     def fit(self, history: History) -> None:
@@ -221,7 +290,18 @@ class QuantileMLPForecaster:
         # A fine-tuned model keeps the normalizer its weights were learnt with.
         norm = previous.norm if warm and previous is not None else fit_normalizer(history, spec, as_of)
         self._refits += 1
-        samples = build_samples(history, spec, norm, as_of, with_targets=True)
+        available_from = None
+        if spec.partial and c.short_history_share > 0:
+            # Extra copies of some samples that see only the last few hours to days of history,
+            # so the net learns what a missing lag block means (a backtest's or a new site's first days).
+            rng = np.random.default_rng(c.seed + self._refits)
+            extra = rng.choice(as_of, size=round(c.short_history_share * len(as_of)))
+            # Log-uniform lengths from one hour to the full look-back: short histories are the hard ones.
+            low, high = np.log(spec.min_history_intervals), np.log(spec.first_as_of_index + 1)
+            known = np.exp(rng.uniform(low, high, size=len(extra))).astype(np.int64)
+            available_from = np.concatenate([np.zeros_like(as_of), extra - known + 1])
+            as_of = np.concatenate([as_of, extra])
+        samples = build_samples(history, spec, norm, as_of, with_targets=True, available_from=available_from)
         ok = complete_rows(samples)
         if ok.sum() < MIN_TRAINING_SAMPLES:
             raise InsufficientDataError(
@@ -231,6 +311,10 @@ class QuantileMLPForecaster:
         assert samples.targets is not None
         x = torch.as_tensor(samples.inputs[ok], dtype=torch.float32)
         y = torch.as_tensor(samples.targets[ok], dtype=torch.float32)
+        if c.spike_threshold is not None:
+            prices = from_z(samples.targets[ok], samples.location[ok], samples.scale[ok])
+            spikes = torch.as_tensor(prices > c.spike_threshold, dtype=torch.float32)
+            y = torch.stack([y, spikes], dim=-1)  # (n, H, 2): z target and spike indicator
         levels = torch.as_tensor(c.levels, dtype=torch.float32)
         trained = _Trained(spec, norm)
         with torch_threads(c.threads):
@@ -247,9 +331,31 @@ class QuantileMLPForecaster:
 
     def _new_net(self, n_inputs: int, spec: FeatureSpec) -> _QuantileNet:
         c = self.config
-        return _QuantileNet(
-            n_inputs, c.hidden, spec.horizon_intervals, len(c.levels), c.levels.index(0.5), c.dropout
+        fine = (
+            None
+            if c.output_fine_minutes is None
+            else c.output_fine_minutes // (1440 // spec.intervals_per_day)
         )
+        return _QuantileNet(
+            n_inputs,
+            c.hidden,
+            spec.horizon_intervals,
+            len(c.levels),
+            c.levels.index(0.5),
+            c.dropout,
+            output_slots(spec.horizon_intervals, fine, spec.pool),
+            c.spike_threshold is not None,
+            spec.recent_slice if c.recent_anchor else None,
+        )
+
+    def _loss(
+        self, net: _QuantileNet, x: torch.Tensor, y: torch.Tensor, levels: torch.Tensor
+    ) -> torch.Tensor:
+        quantiles, logits = net.outputs(x)
+        if logits is None:
+            return pinball_loss(quantiles, y, levels)
+        spike_loss = nn.functional.binary_cross_entropy_with_logits(logits, y[..., 1])
+        return pinball_loss(quantiles, y[..., 0], levels) + self.config.spike_weight * spike_loss
 
     def _train_member(
         self,
@@ -276,7 +382,7 @@ class QuantileMLPForecaster:
             for start in range(0, len(x), c.batch_size):
                 batch = order[start : start + c.batch_size]
                 optimizer.zero_grad()
-                loss = pinball_loss(net(x[batch]), y[batch], levels)
+                loss = self._loss(net, x[batch], y[batch], levels)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step(_one_cycle(step, total, c.learning_rate))
                 step += 1
@@ -288,6 +394,12 @@ class QuantileMLPForecaster:
     def predict(
         self, history: History, first_interval_end: datetime, horizon_intervals: int
     ) -> QuantileForecast:
+        return self.predict_with_spikes(history, first_interval_end, horizon_intervals)[0]
+
+    def predict_with_spikes(
+        self, history: History, first_interval_end: datetime, horizon_intervals: int
+    ) -> tuple[QuantileForecast, FloatArray | None]:
+        """The forecast and, for a model with a spike head, P(price > spike_threshold) per interval."""
         trained = self._require_trained()
         spec = trained.spec
         if history.intervals_per_day != spec.intervals_per_day:
@@ -307,50 +419,36 @@ class QuantileMLPForecaster:
         samples = build_samples(history, spec, trained.norm, np.array([as_of]), with_targets=False)
         if not np.all(np.isfinite(samples.inputs)):
             raise DataQualityError(
-                f"prices: fewer than half of the week before {history.last_interval_end.isoformat()} "
-                "are known, so the price level cannot be estimated"
+                f"prices: too few of the {spec.scale_window_days} days before "
+                f"{history.last_interval_end.isoformat()} are known to estimate the price level"
             )
-        z = self._predict_z(samples.inputs)
+        z, spikes = self._predict_z(samples.inputs)
         prices = from_z(z, samples.location, samples.scale)[0].T  # (levels, horizon)
+        probability = None if spikes is None else spikes[0]
+        if probability is not None and self.config.spike_adjust:
+            prices = spike_adjusted(prices, self.config.levels, probability, self.config.spike_threshold)
         prices = self._within_limits(prices, history)
-        return QuantileForecast(
+        window = slice(skip, skip + horizon_intervals)
+        forecast = QuantileForecast(
             first_interval_end=first_interval_end,
             interval_minutes=history.interval_minutes,
             levels=self.config.levels,
-            values=prices[:, skip : skip + horizon_intervals],
+            values=prices[:, window],
         )
+        return forecast, None if probability is None else probability[window]
 
-    def predict_many(
-        self, history: History, as_of: npt.NDArray[np.int64], horizon_intervals: int
-    ) -> FloatArray:
-        """Quantiles (n, levels, horizon) of the `horizon_intervals` right after each as-of index:
-        row i is what `predict` returns given `history` cut after `as_of[i]` (features read
-        nothing later), in one batch. Rows whose inputs miss a value are NaN."""
-        trained = self._require_trained()
-        spec = trained.spec
-        if horizon_intervals > spec.horizon_intervals:
-            raise InsufficientDataError(
-                f"horizon: {horizon_intervals} intervals; the model forecasts {spec.horizon_intervals}"
-            )
-        samples = build_samples(
-            history, spec, trained.norm, np.asarray(as_of, dtype=np.int64), with_targets=False
-        )
-        ok = np.all(np.isfinite(samples.inputs), axis=1) & np.isfinite(samples.location)
-        out = np.full((len(as_of), len(self.config.levels), horizon_intervals), np.nan)
-        if ok.any():
-            z = self._predict_z(samples.inputs[ok])
-            prices = from_z(z, samples.location[ok], samples.scale[ok])  # (n, horizon, levels)
-            prices = self._within_limits(prices, history)
-            out[ok] = np.swapaxes(prices, 1, 2)[:, :, :horizon_intervals]
-        return out
-
-    def _predict_z(self, inputs: FloatArray) -> FloatArray:
+    def _predict_z(self, inputs: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        """Quantiles in z (n, horizon, levels) and spike probabilities (n, horizon) or None."""
         trained = self._require_trained()
         x = torch.as_tensor(inputs, dtype=torch.float32)
         with torch.inference_mode(), torch_threads(1 if len(x) < 256 else self.config.threads):
-            z = torch.stack([net(x) for net in trained.nets]).mean(dim=0)
+            outputs = [net.outputs(x) for net in trained.nets]
+            z = torch.stack([q for q, _ in outputs]).mean(dim=0)
+            logits = [lg for _, lg in outputs if lg is not None]
+            spikes = torch.stack([torch.sigmoid(lg) for lg in logits]).mean(dim=0) if logits else None
         # Rounding in float32 can tie neighbours; sorting keeps the order exact after averaging.
-        return np.sort(z.double().numpy(), axis=-1)
+        probability = None if spikes is None else spikes.double().numpy()
+        return np.sort(z.double().numpy(), axis=-1), probability
 
     def _within_limits(self, prices: FloatArray, history: History) -> FloatArray:
         low = -np.inf if history.price_floor is None else history.price_floor
@@ -374,7 +472,10 @@ class QuantileMLPForecaster:
             "n_inputs": trained.spec.n_features,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True))
-        torch.save([net.state_dict() for net in trained.nets], directory / WEIGHTS_FILE)
+        states = [net.state_dict() for net in trained.nets]
+        if self.config.weights_float16:
+            states = [{k: v.half() for k, v in state.items()} for state in states]
+        torch.save(states, directory / WEIGHTS_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -386,19 +487,11 @@ class QuantileMLPForecaster:
             states = torch.load(directory / WEIGHTS_FILE, weights_only=True)
         except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{cls.name}: cannot load the model in {directory}: {exc}") from exc
-        c = model.config
         trained = _Trained(spec, norm)
         for state in states:
-            net = _QuantileNet(
-                document["n_inputs"],
-                c.hidden,
-                spec.horizon_intervals,
-                len(c.levels),
-                c.levels.index(0.5),
-                c.dropout,
-            )
+            net = model._new_net(document["n_inputs"], spec)
             try:
-                net.load_state_dict(state)
+                net.load_state_dict({k: v.float() for k, v in state.items()})
             except RuntimeError as exc:
                 raise ModelLoadError(
                     f"{cls.name}: weights in {directory} do not fit the config: {exc}"
@@ -407,3 +500,20 @@ class QuantileMLPForecaster:
             trained.nets.append(net)
         model._trained = trained
         return model
+
+
+def spike_adjusted(
+    prices: FloatArray, levels: tuple[float, ...], probability: FloatArray, threshold: float | None
+) -> FloatArray:
+    """Quantiles (levels, horizon) moved so they cross `threshold` at level 1 - P(spike).
+
+    The spike head is trained on the spike indicator alone (log loss), so its probability is the
+    sharper estimate of how likely the price is to pass the threshold; the quantile net keeps the
+    shape (how far above and below). Levels above 1 - p are raised to at least the threshold,
+    levels below lowered to at most it: both parts stay ordered and the lower part never exceeds
+    the upper, so the quantiles still never cross.
+    """
+    if threshold is None:
+        return prices
+    above = np.asarray(levels)[:, None] > 1.0 - probability[None, :]
+    return np.where(above, np.maximum(prices, threshold), np.minimum(prices, threshold))

@@ -1,7 +1,8 @@
 """Forecast queue handler: market snapshot fact in, forecast fact out.
 
 The request may name a model as `model` (`name@version`, see forecasting/registry.py); without
-one the worker's default (daily seasonal naive) forecasts. A model that fails falls back to
+one the worker's default (`forecasting.service.DEFAULT_MODEL`, the packaged `spike_mlp@sa1-2022`)
+forecasts. A model that fails falls back to
 seasonal naive and the stored forecast records why (forecasting/service.py); the result carries
 the same `fallback_reason` so the cycle's logs show it too.
 """

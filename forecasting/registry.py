@@ -19,6 +19,12 @@ can be verified on load and is never overwritten: a directory is published by an
 and left read-only; a version file is created exclusively and never rewritten. Versions are
 numbered 1, 2, ... per name unless the trainer names one.
 
+Packaged versions. Trained models that ship inside the project live in `forecasting/packaged/`,
+laid out like a store (`<sha256>/`, `versions/<name>/<version>.json`, see its PROVENANCE.md). Every
+`ModelStore` also reads them, read-only and verified like any artifact, so `spike_mlp@sa1-2022`
+resolves in a fresh `<data_dir>/models` (the demo, a fresh `autobidder up`, a backtest) with no
+training and no `../shared`. A store cannot register a version under a packaged version's name.
+
 References. `name@version` names a trained version; `name` or `name@latest` the newest one. A
 forecaster that learns nothing (`needs_training = False`, like seasonal naive) also resolves
 `name` and `name@<its code version>` to a fresh instance. Resolution reads the versions folder at
@@ -55,8 +61,10 @@ BUILTINS: dict[str, str] = {
     "seasonal_naive": "forecasting.seasonal_naive:SeasonalNaiveForecaster",
     "seasonal_naive_weekly": "forecasting.seasonal_naive:WeeklySeasonalNaiveForecaster",
     "quantile_mlp": "forecasting.quantile_mlp:QuantileMLPForecaster",
+    "spike_mlp": "forecasting.spike_mlp:SpikeMLPForecaster",
 }
 LATEST = "latest"
+PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"
 _REQUIRED = ("fit", "predict", "save", "load")
 _CACHE_SIZE = 8
 
@@ -196,14 +204,36 @@ def _file_hashes(root: Path) -> dict[str, str]:
 
 
 class ModelStore:
-    """Content-addressed trained models under `root` (normally `<data_dir>/models`)."""
+    """Content-addressed trained models under `root` (normally `<data_dir>/models`), plus the
+    read-only packaged versions under `packaged` (None: none)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, packaged: Path | None = PACKAGED_DIR) -> None:
         self.root = root
+        self.packaged = packaged if packaged is not None and packaged.resolve() != root.resolve() else None
         self._cache: OrderedDict[str, Forecaster] = OrderedDict()
 
     def _versions_dir(self, name: str) -> Path:
         return self.root / "versions" / name
+
+    def packaged_versions(self, name: str) -> list[str]:
+        """Versions of `name` that ship with the project (forecasting/packaged)."""
+        if self.packaged is None:
+            return []
+        folder = self.packaged / "versions" / name
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def _record(self, name: str, version: str) -> Path:
+        """The version record: this store's, or the packaged one when this store has none."""
+        own = self._versions_dir(name) / f"{version}.json"
+        if not own.exists() and version in self.packaged_versions(name) and self.packaged is not None:
+            return self.packaged / "versions" / name / f"{version}.json"
+        return own
+
+    def _artifact_dir(self, artifact_sha256: str) -> Path:
+        own = self.root / artifact_sha256
+        if not own.exists() and self.packaged is not None and (self.packaged / artifact_sha256).is_dir():
+            return self.packaged / artifact_sha256
+        return own
 
     # writing
 
@@ -254,6 +284,8 @@ class ModelStore:
             chosen = version or str(1 + max((int(v) for v in self.versions(name) if v.isdigit()), default=0))
             if chosen == LATEST or "@" in chosen or "/" in chosen:
                 raise ValueError(f"version {chosen!r}: reserved or not a plain name")
+            if chosen in self.packaged_versions(name):
+                raise FileExistsError(f"model {name}@{chosen} is a packaged version; choose another name")
             try:
                 with open(folder / f"{chosen}.json", "x") as handle:
                     handle.write(json.dumps(record, sort_keys=True))
@@ -268,21 +300,23 @@ class ModelStore:
     # reading
 
     def versions(self, name: str) -> list[str]:
-        """Trained versions of `name`, oldest first (numbers in numeric order)."""
+        """Versions of `name`: the packaged ones, then this store's trained ones oldest first
+        (numbers in numeric order), so `latest` is this store's newest, or the packaged one."""
         folder = self._versions_dir(name)
-        if not folder.is_dir():
-            return []
-        names = [p.stem for p in folder.glob("*.json")]
-        return sorted(names, key=lambda v: (0, int(v), v) if v.isdigit() else (1, 0, v))
+        names = [p.stem for p in folder.glob("*.json")] if folder.is_dir() else []
+        own = sorted(names, key=lambda v: (0, int(v), v) if v.isdigit() else (1, 0, v))
+        return [v for v in self.packaged_versions(name) if v not in own] + own
 
     def all_versions(self) -> dict[str, list[str]]:
-        folder = self.root / "versions"
-        if not folder.is_dir():
-            return {}
-        return {p.name: self.versions(p.name) for p in sorted(folder.iterdir()) if p.is_dir()}
+        names: set[str] = set()
+        for root in (self.root, self.packaged):
+            folder = None if root is None else root / "versions"
+            if folder is not None and folder.is_dir():
+                names.update(p.name for p in folder.iterdir() if p.is_dir())
+        return {name: self.versions(name) for name in sorted(names)}
 
     def artifact_of(self, name: str, version: str) -> str:
-        path = self._versions_dir(name) / f"{version}.json"
+        path = self._record(name, version)
         try:
             return str(json.loads(path.read_text())["artifact"])
         except FileNotFoundError:
@@ -294,7 +328,7 @@ class ModelStore:
             raise ModelLoadError(f"model {name}@{version}: unreadable version record {path}: {exc}") from exc
 
     def manifest(self, artifact_sha256: str) -> dict[str, Any]:
-        path = self.root / artifact_sha256 / "manifest.json"
+        path = self._artifact_dir(artifact_sha256) / "manifest.json"
         try:
             manifest: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
@@ -306,7 +340,7 @@ class ModelStore:
     def describe(self, name: str, version: str) -> TrainedVersion:
         sha = self.artifact_of(name, version)
         manifest = self.manifest(sha)
-        record = json.loads((self._versions_dir(name) / f"{version}.json").read_text())
+        record = json.loads(self._record(name, version).read_text())
         return TrainedVersion(
             name=name,
             version=version,
@@ -322,7 +356,7 @@ class ModelStore:
         manifest = self.manifest(artifact_sha256)
         if hashlib.sha256(_canonical(manifest)).hexdigest() != artifact_sha256:
             raise ModelLoadError(f"artifact {artifact_sha256}: manifest does not match its content address")
-        actual = _file_hashes(self.root / artifact_sha256 / "files")
+        actual = _file_hashes(self._artifact_dir(artifact_sha256) / "files")
         if actual != manifest["files"]:
             changed = sorted(set(actual.items()) ^ set(manifest["files"].items()))
             raise ModelLoadError(
@@ -356,7 +390,7 @@ class ModelStore:
         forecaster = self._cache.get(sha)
         if forecaster is None:
             try:
-                forecaster = cls.load(self.root / sha / "files")
+                forecaster = cls.load(self._artifact_dir(sha) / "files")
             except ModelLoadError:
                 raise
             except Exception as exc:  # plugin code: any failure to load is a load error
@@ -384,7 +418,9 @@ def train(
     params: dict[str, Any] | None = None,
     version: str | None = None,
 ) -> TrainedVersion:
-    """Fit `name` on `history`, store the artifact, and register it as a new version."""
+    """Fit `name` on `history`, store the artifact, and register it as a new version, unless a
+    version of `name` already holds this exact artifact (same data, parameters and code give the
+    same content address): then that version is returned, so `@2` never merely repeats `@1`."""
     params = dict(params or {})
     cls = load_class(name)
     try:
@@ -394,5 +430,9 @@ def train(
     model.fit(history)
     training = TrainingInfo.of(history)
     sha = store.put(model, name, params, training)
+    if version is None:
+        same = [v for v in store.versions(name) if store.artifact_of(name, v) == sha]
+        if same:
+            return store.describe(name, same[0])
     chosen = store.register_version(name, sha, version)
     return store.describe(name, chosen)

@@ -1,5 +1,6 @@
 """Forecasting for a cycle: resolve the requested model, predict, and fall back to seasonal naive.
 
+A request without a model gets `DEFAULT_MODEL`, the packaged `spike_mlp@sa1-2022`.
 A model that cannot be resolved, loaded or used (a missing version, a corrupt artifact, a plugin
 that raises, a forecast with NaN or crossing quantiles) must not stop the cycle: the daily seasonal
 naive forecast stands in, and the stored forecast names the requested model and the reason in
@@ -10,19 +11,22 @@ a day of history) does the error reach the cycle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from autobidder import Forecast, MarketSnapshot
 from forecasting.errors import PredictionError
 from forecasting.history import History
 from forecasting.protocol import QuantileForecast
-from forecasting.registry import ModelRef, ModelStore
+from forecasting.registry import LoadedModel, ModelRef, ModelStore
 from forecasting.seasonal_naive import MODEL_NAME, MODEL_VERSION, SeasonalNaiveForecaster
 from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, PriceCapUnknownError, price_cap_aud_per_mwh
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = f"{MODEL_NAME}@{MODEL_VERSION}"
+FALLBACK_MODEL = f"{MODEL_NAME}@{MODEL_VERSION}"  # stands in when a model fails
+# What a request without a model uses: the packaged model of forecasting/packaged (docs/forecasting.md).
+DEFAULT_MODEL = "spike_mlp@sa1-2022"
 
 
 def history_from_snapshot(snapshot: MarketSnapshot) -> History:
@@ -62,9 +66,27 @@ def forecast_for_snapshot(
     horizon_intervals: int,
 ) -> Forecast:
     """The requested model's forecast, or seasonal naive's with the reason it stood in."""
+    return forecast_with_fallback(
+        lambda: models.resolve(ModelRef.parse(requested)),
+        requested,
+        snapshot,
+        first_interval_end,
+        horizon_intervals,
+    )
+
+
+def forecast_with_fallback(
+    load: Callable[[], LoadedModel],
+    requested: str,
+    snapshot: MarketSnapshot,
+    first_interval_end: datetime,
+    horizon_intervals: int,
+) -> Forecast:
+    """`load()`'s model forecasts the snapshot; if loading or predicting fails, seasonal naive
+    does, and the forecast records the requested model and the reason (the module docstring)."""
     history = history_from_snapshot(snapshot)
     try:
-        loaded = models.resolve(ModelRef.parse(requested))
+        loaded = load()
         forecast = _checked(
             loaded.forecaster.predict(history, first_interval_end, horizon_intervals),
             first_interval_end,
@@ -81,9 +103,9 @@ def forecast_for_snapshot(
         )
     except Exception as exc:  # any model failure, plugin code included, falls back
         reason = f"{requested}: {type(exc).__name__}: {exc}"
-        if ModelRef.parse(requested) in (ModelRef.parse(MODEL_NAME), ModelRef.parse(DEFAULT_MODEL)):
+        if ModelRef.parse(requested) in (ModelRef.parse(MODEL_NAME), ModelRef.parse(FALLBACK_MODEL)):
             raise  # the fallback itself failed: nothing left to stand in
-        log.warning("forecast model failed, falling back to %s: %s", DEFAULT_MODEL, reason)
+        log.warning("forecast model failed, falling back to %s: %s", FALLBACK_MODEL, reason)
     fallback = SeasonalNaiveForecaster().predict(history, first_interval_end, horizon_intervals)
     return fallback.to_domain(
         region=snapshot.region,

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
         award_from_dict as award_from_dict,
         award_to_dict as award_to_dict,
         bid_from_dict as bid_from_dict,
+        bid_id_for as bid_id_for,
         canonical_json as canonical_json,
+        expected_bid_id as expected_bid_id,
     )
     from market_adapters.clearing import (
         MissingPriceError as MissingPriceError,
@@ -35,8 +37,11 @@ if TYPE_CHECKING:
     )
     from market_adapters.ercot_adapter import ErcotAdapter as ErcotAdapter
     from market_adapters.exchange_client import (
+        BidConflictError as BidConflictError,
         BidRejectedError as BidRejectedError,
+        ExchangeAccessError as ExchangeAccessError,
         ExchangeClient as ExchangeClient,
+        ExchangeRequestError as ExchangeRequestError,
         UnknownBidError as UnknownBidError,
     )
     from market_adapters.market_codec import (
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
         PriceCapTable as PriceCapTable,
         PriceCapUnknownError as PriceCapUnknownError,
         energy_bid_violations as energy_bid_violations,
+        in_nem_format as in_nem_format,
         price_cap_aud_per_mwh as price_cap_aud_per_mwh,
         validate_energy_bid as validate_energy_bid,
     )
@@ -72,6 +78,15 @@ if TYPE_CHECKING:
         market_snapshot_to_proto as market_snapshot_to_proto,
         violations_to_proto as violations_to_proto,
     )
+    from market_adapters.nem_cooptimise import (
+        CooptimisationError as CooptimisationError,
+        clear_nem_bid_cooptimised as clear_nem_bid_cooptimised,
+        cooptimised_awards as cooptimised_awards,
+    )
+    from market_adapters.nem_format import (
+        convexity_violations as convexity_violations,
+        is_convex as is_convex,
+    )
     from market_adapters.rule_checks import (
         rebid_event_violations as rebid_event_violations,
         rebid_violations as rebid_violations,
@@ -81,6 +96,8 @@ if TYPE_CHECKING:
         BidValidationError as BidValidationError,
         BidViolation as BidViolation,
         Rule as Rule,
+        clip as clip,
+        summarize as summarize,
     )
 
 __all__ = [
@@ -89,11 +106,15 @@ __all__ = [
     "NEM_PRICE_CAPS",
     "SUPERSEDED_BY_METADATA_KEY",
     "VIOLATIONS_METADATA_KEY",
+    "BidConflictError",
     "BidRejectedError",
     "BidValidationError",
     "BidViolation",
+    "CooptimisationError",
     "ErcotAdapter",
+    "ExchangeAccessError",
     "ExchangeClient",
+    "ExchangeRequestError",
     "IntervalPrices",
     "Market",
     "MarketAdapter",
@@ -112,14 +133,22 @@ __all__ = [
     "award_to_dict",
     "award_to_proto",
     "bid_from_dict",
+    "bid_id_for",
     "canonical_bid_json",
     "canonical_json",
     "clear_energy_bid",
+    "clear_nem_bid_cooptimised",
+    "clip",
+    "convexity_violations",
+    "cooptimised_awards",
     "decode_instant",
     "energy_bid_from_proto",
     "energy_bid_violations",
+    "expected_bid_id",
     "format_instant",
+    "in_nem_format",
     "interval_prices_to_proto",
+    "is_convex",
     "legacy_revision",
     "market_award_to_proto",
     "market_bid_from_proto",
@@ -130,6 +159,7 @@ __all__ = [
     "rebid_event_violations",
     "rebid_violations",
     "run_of",
+    "summarize",
     "time_usable",
     "validate_energy_bid",
     "violations_to_proto",
@@ -148,7 +178,9 @@ _EXPORTS = {
         "award_from_dict",
         "award_to_dict",
         "bid_from_dict",
+        "bid_id_for",
         "canonical_json",
+        "expected_bid_id",
     ),
     "market_adapters.clearing": (
         "MissingPriceError",
@@ -156,8 +188,11 @@ _EXPORTS = {
     ),
     "market_adapters.ercot_adapter": ("ErcotAdapter",),
     "market_adapters.exchange_client": (
+        "BidConflictError",
         "BidRejectedError",
+        "ExchangeAccessError",
         "ExchangeClient",
+        "ExchangeRequestError",
         "UnknownBidError",
     ),
     "market_adapters.market_codec": (
@@ -176,6 +211,7 @@ _EXPORTS = {
         "PriceCapTable",
         "PriceCapUnknownError",
         "energy_bid_violations",
+        "in_nem_format",
         "price_cap_aud_per_mwh",
         "validate_energy_bid",
     ),
@@ -184,6 +220,15 @@ _EXPORTS = {
         "canonical_bid_json",
         "legacy_revision",
         "market_bid_of",
+    ),
+    "market_adapters.nem_cooptimise": (
+        "CooptimisationError",
+        "clear_nem_bid_cooptimised",
+        "cooptimised_awards",
+    ),
+    "market_adapters.nem_format": (
+        "convexity_violations",
+        "is_convex",
     ),
     "market_adapters.nem_codec": (
         "VIOLATIONS_METADATA_KEY",
@@ -202,6 +247,8 @@ _EXPORTS = {
         "BidValidationError",
         "BidViolation",
         "Rule",
+        "clip",
+        "summarize",
     ),
 }
 

@@ -235,6 +235,24 @@ class IntervalPrices:
 # in UTC and -0.0 as 0.0, so the same economic bid compares equal however it was spelled.
 
 
+def bid_id_for(portfolio: str, interval_end: datetime | str, revision: int = 0, run: str = "") -> str:
+    """The one bid-id format: `<portfolio>/<interval end ISO>/r<revision>` (`<portfolio>/<run>/...`
+    where a market has several runs for one interval, as ERCOT's day-ahead and real-time).
+
+    The id is derived from the bid's own content so that it cannot name another portfolio's or
+    another interval's bid: the exchange refuses a bid whose id is not `expected_bid_id(bid)`.
+    """
+    end = interval_end if isinstance(interval_end, str) else interval_end.isoformat()
+    middle = f"{run}/" if run else ""
+    return f"{portfolio}/{middle}{end}/r{revision}"
+
+
+def expected_bid_id(bid: MarketBid) -> str:
+    """The bid id `bid` must carry (see `bid_id_for`): ERCOT ids name the run, NEM ids do not."""
+    run = str(bid.run) if bid.market == Market.ERCOT else ""
+    return bid_id_for(bid.portfolio, bid.interval_end, bid.revision, run)
+
+
 def _utc_text(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat()
 
@@ -387,6 +405,8 @@ __all__ = [
     "award_from_dict",
     "award_to_dict",
     "bid_from_dict",
+    "bid_id_for",
     "bid_to_dict",
     "canonical_json",
+    "expected_bid_id",
 ]

@@ -65,14 +65,15 @@ def _price(bid: MarketBid, prices: Mapping[Product, float], product: Product) ->
 def settlement_of(
     products: Sequence[ProductAward], interval_hours: float, currency: str
 ) -> IntervalSettlement:
-    """Money per product and side: supply and services are paid, demand (charging) pays."""
+    """Money per product and side: supply and services are paid (FCAS on either side of a
+    bidirectional unit), energy demand (charging) pays."""
     lines = tuple(
         SettlementLine(
             product=p.product,
             side=p.side,
             quantity_mw=p.quantity_mw,
             clearing_price_per_mwh=p.clearing_price_per_mwh,
-            amount=(1.0 if p.side == Side.SUPPLY else -1.0)
+            amount=(-1.0 if p.side == Side.DEMAND and p.product == Product.ENERGY else 1.0)
             * p.quantity_mw
             * interval_hours
             * p.clearing_price_per_mwh,

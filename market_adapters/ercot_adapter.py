@@ -38,6 +38,7 @@ from market_adapters.bids import (
     Rebid,
     Side,
     UnitLimits,
+    bid_id_for,
 )
 from market_adapters.clearing import clear_ercot_bid
 from market_adapters.ercot import (
@@ -103,7 +104,7 @@ ERCOT_RULES = MarketRules(
 
 
 def ercot_bid_id(portfolio: str, run: MarketRun, interval_end: datetime, revision: int = 0) -> str:
-    return f"{portfolio}/{run}/{interval_end.isoformat()}/r{revision}"
+    return bid_id_for(portfolio, interval_end, revision, str(run))
 
 
 def curve_from_bands(bands: tuple[PriceBand, ...], side: Side) -> tuple[Band, ...]:

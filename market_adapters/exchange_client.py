@@ -19,6 +19,7 @@ Error tree::
         ├── BidConflictError         the bid_id already names a different bid
         ├── UnknownBidError          no bid with that bid_id was submitted
         ├── BidSupersededError       a later revision replaced the bid; `.superseded_by` names it
+        ├── ExchangeAccessError      UNAUTHENTICATED, PERMISSION_DENIED: no or insufficient credentials
         ├── ClockNotAdvanceableError the exchange runs on a live clock
         └── PriceUnavailableError    the replay history has no price for the interval / as_of
 """
@@ -34,7 +35,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from pydantic import ValidationError
 
-from autobidder import Award, EnergyBid, GrpcClient, MarketSnapshot, Region
+from autobidder import Award, ClientCredentials, EnergyBid, GrpcClient, MarketSnapshot, Region
 from market_adapters.bids import IntervalPrices, MarketAward, MarketBid, MarketRun, Product
 from market_adapters.market_codec import (
     ERROR_REASON_METADATA_KEY,
@@ -111,6 +112,11 @@ class BidSupersededError(ExchangeRequestError):
     def __init__(self, message: str, superseded_by: str | None, code: str | None = None) -> None:
         super().__init__(message, code)
         self.superseded_by = superseded_by
+
+
+class ExchangeAccessError(ExchangeRequestError):
+    """The exchange did not accept the caller's credentials (UNAUTHENTICATED) or the call is
+    outside the caller's rights (PERMISSION_DENIED): retrying with the same ones fails the same way."""
 
 
 class ClockNotAdvanceableError(ExchangeRequestError):
@@ -220,6 +226,8 @@ def _typed_error(
         if reason == "live_clock":
             return ClockNotAdvanceableError(message, code)
         return PriceUnavailableError(message, code)
+    if code in {"UNAUTHENTICATED", "PERMISSION_DENIED"}:
+        return ExchangeAccessError(message, code)
     if code in {"INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE"}:
         return ExchangeRequestError(message, code)
     return ExchangeInternalError(message, code)
@@ -244,10 +252,12 @@ class ExchangeClient(GrpcClient):
     `ExchangeUnavailableError` instead of blocking a bidding cycle forever.
     """
 
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 10.0, credentials: ClientCredentials | None = None
+    ) -> None:
         self._address = address
         self._timeout_s = timeout_s
-        super().__init__(address)
+        super().__init__(address, credentials=credentials)
         # protogen's grpc module is untyped; the stub is used through `Any` on purpose.
         self._stub: Any = cast(Callable[[Any], Any], pb_grpc.MarketGatewayStub)(self._channel)
 
@@ -455,6 +465,7 @@ __all__ = [
     "BidRejectedError",
     "BidSupersededError",
     "ClockNotAdvanceableError",
+    "ExchangeAccessError",
     "ExchangeClient",
     "ExchangeError",
     "ExchangeInternalError",

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from autobidder import NEM_INTERVAL, NEM_TZ, EnergyBid, PriceBand, is_on_grid
 
 # Re-exported: the violation types started here and callers import them from this module.
+from market_adapters.nem_format import convexity_violations, format_violations, nem_energy_bands
 from market_adapters.violations import BidValidationError, BidViolation, Rule
 
 BAND_COUNT = 10
@@ -220,6 +221,15 @@ def energy_bid_violations(
     out.extend(interval_out)
     out.extend(_side_violations("discharge_bands", bid.discharge_bands, cap))
     out.extend(_side_violations("charge_bands", bid.charge_bands, cap))
+    for side in ("discharge_bands", "charge_bands"):
+        out.extend(
+            format_violations(
+                side,
+                [(b.price_aud_per_mwh, b.volume_mw) for b in getattr(bid, side)],
+                price_key="price_aud_per_mwh",
+                quantity_key="volume_mw",
+            )
+        )
     out.extend(
         _total_violation(
             "discharge_bands", bid.discharge_bands, max_discharge_mw, Rule.VOLUME_ABOVE_MAX_DISCHARGE
@@ -227,6 +237,14 @@ def energy_bid_violations(
     )
     out.extend(
         _total_violation("charge_bands", bid.charge_bands, max_charge_mw, Rule.VOLUME_ABOVE_MAX_CHARGE)
+    )
+    out.extend(
+        convexity_violations(
+            [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands],
+            [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands],
+            supply_field="discharge_bands",
+            demand_field="charge_bands.price_aud_per_mwh",
+        )
     )
     return out
 
@@ -245,9 +263,35 @@ __all__ = [
     "energy_bid_violations",
     "financial_year_name",
     "financial_year_start",
+    "in_nem_format",
     "price_cap_aud_per_mwh",
     "validate_energy_bid",
 ]
+
+
+def in_nem_format(bid: EnergyBid, caps: PriceCapTable = NEM_PRICE_CAPS) -> EnergyBid:
+    """`bid` as AEMO accepts it from a bidirectional unit (`nem_format.nem_energy_bands`: whole
+    cents, strictly increasing, convex, whole kW rounded down), for a bid whose volumes or prices a
+    later step moved (the strategy's limits cap volumes at any MW and clamp prices to the previous
+    bid's). A bid already in the format is returned unchanged; a bid for a year without a price
+    cap is returned as it is, for validation to name."""
+    try:
+        cap = caps.cap_aud_per_mwh(bid.interval_end)
+    except (PriceCapUnknownError, ValueError):
+        return bid
+    discharge = [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands]
+    charge = [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands]
+    if not discharge or not charge:
+        return bid
+    supply, demand = nem_energy_bands(discharge, charge, floor=MARKET_PRICE_FLOOR_AUD_PER_MWH, cap=cap)
+    if supply == discharge and demand == charge:
+        return bid
+    return bid.model_copy(
+        update={
+            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
+            "charge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
+        }
+    )
 
 
 def validate_energy_bid(

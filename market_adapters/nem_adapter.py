@@ -12,8 +12,14 @@ Rules implemented (each rule name is a `market_adapters.violations.Rule`):
   (-1000 AUD/MWh) and the cap in force on the trading date (`nem.PriceCapTable`); an
   optional maximum availability (MaxAvail) caps dispatch and may not exceed the unit's maximum;
   without it the band availabilities themselves must fit the unit.
-* FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): SUPPLY only, 10 bands, prices from
-  0 to the cap, a trapezium on the battery's net-power axis (`nem_fcas`).
+* FCAS (raise/lower regulation, 1 s, 6 s, 60 s, 5 min): 10 bands, prices from 0 to the cap, a
+  trapezium on the battery's net-power axis (`nem_fcas`). Contingency services: one SUPPLY offer
+  for the whole unit. Regulation: a GEN side (SUPPLY, trapezium within [0, max discharge]) and a
+  LOAD side (DEMAND, within [-max charge, 0]), as AEMO's post-2024 format has a bidirectional unit
+  offer it (`nem_fcas.battery_regulation_offers`).
+* Format (`nem_format`): prices in whole cents and strictly increasing, MW in whole kW, and bid
+  convexity: every energy DEMAND (charge) band with volume priced below every SUPPLY (discharge)
+  band with volume.
 * Rebids: revision >= 1 needs a reason (at most 500 characters) and the time of the event that
   prompted it; band prices are fixed by the first bid, so a rebid may change availabilities
   only (`rebid_changes_band_prices`, checked by the exchange against the previous revision).
@@ -40,6 +46,7 @@ from market_adapters.bids import (
     Rebid,
     Side,
     UnitLimits,
+    bid_id_for,
     canonical_json,
 )
 from market_adapters.clearing import clear_nem_bid
@@ -53,9 +60,18 @@ from market_adapters.nem import (
 from market_adapters.nem_fcas import (
     FCAS_PRICE_FLOOR_AUD_PER_MWH,
     FCAS_SERVICES,
-    battery_fcas_offer,
-    fcas_capability_mw,
+    REGULATION_SERVICES,
+    battery_fcas_offers,
+    offer_capability_mw,
     trapezium_violations,
+)
+from market_adapters.nem_format import (
+    PRICE_TICK,
+    convexity_violations,
+    format_violations,
+    nem_energy_bands,
+    round_volume_down,
+    volume_precision_violations,
 )
 from market_adapters.rule_checks import (
     VOLUME_TOLERANCE_MW,
@@ -130,8 +146,8 @@ def canonical_bid_json(bid: EnergyBid) -> str:
 
 
 def nem_bid_id(portfolio: str, interval_end: datetime, revision: int = 0) -> str:
-    """`<portfolio>/<interval end ISO>/r<revision>`, the same key as `workflows.types.bid_id_for`."""
-    return f"{portfolio}/{interval_end.isoformat()}/r{revision}"
+    """`<portfolio>/<interval end ISO>/r<revision>` (`market_adapters.bids.bid_id_for`)."""
+    return bid_id_for(portfolio, interval_end, revision)
 
 
 def band_prices_by_offer(bid: MarketBid) -> dict[tuple[str, str], tuple[float, ...]]:
@@ -196,6 +212,7 @@ class NemAdapter(GatewayAPI):
         out.extend(offers_violations(bid, run_rules))
         for i, offer in enumerate(bid.offers):
             out.extend(self._offer_violations(f"offers[{i}]", offer, cap, limits))
+        out.extend(energy_convexity_violations(bid))
         out.extend(rebid_violations(bid, reason_required=True))
         return out
 
@@ -211,6 +228,11 @@ class NemAdapter(GatewayAPI):
             min_bands=BAND_COUNT,
             max_bands=BAND_COUNT,
         )
+        out.extend(format_violations(f"{field}.bands", offer.bands))
+        out.extend(volume_precision_violations(f"{field}.max_availability_mw", offer.max_availability_mw))
+        if offer.trapezium is not None:
+            for name, value in offer.trapezium._asdict().items():
+                out.extend(volume_precision_violations(f"{field}.trapezium.{name}", value))
         if is_energy:
             unit_max = limits.max_discharge_mw if offer.side == Side.SUPPLY else limits.max_charge_mw
             if offer.trapezium is not None:
@@ -225,13 +247,18 @@ class NemAdapter(GatewayAPI):
             out.extend(max_availability_violations(field, offer, unit_max))
             out.extend(total_violation(f"{field}.bands", offer, unit_max, cumulative=False))
             return out
-        if offer.side != Side.SUPPLY:
+        if offer.side != Side.SUPPLY and offer.product not in REGULATION_SERVICES:
             out.append(
                 BidViolation(
-                    f"{field}.side", None, Rule.SIDE_NOT_ALLOWED, f"{offer.product} is offered (SUPPLY) only"
+                    f"{field}.side",
+                    None,
+                    Rule.SIDE_NOT_ALLOWED,
+                    f"{offer.product} is offered for the whole unit (SUPPLY); only regulation has a "
+                    "LOAD side (DEMAND)",
                 )
             )
-        capability = fcas_capability_mw(limits)
+            return out
+        capability = offer_capability_mw(offer.product, offer.side, limits)
         out.extend(max_availability_violations(field, offer, capability))
         if offer.max_availability_mw is None:
             out.extend(_fcas_total_violation(field, offer, capability))
@@ -272,19 +299,23 @@ class NemAdapter(GatewayAPI):
         rebid: Rebid | None = None,
         extra_offers: tuple[ProductOffer, ...] = (),
     ) -> MarketBid:
-        """The optimizer's 10-band curves as a NEM energy offer (discharge) and bid (charge)."""
+        """The optimizer's 10-band curves as a NEM energy offer (discharge) and bid (charge), in
+        the format AEMO accepts from a bidirectional unit (`nem_format.nem_energy_bands`): prices
+        in whole cents and strictly increasing, volumes in whole kW, and convex (every charge band
+        priced below every discharge band). Curves already so are kept as they are; where the
+        two sides' prices cross they meet in the middle of the crossing."""
         self._require_run(run)
+        supply = [(b.price_aud_per_mwh, b.volume_mw) for b in curves.supply]
+        demand = [(b.price_aud_per_mwh, b.volume_mw) for b in curves.demand]
+        try:
+            cap: float | None = self._caps.cap_aud_per_mwh(interval_end)
+        except (PriceCapUnknownError, ValueError):
+            cap = None  # validation names the unknown cap; nothing to fit the prices into
+        if cap is not None and supply and demand:
+            supply, demand = nem_energy_bands(supply, demand, floor=MARKET_PRICE_FLOOR_AUD_PER_MWH, cap=cap)
         offers = (
-            ProductOffer(
-                Product.ENERGY,
-                Side.SUPPLY,
-                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in curves.supply),
-            ),
-            ProductOffer(
-                Product.ENERGY,
-                Side.DEMAND,
-                tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in curves.demand),
-            ),
+            ProductOffer(Product.ENERGY, Side.SUPPLY, tuple(Band(p, q) for p, q in supply)),
+            ProductOffer(Product.ENERGY, Side.DEMAND, tuple(Band(p, q) for p, q in demand)),
             *extra_offers,
         )
         return MarketBid(bid_id, revision, portfolio, Market.NEM, run, location, interval_end, offers, rebid)
@@ -299,10 +330,11 @@ class NemAdapter(GatewayAPI):
         revision: int = 0,
         limits: UnitLimits | None = None,
     ) -> list[MarketBid]:
-        """One price-taking bid per interval of `schedule`: its discharge offered at the floor,
-        its charge bid at the cap and each FCAS enablement it schedules (`schedule.reserves`)
-        offered at 0 AUD with the battery's headroom trapezium (`limits` needed then), so the
-        market dispatches and enables the schedule whatever the prices."""
+        """One price-taking bid per interval of `schedule`: its net discharge offered at the floor,
+        or its net charge bid at the cap, and each FCAS enablement it schedules
+        (`schedule.reserves`) offered at 0 AUD with the battery's headroom trapezium (`limits`
+        needed then), so the market dispatches and enables the schedule whatever the prices.
+        The other bands sit a cent apart (NEM band prices strictly increase); MW in whole kW."""
         self._require_run(run)
         if schedule.interval_minutes != 5:
             raise ValueError(f"schedule.interval_minutes: {schedule.interval_minutes}; NEM dispatch needs 5")
@@ -310,11 +342,22 @@ class NemAdapter(GatewayAPI):
         if reserves and limits is None:
             raise ValueError("limits: needed to draw the FCAS trapezium of the schedule's reserves")
         bids = []
+        ticks = [k * PRICE_TICK for k in range(BAND_COUNT)]
+        fcas_prices = tuple(round(FCAS_PRICE_FLOOR_AUD_PER_MWH + t, 2) for t in ticks)
         for i, (charge, discharge) in enumerate(zip(schedule.charge_mw, schedule.discharge_mw, strict=True)):
             end = schedule.first_interval_end + i * NEM_INTERVAL
             floor, cap = MARKET_PRICE_FLOOR_AUD_PER_MWH, self._caps.cap_aud_per_mwh(end)
-            supply = (Band(floor, discharge), *(Band(floor, 0.0) for _ in range(BAND_COUNT - 1)))
-            demand = (*(Band(cap, 0.0) for _ in range(BAND_COUNT - 1)), Band(cap, charge))
+            # Band prices a cent apart (they strictly increase); the schedule's net in the first
+            # band at the floor (discharge) or the last at the cap (charge): one side only, so the
+            # bid is convex.
+            net = round_volume_down(discharge - charge) - round_volume_down(charge - discharge)
+            supply = tuple(
+                Band(round(floor + t, 2), max(net, 0.0) if k == 0 else 0.0) for k, t in enumerate(ticks)
+            )
+            demand = tuple(
+                Band(round(cap - ticks[-1] + t, 2), max(-net, 0.0) if k == BAND_COUNT - 1 else 0.0)
+                for k, t in enumerate(ticks)
+            )
             offers = [
                 ProductOffer(Product.ENERGY, Side.SUPPLY, supply),
                 ProductOffer(Product.ENERGY, Side.DEMAND, demand),
@@ -322,8 +365,8 @@ class NemAdapter(GatewayAPI):
             for product, enablement_mw in reserves:
                 if enablement_mw[i] > 0 and limits is not None:
                     volumes = (enablement_mw[i], *(0.0 for _ in range(BAND_COUNT - 1)))
-                    offers.append(
-                        battery_fcas_offer(product, limits, enablement_mw[i], (0.0,) * BAND_COUNT, volumes)
+                    offers.extend(
+                        battery_fcas_offers(product, limits, enablement_mw[i], fcas_prices, volumes, net)
                     )
             bids.append(
                 MarketBid(
@@ -343,6 +386,28 @@ class NemAdapter(GatewayAPI):
 
     def clear(self, bid: MarketBid, prices: Mapping[Product, float]) -> MarketAward:
         return clear_nem_bid(bid, prices, NEM_INTERVAL / timedelta(hours=1), NEM_RULES.currency)
+
+
+def energy_convexity_violations(bid: MarketBid) -> list[BidViolation]:
+    """AEMO's bid convexity rule between the bid's energy SUPPLY (GEN) and DEMAND (LOAD) offers
+    (`nem_format.convexity_violations`); nothing when either side is absent."""
+    supply = demand = None
+    for i, offer in enumerate(bid.offers):
+        if offer.product == Product.ENERGY and offer.side == Side.SUPPLY and supply is None:
+            supply = (i, offer)
+        elif offer.product == Product.ENERGY and offer.side == Side.DEMAND and demand is None:
+            demand = (i, offer)
+    if supply is None or demand is None:
+        return []
+    (si, s), (di, d) = supply, demand
+    return convexity_violations(
+        s.bands,
+        d.bands,
+        supply_field=f"offers[{si}].bands",
+        demand_field=f"offers[{di}].bands.price_per_mwh",
+        supply_max_availability_mw=s.max_availability_mw,
+        demand_max_availability_mw=d.max_availability_mw,
+    )
 
 
 def _fcas_total_violation(field: str, offer: ProductOffer, capability_mw: float) -> list[BidViolation]:
@@ -370,6 +435,7 @@ __all__ = [
     "NemAdapter",
     "band_prices_by_offer",
     "canonical_bid_json",
+    "energy_convexity_violations",
     "legacy_revision",
     "market_bid_of",
     "nem_bid_id",

@@ -14,15 +14,27 @@ from datetime import datetime
 from typing import Any
 
 from autobidder import NEM_TZ
-from market_adapters.bids import Band, Market, MarketBid, MarketRun, Product, ProductOffer, Side, UnitLimits
+from market_adapters.bids import (
+    Band,
+    Market,
+    MarketBid,
+    MarketRun,
+    Product,
+    ProductOffer,
+    Side,
+    UnitLimits,
+    expected_bid_id,
+)
 from market_adapters.ercot import CPT
 from market_adapters.nem_fcas import battery_fcas_offer
 
 SAMPLE_LIMITS = UnitLimits(max_discharge_mw=10.0, max_charge_mw=10.0)
 NEM_INTERVAL_END = datetime(2022, 10, 1, 18, 0, tzinfo=NEM_TZ)  # 238.78 AUD/MWh in the sample
 ERCOT_INTERVAL_END = datetime(2024, 7, 1, 18, 0, tzinfo=CPT)
-NEM_SUPPLY_PRICES = (-1000.0, 0.0, 100.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0)
-NEM_DEMAND_PRICES = (-1000.0, -500.0, -100.0, 0.0, 50.0, 100.0, 238.78, 300.0, 400.0, 500.0)
+# Every charge band priced below every discharge band (AEMO's bid convexity for a bidirectional
+# unit): at 238.78 AUD/MWh five 1 MW discharge bands clear and no charge band.
+NEM_SUPPLY_PRICES = (50.0, 100.0, 150.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0)
+NEM_DEMAND_PRICES = (-1000.0, -500.0, -100.0, -50.0, 0.0, 10.0, 20.0, 30.0, 40.0, 49.99)
 FCAS_PRICES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0)
 
 
@@ -35,7 +47,8 @@ def nem_offers() -> tuple[ProductOffer, ...]:
 
 
 def sample_nem_bid(**changes: Any) -> MarketBid:
-    """A valid NEM bid; keyword arguments replace its fields (`offers=`, `revision=` …)."""
+    """A valid NEM bid; keyword arguments replace its fields (`offers=`, `revision=` …). Its
+    bid_id follows the portfolio, interval end and revision unless `bid_id=` is given."""
     bid = MarketBid(
         bid_id="sa1-vpp/2022-10-01T18:00:00+10:00/r0",
         revision=0,
@@ -46,7 +59,7 @@ def sample_nem_bid(**changes: Any) -> MarketBid:
         interval_end=NEM_INTERVAL_END,
         offers=nem_offers(),
     )
-    return replace(bid, **changes) if changes else bid
+    return _changed(bid, changes)
 
 
 def ercot_offers() -> tuple[ProductOffer, ...]:
@@ -58,7 +71,7 @@ def ercot_offers() -> tuple[ProductOffer, ...]:
 
 
 def sample_ercot_bid(**changes: Any) -> MarketBid:
-    """A valid ERCOT day-ahead bid; keyword arguments replace its fields."""
+    """A valid ERCOT day-ahead bid; keyword arguments replace its fields (bid_id as for NEM)."""
     bid = MarketBid(
         bid_id="tx-vpp/ercot_day_ahead/2024-07-01T18:00:00-05:00/r0",
         revision=0,
@@ -69,7 +82,16 @@ def sample_ercot_bid(**changes: Any) -> MarketBid:
         interval_end=ERCOT_INTERVAL_END,
         offers=ercot_offers(),
     )
-    return replace(bid, **changes) if changes else bid
+    return _changed(bid, changes)
+
+
+def _changed(bid: MarketBid, changes: dict[str, Any]) -> MarketBid:
+    if not changes:
+        return bid
+    changed = replace(bid, **changes)
+    if "bid_id" in changes:
+        return changed
+    return replace(changed, bid_id=expected_bid_id(changed))
 
 
 def with_offer(bid: MarketBid, index: int, **changes: Any) -> MarketBid:

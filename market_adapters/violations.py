@@ -28,6 +28,11 @@ class Rule:
     VOLUME_ABOVE_MAX_DISCHARGE = "volume_above_max_discharge"
     VOLUME_ABOVE_MAX_CHARGE = "volume_above_max_charge"
     MAX_AVAILABILITY_ABOVE_CAPABILITY = "max_availability_above_capability"
+    # NEM bid format (market_adapters.nem_format).
+    BID_CONVEXITY = "bid_convexity"
+    PRICES_STRICTLY_INCREASING = "prices_strictly_increasing"
+    PRICE_PRECISION = "price_precision"
+    QUANTITY_PRECISION = "quantity_precision"
     # Time.
     INTERVAL_NOT_ON_5_MINUTE_GRID = "interval_not_on_5_minute_grid"
     INTERVAL_NOT_ON_GRID = "interval_not_on_grid"
@@ -67,6 +72,12 @@ class Rule:
     REGION_NOT_SERVED = "region_not_served"
     UNKNOWN_PORTFOLIO = "unknown_portfolio"
     BIDS_AND_BID = "bids_and_bid"
+    # Trust: what one caller's bid may claim and take (docs/security.md).
+    BID_ID_MISMATCH = "bid_id_mismatch"
+    TOO_LONG = "too_long"
+    REVISION_ABOVE_MAX = "revision_above_max"
+    INTERVAL_BEYOND_HORIZON = "interval_beyond_horizon"
+    TOO_MANY_BIDS = "too_many_bids"
 
     @classmethod
     def all(cls) -> frozenset[str]:
@@ -97,8 +108,27 @@ class BidValidationError(ValueError):
     def __init__(self, bid_id: str, violations: Sequence[BidViolation]) -> None:
         self.bid_id = bid_id
         self.violations: tuple[BidViolation, ...] = tuple(violations)
-        details = "; ".join(v.describe() for v in self.violations)
-        super().__init__(f"bid {bid_id!r} rejected: {details}")
+        super().__init__(f"bid {clip(bid_id, 120)!r} rejected: {summarize(self.violations)}")
 
 
-__all__ = ["BidValidationError", "BidViolation", "Rule"]
+# A hostile bid can break thousands of rules at once (one per band); messages and log lines name
+# the count and the first few, so no single line grows with the bid (docs/security.md).
+SUMMARY_VIOLATIONS = 5
+SUMMARY_CHARS = 300
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with the number of characters left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} chars)"
+
+
+def summarize(violations: Sequence[BidViolation]) -> str:
+    """The first `SUMMARY_VIOLATIONS` violations (each clipped) and how many there are in all."""
+    shown = "; ".join(clip(v.describe(), SUMMARY_CHARS) for v in violations[:SUMMARY_VIOLATIONS])
+    more = len(violations) - SUMMARY_VIOLATIONS
+    return f"{shown}; and {more} more ({len(violations)} violations)" if more > 0 else shown
+
+
+__all__ = ["BidValidationError", "BidViolation", "Rule", "clip", "summarize"]

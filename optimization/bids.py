@@ -23,10 +23,20 @@ Energy (`build_energy_bid`, 10 discharge and 10 charge bands, non-decreasing pri
 * Charge side (consumed when P ≤ band price): the mirror image, ordered by ascending price.
 
 When the schedule idles, the scheduled bands carry zero volume but keep their prices, so each
-side always has exactly `band_count` bands. If λ < 0, λ·η_c > λ/η_d and both sides can clear at
-once; each side alone is SoC-safe and they move the SoC in opposite directions, so their sum is.
+side always has exactly `band_count` bands.
+
+The bid is in the NEM's format for a bidirectional unit (`market_adapters.nem_format`): prices
+in whole cents (discharge rounded down, charge up, so a break-even band still clears at its
+break-even), strictly increasing, volumes rounded down to whole kW, and convex: every charge band
+priced below every discharge band, so no price dispatches both (AEMO's bid convexity). If λ < 0,
+λ·η_c > λ/η_d and both sides would pay between the two break-evens; the sides then split at the
+middle of that range (charge up to it, discharge from a cent above), and a schedule that charges
+and discharges in the same interval is bid as its net.
 
 Reserves (`build_reserve_offers`, per product, incremental bands, prices per MW per hour):
+
+Prices are whole cents rising by at least a cent band to band, MW whole kW rounded down (the NEM
+format, `market_adapters.nem_format`; an ERCOT curve takes them as they are).
 
 * Band 0: the scheduled first-interval enablement at the product's price floor (price-taker:
   the optimizer found it worth enabling at the forecast price), scaled down per group if the
@@ -35,8 +45,9 @@ Reserves (`build_reserve_offers`, per product, incremental bands, prices per MW 
   `optimization.products`), the energy left when the energy bid clears in full,
   L_g = η_d·(soc_low − reserve) − Σ_{j∈g} D_j·e_j (raise; soc_low = soc − discharge_limit·Δt/η_d)
   or (capacity − soc_high)/η_c − Σ_{j∈g} D_j·e_j (lower), is split evenly over the group's
-  products, so extra_k = min_g L_g/(|g|·D_k); the power left in each group, P − Σ_{j∈g} e_j,
-  is split the same way (so additive products never add up past the rating). Priced on a
+  products, so extra_k = min_g L_g/(|g|·D_k); the power left in each group of the whole swing,
+  P_d + P_c − Σ_{j∈g} e_j (reserve capacity is on the net axis, as the plan's), is split the same
+  way (so additive products never add up past what the unit can swing). Priced on a
   ladder from the forecast reserve price up to the cap. Whatever clears in every product and in
   energy together, each group's sustain energy fits: dispatch at any clearing prices is SoC-safe.
   Power headroom between energy and FCAS is the market's joint dispatch (the trapezium).
@@ -49,7 +60,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from autobidder import EnergyBid, Forecast, PriceBand, Region, Schedule, TelemetrySnapshot
+from autobidder import (
+    EnergyBid,
+    Forecast,
+    PriceBand,
+    Region,
+    Schedule,
+    TelemetrySnapshot,
+    nem_energy_bands,
+    round_volume_down,
+    strictly_increasing,
+)
 from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
 from optimization.products import CATALOGUE, Direction, Product
 
@@ -153,12 +174,14 @@ def scheduled_enablements(
     first = {r.product: max(0.0, r.enablement_mw[0]) for r in schedule.reserves}
     scale = dict.fromkeys(first, 1.0)
     for direction, members in _groups(defs):
+        # Power: the whole swing, full charge to full discharge (reserve capacity is on the net axis,
+        # `optimization.model.add_headroom`); what is deliverable at the dispatch is the market's
+        # joint dispatch (the NEM trapezium).
+        power = battery.max_discharge_mw + battery.max_charge_mw
         if direction is Direction.RAISE:
             energy = battery.discharge_efficiency * max(0.0, battery.soc_mwh - battery.reserve_mwh)
-            power = battery.max_discharge_mw
         else:
             energy = max(0.0, battery.capacity_mwh - battery.soc_mwh) / battery.charge_efficiency
-            power = battery.max_charge_mw
         need_energy = sum(defs[k].sustain_h * first[k] for k in members)
         need_power = sum(first[k] for k in members)
         factor = min(
@@ -242,8 +265,12 @@ def build_energy_bid(
     value = schedule.stored_energy_value_aud_per_mwh
     discharge_break_even = _clamp(value / eta_d, price_floor, price_cap)
     charge_break_even = _clamp(value * eta_c, price_floor, price_cap)
-    scheduled_discharge_mw = min(schedule.discharge_mw[0], limits.discharge_limit_mw)
-    scheduled_charge_mw = min(schedule.charge_mw[0], limits.charge_limit_mw)
+    # A bidirectional unit may not offer to charge and discharge at one price (AEMO's bid
+    # convexity): a schedule doing both at once (a negative stored-energy value burns energy in
+    # the round trip) is bid as its net.
+    net_mw = schedule.discharge_mw[0] - schedule.charge_mw[0]
+    scheduled_discharge_mw = min(max(net_mw, 0.0), limits.discharge_limit_mw)
+    scheduled_charge_mw = min(max(-net_mw, 0.0), limits.charge_limit_mw)
     anchors = _first_interval_quantiles(forecast)
 
     extra_discharge_mw = (limits.discharge_limit_mw - scheduled_discharge_mw) / (band_count - 1)
@@ -258,13 +285,19 @@ def build_energy_bid(
         PriceBand(price_aud_per_mwh=p, volume_mw=extra_charge_mw) for p in reversed(charge_ladder)
     ]
     charge_bands.append(PriceBand(price_aud_per_mwh=charge_break_even, volume_mw=scheduled_charge_mw))
+    supply, demand = nem_energy_bands(
+        [(b.price_aud_per_mwh, b.volume_mw) for b in discharge_bands],
+        [(b.price_aud_per_mwh, b.volume_mw) for b in charge_bands],
+        floor=price_floor,
+        cap=price_cap,
+    )
     return EnergyBid(
         bid_id=bid_id,
         portfolio=portfolio,
         region=region,
         interval_end=interval_end,
-        discharge_bands=tuple(discharge_bands),
-        charge_bands=tuple(charge_bands),
+        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
+        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
     )
 
 
@@ -338,12 +371,12 @@ def build_reserve_offers(
     extra = {name: math.inf for name in defs}
     for direction, members in _groups(defs):
         used = sum(defs[k].sustain_h * first[k] for k in members)
+        swing = b.max_discharge_mw + b.max_charge_mw
+        power_left = max(0.0, swing - sum(first[k] for k in members))
         if direction is Direction.RAISE:
             left = max(0.0, b.discharge_efficiency * (soc_low - b.reserve_mwh) - used)
-            power_left = max(0.0, b.max_discharge_mw - sum(first[k] for k in members))
         else:
             left = max(0.0, (b.capacity_mwh - soc_high) / b.charge_efficiency - used)
-            power_left = max(0.0, b.max_charge_mw - sum(first[k] for k in members))
         for k in members:
             extra[k] = min(extra[k], power_left / len(members))
             if defs[k].sustain_h > 0:
@@ -354,10 +387,15 @@ def build_reserve_offers(
         scheduled = first[name]
         more = max(0.0, extra[name])
         anchor = _clamp(prices.get(name, price_floor), price_floor, price_cap)
-        ladder = ladder_prices(price_floor, price_cap, band_count - 1, [anchor])
-        bands = (
-            PriceBand(price_aud_per_mwh=price_floor, volume_mw=scheduled),
-            *(PriceBand(price_aud_per_mwh=p, volume_mw=more / (band_count - 1)) for p in ladder),
+        ladder = strictly_increasing(
+            [price_floor, *ladder_prices(price_floor, price_cap, band_count - 1, [anchor])],
+            price_floor,
+            price_cap,
+        )
+        volumes = [scheduled, *(more / (band_count - 1) for _ in range(band_count - 1))]
+        bands = tuple(
+            PriceBand(price_aud_per_mwh=p, volume_mw=round_volume_down(v))
+            for p, v in zip(ladder, volumes, strict=True)
         )
         offers.append(ReserveOffer(name, defs[name].direction, interval_end, bands))
     return tuple(offers)

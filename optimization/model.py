@@ -145,6 +145,9 @@ def parameter_values(problem: ArbitrageProblem) -> dict[str, FloatArray]:
         "terminal_soc_min_mwh": p.terminal_soc_min_mwh,
         "terminal_value_aud_per_mwh": p.terminal_value_aud_per_mwh,
         "throughput_cost_aud_per_mwh": p.throughput_cost_aud_per_mwh,
+        "import_throughput_cost_aud_per_mwh": 0.0
+        if p.throughput_cost_on_discharge_only
+        else p.throughput_cost_aud_per_mwh,
     }
     if s.cycle_limit:
         assert p.daily_cycle_limit is not None
@@ -200,6 +203,10 @@ def add_params(m: pyo.ConcreteModel, s: ModelStructure, values: dict[str, FloatA
         ("terminal_soc_min_mwh", "SoC floor at the horizon's end"),
         ("terminal_value_aud_per_mwh", "Value v_T of stored energy left at the horizon's end"),
         ("throughput_cost_aud_per_mwh", "Degradation cost c_deg per MWh through the inverter"),
+        (
+            "import_throughput_cost_aud_per_mwh",
+            "c_deg on imported MWh: c_deg, or 0 when charged on discharged energy only",
+        ),
     ):
         scalar(name, doc)
     if s.cycle_limit:
@@ -310,18 +317,17 @@ def _group(s: ModelStructure, name: str) -> HeadroomGroup:
 
 
 def add_headroom(m: pyo.ConcreteModel, s: ModelStructure) -> None:
-    """p_discharge[t] + Σ_{k∈g} e[k,t] ≤ P_d[t] (raise groups); p_charge[t] + Σ_{k∈g} e[k,t] ≤ P_c[t] (lower).
-
-    where g is a headroom group: every additive product of the direction plus at most one nested
-    one (see `optimization.products`), so an enabled MW can always be delivered on top of energy.
-    """
+    """On the net axis, across the whole swing: raise p_d − p_c + Σ_{k∈g} e ≤ P_d; lower
+    p_c − p_d + Σ_{k∈g} e ≤ P_c, per headroom group g (every additive product of the direction
+    plus at most one nested one, see `optimization.products`). A charging battery raises by
+    charging less, then discharging (the NEM trapezium; US regulation), as its offers do."""
 
     def rule(m: Any, g: str, t: int) -> Any:
         group = _group(s, g)
         enabled = sum(m.enablement_mw[k, t] for k in group.products)
         if group.direction is Direction.RAISE:
-            return m.p_discharge_mw[t] + enabled <= m.max_discharge_mw[t]
-        return m.p_charge_mw[t] + enabled <= m.max_charge_mw[t]
+            return m.p_discharge_mw[t] - m.p_charge_mw[t] + enabled <= m.max_discharge_mw[t]
+        return m.p_charge_mw[t] - m.p_discharge_mw[t] + enabled <= m.max_charge_mw[t]
 
     m.headroom = pyo.Constraint(m.G, m.T, rule=rule, doc="Power headroom for enabled reserves")
 
@@ -418,8 +424,8 @@ def add_objective(m: pyo.ConcreteModel, s: ModelStructure) -> None:
         )
     )
     m.throughput_cost_aud = pyo.Expression(
-        expr=m.throughput_cost_aud_per_mwh
-        * pyo.quicksum((export_mw(m, s, t) + import_mw(m, s, t)) * dt for t in m.T)
+        expr=m.throughput_cost_aud_per_mwh * pyo.quicksum(export_mw(m, s, t) * dt for t in m.T)
+        + m.import_throughput_cost_aud_per_mwh * pyo.quicksum(import_mw(m, s, t) * dt for t in m.T)
     )
     m.terminal_value_aud = pyo.Expression(expr=m.terminal_value_aud_per_mwh * m.soc_mwh[m.T.last()])
     if s.uses_cvar:

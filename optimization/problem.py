@@ -144,7 +144,9 @@ class ArbitrageProblem:
     `terminal_soc_min_mwh` defaults to the initial SoC: without it (or a terminal value) the LP
     would sell all stored energy in the last intervals, because energy left at the horizon's end
     is worth nothing to it. `throughput_cost_aud_per_mwh` is the degradation cost of every MWh
-    through the inverter (and the tie-breaker explained in `optimization.model`);
+    through the inverter (and the tie-breaker explained in `optimization.model`), or with
+    `throughput_cost_on_discharge_only` of every MWh discharged only (variable O&M as valuation
+    tools charge it);
     `daily_cycle_limit` caps full-capacity discharge equivalents per 24 h block of the horizon;
     `forbid_simultaneous` adds binaries so a unit never charges and discharges in one interval (MILP).
     Arrays are copied and made read-only, so the dataclass is frozen all the way down.
@@ -162,6 +164,7 @@ class ArbitrageProblem:
     interval_minutes: int
     terminal_soc_min_mwh: float = field(default=math.nan)
     throughput_cost_aud_per_mwh: float = DEFAULT_THROUGHPUT_COST_AUD_PER_MWH
+    throughput_cost_on_discharge_only: bool = False
     terminal_value_aud_per_mwh: float = 0.0
     self_discharge_per_h: float = 0.0
     daily_cycle_limit: float | None = None
@@ -308,6 +311,7 @@ class OptimizerSettings:
     cvar_weight: float = 1.0
     use_quantiles: bool = True
     throughput_cost_aud_per_mwh: float = DEFAULT_THROUGHPUT_COST_AUD_PER_MWH
+    throughput_cost_on_discharge_only: bool = False
     daily_cycle_limit: float | None = None
     forbid_simultaneous: bool = False
     terminal_value_aud_per_mwh: float | None = None
@@ -368,6 +372,7 @@ def prepare_problem(
         # A terminal value replaces the terminal floor: the value prices what is left instead.
         terminal_soc_min_mwh=battery.reserve_mwh if s.terminal_value_aud_per_mwh is not None else math.nan,
         throughput_cost_aud_per_mwh=s.throughput_cost_aud_per_mwh,
+        throughput_cost_on_discharge_only=s.throughput_cost_on_discharge_only,
         terminal_value_aud_per_mwh=terminal_value,
         self_discharge_per_h=s.self_discharge_per_h,
         daily_cycle_limit=s.daily_cycle_limit,

@@ -3,8 +3,9 @@
 A product is described only by what the battery model needs; market rules (offer formats,
 trapezia, gate closure) belong to `market_adapters`. Prices for a product are problem inputs in
 AUD per MW of enablement per hour (`reserve_prices_aud_per_mw_h`), so one interval of Δt hours
-earns `price · enablement_mw · Δt`. A price quoted per MW per interval converts with
-`per_interval_to_per_hour`.
+earns `price · enablement_mw · Δt`. AEMO publishes NEM FCAS prices on that basis (AUD/MW/h, the
+`*RRP` columns of DISPATCHPRICE, under the same market price cap as energy's AUD/MWh): a 5-minute
+interval pays enabled MW × price × 5/60. They are used as published, never scaled.
 
 Headroom stacking (`additive`):
 
@@ -106,8 +107,3 @@ def products(*names: str) -> tuple[Product, ...]:
     if missing:
         raise KeyError(f"unknown product(s) {missing}; known: {sorted(CATALOGUE)}")
     return tuple(CATALOGUE[n] for n in names)
-
-
-def per_interval_to_per_hour(price_per_mw_per_interval: float, interval_minutes: int) -> float:
-    """A price per MW per interval as a price per MW per hour (what the model takes)."""
-    return price_per_mw_per_interval * 60.0 / interval_minutes

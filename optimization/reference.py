@@ -38,7 +38,8 @@ class ReferenceLp:
 class _Rows:
     """COO triplets plus bounds, appended one family (a block of rows) at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, coefficients: bool = True) -> None:
+        self.coefficients = coefficients  # False: bounds only, the caller reuses a matrix
         self.i: list[np.ndarray] = []
         self.j: list[np.ndarray] = []
         self.v: list[np.ndarray] = []
@@ -54,13 +55,18 @@ class _Rows:
         return first
 
     def coef(self, rows: np.ndarray | int, cols: np.ndarray | int, values: FloatArray | float) -> None:
+        if not self.coefficients:
+            return
         rows_a, cols_a = np.broadcast_arrays(np.atleast_1d(rows), np.atleast_1d(cols))
         self.i.append(rows_a.ravel())
         self.j.append(cols_a.ravel())
         self.v.append(np.broadcast_to(np.asarray(values, dtype=float), rows_a.shape).ravel())
 
 
-def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
+def build_reference_lp(p: ArbitrageProblem, *, matrix: sparse.csc_array | None = None) -> ReferenceLp:
+    """The LP as arrays. With `matrix` (from an earlier build with the same `matrix_key`), only
+    costs and bounds are computed and that matrix is reused, as a lean highspy user re-solving a
+    rolling horizon would: only prices and the initial SoC move."""
     T, dt = p.horizon, p.interval_hours
     K = len(p.products)
     S = len(p.weights)
@@ -104,8 +110,9 @@ def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
     expected_price = weights @ p.scenarios
     for cols, f in export:
         cost[cols] += ((1 - beta) * expected_price - p.throughput_cost_aud_per_mwh) * f * dt
+    import_cost = 0.0 if p.throughput_cost_on_discharge_only else p.throughput_cost_aud_per_mwh
     for cols, f in import_:
-        cost[cols] += (-(1 - beta) * expected_price - p.throughput_cost_aud_per_mwh) * f * dt
+        cost[cols] += (-(1 - beta) * expected_price - import_cost) * f * dt
     for k in range(K):
         cost[en + k * T + t] += p.reserve_prices_aud_per_mw_h[k] * dt
     cost[soc + T - 1] += p.terminal_value_aud_per_mwh
@@ -113,7 +120,7 @@ def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
         cost[zeta] += beta
         cost[shortfall : shortfall + S] -= beta * weights / (1 - p.cvar_alpha)
 
-    r = _Rows()
+    r = _Rows(coefficients=matrix is None)
     # soc balance: soc[t] − ρ·soc[t−1] − η_c·dt·x⁻ + dt/η_d·x⁺ = 0
     b = r.block(T, 0.0, 0.0)
     r.coef(b + t, soc + t, 1.0)
@@ -130,9 +137,13 @@ def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
     r.coef(b + t, pd + t, 1 / p.max_discharge_mw if p.max_discharge_mw > 0 else 0.0)
     groups = _groups(p)
     for direction, members in groups:
-        power, limit = (pd, p.max_discharge_mw) if direction is Direction.RAISE else (pc, p.max_charge_mw)
+        # Net axis: raise ≤ P_d − (p_d − p_c), lower ≤ P_c − (p_c − p_d).
+        power, other, limit = (
+            (pd, pc, p.max_discharge_mw) if direction is Direction.RAISE else (pc, pd, p.max_charge_mw)
+        )
         b = r.block(T, -INF, limit)
         r.coef(b + t, power + t, 1.0)
+        r.coef(b + t, other + t, -1.0)
         for k in members:
             r.coef(b + t, en + k * T + t, 1.0)
     for soc_cols in (np.where(t == 0, soc0, soc + t - 1), soc + t):
@@ -173,10 +184,11 @@ def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
             for cols, f in import_:
                 r.coef(b + s, cols, -p.scenarios[s] * dt * f)
 
-    matrix = sparse.csc_array(
-        (np.concatenate(r.v), (np.concatenate(r.i), np.concatenate(r.j))), shape=(r.count, n)
-    )
-    matrix.sum_duplicates()
+    if matrix is None:
+        matrix = sparse.csc_array(
+            (np.concatenate(r.v), (np.concatenate(r.i), np.concatenate(r.j))), shape=(r.count, n)
+        )
+        matrix.sum_duplicates()
     return ReferenceLp(
         cost=cost,
         col_lower=lo,
@@ -192,6 +204,24 @@ def build_reference_lp(p: ArbitrageProblem) -> ReferenceLp:
             "enablement_mw": slice(en, en + K * T),
             "soc_mwh": slice(soc, soc + T),
         },
+    )
+
+
+def matrix_key(p: ArbitrageProblem) -> tuple[object, ...] | None:
+    """What the constraint matrix depends on; None when prices enter it (CVaR rows)."""
+    if p.risk is RiskMode.CVAR:
+        return None
+    return (
+        p.horizon,
+        p.interval_hours,
+        p.products,
+        p.max_charge_mw,
+        p.max_discharge_mw,
+        p.charge_efficiency,
+        p.discharge_efficiency,
+        p.soc_retention,
+        p.daily_cycle_limit is None,
+        p.forbid_simultaneous,
     )
 
 
@@ -218,7 +248,9 @@ class ReferenceResult:
 
 
 class ReferenceSolver:
-    """Raw highspy: `passModel` on the first solve; later solves overwrite every cost and bound."""
+    """Raw highspy: `passModel` on the first solve; later solves overwrite every cost and bound
+    (`changeColsCost`, `changeColsBounds`, `changeRowsBounds`) and, when the matrix cannot have
+    moved (`matrix_key`), skip building it: the lean user's rolling re-solve."""
 
     def __init__(
         self, *, mip_gap: float = 1e-4, time_limit_s: float = 60.0, presolve: bool | None = None
@@ -230,9 +262,13 @@ class ReferenceSolver:
         self._presolve = presolve
         self._time_limit_s = time_limit_s
         self._lp: ReferenceLp | None = None
+        self._matrix_key: tuple[object, ...] | None = None
 
     def solve(self, problem: ArbitrageProblem, *, cold: bool = False) -> ReferenceResult:
-        lp = build_reference_lp(problem)
+        key = matrix_key(problem)
+        reuse = not cold and self._lp is not None and key is not None and key == self._matrix_key
+        lp = build_reference_lp(problem, matrix=self._lp.matrix if reuse and self._lp else None)
+        self._matrix_key = key
         h = self.highs
         milp = lp.integer_cols.size > 0
         presolve = milp if self._presolve is None else self._presolve
@@ -260,7 +296,11 @@ class ReferenceSolver:
             h.changeColsBounds(cols.size, cols, lp.col_lower, lp.col_upper)
             h.changeRowsBounds(rows.size, rows, lp.row_lower, lp.row_upper)  # type: ignore[attr-defined]
             old = self._lp.matrix
-            moved = np.flatnonzero(old.data != lp.matrix.data)
+            moved = (
+                np.flatnonzero(old.data != lp.matrix.data)
+                if old is not lp.matrix
+                else np.zeros(0, dtype=np.intp)
+            )
             if moved.size:
                 col_of = np.repeat(np.arange(lp.cost.size), np.diff(lp.matrix.indptr))
                 for k in moved.tolist():

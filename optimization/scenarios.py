@@ -80,17 +80,14 @@ def synthetic_prices(horizon: int, seed: int = 0) -> tuple[FloatArray, FloatArra
 def nem_fcas_prices(
     region: str = "SA1", products: tuple[Product, ...] = NEM_FCAS
 ) -> tuple[FloatArray, FloatArray]:
-    """Real 5-minute NEM energy (AUD/MWh) and FCAS prices of `region` from ../shared/data.
-
-    The data's README gives FCAS prices in AUD/MW per interval; the model takes AUD/MW per hour,
-    so they are multiplied by 12. Raises FileNotFoundError when the shared data is absent.
+    """Real 5-minute NEM energy (AUD/MWh) and FCAS prices (AUD per MW enabled per hour, as AEMO
+    publishes them and as the model takes them: a 5-minute interval pays MW x price x 5/60) of
+    `region` from ../shared/data. Raises FileNotFoundError when the shared data is absent.
     """
     import pandas as pd
 
     frame = pd.read_parquet(NEM_FCAS_FILE)
     frame = frame[frame["region"] == region].sort_values("interval_end")
     energy = frame["rrp"].to_numpy(dtype=np.float64)
-    reserve = np.stack(
-        [frame[NEM_FCAS_PRICE_COLUMNS[p.name]].to_numpy(dtype=np.float64) * 12.0 for p in products]
-    )
+    reserve = np.stack([frame[NEM_FCAS_PRICE_COLUMNS[p.name]].to_numpy(dtype=np.float64) for p in products])
     return energy, reserve

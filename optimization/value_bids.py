@@ -12,7 +12,9 @@ t + 1, the value of what is left at the interval's end), from the current SoC e�
 * Charge. The SoC-safe charge limit C in `band_count` equal bands; band k buys the segment ending
   at e_k = e₀ + (k + 1)·(C/n)·Δt·η_c at η_c·v(e_k) − c_c. Prices fall with k; the bid lists
   them ascending (the NEM order), so the band taken first at a falling price is the last one.
-* Prices are clamped to [floor, cap]; clamping keeps both sides non-decreasing.
+* Prices are clamped to [floor, cap]; clamping keeps both sides non-decreasing. The bid then
+  goes into the NEM's format (`autobidder.nem_energy_bands`: whole cents, strictly increasing,
+  whole kW rounded down, so never more than the SoC-safe volume).
 
 **Bid convexity** (AEMO, bidirectional units): the highest charge price with volume must sit
 strictly below the lowest discharge price with volume. With v ≥ 0 and c > 0 the thresholds
@@ -36,7 +38,7 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot
+from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot, nem_energy_bands
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, aggregate_portfolio
 from optimization.value_curve import (
@@ -176,7 +178,21 @@ def build_value_curve_bid(
             PriceBand(price_aud_per_mwh=p, volume_mw=charge_mw / band_count) for p in c_prices
         ),
     )
-    return resolve_convexity(bid, price_floor, price_cap)
+    bid = resolve_convexity(bid, price_floor, price_cap)
+    # The NEM's format (whole cents, strictly increasing, convex, whole kW rounded down): prices
+    # move by at most the cent steps that make each side strictly increasing.
+    supply, demand = nem_energy_bands(
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands],
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands],
+        floor=price_floor,
+        cap=price_cap,
+    )
+    return bid.model_copy(
+        update={
+            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
+            "charge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
+        }
+    )
 
 
 def withdraw_convexity_overlap(bid: EnergyBid) -> EnergyBid:

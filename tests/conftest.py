@@ -22,10 +22,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> Iterator[str]:
-    """A real SQS endpoint (moto's server) on a free loopback port, stopped after the session."""
+    """A real SQS endpoint (moto's SQS under waitress, as the stack runs it) on a free loopback port."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "worker.sqs_endpoint", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

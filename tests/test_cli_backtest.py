@@ -90,13 +90,13 @@ def test_compare_two_strategies(capsys: pytest.CaptureFixture[str]) -> None:
         (["backtest", "--strategy", EXAMPLE], 2, "--from and --to are required"),
         (
             ["backtest", "--strategy", EXAMPLE, "--from", "2022-01-01", "--to", "2022-01-02"],
-            2,
+            1,
             "--prices FILE",
         ),
-        (["backtest", "--strategy", EXAMPLE, *DAY, "--forecaster", "nope@1"], 2, "autobidder forecast list"),
-        (["backtest", "--strategy", EXAMPLE, *DAY, "--reoptimize-every", "7"], 2, "multiple of 5"),
+        (["backtest", "--strategy", EXAMPLE, *DAY, "--forecaster", "nope@1"], 3, "autobidder forecast list"),
+        (["backtest", "--strategy", EXAMPLE, *DAY, "--reoptimize-every", "7"], 1, "multiple of 5"),
         (["backtest", "--strategy", "sa1-vpp@v4", *DAY], 3, "autobidder strategy apply"),
-        (["backtest", "--strategy", "missing.toml", *DAY], 2, "no such file"),
+        (["backtest", "--strategy", "missing.toml", *DAY], 3, "not found"),
         (["backtest", "compare", "--strategy", EXAMPLE, *DAY], 2, "compare two strategies"),
     ],
 )

@@ -46,7 +46,7 @@ def test_validate_reports_every_issue_and_exits_1(capsys: pytest.CaptureFixture[
     code, out, _ = run(capsys, "strategy", "validate", str(bad), "--json")
     issues = json.loads(out)[0]["issues"]
     assert code == 1 and {"field": "risk.quantile", "value": 2, "rule": "must be less than 1"} in issues
-    assert run(capsys, "strategy", "validate", str(tmp_path / "missing.toml"))[0] == 2
+    assert run(capsys, "strategy", "validate", str(tmp_path / "missing.toml"))[0] == 3
 
 
 def test_apply_show_diff_history(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +86,7 @@ def test_store_errors_say_what_to_do(capsys: pytest.CaptureFixture[str]) -> None
     code, _, err = run(capsys, "strategy", "show", "sa1-vpp@v5")
     assert code == 3 and "autobidder strategy history sa1-vpp" in err
     code, _, err = run(capsys, "strategy", "show", "Not A Ref")
-    assert code == 2 and "PORTFOLIO@vN" in err
+    assert code == 1 and "PORTFOLIO@vN" in err
 
 
 @pytest.mark.parametrize("command", ["validate", "apply", "show", "diff", "history", "list"])

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from autobidder.prices import load_prices, slice_prices
 from tests.conftest import free_port
 from tests.test_faults_stack import exchange_bid_ids
 from worker.stack import Stack
-from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def outcome(stack: Stack) -> ReplayOutcome:
     async def drive() -> ReplayOutcome:
         client = await Client.connect(f"127.0.0.1:{stack.settings.ports.temporal}")
-        return await replay(client, stack.settings, trading_day_interval_ends(DAY)[:CYCLES])
+        return await replay_cycles(client, stack.settings, trading_day_interval_ends(DAY)[:CYCLES])
 
     return asyncio.run(drive())
 
@@ -78,6 +78,12 @@ def test_every_cycle_completes_and_stores_each_fact(stack: Stack, outcome: Repla
         assert kinds == expected, result.cycle_id
         forecast = store.get(result.forecast_fact_id, Forecast, FactKind.FORECAST)
         assert len(forecast.p50.prices_aud_per_mwh) == 288
+        # no strategy applied: the worker's default, the packaged model (forecasting/packaged)
+        assert (forecast.model_name, forecast.model_version, forecast.fallback_reason) == (
+            "spike_mlp",
+            "sa1-2022",
+            None,
+        )
         assert forecast.p50.first_interval_end.isoformat() == result.interval_end
         schedule = store.get(result.schedule_fact_id, Schedule, FactKind.SCHEDULE)
         assert schedule.stats.status == "convergenceCriteriaSatisfied"  # pyomo.contrib.solver: optimal
@@ -146,9 +152,12 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
 
 
 def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
+    from autobidder.identity import READ_ONLY_PRINCIPAL
     from fleet.client import FleetClient
+    from worker.credentials import client_credentials
 
-    client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}")
+    credentials = client_credentials(stack.settings, READ_ONLY_PRINCIPAL)
+    client = FleetClient(f"127.0.0.1:{stack.settings.ports.fleet}", credentials=credentials)
     try:
         last_end = trading_day_interval_ends(DAY)[CYCLES - 1]
         telemetry = client.telemetry(stack.settings.portfolio, last_end + timedelta(seconds=1))
@@ -158,3 +167,29 @@ def test_soc_moves_with_dispatch(stack: Stack, outcome: ReplayOutcome) -> None:
     energy_out = sum(r.net_energy_mwh for r in outcome.results)
     if abs(energy_out) > 1e-6:
         assert sum(b.soc_mwh for b in telemetry.batteries) != pytest.approx(initial)
+
+
+def test_cycle_show_reads_a_real_cycle_back_from_the_fact_store(stack: Stack, outcome: ReplayOutcome) -> None:
+    """`autobidder cycle show` on a cycle the real stack ran: every stage, in order, as text and JSON."""
+    end = trading_day_interval_ends(DAY)[CYCLES - 1]
+    env = {"AUTOBIDDER_DATA_DIR": str(stack.settings.data_dir), "PATH": "/usr/bin:/bin"}
+    argv = [sys.executable, "-m", "worker.cli", "cycle", "show", stack.settings.portfolio]
+    done = subprocess.run(
+        [*argv, end.isoformat(), "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    kinds = [fact["kind"] for fact in shown["facts"]]
+    for kind in ("market_snapshot", "telemetry_snapshot", "forecast", "schedule", "bid", "award", "dispatch"):
+        assert kind in kinds, kinds
+    assert kinds.index("forecast") < kinds.index("schedule") < kinds.index("bid") < kinds.index("award")
+    result = outcome.results[-1]
+    assert {f["fact_id"] for f in shown["facts"]} >= {result.bid_fact_id, result.award_fact_id}
+    # The same cycle named in UTC, as text.
+    utc = end.astimezone(UTC).isoformat()
+    text = subprocess.run([*argv, utc], capture_output=True, text=True, env=env, timeout=120)
+    assert (
+        text.returncode == 0
+        and f"cycle bid-cycle/{stack.settings.portfolio}/{end.isoformat()}" in text.stdout
+    )
+    assert "cleared at" in text.stdout and "none: the cycle bid its own schedule" in text.stdout

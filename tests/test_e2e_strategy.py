@@ -26,7 +26,7 @@ from autobidder.strategy.model import parse_strategy
 from autobidder.strategy.store import StrategyStore, StrategyVersion
 from tests.test_e2e_loop import isolated_settings
 from worker.stack import Stack
-from workflows.replay import replay, trading_day_interval_ends
+from workflows.replay import replay_cycles, trading_day_interval_ends
 from workflows.types import CycleResult
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             client = await Client.connect(f"127.0.0.1:{settings.ports.temporal}")
 
             async def cycles(first: int, count: int, **fields: str) -> list[CycleResult]:
-                outcome = await replay(client, settings, ends[first : first + count], **fields)
+                outcome = await replay_cycles(client, settings, ends[first : first + count], **fields)
                 assert outcome.failures == {}
                 return outcome.results
 

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import uuid
 from datetime import datetime
@@ -92,3 +94,17 @@ def test_settlement_signs() -> None:
         5 / 60,
     )
     assert paid_to_charge.revenue_aud == pytest.approx(50.0)
+
+
+def test_fact_id_is_the_hash_of_the_whole_canonical_fact(store: FactStore) -> None:
+    """Ids built from the row's texts equal the hash of the canonical {kind, payload, provenance}:
+    facts stored before the single-serialisation change keep their ids (a retry dedupes)."""
+    value = PriceSeries(first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=(1.0, -2.5, 1e-7))
+    prov = Provenance(cycle_id="bid-cycle/ids/1", component="test", component_version="1", inputs=("a", "b"))
+    whole = {
+        "kind": str(FactKind.FORECAST),
+        "payload": value.model_dump(mode="json"),
+        "provenance": prov.model_dump(mode="json"),
+    }
+    expected = hashlib.sha256(json.dumps(whole, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert store.put(FactKind.FORECAST, value, prov) == expected

@@ -37,7 +37,7 @@ from autobidder.facts import FactStore, facts_table
 from autobidder.queues import SqsQueues, local_endpoint
 from tests.conftest import free_port
 from worker.stack import Stack
-from workflows.replay import ReplayOutcome, replay, trading_day_interval_ends
+from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
@@ -90,7 +90,9 @@ class Replay:
     def _run(self, settings: Settings) -> None:
         async def drive() -> ReplayOutcome:
             client = await Client.connect(f"127.0.0.1:{settings.ports.temporal}")
-            return await replay(client, settings, self.ends, self._tick, speedup=SPEEDUP, **CYCLE_FIELDS)
+            return await replay_cycles(
+                client, settings, self.ends, self._tick, speedup=SPEEDUP, **CYCLE_FIELDS
+            )
 
         try:
             self.outcome = asyncio.run(drive())

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NaiveTimestampError
 from autobidder.domain import BatteryTelemetry, TelemetrySnapshot
-from fleet.simulated import disaggregate, water_fill
+from fleet.simulated import disaggregate_flat, water_fill
 
 PORTFOLIO = "sa1-vpp"
 T_END = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
@@ -59,7 +59,7 @@ def expected_headroom(b: BatteryTelemetry, dt_h: float, discharge: bool) -> floa
 
 
 def split(snapshot: TelemetrySnapshot, net_mw: float, dt_h: float) -> tuple[list[float], float, list[float]]:
-    d = disaggregate(PORTFOLIO, T_END, net_mw, snapshot, dt_h)
+    d = disaggregate_flat(PORTFOLIO, T_END, net_mw, snapshot, dt_h)
     assert [a.battery_id for a in d.allocations] == [b.battery_id for b in snapshot.batteries]
     heads = [expected_headroom(b, dt_h, net_mw >= 0) for b in snapshot.batteries]
     return [a.net_mw for a in d.allocations], d.shortfall_mw, heads
@@ -131,24 +131,24 @@ def bess(battery_id: str, soc: float, available: float = 5.0, online: bool = Tru
 def test_energy_limit_for_the_interval_caps_a_battery_and_the_rest_pick_it_up() -> None:
     # Over 1 h, "low" holds only 0.5 MWh above its reserve: its headroom is 0.5 MW, not 5.
     snap = telemetry(bess("low", soc=1.5), bess("full", soc=9.0), bess("off", soc=9.0, online=False))
-    d = disaggregate(PORTFOLIO, T_END, 3.0, snap, 1.0)
+    d = disaggregate_flat(PORTFOLIO, T_END, 3.0, snap, 1.0)
     assert [a.net_mw for a in d.allocations] == pytest.approx([3.0 * 0.5 / 5.5, 3.0 * 5.0 / 5.5, 0.0])
     assert d.shortfall_mw == 0.0
-    beyond = disaggregate(PORTFOLIO, T_END, 7.0, snap, 1.0)
+    beyond = disaggregate_flat(PORTFOLIO, T_END, 7.0, snap, 1.0)
     assert [a.net_mw for a in beyond.allocations] == pytest.approx([0.5, 5.0, 0.0])
     assert beyond.shortfall_mw == pytest.approx(1.5)
 
 
 def test_charge_shortfall_is_negative_like_the_request() -> None:
     snap = telemetry(bess("a", soc=9.5), bess("b", soc=10.0))
-    d = disaggregate(PORTFOLIO, T_END, -2.0, snap, 1.0)
+    d = disaggregate_flat(PORTFOLIO, T_END, -2.0, snap, 1.0)
     assert [a.net_mw for a in d.allocations] == pytest.approx([-0.5, 0.0])
     assert d.shortfall_mw == pytest.approx(-1.5)
     assert d.requested_net_mw == -2.0
 
 
 def test_zero_request_dispatches_nothing() -> None:
-    d = disaggregate(PORTFOLIO, T_END, 0.0, telemetry(bess("a", soc=5.0)), 5 / 60)
+    d = disaggregate_flat(PORTFOLIO, T_END, 0.0, telemetry(bess("a", soc=5.0)), 5 / 60)
     assert [a.net_mw for a in d.allocations] == [0.0]
     assert d.shortfall_mw == 0.0
 
@@ -182,4 +182,4 @@ def test_bad_input_is_refused_naming_the_field(kwargs: dict[str, object], field:
     }
     args.update(kwargs)
     with pytest.raises((ValueError, NaiveTimestampError), match=field):
-        disaggregate(**args)  # type: ignore[arg-type]
+        disaggregate_flat(**args)  # type: ignore[arg-type]

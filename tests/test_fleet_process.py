@@ -13,6 +13,7 @@ import pytest
 
 from autobidder.config import Ports, Settings, dump_settings
 from fleet.client import FleetClient
+from worker.credentials import client_credentials, prepare_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +39,12 @@ def test_serves_on_the_configured_port_and_exits_cleanly_on_signal(tmp_path: Pat
     port = free_port()
     settings = Settings(data_dir=tmp_path, ports=Ports(fleet=port))
     dump_settings(settings, tmp_path / "settings.json")
+    prepare_identity(settings)  # as the stack does: the process serves TLS with these credentials
     proc = start(tmp_path / "settings.json")
     try:
-        with FleetClient(f"127.0.0.1:{port}", timeout_s=5.0) as client:
+        with FleetClient(
+            f"127.0.0.1:{port}", timeout_s=5.0, credentials=client_credentials(settings)
+        ) as client:
             assert client.healthy(timeout_s=30.0)
             snap = client.telemetry(settings.portfolio, datetime(2024, 1, 1, tzinfo=UTC))
             assert len(snap.batteries) == len(settings.fleet)
@@ -63,10 +67,14 @@ def test_missing_settings_file_exits_with_an_error(tmp_path: Path) -> None:
 
 def test_serves_a_synthetic_hierarchy_when_asked(tmp_path: Path) -> None:
     port = free_port()
-    dump_settings(Settings(data_dir=tmp_path, ports=Ports(fleet=port)), tmp_path / "settings.json")
+    settings = Settings(data_dir=tmp_path, ports=Ports(fleet=port))
+    dump_settings(settings, tmp_path / "settings.json")
+    prepare_identity(settings)
     proc = start(tmp_path / "settings.json", "--synthetic-batteries", "1000", "--seed", "3")
     try:
-        with FleetClient(f"127.0.0.1:{port}", timeout_s=10.0) as client:
+        with FleetClient(
+            f"127.0.0.1:{port}", timeout_s=10.0, credentials=client_credentials(settings)
+        ) as client:
             assert client.healthy(timeout_s=30.0)
             state = client.node_state("vpp", include_children=True)
             assert state.batteries == 1000 and len(state.children) == 5

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from autobidder.domain import BatteryDispatch, BatterySpec, Dispatch
-from fleet.simulated import NoSuchBatteryError, NoSuchPortfolioError, SimulatedFleet, disaggregate
+from fleet.simulated import NoSuchBatteryError, NoSuchPortfolioError, SimulatedFleet, disaggregate_flat
 
 PORTFOLIO = "sa1-vpp"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -73,7 +73,7 @@ def test_offline_battery_reports_nothing_available_and_is_not_dispatched() -> No
     snap = fleet.telemetry(PORTFOLIO, T0)
     assert not snap.batteries[1].online
     assert snap.batteries[1].available_discharge_mw == 0.0
-    d = disaggregate(PORTFOLIO, T0, 6.0, snap, FIVE_MIN_H)
+    d = disaggregate_flat(PORTFOLIO, T0, 6.0, snap, FIVE_MIN_H)
     assert [a.net_mw for a in d.allocations] == [4.0, 0.0]
     assert d.shortfall_mw == pytest.approx(2.0)
     fleet.apply(d, FIVE_MIN_H)
@@ -82,7 +82,7 @@ def test_offline_battery_reports_nothing_available_and_is_not_dispatched() -> No
 
 def test_dispatching_all_headroom_lands_exactly_on_the_reserve() -> None:
     fleet = SimulatedFleet(PORTFOLIO, (spec(soc=1.2),))
-    d = disaggregate(PORTFOLIO, T0, 10.0, fleet.telemetry(PORTFOLIO, T0), FIVE_MIN_H)
+    d = disaggregate_flat(PORTFOLIO, T0, 10.0, fleet.telemetry(PORTFOLIO, T0), FIVE_MIN_H)
     fleet.apply(d, FIVE_MIN_H)
     assert fleet.soc_mwh["a"] == pytest.approx(1.0, abs=1e-12)
 
@@ -118,7 +118,7 @@ def test_dispatch_from_disaggregate_never_needs_clipping(
     for k, net_mw in enumerate(requests):
         t = T0 + k * timedelta(hours=dt_h)
         before = fleet.soc_mwh
-        d = disaggregate(PORTFOLIO, t, net_mw, fleet.telemetry(PORTFOLIO, t, dt_h), dt_h)
+        d = disaggregate_flat(PORTFOLIO, t, net_mw, fleet.telemetry(PORTFOLIO, t, dt_h), dt_h)
         fleet.apply(d, dt_h)
         for s, a in zip(specs, d.allocations, strict=True):
             unclipped = before[s.battery_id] + (0.8 * max(-a.net_mw, 0) - max(a.net_mw, 0) / 0.9) * dt_h

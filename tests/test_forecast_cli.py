@@ -66,11 +66,11 @@ def test_errors_are_one_clear_line_and_exit_code_1(
     data = write_csv(tmp_path / "prices.csv", 3)
     assert main(["forecast", "train", "quantile_mlp", "--prices", str(data)]) == 1
     assert "cannot train a model that looks back 7 days" in capsys.readouterr().err
-    assert main(["forecast", "train", "nope", "--prices", str(data)]) == 1
+    assert main(["forecast", "train", "nope", "--prices", str(data)]) == 3
     assert "no forecaster of that name" in capsys.readouterr().err
     assert main(["forecast", "train", "quantile_mlp", "--prices", str(data), "--set", "colour=red"]) == 1
     assert "unknown quantile_mlp parameter(s) ['colour']" in capsys.readouterr().err
-    assert main(["forecast", "train", "seasonal_naive", "--prices", str(tmp_path / "missing.csv")]) == 1
+    assert main(["forecast", "train", "seasonal_naive", "--prices", str(tmp_path / "missing.csv")]) == 3
     assert "missing.csv" in capsys.readouterr().err
 
 

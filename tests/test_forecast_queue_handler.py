@@ -97,16 +97,17 @@ def forecast_of(store: FactStore, result: dict[str, Any]) -> Forecast:
     return store.get(result["fact_id"], Forecast, FactKind.FORECAST)
 
 
-def test_default_is_seasonal_naive_with_quantiles(store: FactStore, tmp_path: Path) -> None:
+def test_default_is_the_packaged_spike_mlp_with_quantiles(store: FactStore, tmp_path: Path) -> None:
     fact_id, first = snapshot_fact(store)
     result = handle_forecast_request(store, request(fact_id, first), models_dir=tmp_path / "models")
     forecast = forecast_of(store, result)
     assert (forecast.model_name, forecast.model_version, forecast.fallback_reason) == (
-        "seasonal_naive",
-        "1",
+        "spike_mlp",
+        "sa1-2022",
         None,
     )
-    assert store.provenance(result["fact_id"]).component == "forecast-worker/seasonal_naive@1"
+    assert forecast.artifact_sha256 is not None
+    assert store.provenance(result["fact_id"]).component == "forecast-worker/spike_mlp@sa1-2022"
     levels = [q.level for q in forecast.quantiles]
     assert levels == sorted(levels) and {0.1, 0.5, 0.9} <= set(levels)
     stacked = np.array([q.prices_aud_per_mwh for q in forecast.quantiles])

@@ -95,6 +95,9 @@ def test_every_package_states_what_it_is_and_its_public_names() -> None:
         assert docstring and "May import" in docstring, f"{package}/__init__.py: say what it may import"
         for name, module in EXPORTS[package].items():
             assert module in MODULES, f"{package}.__all__ lists {name} from missing module {module}"
+            # Importing the submodule `package.name` would rebind the package attribute `name`
+            # to the module, so `from package import name` would then return the wrong object.
+            assert f"{package}.{name}" not in MODULES, f"{package}.__all__: {name} is also a submodule"
 
 
 def test_imports_point_down_the_layers_and_through_public_names() -> None:

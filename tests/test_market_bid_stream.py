@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from autobidder.facts import make_engine
 from bench.market import main as market_benchmark
 from exchange import server as exchange_server
+from exchange.replay_prices import SHARED_FCAS_FILE
 from exchange.server import create_server
 from exchange.store import market_bids
 from market_adapters.bids import Band, MarketBid, Rebid
@@ -189,7 +190,7 @@ def test_the_streams_answers_match_the_unary_paths(tmp_path: Path) -> None:
     )
     bids = [
         first,
-        with_band(interval_bid(1), 1, 6, price=20.0),  # demand prices fall: below band 5's 100
+        with_band(interval_bid(1), 1, 6, price=5.0),  # demand prices fall: below band 5's 10
         first,  # duplicate
         with_band(first, 0, 0, quantity=0.5),  # changed under a stored id
         rebid,
@@ -305,6 +306,7 @@ def test_the_market_benchmark_runs_and_prints_every_figure(capsys: pytest.Captur
                 "--batched-size=10",
                 "--clear-intervals=2",
                 "--clear-portfolios=3",
+                "--nemde-intervals=2",
             ]
         )
         == 0
@@ -323,6 +325,9 @@ def test_the_market_benchmark_runs_and_prints_every_figure(capsys: pytest.Captur
         "clearing_ms_per_interval",
     ):
         assert figures[key] > 0, key
+    if SHARED_FCAS_FILE.exists():  # the co-optimised clearing run needs the shared FCAS prices
+        assert figures["nemde_clear_ms_per_interval"] > 0
+        assert figures["nemde_offers_per_bid"] == 14
 
 
 def test_what_the_callers_bids_raise_ends_the_stream_and_reaches_the_caller(client: ExchangeClient) -> None:

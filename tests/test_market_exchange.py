@@ -20,6 +20,7 @@ from autobidder.prices import load_prices
 from exchange.core import ExchangeParts, PortfolioLimits
 from exchange.server import create_server
 from exchange.store import market_awards, market_bids
+from market_adapters.bids import bid_id_for
 from market_adapters.exchange_client import (
     BidConflictError,
     BidRejectedError,
@@ -31,6 +32,7 @@ from market_adapters.exchange_client import (
 )
 from market_adapters.nem import Rule
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, energy_bid_to_proto
+from market_adapters.samples import NEM_DEMAND_PRICES, NEM_SUPPLY_PRICES
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 # Known prices of the shipped SA1 sample.
@@ -78,13 +80,16 @@ def stub(address: str) -> Iterator[Any]:
         yield pb_grpc.MarketGatewayStub(channel)  # type: ignore[no-untyped-call]
 
 
+BID_1 = bid_id_for(PORTFOLIO, EVENING)
+
+
 def make_bid(
-    bid_id: str = "bid-1", interval_end: datetime = EVENING, discharge_volume: float = 1.0
+    bid_id: str | None = None, interval_end: datetime = EVENING, discharge_volume: float = 1.0
 ) -> EnergyBid:
-    discharge = [-1000.0, 0.0, 100.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0]
-    charge = [-1000.0, -500.0, -100.0, 0.0, 50.0, 100.0, 238.78, 300.0, 400.0, 500.0]
+    discharge = list(NEM_SUPPLY_PRICES)
+    charge = list(NEM_DEMAND_PRICES)
     return EnergyBid(
-        bid_id=bid_id,
+        bid_id=bid_id or bid_id_for(PORTFOLIO, interval_end),
         portfolio=PORTFOLIO,
         region=Region.SA1,
         interval_end=interval_end,
@@ -175,27 +180,28 @@ def test_submit_then_award_clears_against_the_historical_price(
     client: ExchangeClient, engine: sa.Engine
 ) -> None:
     result = client.submit_bid(make_bid())
-    assert (result.bid_id, result.accepted, result.duplicate) == ("bid-1", True, False)
-    award = client.get_award("bid-1")
+    assert (result.bid_id, result.accepted, result.duplicate) == (BID_1, True, False)
+    award = client.get_award(BID_1)
     assert award.clearing_price_aud_per_mwh == 238.78
     assert award.interval_end == EVENING
-    # Discharge bands priced at or below 238.78 (five of 1 MW); charge bands at or above it (four of 0.5 MW).
+    # Discharge bands priced at or below 238.78 (five of 1 MW); no charge band is priced that high
+    # (bid convexity: every charge band below every discharge band).
     assert award.discharge_mw == pytest.approx(5.0)
-    assert award.charge_mw == pytest.approx(2.0)
+    assert award.charge_mw == 0.0
     assert row_count(engine, market_awards) == 1
 
 
 def test_award_at_a_negative_price(client: ExchangeClient) -> None:
-    client.submit_bid(make_bid("noon", interval_end=NOON))
-    award = client.get_award("noon")
+    noon = client.submit_bid(make_bid(interval_end=NOON))
+    award = client.get_award(noon.bid_id)
     assert award.clearing_price_aud_per_mwh == -46.0
-    assert award.discharge_mw == pytest.approx(1.0)  # only the -1000 band
-    assert award.charge_mw == pytest.approx(3.5)  # the seven bands priced 0 and above
+    assert award.discharge_mw == 0.0  # the cheapest discharge band asks 50
+    assert award.charge_mw == pytest.approx(3.0)  # the six charge bands priced 0 and above
 
 
 def test_award_is_stored_once_and_repeats(client: ExchangeClient, engine: sa.Engine) -> None:
     client.submit_bid(make_bid())
-    first, second = client.get_award("bid-1"), client.get_award("bid-1")
+    first, second = client.get_award(BID_1), client.get_award(BID_1)
     assert first == second
     assert row_count(engine, market_awards) == 1
 
@@ -206,7 +212,7 @@ def test_resubmitting_the_identical_bid_is_a_duplicate(client: ExchangeClient, e
     assert (again.accepted, again.duplicate) == (True, True)
     assert again.accepted_at == first.accepted_at
     # The same bid spelled in UTC is the same bid.
-    utc = make_bid(interval_end=EVENING.astimezone(UTC))
+    utc = make_bid(BID_1, interval_end=EVENING.astimezone(UTC))
     assert client.submit_bid(utc).duplicate
     assert row_count(engine, market_bids) == 1
 
@@ -214,7 +220,7 @@ def test_resubmitting_the_identical_bid_is_a_duplicate(client: ExchangeClient, e
 def test_concurrent_identical_submissions_store_one_bid(address: str, engine: sa.Engine) -> None:
     def submit(_: int) -> bool:
         with ExchangeClient(address, timeout_s=30.0) as client:
-            return client.submit_bid(make_bid("race")).duplicate
+            return client.submit_bid(make_bid()).duplicate
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         duplicates = list(pool.map(submit, range(8)))
@@ -233,13 +239,13 @@ def test_a_different_bid_under_an_existing_id_is_already_exists(
         stub.SubmitBids(pb.SubmitBidsRequest(bid=energy_bid_to_proto(changed)), timeout=10)
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert row_count(engine, market_bids) == 1
-    assert client.get_award("bid-1").discharge_mw == pytest.approx(5.0)  # the original stands
+    assert client.get_award(BID_1).discharge_mw == pytest.approx(5.0)  # the original stands
 
 
 def test_invalid_bid_is_rejected_naming_field_band_and_rule(
     client: ExchangeClient, stub: Any, engine: sa.Engine
 ) -> None:
-    bid = make_bid("bad")
+    bid = make_bid()
     discharge = list(bid.discharge_bands)
     discharge[3] = PriceBand(price_aud_per_mwh=50.0, volume_mw=1.0)  # below band 2's 100
     bad = bid.model_copy(update={"discharge_bands": tuple(discharge)})
@@ -261,7 +267,7 @@ def test_invalid_bid_is_rejected_naming_field_band_and_rule(
 
     assert row_count(engine, market_bids) == 0
     with pytest.raises(UnknownBidError):
-        client.get_award("bad")
+        client.get_award(BID_1)
 
 
 def test_bid_above_the_fleet_maximum_is_rejected(client: ExchangeClient) -> None:
@@ -271,7 +277,12 @@ def test_bid_above_the_fleet_maximum_is_rejected(client: ExchangeClient) -> None
 
 
 def test_bid_for_an_unknown_portfolio_or_other_region_is_rejected(client: ExchangeClient) -> None:
-    bid = make_bid().model_copy(update={"portfolio": "someone-else", "region": Region.VIC1})
+    other = {
+        "portfolio": "someone-else",
+        "region": Region.VIC1,
+        "bid_id": bid_id_for("someone-else", EVENING),
+    }
+    bid = make_bid().model_copy(update=other)
     with pytest.raises(BidRejectedError) as info:
         client.submit_bid(bid)
     assert {v.rule for v in info.value.violations} == {"unknown_portfolio", "region_not_served"}
@@ -296,11 +307,12 @@ def test_award_of_an_unknown_bid_is_not_found(client: ExchangeClient, stub: Any)
 
 
 def test_award_outside_the_replay_history_is_failed_precondition(client: ExchangeClient, stub: Any) -> None:
-    client.submit_bid(make_bid("future", interval_end=datetime(2023, 1, 1, 12, 0, tzinfo=NEM_TZ)))
+    # A week past the end of the history: inside the bidding horizon, so stored, but never priced.
+    future = client.submit_bid(make_bid(interval_end=datetime(2022, 10, 14, 12, 0, tzinfo=NEM_TZ)))
     with pytest.raises(PriceUnavailableError):
-        client.get_award("future")
+        client.get_award(future.bid_id)
     with pytest.raises(grpc.RpcError) as info:
-        stub.GetAwards(pb.GetAwardsRequest(bid_id="future"), timeout=10)
+        stub.GetAwards(pb.GetAwardsRequest(bid_id=future.bid_id), timeout=10)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,16 +101,16 @@ def test_bid_is_cleared_as_a_price_taker_and_settled(client: ExchangeClient) -> 
     assert result.gate_closure == NEM_INTERVAL_END - FIVE
     assert result.market_time == GATE_OK
     award = client.get_market_award(energy_bid().bid_id)
-    # 238.78 AUD/MWh: five 1 MW supply bands priced at or below it, four 0.5 MW demand bands at or above.
+    # 238.78 AUD/MWh: five 1 MW supply bands priced at or below it; every demand band is below 50.
     assert award.quantity_mw(Product.ENERGY, Side.SUPPLY) == pytest.approx(5.0)
-    assert award.quantity_mw(Product.ENERGY, Side.DEMAND) == pytest.approx(2.0)
+    assert award.quantity_mw(Product.ENERGY, Side.DEMAND) == 0.0
     settlement = award.settlement
     assert (settlement.currency, settlement.interval_hours) == ("AUD", pytest.approx(5 / 60))
-    assert settlement.total_amount == pytest.approx((5.0 - 2.0) * 238.78 / 12)
+    assert settlement.total_amount == pytest.approx(5.0 * 238.78 / 12)
     assert [line.amount > 0 for line in settlement.lines] == [True, False]
     assert award.interval_end == NEM_INTERVAL_END
     legacy = client.get_award(energy_bid().bid_id)
-    assert (legacy.discharge_mw, legacy.charge_mw, legacy.clearing_price_aud_per_mwh) == (5.0, 2.0, 238.78)
+    assert (legacy.discharge_mw, legacy.charge_mw, legacy.clearing_price_aud_per_mwh) == (5.0, 0.0, 238.78)
 
 
 def test_resubmission_returns_the_original_acceptance_even_after_gate_closure(
@@ -173,7 +172,7 @@ def test_bids_after_gate_closure_are_rejected_and_nothing_is_stored(
     assert (violation.field, violation.rule) == ("interval_end", Rule.AFTER_GATE_CLOSURE)
     assert rows(engine, market_bids) == 0
     # The clock stays where the late bid put it: the next interval is still open.
-    nxt = energy_bid(bid_id="next", interval_end=NEM_INTERVAL_END + FIVE)
+    nxt = energy_bid(interval_end=NEM_INTERVAL_END + FIVE)
     assert client.submit_bids([nxt])[0].accepted
 
 
@@ -195,7 +194,7 @@ def test_a_restarted_exchange_keeps_the_gate_of_a_price_it_has_shown(engine: sa.
             with pytest.raises(BidRejectedError) as info:
                 client.submit_bids([energy_bid()])
             assert [v.rule for v in info.value.violations] == [Rule.AFTER_GATE_CLOSURE]
-            nxt = energy_bid(bid_id="next", interval_end=NEM_INTERVAL_END + FIVE)
+            nxt = energy_bid(interval_end=NEM_INTERVAL_END + FIVE)
             assert client.submit_bids([nxt])[0].accepted
     assert rows(engine, market_bids) == 1
 
@@ -205,13 +204,13 @@ def test_the_foundation_cycle_sequence_is_accepted(client: ExchangeClient) -> No
     for k in range(3):
         end = NEM_INTERVAL_END + k * FIVE
         client.market_snapshot(Region.SA1, end - FIVE, lookback_intervals=12)
-        bid = make_bid(f"cycle-{k}", interval_end=end)
+        bid = make_bid(interval_end=end)
         assert client.submit_bid(bid).accepted
         assert client.get_award(bid.bid_id).interval_end == end
 
 
 def test_an_invalid_bid_names_field_band_and_rule(client: ExchangeClient, engine: sa.Engine) -> None:
-    bad = with_band(energy_bid(), 1, 6, price=20.0)  # below band 5's 100
+    bad = with_band(energy_bid(), 1, 6, price=5.0)  # below band 5's 10
     stub: Any = pb_grpc.MarketGatewayStub(grpc.insecure_channel(client.address))  # type: ignore[no-untyped-call]
     with pytest.raises(grpc.RpcError) as info:
         stub.SubmitBids(pb.SubmitBidsRequest(bids=[market_bid_to_proto(bad)]), timeout=10)
@@ -229,14 +228,14 @@ def test_an_invalid_bid_names_field_band_and_rule(client: ExchangeClient, engine
 
 def test_a_request_of_several_bids_is_all_or_nothing(client: ExchangeClient, engine: sa.Engine) -> None:
     good = energy_bid()
-    bad = energy_bid(bid_id="other", interval_end=NEM_INTERVAL_END + FIVE, portfolio="nobody")
+    bad = energy_bid(interval_end=NEM_INTERVAL_END + FIVE, portfolio="nobody")
     with pytest.raises(BidRejectedError) as info:
         client.submit_bids([good, bad], as_of=GATE_OK)
     assert [(v.field, v.rule) for v in info.value.violations] == [
         ("bids[1].portfolio", Rule.UNKNOWN_PORTFOLIO)
     ]
     assert rows(engine, market_bids) == 0
-    results = client.submit_bids([good, replace(bad, portfolio="sa1-vpp")], as_of=GATE_OK)
+    results = client.submit_bids([good, energy_bid(interval_end=NEM_INTERVAL_END + FIVE)], as_of=GATE_OK)
     assert [r.accepted for r in results] == [True, True]
 
 
@@ -316,11 +315,11 @@ def test_live_clock_is_the_wall_clock(engine: sa.Engine) -> None:
                 client.advance_market_clock(NEM_INTERVAL_END + timedelta(days=1))
             with pytest.raises(BidRejectedError):  # its gate closed two minutes ago
                 client.submit_bids([energy_bid()])
-            nxt = energy_bid(bid_id="next", interval_end=NEM_INTERVAL_END + FIVE)
+            nxt = energy_bid(interval_end=NEM_INTERVAL_END + FIVE)
             # A live exchange ignores the submitter's as_of: only the wall clock counts.
             assert client.submit_bids([nxt], as_of=NEM_INTERVAL_END + timedelta(hours=2))[0].accepted
             with pytest.raises(AwardNotReadyError):
-                client.get_market_award("next")
+                client.get_market_award(nxt.bid_id)
 
 
 # --- FCAS (real AEMO FCAS prices) and ERCOT -------------------------------------------------------
@@ -335,13 +334,12 @@ def test_fcas_enablement_within_the_trapezium_and_settlement(engine: sa.Engine) 
     )
     assert (raise_reg, energy) == (2.0, 138.0)  # the file's SA1 prices for that interval
     supply = ProductOffer(Product.ENERGY, Side.SUPPLY, tuple(Band(float(p), 0.8) for p in range(10)))
-    bid = sample_nem_bid(
-        bid_id="fcas", interval_end=end, offers=(supply, sample_nem_bid().offers[2])
-    )  # 8 MW discharge; 4 MW raise-reg offer
+    bid = sample_nem_bid(interval_end=end, offers=(supply, sample_nem_bid().offers[2]))
+    # 8 MW discharge; 4 MW raise-reg offer
     for address in serve(nem_parts(engine, extra=fcas)):
         with ExchangeClient(address) as client:
             client.submit_bids([bid], as_of=end - timedelta(minutes=30))
-            award = client.get_market_award("fcas")
+            award = client.get_market_award(bid.bid_id)
     assert award.quantity_mw(Product.ENERGY, Side.SUPPLY) == pytest.approx(8.0)
     # Raise trapezium (-10, -10, 6, 10) at 8 MW: 4 MW * (10 - 8) / (10 - 6) = 2 MW; bands at or
     # below 2 AUD cleared 4 * 0.4 = 1.6 MW, so 1.6 MW is enabled.
@@ -383,16 +381,16 @@ def test_ercot_day_ahead_bid_for_the_repeated_hour(engine: sa.Engine) -> None:
     hours = operating_day_interval_ends(date(2024, 11, 3), HOUR)
     repeated = hours[2]  # HE02 in standard time, 07:00-08:00 UTC
     assert hour_ending(repeated).label() == "2024-11-03 HE02*"
-    bid = sample_ercot_bid(bid_id="tx-he02-repeat", interval_end=repeated)
+    bid = sample_ercot_bid(interval_end=repeated)
     for address in serve(ercot_parts(engine)):
         with ExchangeClient(address) as client:
             [result] = client.submit_bids([bid], as_of=datetime(2024, 11, 2, 9, 30, tzinfo=CPT))
             assert result.gate_closure == datetime(2024, 11, 2, 10, 0, tzinfo=CPT)
-            revised = replace(bid, bid_id="tx-he02-repeat-r1", revision=1)
+            revised = sample_ercot_bid(interval_end=repeated, revision=1)
             with pytest.raises(BidRejectedError) as late:  # after 10:00 CDT the day before
                 client.submit_bids([revised], as_of=datetime(2024, 11, 2, 10, 1, tzinfo=CPT))
             assert [v.rule for v in late.value.violations] == [Rule.AFTER_GATE_CLOSURE]
-            award = client.get_market_award("tx-he02-repeat")
+            award = client.get_market_award(bid.bid_id)
             with pytest.raises(ExchangeRequestError, match="NOT_FOUND"):  # legacy market data is NEM only
                 client.market_snapshot(Region.SA1, repeated, 1)
     price = 22.0  # the third hour of the day

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
-from exchange.core import Exchange, ExchangeParts, ExchangeServiceError
-from market_adapters.bids import Band
+from exchange.core import BidIdConflictError, Exchange, ExchangeParts, ExchangeServiceError
+from market_adapters.bids import Band, expected_bid_id
 from market_adapters.ercot_adapter import ErcotAdapter
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem_adapter import NemAdapter
@@ -144,9 +144,14 @@ bids = st.one_of(random_bids(), mutated_samples())
 
 
 def unique(msg: pb.MarketBid) -> pb.MarketBid:
-    """Give the bid a fresh id (kept empty when empty) so that no example conflicts with another."""
+    """Give a decodable bid the id of its own content (kept empty when empty), as the exchange
+    requires. Ids follow content, so a later example can reuse an earlier one's id with other
+    content: the exchange answers that with ALREADY_EXISTS (`BidIdConflictError`)."""
     if msg.bid_id:
-        msg.bid_id = f"{msg.bid_id}-{next(_ids)}"
+        try:
+            msg.bid_id = expected_bid_id(market_bid_from_proto(msg))
+        except BidValidationError:
+            msg.bid_id = f"{msg.bid_id}-{next(_ids)}"
     return msg
 
 
@@ -171,7 +176,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
     engine.dispose()
 
 
-OUTCOMES: dict[str, int] = {"accepted": 0, "rejected": 0}
+OUTCOMES: dict[str, int] = {"accepted": 0, "rejected": 0, "conflict": 0}
 
 
 def at(end: str) -> pb.MarketBid:
@@ -196,6 +201,9 @@ def test_random_bids_are_accepted_or_rejected_with_named_rules(exchange: Exchang
     except BidValidationError as exc:
         assert_named(exc.violations)
         OUTCOMES["rejected"] += 1
+        return
+    except BidIdConflictError:
+        OUTCOMES["conflict"] += 1
         return
     assert outcome.accepted and outcome.bid_id == msg.bid_id
     OUTCOMES["accepted"] += 1
@@ -287,6 +295,8 @@ def test_over_grpc_every_answer_is_ok_or_invalid_argument(stub: Any, msgs: list[
     try:
         response = stub.SubmitBids(request, timeout=30)
     except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.ALREADY_EXISTS:  # an earlier example's id (see `unique`)
+            return
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
         [raw] = [v for k, v in err.trailing_metadata() if k == VIOLATIONS_METADATA_KEY]
         assert_named(violations_from_proto(pb.BidViolations.FromString(raw)))
@@ -310,7 +320,9 @@ def test_on_a_stream_every_bid_is_accepted_or_rejected_and_the_stream_ends_ok(
     assert [(a.sequence, a.bid_id) for a in answers] == [(r.sequence, r.bid.bid_id) for r in requests]
     for answer in answers:
         if answer.WhichOneof("result") == "rejection":
-            assert answer.rejection.code == "INVALID_ARGUMENT", answer.rejection.message
+            assert answer.rejection.code in {"INVALID_ARGUMENT", "ALREADY_EXISTS"}, answer.rejection.message
+            if answer.rejection.code == "ALREADY_EXISTS":
+                continue
             assert_named(violations_from_proto(pb.BidViolations(violations=answer.rejection.violations)))
         else:
             assert answer.acceptance.accepted

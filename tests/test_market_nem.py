@@ -41,8 +41,9 @@ def bands(prices: list[float], volume: float = 1.0) -> tuple[PriceBand, ...]:
     return tuple(PriceBand(price_aud_per_mwh=p, volume_mw=volume) for p in prices)
 
 
-DISCHARGE_PRICES = [-1000.0, 0.0, 100.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0]
-CHARGE_PRICES = [-1000.0, -500.0, -100.0, 0.0, 50.0, 100.0, 238.78, 300.0, 400.0, 500.0]
+# Every charge band below every discharge band (AEMO's bid convexity for a bidirectional unit).
+DISCHARGE_PRICES = [50.0, 100.0, 150.0, 200.0, 238.78, 300.0, 500.0, 1000.0, 5000.0, 15500.0]
+CHARGE_PRICES = [-1000.0, -500.0, -100.0, -50.0, 0.0, 10.0, 20.0, 30.0, 40.0, 49.99]
 
 
 def valid_bid(**overrides: object) -> EnergyBid:
@@ -115,7 +116,8 @@ def test_valid_bid_passes() -> None:
 
 def test_band_count_must_be_exactly_ten_per_side() -> None:
     bid = valid_bid(
-        discharge_bands=bands(DISCHARGE_PRICES[:9]), charge_bands=bands([*CHARGE_PRICES, 600.0], 0.5)
+        discharge_bands=bands(DISCHARGE_PRICES[:9]),
+        charge_bands=bands([*CHARGE_PRICES[:-1], 45.0, 49.99], 0.4),
     )
     violations = rules_of(bid)
     assert [(v.field, v.band, v.rule) for v in violations] == [
@@ -126,7 +128,7 @@ def test_band_count_must_be_exactly_ten_per_side() -> None:
 
 def test_prices_must_be_non_decreasing() -> None:
     prices = list(DISCHARGE_PRICES)
-    prices[3] = 50.0  # below band 2's 100
+    prices[3] = 50.0  # below band 2's 150
     [violation] = rules_of(valid_bid(discharge_bands=bands(prices)))
     assert (violation.field, violation.band, violation.rule) == (
         "discharge_bands.price_aud_per_mwh",
@@ -135,9 +137,13 @@ def test_prices_must_be_non_decreasing() -> None:
     )
 
 
-def test_equal_adjacent_prices_are_allowed() -> None:
+def test_equal_adjacent_prices_are_refused() -> None:
+    """NEM band prices strictly increase (docs/markets.md, "NEM rules the validator enforces")."""
     prices = [0.0] * BAND_COUNT
-    assert rules_of(valid_bid(charge_bands=bands(prices, 0.5))) == []
+    violations = rules_of(valid_bid(charge_bands=bands(prices, 0.5)))
+    assert [(v.band, v.rule) for v in violations] == [
+        (i, Rule.PRICES_STRICTLY_INCREASING) for i in range(1, BAND_COUNT)
+    ]
 
 
 def test_price_below_floor() -> None:
@@ -227,7 +233,9 @@ def test_empty_bid_id_is_required() -> None:
 def test_validate_raises_with_every_violation() -> None:
     prices = list(DISCHARGE_PRICES)
     prices[0], prices[9] = -2000.0, 20_000.0
-    bid = valid_bid(discharge_bands=bands(prices), interval_end=INTERVAL_END + timedelta(minutes=1))
+    # Band 0 carries nothing, so the bid stays convex whatever its price.
+    discharge = (PriceBand(price_aud_per_mwh=-2000.0, volume_mw=0.0), *bands(prices)[1:])
+    bid = valid_bid(discharge_bands=discharge, interval_end=INTERVAL_END + timedelta(minutes=1))
     with pytest.raises(BidValidationError) as info:
         validate_energy_bid(bid, MAX_DISCHARGE_MW, MAX_CHARGE_MW)
     rules = {v.rule for v in info.value.violations}

@@ -15,7 +15,15 @@ from exchange.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.adapter import BidCurves, MarketAdapter
 from market_adapters.bids import Band, MarketRun, Product, ProductOffer, Side, Trapezium, UnitLimits
 from market_adapters.nem_adapter import NemAdapter
-from market_adapters.nem_fcas import LOWER_SERVICES, RAISE_SERVICES, battery_fcas_offer, enabled_mw
+from market_adapters.nem_fcas import (
+    LOWER_SERVICES,
+    RAISE_SERVICES,
+    REGULATION_SERVICES,
+    battery_fcas_offer,
+    battery_fcas_offers,
+    battery_regulation_offers,
+    enabled_mw,
+)
 from market_adapters.samples import FCAS_PRICES, NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 from optimization.bids import build_energy_bid
 
@@ -60,16 +68,44 @@ def test_trapezium_availability_on_the_net_power_axis(net_mw: float, available_m
 
 
 @pytest.mark.parametrize("product", sorted(RAISE_SERVICES | LOWER_SERVICES))
-def test_battery_offers_are_valid_for_every_fcas_service(product: Product) -> None:
-    offer = battery_fcas_offer(product, LIMITS, 5.0, FCAS_PRICES, [0.5] * 10)
-    bid = sample_nem_bid(offers=(offer,))
+@pytest.mark.parametrize("scheduled_net_mw", [-6.0, -2.0, 0.0, 3.0, 10.0])
+def test_battery_offers_are_valid_for_every_fcas_service(product: Product, scheduled_net_mw: float) -> None:
+    """Contingency: one offer across the whole net axis. Regulation: a GEN side within [0, 10] and
+    a LOAD side within [-6, 0] sharing the 5 MW. At any dispatch no side enables more than the
+    headroom it stands for, and both sides together never more than the unit's."""
+    offers = battery_fcas_offers(product, LIMITS, 5.0, FCAS_PRICES, [0.5] * 10, scheduled_net_mw)
+    bid = sample_nem_bid(offers=offers)
     assert ADAPTER.violations(bid, LIMITS) == []
-    trap = offer.trapezium
-    assert trap is not None
-    assert (trap.enablement_min_mw, trap.enablement_max_mw) == (-6.0, 10.0)
+    if product in REGULATION_SERVICES:
+        gen, load = offers
+        assert (gen.side, load.side) == (Side.SUPPLY, Side.DEMAND)
+        assert gen.trapezium is not None and load.trapezium is not None
+        assert (gen.trapezium.enablement_min_mw, gen.trapezium.enablement_max_mw) == (0.0, 10.0)
+        assert (load.trapezium.enablement_min_mw, load.trapezium.enablement_max_mw) == (-6.0, 0.0)
+        assert (gen.max_availability_mw or 0.0) + (load.max_availability_mw or 0.0) == pytest.approx(5.0)
+    else:
+        [offer] = offers
+        assert offer.trapezium is not None
+        assert (offer.trapezium.enablement_min_mw, offer.trapezium.enablement_max_mw) == (-6.0, 10.0)
     for net_mw in (-6.0, -3.0, 0.0, 4.0, 7.5, 10.0):  # never more than the headroom at any dispatch
         headroom = 10.0 - net_mw if product in RAISE_SERVICES else net_mw + 6.0
-        assert trap.availability_mw(net_mw, 5.0) <= headroom + 1e-9
+        total = sum(enabled_mw(o, 1e6, net_mw) for o in offers)
+        assert total <= min(headroom, 5.0) + 1e-9
+
+
+def test_a_charging_battery_sells_lower_regulation_on_its_load_side() -> None:
+    """Charging 4 MW of a 6 MW charge limit: the LOAD side lowers by charging up to 2 MW more; the
+    single offer drawn on the GEN side alone (discharge from 0) could lower nothing."""
+    gen, load = battery_regulation_offers(Product.NEM_LOWER_REG, LIMITS, 3.0, FCAS_PRICES, [0.3] * 10, -4.0)
+    assert (gen.max_availability_mw, load.max_availability_mw) == (0.0, 3.0)
+    assert enabled_mw(load, 1e6, -4.0) == pytest.approx(2.0)  # 3 * (-4 - -6) / 3
+    assert enabled_mw(gen, 1e6, -4.0) == 0.0
+    raise_gen, raise_load = battery_regulation_offers(
+        Product.NEM_RAISE_REG, LIMITS, 7.0, FCAS_PRICES, [0.7] * 10, -4.0
+    )
+    # Raise: 4 MW from charging less (LOAD side), the other 3 MW from discharging (GEN side).
+    assert (raise_load.max_availability_mw, raise_gen.max_availability_mw) == (4.0, 3.0)
+    assert enabled_mw(raise_load, 1e6, -4.0) + enabled_mw(raise_gen, 1e6, -4.0) == pytest.approx(7.0)
 
 
 def test_availability_is_capped_at_what_the_battery_can_swing() -> None:

@@ -38,7 +38,9 @@ from market_adapters.ercot_adapter import ErcotAdapter
 from market_adapters.market_codec import market_bid_from_proto, market_bid_to_proto
 from market_adapters.nem import energy_bid_violations
 from market_adapters.nem_adapter import NemAdapter
+from market_adapters.nem_fcas import battery_fcas_offer
 from market_adapters.samples import (
+    FCAS_PRICES,
     NEM_INTERVAL_END,
     SAMPLE_LIMITS,
     sample_ercot_bid,
@@ -120,6 +122,19 @@ def rebid(revision: int = 1, reason: str = "unit 2 tripped at 17:41", **changes:
     )
 
 
+def far_future() -> MarketBid:
+    end = datetime(2099, 1, 1, 18, 0, tzinfo=NEM_TZ)
+    return sample_nem_bid(bid_id=f"sa1-vpp/{end.isoformat()}/r0", interval_end=end)
+
+
+def too_many_bids(ex: Exchange) -> list[BidViolation]:
+    try:
+        ex.submit_bids([sample_nem_bid()] * 1_001, as_of=GATE_OK)
+    except BidValidationError as exc:
+        return list(exc.violations)
+    return []
+
+
 FCAS = 2  # index of the raise-regulation offer in the NEM sample
 REG_UP = 2  # index of the Reg-Up offer in the ERCOT sample
 ercot_demand = sample_ercot_bid().offers[1]
@@ -171,6 +186,21 @@ CASES: dict[str, Case] = {
     Rule.MAX_AVAILABILITY_ABOVE_CAPABILITY: Case(
         nem(with_offer(sample_nem_bid(), 0, max_availability_mw=10.5)), "offers[0].max_availability_mw"
     ),
+    Rule.BID_CONVEXITY: Case(
+        # The top charge band at 50 AUD/MWh meets the lowest discharge band at 50: both clear at 50.
+        nem(with_band(sample_nem_bid(), 1, 9, price=50.0)),
+        "offers[1].bands.price_per_mwh",
+        9,
+    ),
+    Rule.PRICES_STRICTLY_INCREASING: Case(
+        nem(with_band(sample_nem_bid(), 0, 3, price=150.0)), "offers[0].bands.price_per_mwh", 3
+    ),
+    Rule.PRICE_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 4, price=238.785)), "offers[0].bands.price_per_mwh", 4
+    ),
+    Rule.QUANTITY_PRECISION: Case(
+        nem(with_band(sample_nem_bid(), 0, 2, quantity=0.2534)), "offers[0].bands.quantity_mw", 2
+    ),
     Rule.INTERVAL_NOT_ON_5_MINUTE_GRID: Case(
         legacy(interval_end=NEM_INTERVAL_END + timedelta(minutes=2)), "interval_end"
     ),
@@ -200,7 +230,20 @@ CASES: dict[str, Case] = {
         f"offers[{REG_UP}].product",
     ),
     Rule.SIDE_NOT_ALLOWED: Case(
-        nem(with_offer(sample_nem_bid(), FCAS, side=Side.DEMAND)), f"offers[{FCAS}].side"
+        # Contingency FCAS is one offer for the whole unit; only regulation has a LOAD side.
+        nem(
+            with_offer(
+                sample_nem_bid(
+                    offers=(
+                        *sample_nem_bid().offers[:FCAS],
+                        battery_fcas_offer(Product.NEM_RAISE_6S, SAMPLE_LIMITS, 4.0, FCAS_PRICES, [0.4] * 10),
+                    )
+                ),
+                FCAS,
+                side=Side.DEMAND,
+            )
+        ),
+        f"offers[{FCAS}].side",
     ),
     Rule.DUPLICATE_OFFER: Case(
         nem(sample_nem_bid(offers=(*sample_nem_bid().offers, sample_nem_bid().offers[0]))), "offers[3]"
@@ -222,7 +265,7 @@ CASES: dict[str, Case] = {
     ),
     Rule.TRAPEZIUM_EXCEEDS_HEADROOM: Case(
         # 4 MW of raise cannot be given at 8 MW discharge: the upper slope must span 4 MW.
-        nem(with_offer(sample_nem_bid(), FCAS, trapezium=Trapezium(-10, -10, 8, 10))),
+        nem(with_offer(sample_nem_bid(), FCAS, trapezium=Trapezium(0, 0, 8, 10))),
         f"offers[{FCAS}].trapezium.high_breakpoint_mw",
     ),
     Rule.AS_UP_TOTAL_ABOVE_CAPABILITY: Case(
@@ -253,6 +296,11 @@ CASES: dict[str, Case] = {
     Rule.MARKET_NOT_SERVED: Case(submitted(sample_ercot_bid(portfolio="sa1-vpp")), "market"),
     Rule.REGION_NOT_SERVED: Case(submitted(sample_nem_bid(location="VIC1")), "location"),
     Rule.UNKNOWN_PORTFOLIO: Case(submitted(sample_nem_bid(portfolio="someone-else")), "portfolio"),
+    Rule.BID_ID_MISMATCH: Case(submitted(sample_nem_bid(bid_id="anything-goes")), "bid_id"),
+    Rule.TOO_LONG: Case(submitted(sample_nem_bid(strategy_version="v" * 201)), "strategy_version"),
+    Rule.REVISION_ABOVE_MAX: Case(submitted(rebid(100)), "revision"),
+    Rule.INTERVAL_BEYOND_HORIZON: Case(submitted(far_future(), as_of=GATE_OK), "interval_end"),
+    Rule.TOO_MANY_BIDS: Case(too_many_bids, "bids"),
 }
 
 # Rules checked at the gRPC boundary only, tested where that boundary is (test_market_gateway).

@@ -87,17 +87,17 @@ def rows(engine: sa.Engine, table: sa.Table) -> int:
 
 def bid(k: int) -> MarketBid:
     end = NEM_INTERVAL_END + k * timedelta(minutes=5)
-    return sample_nem_bid(bid_id=f"sa1-vpp/{k}", interval_end=end, offers=ENERGY_ONLY)
+    return sample_nem_bid(interval_end=end, offers=ENERGY_ONLY)
 
 
 def test_acceptances_and_awards_survive_a_restart(engine: sa.Engine) -> None:
     first = exchange(engine)
     [accepted] = first.submit_bids([bid(0)], as_of=AS_OF)
-    award = first.market_award("sa1-vpp/0")
+    award = first.market_award(bid(0).bid_id)
     again = exchange(engine)
     [duplicate] = again.submit_bids([bid(0)])
     assert duplicate.duplicate and duplicate.accepted_at == accepted.accepted_at
-    assert again.market_award("sa1-vpp/0") == award
+    assert again.market_award(bid(0).bid_id) == award
     assert (rows(engine, market_bids), rows(engine, market_awards)) == (1, 1)
 
 
@@ -157,7 +157,7 @@ def test_the_clock_resumes_at_the_latest_bid_award_or_advance(engine: sa.Engine)
     first.close()
     assert exchange(engine).clock.now() == AS_OF + timedelta(minutes=20)
     second = exchange(engine)
-    second.market_award("sa1-vpp/3")  # the award's interval has ended
+    second.market_award(bid(3).bid_id)  # the award's interval has ended
     second.close()
     assert exchange(engine).clock.now() == bid(3).interval_end
     third = exchange(engine)

@@ -15,6 +15,7 @@ from autobidder.clock import NEM_TZ
 from autobidder.config import build_settings, dump_settings
 from autobidder.domain import Region
 from market_adapters.exchange_client import ExchangeClient, ExchangeUnavailableError
+from worker.credentials import client_credentials, prepare_identity
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,7 @@ def start_exchange(tmp_path: Path, port: int) -> subprocess.Popen[str]:
     settings = build_settings({"data_dir": str(tmp_path / "var"), "ports": {"exchange": port}})
     settings_path = tmp_path / "settings.json"
     dump_settings(settings, settings_path)
+    prepare_identity(settings)  # as the stack does: the process serves TLS with these credentials
     return subprocess.Popen(
         [sys.executable, "-m", "worker.exchange", "--settings", str(settings_path), "--grace-s", "2"],
         cwd=REPO_ROOT,
@@ -43,7 +45,9 @@ def test_exchange_process_serves_and_stops_on_signal(tmp_path: Path, signum: sig
     port = free_port()
     proc = start_exchange(tmp_path, port)
     try:
-        with ExchangeClient(f"127.0.0.1:{port}", timeout_s=5.0) as client:
+        settings = build_settings({"data_dir": str(tmp_path / "var")})
+        credentials = client_credentials(settings)  # the stack's service: its as_of moves the replay clock
+        with ExchangeClient(f"127.0.0.1:{port}", timeout_s=5.0, credentials=credentials) as client:
             assert client.healthy(timeout_s=30.0), f"exchange did not come up (exit {proc.poll()})"
             snapshot = client.market_snapshot(Region.SA1, datetime(2022, 10, 1, 12, 0, tzinfo=NEM_TZ), 2)
             assert snapshot.prices.prices_aud_per_mwh[-1] == -46.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -135,13 +136,14 @@ def assert_physics(problem: ArbitrageProblem, schedule: Schedule) -> None:
         for group in [[*additive, n] for n in nested] or ([additive] if additive else []):
             total = sum(enabled[p.name] for p in group)
             energy = sum(p.sustain_h * enabled[p.name] for p in group)
+            # Reserve capacity on the net axis: from the net dispatch to full discharge (or charge).
             if direction is Direction.RAISE:
-                assert (discharge + total <= problem.max_discharge_mw + TOL).all()
+                assert (discharge - charge + total <= problem.max_discharge_mw + TOL).all()
                 for level_mwh in (start, soc):
                     need = energy / problem.discharge_efficiency
                     assert (level_mwh - need >= problem.min_soc_mwh - TOL * scale).all()
             else:
-                assert (charge + total <= problem.max_charge_mw + TOL).all()
+                assert (charge - discharge + total <= problem.max_charge_mw + TOL).all()
                 for level_mwh in (start, soc):
                     room = energy * problem.charge_efficiency
                     assert (level_mwh + room <= problem.capacity_mwh + TOL * scale).all()
@@ -284,7 +286,9 @@ def test_reserve_limited_by_energy_sufficiency() -> None:
 
 
 def test_reserve_competes_with_energy_for_headroom() -> None:
-    """Raise at 150 AUD/MW/h beats discharging at 100 AUD/MWh for the same 1 MW of inverter."""
+    """Reserve capacity is on the net axis: charging 1 MW at 100 AUD/MWh opens 2 MW of raise (stop
+    charging, then discharge), 2 x 150 - 100 - 0.01 = 199.99 AUD, beating 1 MW of raise while idle
+    (150) and discharging (99.99). At 90 AUD/MW/h, discharging (99.99) beats both (90; 79.99)."""
     quick = Product("test_raise", "TEST", Direction.RAISE, sustain_h=0.0)
     problem = scenario_problem(
         [100.0],
@@ -294,10 +298,55 @@ def test_reserve_competes_with_energy_for_headroom() -> None:
         reserve_prices_aud_per_mw_h=np.array([[150.0]]),
     )
     schedule = optimize(problem)
-    assert schedule.reserves[0].enablement_mw == pytest.approx((1.0,))
+    assert schedule.reserves[0].enablement_mw == pytest.approx((2.0,))
+    assert schedule.charge_mw == pytest.approx((1.0,))
     assert schedule.discharge_mw == pytest.approx((0.0,))
+    assert schedule.stats.objective_aud == pytest.approx(2 * 150.0 - 100.0 - 0.01)
+    assert_physics(problem, schedule)
     cheaper = dataclasses.replace(problem, reserve_prices_aud_per_mw_h=np.array([[90.0]]))
     assert optimize(cheaper).discharge_mw == pytest.approx((1.0,))
+
+
+def test_a_charging_battery_sells_raise_across_its_whole_swing() -> None:
+    """Issue 15, item 6: 1 MW / 4 MWh, 85 % round trip, an hour of cheap energy (20 AUD/MWh) and
+    dear regulation up (40 AUD/MW/h). Capped at discharge headroom, the plan could sell 1 MW of
+    raise; on the net axis it charges 1 MW and sells 2 (stop charging, then discharge for up to 30
+    minutes: 2 x 0.5 h / 0.922 = 1.08 MWh of the 2 MWh stored, sustained)."""
+    eta = math.sqrt(0.85)
+    reg_up = Product("reg_up", "ERCOT", Direction.RAISE, sustain_h=0.5)
+    problem = scenario_problem(
+        [20.0],
+        max_charge_mw=1.0,
+        max_discharge_mw=1.0,
+        capacity_mwh=4.0,
+        initial_soc_mwh=2.0,
+        terminal_soc_min_mwh=0.0,
+        charge_efficiency=eta,
+        discharge_efficiency=eta,
+        products=(reg_up,),
+        reserve_prices_aud_per_mw_h=np.array([[40.0]]),
+    )
+    schedule = optimize(problem)
+    assert schedule.charge_mw == pytest.approx((1.0,))
+    assert schedule.reserves[0].enablement_mw == pytest.approx((2.0,))
+    assert schedule.stats.objective_aud == pytest.approx(2 * 40.0 - 20.0 - 0.01)
+    assert_physics(problem, schedule)
+
+
+def test_variable_o_and_m_can_be_charged_on_discharged_energy_only() -> None:
+    """Valuation tools charge variable O&M per MWh discharged: 2 AUD/MWh on the 1 MWh discharged
+    only (the energy charged to refill is free of it)."""
+    problem = scenario_problem(
+        [0.0, 10.0],
+        initial_soc_mwh=0.0,
+        terminal_soc_min_mwh=0.0,
+        throughput_cost_aud_per_mwh=2.0,
+    )
+    both = optimize(problem)
+    assert both.stats.objective_aud == pytest.approx(10.0 - 2.0 - 2.0)
+    discharge_only = optimize(dataclasses.replace(problem, throughput_cost_on_discharge_only=True))
+    assert discharge_only.stats.objective_aud == pytest.approx(10.0 - 2.0)
+    assert discharge_only.charge_mw == pytest.approx((1.0, 0.0))
 
 
 def test_regulation_energy_is_paid_and_moves_the_soc() -> None:
@@ -315,9 +364,13 @@ def test_regulation_energy_is_paid_and_moves_the_soc() -> None:
     assert schedule.discharge_mw == pytest.approx((1.0,))
     cheap_energy = dataclasses.replace(problem, prices_aud_per_mwh=np.array([10.0]))
     schedule = optimize(cheap_energy)
-    assert schedule.reserves[0].enablement_mw == pytest.approx((1.0,))
-    assert schedule.soc_mwh == pytest.approx((4.5,))
-    assert schedule.stats.objective_aud == pytest.approx(10.0 + 0.5 * (10.0 - 0.01))
+    # On the net axis charging 1 MW opens 2 MW of regulation: 2 x 10 in reserve, 0.5 x 2 = 1 MWh
+    # called back out at the price it was bought (10), ε on each MWh through: 19.98, beating
+    # 1 MW idle (10 + 0.5 x (10 - ε) = 14.995).
+    assert schedule.reserves[0].enablement_mw == pytest.approx((2.0,))
+    assert schedule.charge_mw == pytest.approx((1.0,))
+    assert schedule.soc_mwh == pytest.approx((5.0,))
+    assert schedule.stats.objective_aud == pytest.approx(2 * 10.0 - 2 * 0.01)
     assert_physics(cheap_energy, schedule)
 
 
@@ -369,11 +422,12 @@ def test_perfect_foresight_counts_reserve_revenue() -> None:
         reserve_prices_aud_per_mw_h=np.array([[5.0, 7.0]]),
         forbid_simultaneous=True,
     )
-    assert perfect_foresight_revenue_aud(problem) == pytest.approx(12.0)
+    # 1 MW charged in each interval (free at price 0) opens 2 MW of raise: 2 x (5 + 7).
+    assert perfect_foresight_revenue_aud(problem) == pytest.approx(24.0)
     realized = np.array([[1.0, 1.0]])
     assert perfect_foresight_revenue_aud(
         problem, realized_reserve_prices_aud_per_mw_h=realized
-    ) == pytest.approx(2.0)
+    ) == pytest.approx(4.0)
 
 
 # --- stored-energy value: sign convention --------------------------------------------------------

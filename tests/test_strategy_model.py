@@ -51,8 +51,8 @@ def test_example_reads_as_written() -> None:
     s = read_strategy_file(EXAMPLE).strategy
     assert s.region is Region.SA1 and s.market.products == ("energy",)
     assert (s.forecaster.name, s.forecaster.version, s.forecaster.horizon_hours) == (
-        "seasonal_naive",
-        "1",
+        "spike_mlp",
+        "sa1-2022",
         24,
     )
     assert s.risk.quantile == 0.5 and s.risk.measure == "quantile"

@@ -6,20 +6,28 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from temporalio.client import Client
 from tqdm import tqdm
 
-from autobidder import NEM_TZ, Forecast, PriceSeries, Settings, load_prices, slice_prices
+from autobidder import (
+    NEM_TZ,
+    Forecast,
+    PriceSeries,
+    Settings,
+    load_prices,
+    slice_prices,
+)
 from autobidder.strategy import StrategyDocument, StrategyStore
 from fleet import SimulatedFleet
 from optimization import perfect_foresight_revenue_aud, prepare_problem
-from worker.stack import Stack
-from workflows import CycleResult, ReplayOutcome, replay, trading_day_interval_ends
+from worker.stack import Stack, interrupt_on_sigterm
+from workflows import CycleResult, ReplayOutcome, connect_temporal, replay_cycles, trading_day_interval_ends
 
 STATE_FILES = (
     "temporal.db",
@@ -93,11 +101,17 @@ def summarise(
     )
 
 
-async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
-    client = await Client.connect(
-        f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
+def progress_bar(total: int) -> tqdm:
+    """The replay's progress bar on stderr; a bar redrawn 288 times is for a terminal, so a log
+    file or CI (stderr not a terminal) gets the summary alone."""
+    return tqdm(
+        total=total, unit="interval", desc="replaying", dynamic_ncols=True, disable=not sys.stderr.isatty()
     )
-    with tqdm(total=len(ends), unit="interval", desc="replaying", dynamic_ncols=True) as bar:
+
+
+async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
+    client = await connect_temporal(settings)
+    with progress_bar(len(ends)) as bar:
 
         def tick(_end: datetime, result: CycleResult | None) -> None:
             bar.update(1)
@@ -106,7 +120,7 @@ async def _drive(settings: Settings, ends: list[datetime]) -> ReplayOutcome:
             elif result.fallback:
                 bar.set_postfix_str(f"last cycle fell back: {result.fallback}")
 
-        return await replay(client, settings, ends, on_cycle=tick)
+        return await replay_cycles(client, settings, ends, on_cycle=tick)
 
 
 def reset_state(settings: Settings) -> None:
@@ -122,9 +136,17 @@ def run_demo(
     keep: bool,
     out_dir: Path,
     strategy: StrategyDocument | None = None,
+    *,
+    record_file: Path | None = None,
+    intervals: int = 0,
 ) -> DemoSummary:
+    """`record_file`: where the running stack is recorded for `status`/`down` (default: in the
+    demo's own run directory); `intervals`: replay only the first N (0: the whole day)."""
+    interrupt_on_sigterm()  # SIGTERM stops the stack as Ctrl-C does (the `finally` below)
     day = day or default_day(settings)
     ends = trading_day_interval_ends(day)
+    if intervals:
+        ends = ends[:intervals]
     history = load_prices(settings.region, settings.prices_file)
     day_prices = slice_prices(history, ends[0], len(ends))  # fails early if the day is not in history
     reset_state(settings)
@@ -133,10 +155,13 @@ def run_demo(
             strategy.strategy, strategy.source_text, applied_by="autobidder demo", note=strategy.source
         )
         print(f"strategy {applied.version.ref} applied from {strategy.source}")
-    stack = Stack(settings)
-    print(f"starting the local stack in {settings.data_dir} ...")
-    stack.start(progress=lambda line: print(f"  up  {line}"))
+    stack = Stack(settings, record_file=record_file, started_by="demo")
+    print(f"starting the local stack in {settings.data_dir} ...", flush=True)
+    end_supervision: Callable[[], None] | None = None
     try:
+        stack.start(progress=lambda line: print(f"  up  {line}", flush=True))
+        # Supervised during the replay too: a component that dies is restarted within its budget.
+        end_supervision = stack.start_supervisor()
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
         summary = summarise(
@@ -147,17 +172,22 @@ def run_demo(
         print(json.dumps(summary.__dict__, indent=2))
         print(f"summary written to {out_dir / 'summary.json'}")
         if keep:
-            print(f"stack left running (--keep): Temporal UI at {summary.temporal_ui}; Ctrl-C stops it")
-            _wait_for_interrupt(stack)
+            print(
+                f"stack left running (--keep): Temporal UI at {summary.temporal_ui}; Ctrl-C, SIGTERM "
+                "or `autobidder down` stops it",
+                flush=True,
+            )
+            _wait_for_interrupt()
         return summary
     finally:
+        if end_supervision is not None:
+            end_supervision()
         stack.stop()
 
 
-def _wait_for_interrupt(stack: Stack) -> None:
+def _wait_for_interrupt() -> None:
     try:
         while True:
             time.sleep(1.0)
-            stack.supervise_once()
     except KeyboardInterrupt:
         pass

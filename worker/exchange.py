@@ -14,6 +14,9 @@ can be configured without a settings field:
   clock (docs/markets.md, "Market time").
 * `--fcas-prices-file PATH` (AUTOBIDDER_FCAS_PRICES_FILE, default none): AEMO FCAS prices to
   replay beside energy, for example ../shared/data/nem/price_fcas_2025-12.parquet.
+* `--clearing price_taker|co_optimised` (AUTOBIDDER_EXCHANGE_CLEARING, default price_taker): NEM
+  awards band by band as a price-taker, or energy and FCAS dispatched together as NEMDE does
+  (docs/markets.md, "Clearing").
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from autobidder import ConfigError, PriceDataError, read_settings
+from autobidder import ConfigError, IdentityError, PriceDataError, read_settings
 from exchange import MarketClock, ReplayClock, WallClock, create_server
+from worker.credentials import server_security
 
 log = logging.getLogger("worker.exchange")
 
@@ -50,6 +54,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path(fcas) if fcas else None,
         help="AEMO FCAS prices (parquet/CSV) to replay beside energy",
     )
+    parser.add_argument(
+        "--clearing",
+        choices=("price_taker", "co_optimised"),
+        default=os.environ.get("AUTOBIDDER_EXCHANGE_CLEARING", "price_taker"),
+        help="NEM clearing: price-taker band by band (default), or energy and FCAS co-optimised",
+    )
     return parser.parse_args(argv)
 
 
@@ -64,7 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     address = f"127.0.0.1:{settings.ports.exchange}"
     clock: MarketClock = WallClock() if args.clock == "live" else ReplayClock()
     try:
-        server, port = create_server(settings, address, fcas_prices_file=args.fcas_prices_file, clock=clock)
+        security = server_security(settings)
+    except (IdentityError, OSError) as exc:
+        print(f"worker.exchange: credentials: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server, port = create_server(
+            settings,
+            address,
+            fcas_prices_file=args.fcas_prices_file,
+            clock=clock,
+            security=security,
+            clearing=args.clearing,
+        )
     except PriceDataError as exc:
         print(f"worker.exchange: {exc}", file=sys.stderr)
         return 2

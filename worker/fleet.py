@@ -3,7 +3,9 @@
 PATH is the JSON that `autobidder.config.dump_settings` writes. The server binds
 127.0.0.1:<settings.ports.fleet> and stops gracefully on SIGTERM or SIGINT (exit status 0).
 
-By default it serves the configured batteries (`settings.fleet`). Instead, still as portfolio
+By default it serves the configured batteries (`settings.fleet`), keeping their SoC and the
+dispatch ledger in the application database (`settings.resolved_database_url`, fleet/durable.py),
+so a restart after kill -9 resumes both. Instead, still as portfolio
 `settings.portfolio` (the bidding cycle's optimizer is sized from `settings.fleet`, so these are
 for the hierarchy calls):
 
@@ -28,19 +30,22 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from autobidder import ConfigError, Settings, make_engine, read_settings
+from autobidder import ConfigError, IdentityError, Settings, make_engine, read_settings
 from fleet import (
     FLEET,
     HOME_FLEET_BEHAVIOUR,
     FleetController,
     FleetServerError,
+    FleetStateStore,
     HierarchyError,
     HierarchyStore,
+    SimulatedFleet,
     TwinFleet,
     create_server,
     enrolled_mask,
     synthetic_layout,
 )
+from worker.credentials import server_security
 
 log = logging.getLogger("worker.fleet")
 
@@ -61,6 +66,17 @@ def controller_from_store(
     if layout.n_batteries == 0:
         raise ValueError(f"--under: no batteries are stored at or below {under!r}")
     return FleetController(settings.portfolio, TwinFleet(layout), participating=participating)
+
+
+def durable_controller(settings: Settings, portfolio: str = "") -> FleetController:
+    """The configured batteries of `portfolio` (default: `settings.portfolio`), resumed from (and
+    kept in) the application database."""
+    portfolio = portfolio or settings.portfolio
+    store = FleetStateStore(make_engine(settings.resolved_database_url), portfolio)
+    controller = FleetController.for_simulated(SimulatedFleet(portfolio, settings.fleet), state_store=store)
+    resumed = ", ".join(f"{k} {v:.4f} MWh" for k, v in sorted(store.soc_mwh().items()))
+    log.info("fleet state of %s: %s", portfolio, resumed or "fresh (nothing stored yet)")
+    return controller
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,8 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         log.error("--hierarchy-url: cannot read the hierarchy: %s", exc)
         return 2
+    more: dict[str, FleetController] = {}
+    if fleet is None:
+        try:
+            fleet = durable_controller(settings)
+            more = {p.name: durable_controller(settings, p.name) for p in settings.portfolios}
+        except SQLAlchemyError as exc:
+            log.error("database_url: cannot load the fleet state: %s", str(exc).splitlines()[0])
+            return 1
     try:
-        server, port = create_server(settings, address, fleet=fleet)
+        security = server_security(settings)
+    except (IdentityError, OSError) as exc:
+        log.error("credentials: %s", exc)
+        return 2
+    try:
+        server, port = create_server(settings, address, fleet=fleet, security=security, more=more)
     except FleetServerError as exc:
         log.error("%s", exc)
         return 1

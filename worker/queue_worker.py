@@ -13,10 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from autobidder import FactStore, Handler, QueueWorker, SqsQueues, local_endpoint
+from autobidder import FactStore, Handler, QueueWorker, SqsQueues
 from autobidder.strategy import StrategyStore
 from forecasting import handle_forecast_request
 from optimization import ModelCache, handle_optimize_request
+from worker.credentials import queue_signing_key
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 
@@ -35,7 +36,7 @@ def main() -> None:
 
     settings, args = parse_settings(__doc__ or "", extra)
     store = FactStore.from_url(settings.resolved_database_url)
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    queues = SqsQueues(settings.resolved_sqs_endpoint, signing_key=queue_signing_key(settings))
     handler: Handler = functools.partial(HANDLERS[args.stage], store)
     if args.stage == OPTIMIZE_STAGE:
         # One cache per worker process: compiled models stay warm across requests.

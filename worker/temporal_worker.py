@@ -20,12 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
-from autobidder import FactStore, Settings, SqsQueues, local_endpoint
+from autobidder import (
+    ClientCredentials,
+    ConfigError,
+    FactStore,
+    Settings,
+    SqsQueues,
+    temporal_connect_options,
+)
 from fleet import FleetClient
 from market_adapters import ExchangeClient
+from worker.credentials import client_credentials, queue_signing_key
 from worker.process import mark_ready, on_stop_signal, parse_settings
 from workflows import (
     FORECAST_STAGE,
@@ -34,6 +41,7 @@ from workflows import (
     CycleActivities,
     QueueBridge,
     WaitingActivities,
+    connect_temporal,
 )
 
 log = logging.getLogger("worker.temporal_worker")
@@ -43,7 +51,7 @@ WORKER_SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
 def temporal_address(settings: Settings) -> str:
-    return f"127.0.0.1:{settings.ports.temporal}"
+    return settings.resolved_temporal_address
 
 
 def declare_queues(settings: Settings, queues: SqsQueues) -> None:
@@ -56,12 +64,17 @@ def declare_queues(settings: Settings, queues: SqsQueues) -> None:
         )
 
 
-def read_routes(path: Path | None) -> dict[str, tuple[ExchangeClient, FleetClient]]:
+def read_routes(
+    path: Path | None, credentials: ClientCredentials | None = None
+) -> dict[str, tuple[ExchangeClient, FleetClient]]:
     if path is None:
         return {}
     entries = json.loads(path.read_text())
     return {
-        portfolio: (ExchangeClient(entry["exchange"]), FleetClient(entry["fleet"]))
+        portfolio: (
+            ExchangeClient(entry["exchange"], credentials=credentials),
+            FleetClient(entry["fleet"], credentials=credentials),
+        )
         for portfolio, entry in entries.items()
     }
 
@@ -75,8 +88,8 @@ def build_activities(
     return CycleActivities(
         settings,
         FactStore.from_url(settings.resolved_database_url),
-        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}"),
-        FleetClient(f"127.0.0.1:{settings.ports.fleet}"),
+        ExchangeClient(f"127.0.0.1:{settings.ports.exchange}", credentials=client_credentials(settings)),
+        FleetClient(f"127.0.0.1:{settings.ports.fleet}", credentials=client_credentials(settings)),
         queues,
         waiting=waiting,
         routes=routes,
@@ -84,11 +97,13 @@ def build_activities(
 
 
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    client = await Client.connect(temporal_address(settings), namespace=settings.temporal_namespace)
-    queues = SqsQueues(local_endpoint(settings.ports.sqs))
+    client = await connect_temporal(settings)
+    queues = SqsQueues(settings.resolved_sqs_endpoint, signing_key=queue_signing_key(settings))
     declare_queues(settings, queues)
     waiting = WaitingActivities()
-    activities = build_activities(settings, queues, waiting, read_routes(routes_path))
+    activities = build_activities(
+        settings, queues, waiting, read_routes(routes_path, client_credentials(settings))
+    )
     bridge = QueueBridge(client, queues, [settings.queue_name(s, "results") for s in STAGES], waiting)
     with ThreadPoolExecutor(max_workers=32) as executor:
         worker = Worker(
@@ -119,6 +134,10 @@ def main() -> None:
         parser.add_argument("--routes", type=Path, default=None, help="JSON: portfolio -> exchange/fleet")
 
     settings, args = parse_settings(__doc__ or "", extra)
+    try:
+        temporal_connect_options(settings)  # a bad temporal_* setting is one line, exit 2
+    except ConfigError as exc:
+        raise SystemExit(f"worker.temporal_worker: {exc}") from None
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     on_stop_signal(lambda: loop.call_soon_threadsafe(stop.set))

@@ -14,10 +14,11 @@ from autobidder import load_export
 if TYPE_CHECKING:
     from workflows.activities import CycleActivities as CycleActivities
     from workflows.bidding_cycle import BiddingCycle as BiddingCycle
+    from workflows.connect import connect_temporal as connect_temporal
     from workflows.queue_bridge import QueueBridge as QueueBridge, WaitingActivities as WaitingActivities
     from workflows.replay import (
         ReplayOutcome as ReplayOutcome,
-        replay as replay,
+        replay_cycles as replay_cycles,
         trading_day_interval_ends as trading_day_interval_ends,
     )
     from workflows.types import CycleResult as CycleResult
@@ -34,20 +35,22 @@ __all__ = [
     "QueueBridge",
     "ReplayOutcome",
     "WaitingActivities",
-    "replay",
+    "connect_temporal",
+    "replay_cycles",
     "trading_day_interval_ends",
 ]
 
 _EXPORTS = {
     "workflows.activities": ("CycleActivities",),
     "workflows.bidding_cycle": ("BiddingCycle",),
+    "workflows.connect": ("connect_temporal",),
     "workflows.queue_bridge": (
         "QueueBridge",
         "WaitingActivities",
     ),
     "workflows.replay": (
         "ReplayOutcome",
-        "replay",
+        "replay_cycles",
         "trading_day_interval_ends",
     ),
     "workflows.types": ("CycleResult",),

@@ -47,17 +47,21 @@ from fleet import FleetClient
 from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
     NEM_PRICE_CAPS,
+    BidConflictError,
     BidRejectedError,
     BidValidationError,
     ExchangeClient,
+    ExchangeRequestError,
     UnknownBidError,
+    bid_id_for,
+    in_nem_format,
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import build_energy_bid, value_curve_settings, withdraw_convexity_overlap
+from optimization import withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
-from workflows.curve_bids import value_curve_bid
+from workflows.curve_bids import schedule_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.types import (
     AwaitAwardInput,
@@ -73,7 +77,6 @@ from workflows.types import (
     SettleResult,
     SubmitBidsInput,
     SubmitBidsResult,
-    bid_id_for,
 )
 
 log = logging.getLogger(__name__)
@@ -258,26 +261,14 @@ class CycleActivities:
             "price_floor": MARKET_PRICE_FLOOR_AUD_PER_MWH,
             "price_cap": price_cap_aud_per_mwh(interval_end, self._price_caps),
         }
-        curve_bid = None
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
-            source, scheduled_d, scheduled_c = inp.telemetry_fact_id, 0.0, 0.0
+            source, scheduled_d, scheduled_c, curve = inp.telemetry_fact_id, 0.0, 0.0, False
         else:
             source = inp.schedule_fact_id
-            vc_settings = value_curve_settings(version.strategy) if version is not None else None
-            if vc_settings is not None:
-                curve_bid = value_curve_bid(
-                    self._store, inp.schedule_fact_id, telemetry, vc_settings, hours, common
-                )
-            if curve_bid is not None:
-                # `bidding.method = "value_curve"`: every band is the plan, none is headroom.
-                bid = curve_bid
-                scheduled_d = math.fsum(b.volume_mw for b in bid.discharge_bands)
-                scheduled_c = math.fsum(b.volume_mw for b in bid.charge_bands)
-            else:
-                schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
-                bid = build_energy_bid(schedule, telemetry, **common)
-                scheduled_d, scheduled_c = schedule.discharge_mw[0], schedule.charge_mw[0]
+            bid, scheduled_d, scheduled_c, curve = schedule_bid(
+                self._store, source, telemetry, strategy, hours, common
+            )
         if version is None:
             return bid, source
         context = BidContext(
@@ -291,10 +282,9 @@ class CycleActivities:
             previous_bid=previous_bid(self._store, inp.portfolio, interval_end, interval),
         )
         limited = apply_strategy_limits(bid, version.strategy, context, version.ref).bid
-        if curve_bid is not None:
-            # As in the backtest: an overlap the rebid clamp re-creates is withdrawn, not re-priced.
-            limited = withdraw_convexity_overlap(limited)
-        return limited, source
+        # As in the backtest: an overlap the rebid clamp re-creates in a value-curve bid is withdrawn.
+        limited = withdraw_convexity_overlap(limited) if curve else limited
+        return in_nem_format(limited, self._price_caps), source
 
     def _store_bid(
         self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
@@ -331,8 +321,10 @@ class CycleActivities:
             )
         try:
             result = self._exchange_for(inp.portfolio).submit_bid(bid)
-        except BidRejectedError as exc:
-            raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
+        except ExchangeRequestError as exc:
+            # The exchange judged this bid (rules, a taken bid_id, credentials) and will judge it
+            # the same way again: no retry, the cycle walks its fallback ladder and records why.
+            raise _refused(exc) from exc
         bid_fact_id = self._store_bid(inp, bid, source)
         return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=result.duplicate, strategy_version=ref)
 
@@ -341,10 +333,17 @@ class CycleActivities:
         """After a failed submission: the bid, if the exchange stored it anyway (UnknownBidError if not)."""
         version = self._submitting_strategy(inp)
         bid, source = self._build_bid(inp, version)
+        exchange = self._exchange_for(inp.portfolio)
         try:
-            self._exchange_for(inp.portfolio).get_award(bid.bid_id)
+            # GetBid neither clears the bid nor moves the market clock. That the id is taken does
+            # not make the bid there ours: the identical bid sent again returns its original
+            # acceptance (even after gate closure), another caller's bid under it is ALREADY_EXISTS.
+            exchange.get_bid(bid.bid_id)
+            exchange.submit_bid(bid)
         except UnknownBidError as exc:
             raise ApplicationError(str(exc), type="UnknownBidError", non_retryable=True) from exc
+        except ExchangeRequestError as exc:
+            raise _refused(exc) from exc
         return SubmitBidsResult(
             self._store_bid(inp, bid, source),
             bid.bid_id,
@@ -485,3 +484,16 @@ class CycleActivities:
 def _portfolio_of(cycle_id: str) -> str:
     """`bid-cycle/<portfolio>/<interval end>` -> portfolio."""
     return cycle_id.split("/")[1]
+
+
+def _refused(exc: ExchangeRequestError) -> ApplicationError:
+    """A non-retryable activity failure for a request the exchange refused, typed for the record:
+    `BidRejected` (market rules), `BidConflict` (the bid_id holds a different bid: not ours),
+    `ExchangeRefused` (anything else it judged, credentials included)."""
+    if isinstance(exc, BidRejectedError):
+        kind = "BidRejected"
+    elif isinstance(exc, BidConflictError):
+        kind = "BidConflict"
+    else:
+        kind = "ExchangeRefused"
+    return ApplicationError(str(exc), type=kind, non_retryable=True)

@@ -15,17 +15,14 @@ from autobidder import load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
-    from temporalio.client import Client
-
+    from workflows.connect import connect_temporal
     from workflows.schedules import ensure_cycle_schedule, schedule_id_for
     from workflows.types import CycleInput
 
     settings = load_settings(args.config)
 
     async def go() -> str:
-        client = await Client.connect(
-            f"127.0.0.1:{settings.ports.temporal}", namespace=settings.temporal_namespace
-        )
+        client = await connect_temporal(settings)
         schedule_id = schedule_id_for(settings.portfolio)
         if args.delete:
             await client.get_schedule_handle(schedule_id).delete()

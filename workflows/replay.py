@@ -122,7 +122,7 @@ async def run_cycle(
             await asyncio.sleep(1.0)
 
 
-async def replay(
+async def replay_cycles(
     client: Client,
     settings: Settings,
     interval_ends: list[datetime],

@@ -188,8 +188,3 @@ class RecordFallbackInput:
 def cycle_id_for(portfolio: str, interval_end_iso: str) -> str:
     """Workflow id and fact-provenance key: `bid-cycle/<portfolio>/<interval end, ISO with offset>`."""
     return f"bid-cycle/{portfolio}/{interval_end_iso}"
-
-
-def bid_id_for(portfolio: str, interval_end_iso: str, revision: int = 0) -> str:
-    """Idempotency key of a bid: a retried submission reuses it, a changed bid takes a new revision."""
-    return f"{portfolio}/{interval_end_iso}/r{revision}"

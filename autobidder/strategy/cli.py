@@ -11,8 +11,10 @@
 Versions live in the application database (`database_url` in the config, or
 AUTOBIDDER_DATABASE_URL). Every command takes --json for scripts.
 
-exit codes: 0 ok · 1 the strategy is invalid, or `diff` found differences · 2 usage or
-configuration error (unreadable file, bad flag) · 3 no such portfolio or version in the store
+`validate` and `apply` also resolve the forecaster (`forecaster.model`) against the registry, as
+the backtest does. `diff` exits 1 when the two differ.
+`apply --token-file` exits 4 when the token is not a principal's or the principal may not trade
+the portfolio.
 """
 
 from __future__ import annotations
@@ -75,7 +77,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("file", type=Path, metavar="FILE", help="strategy TOML file")
     p.add_argument("--note", default="", help="why this change (kept with the version)")
-    p.add_argument("--by", default=os.environ.get("USER") or _user(), help="who applies it (default: $USER)")
+    p.add_argument(
+        "--by",
+        default=os.environ.get("USER") or _user(),
+        help="who applies it, self-reported and recorded as unauthenticated (default: $USER)",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path(t) if (t := os.environ.get("AUTOBIDDER_TOKEN_FILE")) else None,
+        help="a principal's token file (docs/security.md): the history records that principal, which "
+        "needs trader or service on the portfolio (exit 4 if not) [env AUTOBIDDER_TOKEN_FILE]",
+    )
     p.set_defaults(handler=_lazy("apply_command"))
 
     p = _sub(

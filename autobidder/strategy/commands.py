@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder import load_settings
+from autobidder import EXIT_DENIED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, exit_code_for, load_settings
 from autobidder.strategy.model import (
     Strategy,
+    StrategyDocument,
     StrategyError,
+    StrategyIssue,
     diff_strategies,
     read_strategy_file,
 )
@@ -23,8 +25,6 @@ from autobidder.strategy.store import (
     StrategyVersion,
     VersionRefError,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 def _store(args: argparse.Namespace) -> StrategyStore:
@@ -40,12 +40,21 @@ def _error(message: str) -> None:
 
 
 def _exit_for(error: StrategyError) -> int:
-    """A file that cannot be read is a usage error (2); a file that reads but breaks rules is 1."""
-    return (
-        EXIT_USAGE
-        if all(issue.field == "(file)" and "TOML" not in issue.rule for issue in error.issues)
-        else EXIT_FAILED
-    )
+    """3 for a file that does not exist, 1 for one that cannot be read or breaks a rule."""
+    return exit_code_for(error)
+
+
+def read_checked(path: Path, args: argparse.Namespace) -> StrategyDocument:
+    """The strategy file, with its forecaster resolved against the registry as the backtest does
+    (`args.forecaster_problem`, set by the top-level CLI, which may import the forecasting
+    package): a misspelled model is refused here, not left for live cycles to fall back from."""
+    doc = read_strategy_file(path)
+    check = getattr(args, "forecaster_problem", None)
+    model = doc.strategy.forecaster.model
+    problem = None if check is None else check(model, getattr(args, "config", None))
+    if problem is not None:
+        raise StrategyError(doc.source, [StrategyIssue("forecaster.model", model, problem)])
+    return doc
 
 
 def version_json(version: StrategyVersion, with_source: bool = False) -> dict[str, Any]:
@@ -73,14 +82,13 @@ def validate(args: argparse.Namespace) -> int:
     worst = EXIT_OK
     for path in args.files:
         try:
-            doc = read_strategy_file(path)
+            doc = read_checked(path, args)
         except StrategyError as exc:
             worst = max(worst, _exit_for(exc))
             results.append({"file": str(path), "valid": False, "issues": [i.as_dict() for i in exc.issues]})
             if not args.json:
-                print(f"{path}: INVALID")
-                for issue in exc.issues:
-                    print(f"  {issue.describe()}")
+                # The header and one line per broken rule, as docs/strategies.md shows them.
+                print(str(exc))
             continue
         results.append(
             {
@@ -105,19 +113,44 @@ def validate(args: argparse.Namespace) -> int:
 # --- apply ---------------------------------------------------------------------------------------
 
 
+def _applier(args: argparse.Namespace, portfolio: str) -> tuple[str, str | None]:
+    """Who the history records (the authenticated principal of `--token-file`, else the
+    self-reported `--by`, marked unauthenticated) and, if refused, why."""
+    token_file: Path | None = getattr(args, "token_file", None)
+    if token_file is None:
+        return f"{args.by} (unauthenticated)", None
+    from autobidder import STRATEGY_ROLES, IdentityError, Registry
+
+    try:
+        token = token_file.read_text().strip()
+        registry = Registry.load(load_settings(args.config).identity_files.principals)
+    except (OSError, IdentityError) as exc:
+        return "", f"--token-file {token_file}: {exc}"
+    principal = registry.by_token(token)
+    if principal is None:
+        return "", f"--token-file {token_file}: not the token of any principal (unauthenticated)"
+    refusal = principal.refusal(STRATEGY_ROLES, portfolio, "", "apply a strategy")
+    return principal.name, refusal
+
+
 def apply_command(args: argparse.Namespace) -> int:
     try:
-        doc = read_strategy_file(args.file)
+        doc = read_checked(args.file, args)
     except StrategyError as exc:
         _error(str(exc))
         _error("nothing was applied; fix the file and apply it again")
         return _exit_for(exc)
+    applied_by, refusal = _applier(args, doc.strategy.portfolio)
+    if refusal is not None:
+        _error(refusal)
+        _error("nothing was applied")
+        return EXIT_DENIED
     store = _store(args)
     try:
         previous: StrategyVersion | None = store.current(doc.strategy.portfolio)
     except StrategyStoreError:
         previous = None
-    result = store.apply(doc.strategy, doc.source_text, applied_by=args.by, note=args.note)
+    result = store.apply(doc.strategy, doc.source_text, applied_by=applied_by, note=args.note)
     version = result.version
     changes = (
         [] if previous is None or not result.created else diff_strategies(previous.strategy, version.strategy)
@@ -267,7 +300,7 @@ def guarded(handler: Any) -> Any:
             return int(handler(args))
         except (VersionRefError, StrategyDatabaseError) as exc:
             _error(str(exc))
-            return EXIT_USAGE
+            return EXIT_FAILED
         except StrategyStoreError as exc:
             _error(str(exc))
             return EXIT_NOT_FOUND

@@ -26,15 +26,22 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autobidder import Region
+from autobidder import (
+    NotFound,
+    Region,
+    TomlFileError,
+    field_path,
+    non_finite,
+    parse_toml,
+    read_toml_file,
+    unknown_field_rule,
+)
 
 SCHEMA_VERSION = 1
 
@@ -103,6 +110,10 @@ class StrategyError(ValueError):
         self.issues = tuple(issues)
         lines = "\n".join(f"  {issue.describe()}" for issue in self.issues)
         super().__init__(f"{source}: invalid strategy ({len(self.issues)} problem(s)):\n{lines}")
+
+
+class StrategyFileNotFoundError(StrategyError, NotFound):
+    """The strategy file does not exist."""
 
 
 class _Missing:
@@ -366,26 +377,8 @@ class Strategy(BaseModel):
 # --- reading and validation ---------------------------------------------------------------------
 
 
-def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the section at `loc` (for 'did you mean' on unknown keys)."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        current = field.annotation
-        # Optional sections would be `X | None`; unwrap to the model.
-        for arg in getattr(current, "__args__", ()):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                current = arg
-    return list(getattr(current, "model_fields", {}))
-
-
 def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    return field_path(loc)
 
 
 def _rule_text(err: Any) -> str:
@@ -415,12 +408,7 @@ def _issues(exc: ValidationError) -> list[StrategyIssue]:
             issues.append(StrategyIssue(joined, rule_error.value, rule_error.rule))
             continue
         if err["type"] == "extra_forbidden":
-            known = _known_fields(Strategy, loc[:-1])
-            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            rule = f"unknown field; did you mean {hint[0]!r}?" if hint else "unknown field"
-            if not hint and known:
-                rule += f" (known here: {', '.join(known)})"
-            issues.append(StrategyIssue(_path(loc), err["input"], rule))
+            issues.append(StrategyIssue(_path(loc), err["input"], unknown_field_rule(Strategy, loc)))
             continue
         value = _MISSING if err["type"] == "missing" else err.get("input")
         if isinstance(value, dict):
@@ -429,15 +417,9 @@ def _issues(exc: ValidationError) -> list[StrategyIssue]:
     return issues
 
 
-def _non_finite(data: Any, loc: tuple[Any, ...] = ()) -> list[StrategyIssue]:
+def _non_finite(data: Any) -> list[StrategyIssue]:
     """TOML can spell `inf` and `nan`; no strategy number may be either."""
-    if isinstance(data, dict):
-        return [issue for key, value in data.items() for issue in _non_finite(value, (*loc, key))]
-    if isinstance(data, list):
-        return [issue for i, value in enumerate(data) for issue in _non_finite(value, (*loc, i))]
-    if isinstance(data, float) and not math.isfinite(data):
-        return [StrategyIssue(_path(loc), data, "must be a finite number")]
-    return []
+    return [StrategyIssue(_path(loc), value, "must be a finite number") for loc, value in non_finite(data)]
 
 
 def build_strategy(data: dict[str, Any], source: str = "<strategy>") -> Strategy:
@@ -457,9 +439,9 @@ def build_strategy(data: dict[str, Any], source: str = "<strategy>") -> Strategy
 def parse_strategy(text: str, source: str = "<strategy>") -> Strategy:
     """Parse and validate strategy TOML text."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise StrategyError(source, [StrategyIssue("(file)", _MISSING, f"not valid TOML: {exc}")]) from None
+        data = parse_toml(text)
+    except TomlFileError as exc:
+        raise StrategyError(source, [StrategyIssue("(file)", _MISSING, str(exc))]) from None
     return build_strategy(data, source)
 
 
@@ -475,12 +457,11 @@ class StrategyDocument:
 def read_strategy_file(path: Path) -> StrategyDocument:
     """Read and validate a strategy file; a missing or unreadable file is a `StrategyError` too."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StrategyError(str(path), [StrategyIssue("(file)", _MISSING, "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StrategyError(str(path), [StrategyIssue("(file)", _MISSING, f"cannot read: {exc}")]) from None
-    return StrategyDocument(parse_strategy(text, str(path)), text, str(path))
+        data, text = read_toml_file(path)
+    except TomlFileError as exc:
+        kind = StrategyFileNotFoundError if isinstance(exc, NotFound) else StrategyError
+        raise kind(str(path), [StrategyIssue("(file)", _MISSING, str(exc))]) from None
+    return StrategyDocument(build_strategy(data, str(path)), text, str(path))
 
 
 # --- identity and differences -------------------------------------------------------------------

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from autobidder import make_engine, require_aware
+from autobidder import NotFound, make_engine, require_aware
 from autobidder.strategy.model import Strategy, build_strategy, canonical_json
 
 HASH_PREFIX_CHARS = 12
@@ -78,7 +78,7 @@ def _create_triggers(connection: Connection) -> None:
         connection.exec_driver_sql(_POSTGRES_TRIGGER)
 
 
-class StrategyStoreError(LookupError):
+class StrategyStoreError(LookupError, NotFound):
     """Base of the store's lookup errors; each message says what to run next."""
 
 
