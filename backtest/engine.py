@@ -6,7 +6,10 @@ Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly 
     planning view  autobidder.strategy.limits.planning_telemetry       (reserve, nameplate power)
     every R-th:    forecast   -> backtest.forecasters (the forecast worker's function / registry)
                    optimize   -> optimization.problem.prepare_problem + backtest.planning.WarmPlanner
+                                 (bidding.method = "value_curve": optimization.plan_portfolio_curve)
     bid            optimization.bids.build_energy_bid on the plan's step k = g − (last solve)
+                   (value_curve: optimization.build_value_curve_bid on the curve's row k + 1
+                   from the current SoC, then withdraw_convexity_overlap after the limits)
     limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
     exchange       market_adapters.nem.energy_bid_violations (reject) and
                    market_adapters.clearing.clear_energy_bid
@@ -51,10 +54,15 @@ from optimization import (
     FloatArray,
     OptimizationError,
     OptimizerSettings,
+    ValueCurve,
+    ValueCurveSettings,
     build_energy_bid,
+    build_value_curve_bid,
     forecast_for_risk,
     optimizer_settings,
+    plan_portfolio_curve,
     prepare_problem,
+    withdraw_convexity_overlap,
 )
 
 LIMIT_BITS: dict[Limit, int] = {limit: 1 << i for i, limit in enumerate(Limit)}
@@ -80,6 +88,13 @@ class SimulationSpec:
     # cycle that hands the fleet's one-interval availability to the optimizer as it is.
     nameplate_planning: bool = True
     keep_bids: bool = False  # keep every bid in `SimulationRun.bids` (tests, inspection)
+    # How bids are made: None bids the LP schedule with its stored-energy value λ ("lp_lambda",
+    # optimization.bids); settings bid the value curve ("value_curve", optimization.value_bids).
+    value_curve: ValueCurveSettings | None = None
+
+    @property
+    def bidding_method(self) -> str:
+        return "lp_lambda" if self.value_curve is None else "value_curve"
 
     @property
     def horizon_intervals(self) -> int:
@@ -225,6 +240,8 @@ def simulate(
     prices = tape.prices_aud_per_mwh
     counts = dict.fromkeys(Limit, 0)
     plan: Plan | None = None
+    curve: ValueCurve | None = None
+    plan_horizon = 0
     plan_start = 0
     plan_forecast: Forecast | None = None
     band: tuple[FloatArray | None, FloatArray | None] = (None, None)
@@ -239,28 +256,54 @@ def simulate(
         as_of = end - tape.interval
         telemetry = fleet.telemetry(portfolio, as_of, dt_h)
         seen = planning_telemetry(telemetry, strategy, dt_h, spec.fleet if spec.nameplate_planning else ())
-        if plan is None or step % spec.reoptimize_every_intervals == 0 or g - plan_start >= plan.horizon:
-            plan_forecast, plan = _replan(
-                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run
+        if (
+            plan_forecast is None
+            or step % spec.reoptimize_every_intervals == 0
+            or g - plan_start >= plan_horizon
+        ):
+            plan_forecast, plan, curve = _replan(
+                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run, curve, g - plan_start
             )
+            plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
             band = _band(plan_forecast)
             errors.add(plan_forecast, prices[g : g + horizon])
             run.solves += 1
         assert plan_forecast is not None
         k = g - plan_start
-        schedule = plan.shifted(k)
         price = float(prices[g])
-        bid = build_energy_bid(
-            schedule,
-            seen,
-            bid_id=f"{portfolio}/{end.isoformat()}/r0",
-            portfolio=portfolio,
-            region=region,
-            interval_end=end,
-            price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
-            price_cap=price_cap_aud_per_mwh(end),
-        )
+        bid_id = f"{portfolio}/{end.isoformat()}/r0"
+        cap = price_cap_aud_per_mwh(end)
+        if curve is not None:
+            bid = build_value_curve_bid(
+                curve,
+                k,
+                seen,
+                bid_id=bid_id,
+                portfolio=portfolio,
+                region=region,
+                interval_end=end,
+                price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+                price_cap=cap,
+            )
+            # The value curve has no schedule: every band is its plan, none is headroom.
+            scheduled_discharge_mw = math.fsum(b.volume_mw for b in bid.discharge_bands)
+            scheduled_charge_mw = math.fsum(b.volume_mw for b in bid.charge_bands)
+        else:
+            assert plan is not None
+            schedule = plan.shifted(k)
+            bid = build_energy_bid(
+                schedule,
+                seen,
+                bid_id=bid_id,
+                portfolio=portfolio,
+                region=region,
+                interval_end=end,
+                price_floor=MARKET_PRICE_FLOOR_AUD_PER_MWH,
+                price_cap=cap,
+            )
+            scheduled_discharge_mw = schedule.discharge_mw[0]
+            scheduled_charge_mw = schedule.charge_mw[0]
         today = nem_trading_day(end)
         if today != day:
             day, discharged_today_mwh = today, 0.0
@@ -268,8 +311,8 @@ def simulate(
             bid,
             strategy,
             BidContext(
-                scheduled_discharge_mw=schedule.discharge_mw[0],
-                scheduled_charge_mw=schedule.charge_mw[0],
+                scheduled_discharge_mw=scheduled_discharge_mw,
+                scheduled_charge_mw=scheduled_charge_mw,
                 discharged_today_mwh=discharged_today_mwh,
                 capacity_mwh=spec.capacity_mwh,
                 interval_hours=dt_h,
@@ -277,7 +320,12 @@ def simulate(
             ),
             spec.strategy_version,
         )
-        bid = in_nem_format(limited.bid)
+        bid = limited.bid
+        if curve is not None:
+            # The rebid clamp can pull a charge band above a discharge band; withdrawing the
+            # overlapping charge bands keeps convexity without moving a price the clamp set.
+            bid = withdraw_convexity_overlap(bid)
+        bid = in_nem_format(bid)
         violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
         if violations:
             trace.rejected[step] = True
@@ -331,6 +379,29 @@ def planner_solve_seconds(planner: Planner) -> float:
     return float(getattr(planner, "solve_seconds", 0.0))
 
 
+def plan_curve(
+    forecast: Forecast,
+    seen: TelemetrySnapshot,
+    settings: ValueCurveSettings,
+    interval_hours: float,
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
+) -> ValueCurve:
+    """The value curve as the live cycle plans it (`optimization.plan_portfolio_curve`), with
+    the NEM floor and the cap in force at the forecast's first interval."""
+    end = forecast.p50.first_interval_end
+    return plan_portfolio_curve(
+        forecast,
+        seen,
+        settings,
+        interval_hours,
+        MARKET_PRICE_FLOOR_AUD_PER_MWH,
+        price_cap_aud_per_mwh(end),
+        previous,
+        previous_row,
+    )
+
+
 def _replan(
     spec: SimulationSpec,
     tape: PriceTape,
@@ -342,7 +413,9 @@ def _replan(
     settings: OptimizerSettings,
     end: datetime,
     run: SimulationRun,
-) -> tuple[Forecast, Plan]:
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
+) -> tuple[Forecast, Plan | None, ValueCurve | None]:
     started = time.perf_counter()
     try:
         forecast = forecaster.forecast(tape, g, horizon)
@@ -351,12 +424,19 @@ def _replan(
             f"interval ending {end.isoformat()}: forecaster {forecaster.model} failed: {exc}"
         ) from exc
     planned = time.perf_counter()
+    plan: Plan | None = None
+    curve: ValueCurve | None = None
     try:
-        problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
-        plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
-    except OptimizationError as exc:
+        if spec.value_curve is not None:
+            curve = plan_curve(
+                forecast, seen, spec.value_curve, tape.interval_minutes / 60.0, previous, previous_row
+            )
+        else:
+            problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
+            plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
+    except (OptimizationError, ValueError) as exc:
         raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
     done = time.perf_counter()
     run.forecast_seconds += planned - started
     run.plan_seconds += done - planned
-    return forecast, plan
+    return forecast, plan, curve

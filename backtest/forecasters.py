@@ -41,6 +41,8 @@ from forecasting import (
     LoadedModel,
     ModelRef,
     ModelStore,
+    QuantileForecast,
+    SeasonalNaiveForecaster,
     TrainingInfo,
     forecast_for_snapshot,
     forecast_with_fallback,
@@ -254,3 +256,190 @@ def resolve_forecaster(
         return forecast_for_snapshot(store, model, snapshot, first_interval_end, horizon)
 
     return SnapshotForecaster(model, forecast, lookback_intervals)
+
+
+class BatchForecaster(Protocol):
+    """A trainable forecaster (`config.levels` its quantile levels). One that also has
+    `predict_many(history, as_of, horizon)` forecasts many as-of times in one call."""
+
+    name: str
+    version: str
+    config: Any
+
+    def fit(self, history: History) -> None: ...
+
+    def predict(self, history: History, first_interval_end: datetime, horizon_intervals: int) -> Any: ...
+
+
+class RollingRefitForecaster:
+    """Out-of-sample forecasts over a whole tape: the model is refitted every `refit_days` on every
+    price BEFORE the refit point (the first fit once `first_fit_days` of prices exist), and the
+    forecast for interval g comes from the last fit at or before g: never from a model that saw g
+    or anything after it. Before the first fit it is seasonal naive (counted in `fallbacks`).
+
+    Forecasts are made in batches (one per refit period, for every `step_intervals`-th as-of time
+    from the first one asked in the period, matching the backtest's re-optimization cadence) and
+    kept (float32), so the same instance serves several runs over the same tape in turn (value
+    curve and LP-λ share one set of forecasts).
+    `fit_seconds` and `predict_seconds` add up the work done.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], BatchForecaster],
+        history: History,
+        region: Region,
+        *,
+        refit_days: int = 28,
+        first_fit_days: int = 14,
+        step_intervals: int = 6,
+        horizon_intervals: int = 288,
+    ) -> None:
+        self._factory = factory
+        self._history = history
+        self._region = region
+        self._per_day = history.intervals_per_day
+        self._refit = refit_days * self._per_day
+        self._first = first_fit_days * self._per_day
+        self._step = step_intervals
+        self._horizon = horizon_intervals
+        self._model: BatchForecaster | None = None
+        self._fitted_at = -1
+        self._cache: dict[int, FloatArray] = {}
+        self._levels: tuple[float, ...] = ()
+        probe = factory()
+        self.model = f"{probe.name}@rolling{refit_days}d"
+        self.fallbacks = 0
+        self.first_fallback_reason = ""
+        self.fit_seconds = 0.0
+        self.predict_seconds = 0.0
+        self.fits = 0
+
+    def fit_point(self, index: int) -> int | None:
+        """The history index the model forecasting interval `index` was fitted up to (exclusive)."""
+        if index < self._first:
+            return None
+        return self._first + (index - self._first) // self._refit * self._refit
+
+    def _ensure_fitted(self, fit_at: int) -> BatchForecaster:
+        if self._model is None or self._fitted_at != fit_at:
+            if fit_at < self._fitted_at:
+                raise ValueError(
+                    f"forecasts must be asked in time order (fit at {fit_at} after {self._fitted_at})"
+                )
+            started = time.perf_counter()
+            model = self._model or self._factory()
+            model.fit(self._history.window(0, fit_at))  # prices before fit_at only
+            self.fit_seconds += time.perf_counter() - started
+            self.fits += 1
+            self._model, self._fitted_at = model, fit_at
+            self._levels = tuple(model.config.levels)
+        return self._model
+
+    def _batch(self, model: BatchForecaster, index: int, stop: int) -> None:
+        started = time.perf_counter()
+        indices = np.arange(index, max(stop, index + 1), self._step, dtype=np.int64)
+        batch = getattr(model, "predict_many", None)
+        if batch is not None:
+            values = np.asarray(batch(self._history, indices - 1, self._horizon), dtype=np.float64)
+        else:  # any Forecaster: one predict per as-of time, on the prices before it
+            values = np.stack(
+                [
+                    model.predict(
+                        self._history.window(0, int(g)), self._history.interval_end_at(int(g)), self._horizon
+                    ).values
+                    for g in indices
+                ]
+            )
+        self._cache.update({int(g): values[i].astype(np.float32) for i, g in enumerate(indices)})
+        self.predict_seconds += time.perf_counter() - started
+
+    def quantiles(self, index: int) -> tuple[tuple[float, ...], FloatArray] | None:
+        """(levels, values[levels, horizon]) for the forecast made before interval `index`."""
+        fit_at = self.fit_point(index)
+        if fit_at is None:
+            return None
+        if index not in self._cache:
+            model = self._ensure_fitted(fit_at)
+            self._batch(model, index, min(fit_at + self._refit, len(self._history)))
+        values = self._cache[index].astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            return None
+        return self._levels, values
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        if horizon != self._horizon:
+            raise ValueError(f"horizon: {horizon} intervals; this source forecasts {self._horizon}")
+        got = self.quantiles(index)
+        first_end = tape.end_at(index)
+        as_of = first_end - tape.interval
+        if got is None:
+            reason = "no model fitted before this interval (or its inputs are incomplete)"
+            self.fallbacks += 1
+            self.first_fallback_reason = self.first_fallback_reason or reason
+            history = self._history.window(max(0, index - 2 * self._per_day), index)
+            naive = SeasonalNaiveForecaster().predict(history, first_end, horizon)
+            return naive.to_domain(
+                region=self._region,
+                as_of=as_of,
+                model_name=MODEL_NAME,
+                model_version=MODEL_VERSION,
+                requested_model=self.model,
+                fallback_reason=reason,
+            )
+        levels, values = got
+        name, version = self.model.split("@")
+        return QuantileForecast(first_end, tape.interval_minutes, levels, values).to_domain(
+            region=self._region, as_of=as_of, model_name=name, model_version=version
+        )
+
+
+class SeasonalEnsembleForecaster:
+    """Quantiles from the same time of day on each of the last `days` days (an analog ensemble),
+    with the present blended in: interval k of the horizon is shifted by the latest price's
+    departure from its own analog median times `persistence`^(k+1) (5-minute prices persist).
+
+    Learns nothing, reads only prices before the interval it forecasts, and keeps yesterday's
+    spikes in the tail of the distribution, which is what the value of holding energy needs.
+    """
+
+    model = "seasonal_ensemble@1"
+
+    def __init__(
+        self,
+        days: int = 7,
+        persistence: float = 0.9,
+        levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+    ) -> None:
+        self.days = days
+        self.persistence = persistence
+        self.levels = levels
+        self.fallbacks = 0
+        self.first_fallback_reason = ""
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        prices = tape.prices_aud_per_mwh
+        per_day = int(timedelta(days=1) / tape.interval)
+        days = min(self.days, index // per_day)
+        if days < 1:
+            raise ValueError(f"index {index}: a seasonal ensemble needs a day of prices before it")
+        ahead = np.arange(horizon)
+        rows = []
+        for d in range(1, days + 1):
+            lag = index + ahead - d * per_day
+            # Beyond the published prices (horizon past a day) take one more day back.
+            lag = np.where(lag >= index, lag - per_day, lag)
+            rows.append(prices[np.maximum(lag, 0)])
+        analog = np.stack(rows)  # (days, horizon)
+        values = np.quantile(analog, self.levels, axis=0)
+        last = prices[index - 1]
+        last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
+        shift = (last - last_analog) * self.persistence ** (ahead + 1)
+        values = values + shift
+        name, version = self.model.split("@")
+        return QuantileForecast(tape.end_at(index), tape.interval_minutes, self.levels, values).to_domain(
+            region=tape.region,
+            as_of=tape.end_at(index) - tape.interval,
+            model_name=name,
+            model_version=version,
+        )

@@ -1,7 +1,13 @@
 """The figures of a backtest, as one flat JSON-ready dict (what `--json` prints).
 
 `revenue`, `perfect_foresight_revenue` and `capture_ratio` carry the names the issue gave them
-(AUD, AUD and a ratio); every other figure carries its unit in its name. Equivalent full cycles are
+(AUD, AUD and a ratio); every other figure carries its unit in its name. Every revenue and
+capture figure values the stored energy a run ends with against what it started with, at
+`stored_energy_value_aud_per_mwh` (the window's median price times η_d; `revenue_settled_aud`
+is the market money alone). `capture_ratio` is against the bound with the fleet's physical
+limits only; `capture_ratio_constrained` compares net values (valued revenue less the
+degradation cost on every MWh in and out) with the bound under the strategy's reserve, daily
+cycle limit and degradation cost. Equivalent full cycles are
 MWh discharged to the grid divided by the fleet's nameplate capacity (MWh).
 """
 
@@ -34,6 +40,11 @@ def energy_mwh(run: SimulationRun, interval_hours: float) -> tuple[float, float]
     return float(-net[net < 0].sum() * interval_hours), float(net[net > 0].sum() * interval_hours)
 
 
+def valued_revenue_aud(run: SimulationRun, stored_energy_value_aud_per_mwh: float) -> float:
+    """Settled revenue plus the change of stored energy over the run valued at v_T (AUD)."""
+    return run.revenue_aud + stored_energy_value_aud_per_mwh * (run.final_soc_mwh - run.initial_soc_mwh)
+
+
 def forecast_figures(run: SimulationRun) -> dict[str, float | None]:
     e = run.forecast_errors
     trace = run.trace
@@ -53,9 +64,13 @@ def figures(result: BacktestResult) -> dict[str, Any]:
     run, oracle = result.run, result.perfect_forecast_run
     interval_hours = 5 / 60.0
     capacity_mwh = math.fsum(b.capacity_mwh for b in request.fleet)
-    revenue = run.revenue_aud
-    bound = result.bound.total_aud
+    value = result.bound.stored_energy_value_aud_per_mwh
+    settled = run.revenue_aud
+    revenue = valued_revenue_aud(run, value)
+    bound = result.bound.valued_aud
     charged, discharged = energy_mwh(run, interval_hours)
+    cost = result.constrained_bound.throughput_cost_aud_per_mwh if result.constrained_bound else 0.0
+    net = revenue - cost * (charged + discharged)
     days = result.window.intervals / 288
     out: dict[str, Any] = {
         "portfolio": request.strategy.portfolio,
@@ -73,9 +88,20 @@ def figures(result: BacktestResult) -> dict[str, Any]:
         "revenue": _round(revenue, 2),
         "perfect_foresight_revenue": _round(bound, 2),
         "capture_ratio": _round(_ratio(revenue, bound), 4),
+        "revenue_settled_aud": _round(settled, 2),
+        "stored_energy_value_aud_per_mwh": _round(value, 4),
+        "perfect_foresight_revenue_settled_aud": _round(result.bound.total_aud, 2),
     }
+    if result.constrained_bound is not None:
+        constrained = result.constrained_bound.net_aud
+        out |= {
+            "net_value_aud": _round(net, 2),
+            "perfect_foresight_constrained_net_aud": _round(constrained, 2),
+            "perfect_foresight_constrained_revenue_aud": _round(result.constrained_bound.valued_aud, 2),
+            "capture_ratio_constrained": _round(_ratio(net, constrained), 4),
+        }
     if oracle is not None:
-        with_perfect = oracle.revenue_aud
+        with_perfect = valued_revenue_aud(oracle, value)
         out |= {
             "revenue_perfect_forecast_aud": _round(with_perfect, 2),
             "capture_ratio_perfect_forecast": _round(_ratio(with_perfect, bound), 4),

@@ -3,11 +3,14 @@
 Three numbers explain where value went (docs/backtesting.md):
 
     perfect_foresight_revenue   the hindsight LP over the whole window on realised prices, from
-                                the same initial SoC, free to end at any SoC, with the fleet's
-                                physical limits only (no strategy reserve, cycle limit or
-                                degradation cost): every schedule the fleet could have run earns at
-                                most this, and every strategy on the same fleet and window is
-                                measured against the same bound
+                                the same initial SoC, free to end at any SoC (what is left valued
+                                at the window's median price × η_d, as in every revenue figure),
+                                with the fleet's physical limits only (no strategy reserve, cycle
+                                limit or degradation cost): every schedule the fleet could have run
+                                earns at most this, and every strategy on the same fleet and window
+                                is measured against the same bound. A second LP, under the
+                                strategy's reserve, cycle limit and degradation cost, is the bound
+                                of `capture_ratio_constrained` (`BacktestRequest.constrained_bound`)
     revenue_perfect_forecast    the strategy's own loop (cadence, bids, limits, clearing) fed the
                                 realised prices as its forecast
     revenue                     the strategy's loop with its own forecaster
@@ -24,6 +27,7 @@ loss can be (a lucky forecast), and the two always add up to the total gap.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -39,17 +43,28 @@ import numpy as np
 from tqdm import tqdm
 
 from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
-from autobidder.strategy import Strategy
+from autobidder.strategy import Strategy, planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,
+    ForecastSource,
     PerfectForecast,
     PriceTape,
     resolve_forecaster,
 )
 from backtest.planning import Planner, WarmPlanner
 from fleet import SimulatedFleet
-from optimization import FloatArray, prepare_problem
+from optimization import (
+    FloatArray,
+    ModelCache,
+    OptimizerSettings,
+    SolverOptions,
+    aggregate_portfolio,
+    optimize,
+    optimizer_settings,
+    prepare_problem,
+    value_curve_settings,
+)
 
 HISTORY_DAYS_NEEDED = 1  # seasonal naive forecasts from the same interval one day earlier
 PARALLEL_MIN_INTERVALS = 14 * 288
@@ -74,6 +89,9 @@ class BacktestRequest:
     parallel: bool | None = None  # reference runs in a second process; None: on long windows
     models_dir: Path = Path("var/models")  # trained forecasters (<data_dir>/models)
     nameplate_planning: bool = True  # see backtest.engine.SimulationSpec
+    # Also solve the perfect-foresight bound under the strategy's reserve, cycle limit and
+    # degradation cost (a second LP over the window; `capture_ratio_constrained`).
+    constrained_bound: bool = True
     # None: the strategy's name@version as stored; N: refit that model every N days on the tape
     # before each forecast (backtest.forecasters.RefittingForecaster), out of sample over any window
     refit_days: float | None = None
@@ -131,21 +149,57 @@ def resolve_window(tape: PriceTape, first_day: date, last_day: date) -> Window:
 
 @dataclass
 class Hindsight:
+    """A perfect-foresight schedule's revenue per interval and SoC; `initial_soc_mwh`, the
+    stored-energy value v_T and the throughput cost c turn it into valued and net figures."""
+
     revenue_aud: FloatArray
     soc_mwh: FloatArray
+    initial_soc_mwh: float = 0.0
+    stored_energy_value_aud_per_mwh: float = 0.0
+    throughput_mwh: float = 0.0
+    throughput_cost_aud_per_mwh: float = 0.0
 
     @property
     def total_aud(self) -> float:
+        """Market revenue of the schedule (AUD), stored energy not counted."""
         return math.fsum(self.revenue_aud.tolist())
 
+    @property
+    def valued_aud(self) -> float:
+        """Revenue plus the change of stored energy valued at v_T (AUD)."""
+        return self.total_aud + self.stored_energy_value_aud_per_mwh * (
+            float(self.soc_mwh[-1]) - self.initial_soc_mwh
+        )
 
-def hindsight(request: BacktestRequest, tape: PriceTape, window: Window, planner: Planner) -> Hindsight:
-    """The perfect-foresight schedule over the window (see the module docstring)."""
+    @property
+    def net_aud(self) -> float:
+        """`valued_aud` less the throughput (degradation) cost (AUD)."""
+        return self.valued_aud - self.throughput_cost_aud_per_mwh * self.throughput_mwh
+
+
+def stored_energy_value(request: BacktestRequest, tape: PriceTape, window: Window) -> float:
+    """v_T (AUD per MWh stored) for the energy left at the end of a window: the window's median
+    price times the fleet's capacity-weighted discharge efficiency (what selling it would earn)."""
+    prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
+    capacity = np.array([b.capacity_mwh for b in request.fleet])
+    eta_d = float(np.dot(capacity, [b.discharge_efficiency for b in request.fleet]) / capacity.sum())
+    return max(float(np.median(prices)), 0.0) * eta_d
+
+
+def hindsight(
+    request: BacktestRequest, tape: PriceTape, window: Window, planner: Planner, constrained: bool = False
+) -> Hindsight:
+    """The perfect-foresight schedule over the window (see the module docstring).
+
+    Unconstrained: the fleet's physical limits only. Constrained: the strategy's backup reserve,
+    daily cycle limit (discharged grid MWh per NEM day, as `apply_strategy_limits` counts it) and
+    degradation cost too. Both value the energy left at the end at v_T (`stored_energy_value`).
+    """
     strategy = request.strategy
     as_of = window.first_interval_end - tape.interval
-    telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(
-        strategy.portfolio, as_of, tape.interval_minutes / 60.0
-    )
+    dt_h = tape.interval_minutes / 60.0
+    telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(strategy.portfolio, as_of, dt_h)
+    value = stored_energy_value(request, tape, window)
     prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
     realised = Forecast(
         region=tape.region,
@@ -158,9 +212,30 @@ def hindsight(request: BacktestRequest, tape: PriceTape, window: Window, planner
             prices_aud_per_mwh=tuple(prices.tolist()),
         ),
     )
-    schedule = planner.hindsight(prepare_problem(telemetry, realised))
-    net = np.asarray(schedule.discharge_mw) - np.asarray(schedule.charge_mw)
-    return Hindsight(prices * net * tape.interval_minutes / 60.0, np.asarray(schedule.soc_mwh))
+    cost = 0.0
+    if constrained:
+        seen = planning_telemetry(telemetry, strategy, dt_h, request.fleet)
+        settings = optimizer_settings(strategy)
+        limit = strategy.operation.daily_cycle_limit
+        battery = aggregate_portfolio(seen)
+        # The LP counts stored MWh (x⁺·Δt/η_d) against the limit; the strategy counts grid MWh.
+        lp_limit = None if limit is None else limit / battery.discharge_efficiency
+        settings = dataclasses.replace(settings, daily_cycle_limit=lp_limit, terminal_value_aud_per_mwh=value)
+        cost = settings.throughput_cost_aud_per_mwh
+        problem = prepare_problem(seen, realised, settings)
+        schedule = optimize(problem, SolverOptions(time_limit_s=3600.0), cache=ModelCache())
+    else:
+        problem = prepare_problem(telemetry, realised, OptimizerSettings(terminal_value_aud_per_mwh=value))
+        schedule = planner.hindsight(problem)
+    charge, discharge = np.asarray(schedule.charge_mw), np.asarray(schedule.discharge_mw)
+    return Hindsight(
+        prices * (discharge - charge) * dt_h,
+        np.asarray(schedule.soc_mwh),
+        initial_soc_mwh=problem.initial_soc_mwh,
+        stored_energy_value_aud_per_mwh=value,
+        throughput_mwh=float((charge + discharge).sum() * dt_h),
+        throughput_cost_aud_per_mwh=cost,
+    )
 
 
 @dataclass
@@ -171,6 +246,7 @@ class BacktestResult:
     run: SimulationRun
     perfect_forecast_run: SimulationRun | None
     bound: Hindsight
+    constrained_bound: Hindsight | None = None
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     optimizer: str = ""
@@ -211,6 +287,7 @@ class Reference:
     bound: Hindsight
     fresh_restarts: int
     timings_s: dict[str, float]
+    constrained_bound: Hindsight | None = None
 
 
 def reference_runs(
@@ -237,12 +314,20 @@ def reference_runs(
     started = time.perf_counter()
     bound = hindsight(request, tape, window, planner_factory())
     timings["perfect_foresight_s"] = time.perf_counter() - started
-    return Reference(oracle, bound, restarts, timings)
+    constrained = None
+    if request.constrained_bound:
+        started = time.perf_counter()
+        constrained = hindsight(request, tape, window, planner_factory(), constrained=True)
+        timings["perfect_foresight_constrained_s"] = time.perf_counter() - started
+    return Reference(oracle, bound, restarts, timings, constrained)
 
 
 def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
     """What the reference runs depend on: everything but the strategy's forecaster."""
     strategy = request.strategy.with_forecaster("perfect_foresight@1")
+    if not request.split_losses:
+        # The bounds do not depend on how bids are made; the perfect-forecast run does.
+        strategy = strategy.with_bidding()
     return (
         strategy.content_hash,
         request.fleet,
@@ -251,6 +336,7 @@ def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
         request.reoptimize_every_minutes,
         request.split_losses,
         request.nameplate_planning,
+        request.constrained_bound,
     )
 
 
@@ -269,6 +355,7 @@ def run_backtest(
     progress: bool = True,
     planner_factory: Callable[[], Planner] = WarmPlanner,
     reuse: BacktestResult | None = None,
+    forecaster: ForecastSource | None = None,
 ) -> BacktestResult:
     """Run the strategy, the perfect-forecast run (when `split_losses`) and the bound over the window.
 
@@ -276,6 +363,8 @@ def run_backtest(
     (`BacktestRequest.parallel`); `planner_factory` must then be picklable (a class is). `reuse`:
     an earlier result whose reference runs are this one's too (the same strategy but for its
     forecaster, fleet, days and cadence: `backtest compare --forecaster`); they are not run again.
+    `forecaster`: a forecast source to use instead of the strategy's registered model (the
+    benchmark's rolling refits, `backtest.forecasters.RollingRefitForecaster`).
     """
     started = time.perf_counter()
     if request.reoptimize_every_minutes % prices.interval_minutes or request.reoptimize_every_minutes <= 0:
@@ -285,7 +374,7 @@ def run_backtest(
         )
     tape = PriceTape.of(request.strategy.region, prices)
     window = resolve_window(tape, request.first_day, request.last_day)
-    forecaster = resolve_forecaster(
+    source: ForecastSource = forecaster or resolve_forecaster(
         request.forecaster, request.models_dir, request.lookback_intervals, request.refit_days
     )
     spec = SimulationSpec(
@@ -296,11 +385,12 @@ def run_backtest(
         intervals=window.intervals,
         reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
         nameplate_planning=request.nameplate_planning,
+        value_curve=value_curve_settings(request.strategy),
     )
     planner = planner_factory()
     reused: Reference | None = None
     if reuse is not None and _reference_key(reuse.request) == _reference_key(request):
-        reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {})
+        reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {}, reuse.constrained_bound)
     parallel = reused is None and _use_second_process(request, window)
     runs = 1 if parallel or reused is not None or not request.split_losses else 2
     with contextlib.ExitStack() as stack:
@@ -320,8 +410,8 @@ def run_backtest(
             # spawn, not fork: a forked child would inherit this process's HiGHS and tqdm threads.
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")))
             future = pool.submit(reference_runs, request, tape, window, spec, planner_factory)
-        bar.set_postfix_str(f"forecaster {forecaster.model}")
-        run = simulate(spec, tape, forecaster, planner, bar.update)
+        bar.set_postfix_str(f"forecaster {source.model}")
+        run = simulate(spec, tape, source, planner, bar.update)
         if reused is not None:
             reference = reused
         elif future is not None:
@@ -335,10 +425,11 @@ def run_backtest(
     restarts = int(getattr(planner, "fresh_restarts", 0)) + reference.fresh_restarts
     if restarts:
         notes.append(f"{restarts} re-solve(s) stalled and were solved again on a fresh optimizer session")
-    if forecaster.fallbacks:
+    fallbacks = int(getattr(source, "fallbacks", 0))
+    if fallbacks:
         notes.append(
-            f"{forecaster.fallbacks} of {run.solves} forecasts fell back to seasonal naive, as a live cycle "
-            f"would; first reason: {forecaster.first_fallback_reason}"
+            f"{fallbacks} of {run.solves} forecasts fell back to seasonal naive, as a live cycle "
+            f"would; first reason: {getattr(source, 'first_fallback_reason', '')}"
         )
     return BacktestResult(
         request=request,
@@ -347,6 +438,7 @@ def run_backtest(
         run=run,
         perfect_forecast_run=reference.perfect_forecast_run,
         bound=reference.bound,
+        constrained_bound=reference.constrained_bound,
         notes=notes,
         timings_s=timings,
         optimizer=getattr(planner, "name", type(planner).__name__),

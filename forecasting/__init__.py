@@ -17,7 +17,11 @@ if TYPE_CHECKING:
         InsufficientDataError as InsufficientDataError,
     )
     from forecasting.history import History as History
-    from forecasting.protocol import Forecaster as Forecaster, TrainingInfo as TrainingInfo
+    from forecasting.protocol import (
+        Forecaster as Forecaster,
+        QuantileForecast as QuantileForecast,
+        TrainingInfo as TrainingInfo,
+    )
     from forecasting.queue_handler import handle_forecast_request as handle_forecast_request
     from forecasting.registry import (
         LoadedModel as LoadedModel,
@@ -26,7 +30,11 @@ if TYPE_CHECKING:
         load_class as load_class,
         needs_training as needs_training,
     )
-    from forecasting.seasonal_naive import MODEL_NAME as MODEL_NAME, MODEL_VERSION as MODEL_VERSION
+    from forecasting.seasonal_naive import (
+        MODEL_NAME as MODEL_NAME,
+        MODEL_VERSION as MODEL_VERSION,
+        SeasonalNaiveForecaster as SeasonalNaiveForecaster,
+    )
     from forecasting.service import (
         DEFAULT_MODEL as DEFAULT_MODEL,
         forecast_for_snapshot as forecast_for_snapshot,
@@ -44,6 +52,8 @@ __all__ = [
     "LoadedModel",
     "ModelRef",
     "ModelStore",
+    "QuantileForecast",
+    "SeasonalNaiveForecaster",
     "TrainingInfo",
     "forecast_for_snapshot",
     "forecast_with_fallback",
@@ -55,7 +65,7 @@ __all__ = [
 _EXPORTS = {
     "forecasting.errors": ("ForecastingError", "InsufficientDataError"),
     "forecasting.history": ("History",),
-    "forecasting.protocol": ("Forecaster", "TrainingInfo"),
+    "forecasting.protocol": ("Forecaster", "QuantileForecast", "TrainingInfo"),
     "forecasting.queue_handler": ("handle_forecast_request",),
     "forecasting.registry": (
         "LoadedModel",
@@ -67,6 +77,7 @@ _EXPORTS = {
     "forecasting.seasonal_naive": (
         "MODEL_NAME",
         "MODEL_VERSION",
+        "SeasonalNaiveForecaster",
     ),
     "forecasting.service": ("DEFAULT_MODEL", "forecast_for_snapshot", "forecast_with_fallback"),
 }

@@ -37,6 +37,22 @@ if TYPE_CHECKING:
         RiskSettingError as RiskSettingError,
         forecast_for_risk as forecast_for_risk,
         optimizer_settings as optimizer_settings,
+        value_curve_settings as value_curve_settings,
+    )
+    from optimization.value_bids import (
+        build_value_curve_bid as build_value_curve_bid,
+        convexity_violation as convexity_violation,
+        plan_portfolio_curve as plan_portfolio_curve,
+        resolve_convexity as resolve_convexity,
+        withdraw_convexity_overlap as withdraw_convexity_overlap,
+    )
+    from optimization.value_curve import (
+        PriceDistribution as PriceDistribution,
+        StorageModel as StorageModel,
+        ValueCurve as ValueCurve,
+        ValueCurveError as ValueCurveError,
+        ValueCurveSettings as ValueCurveSettings,
+        plan_value_curve as plan_value_curve,
     )
 
 __all__ = [
@@ -45,21 +61,33 @@ __all__ = [
     "ModelCache",
     "OptimizationError",
     "OptimizerSettings",
+    "PriceDistribution",
     "RiskMode",
     "RiskSettingError",
     "SolverFailedError",
     "SolverOptions",
+    "StorageModel",
+    "ValueCurve",
+    "ValueCurveError",
+    "ValueCurveSettings",
     "aggregate_portfolio",
     "build_energy_bid",
+    "build_value_curve_bid",
     "check_feasibility",
+    "convexity_violation",
     "extract_schedule",
     "forecast_for_risk",
     "handle_optimize_request",
     "optimize",
     "optimizer_settings",
     "perfect_foresight_revenue_aud",
+    "plan_portfolio_curve",
+    "plan_value_curve",
     "prepare_problem",
+    "resolve_convexity",
     "stored_energy_value_by_perturbation",
+    "value_curve_settings",
+    "withdraw_convexity_overlap",
 ]
 
 _EXPORTS = {
@@ -88,6 +116,22 @@ _EXPORTS = {
         "RiskSettingError",
         "forecast_for_risk",
         "optimizer_settings",
+        "value_curve_settings",
+    ),
+    "optimization.value_bids": (
+        "build_value_curve_bid",
+        "convexity_violation",
+        "plan_portfolio_curve",
+        "resolve_convexity",
+        "withdraw_convexity_overlap",
+    ),
+    "optimization.value_curve": (
+        "PriceDistribution",
+        "StorageModel",
+        "ValueCurve",
+        "ValueCurveError",
+        "ValueCurveSettings",
+        "plan_value_curve",
     ),
 }
 

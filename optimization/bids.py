@@ -208,19 +208,32 @@ def energy_limits(
             raise_mwh = max(raise_mwh, sustain / eta_d)
         else:
             lower_mwh = max(lower_mwh, sustain * eta_c)
-    dt_h = schedule.interval_minutes / 60.0
+    discharge_mw, charge_mw = soc_safe_power_limits(
+        battery, schedule.interval_minutes / 60.0, raise_mwh, lower_mwh
+    )
     return EnergyLimits(
         battery=battery,
-        discharge_limit_mw=max(
-            0.0,
-            min(battery.max_discharge_mw, (battery.soc_mwh - battery.reserve_mwh - raise_mwh) * eta_d / dt_h),
-        ),
-        charge_limit_mw=max(
-            0.0,
-            min(battery.max_charge_mw, (battery.capacity_mwh - battery.soc_mwh - lower_mwh) / (eta_c * dt_h)),
-        ),
+        discharge_limit_mw=discharge_mw,
+        charge_limit_mw=charge_mw,
         raise_reserved_mwh=raise_mwh,
         lower_reserved_mwh=lower_mwh,
+    )
+
+
+def soc_safe_power_limits(
+    battery: VirtualBattery,
+    interval_hours: float,
+    raise_reserved_mwh: float = 0.0,
+    lower_reserved_mwh: float = 0.0,
+) -> tuple[float, float]:
+    """(discharge, charge) MW that keep the SoC within [reserve + raise_reserved, capacity −
+    lower_reserved] at the end of the interval even if all of it is dispatched (module docstring)."""
+    eta_c, eta_d = battery.charge_efficiency, battery.discharge_efficiency
+    discharge = (battery.soc_mwh - battery.reserve_mwh - raise_reserved_mwh) * eta_d / interval_hours
+    charge = (battery.capacity_mwh - battery.soc_mwh - lower_reserved_mwh) / (eta_c * interval_hours)
+    return (
+        max(0.0, min(battery.max_discharge_mw, discharge)),
+        max(0.0, min(battery.max_charge_mw, charge)),
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from autobidder import Forecast, PriceSeries
 from autobidder.strategy import RiskSection, Strategy
 from optimization.problem import DEFAULT_THROUGHPUT_COST_AUD_PER_MWH, OptimizerSettings, RiskMode
+from optimization.value_curve import ValueCurveSettings
 
 
 class RiskSettingError(ValueError):
@@ -82,3 +83,18 @@ def forecast_for_risk(forecast: Forecast, risk: RiskSection) -> Forecast:
         prices_aud_per_mwh=_quantile_path(forecast, level),
     )
     return forecast.model_copy(update={"p50": path})
+
+
+def value_curve_settings(strategy: Strategy) -> ValueCurveSettings | None:
+    """The value-curve planner's settings when the strategy bids `method = "value_curve"`, else
+    None (it bids the LP schedule with λ). The degradation cost is the strategy's own."""
+    bidding = strategy.bidding
+    if bidding.method != "value_curve":
+        return None
+    return ValueCurveSettings(
+        degradation_cost_aud_per_mwh=strategy.operation.degradation_cost_aud_per_mwh,
+        cycle_shadow_price_aud_per_mwh=bidding.value_curve_setting("cycle_shadow_price_aud_per_mwh"),
+        dispersion=bidding.value_curve_setting("price_dispersion"),
+        soc_points=int(bidding.value_curve_setting("soc_points")),
+        price_atoms=int(bidding.value_curve_setting("price_atoms")),
+    )

@@ -162,7 +162,19 @@ def test_warm_planner_matches_optimize_and_shifts_with_each_steps_value() -> Non
 def test_figures_add_up(one_day: BacktestResult) -> None:
     f = figures(one_day)
     assert f["intervals"] == 288 and f["solves"] == 48
-    assert f["revenue"] == pytest.approx(float(one_day.run.trace.revenue_aud.sum()), abs=0.01)
+    assert f["revenue_settled_aud"] == pytest.approx(float(one_day.run.trace.revenue_aud.sum()), abs=0.01)
+    # Stored energy at the end of the window is valued at the window's median price times η_d.
+    value = f["stored_energy_value_aud_per_mwh"]
+    assert value == pytest.approx(max(float(np.median(one_day.run.trace.price_aud_per_mwh)), 0.0) * 0.95)
+    moved = one_day.run.final_soc_mwh - one_day.run.initial_soc_mwh
+    assert f["revenue"] == pytest.approx(f["revenue_settled_aud"] + value * moved, abs=0.02)
+    # Net of the degradation cost against the bound under the strategy's own limits and costs.
+    through = f["energy_charged_mwh"] + f["energy_discharged_mwh"]
+    assert f["net_value_aud"] == pytest.approx(f["revenue"] - 5.0 * through, abs=0.02)
+    assert f["capture_ratio_constrained"] == pytest.approx(
+        f["net_value_aud"] / f["perfect_foresight_constrained_net_aud"], abs=1e-4
+    )
+    assert f["perfect_foresight_constrained_net_aud"] <= f["perfect_foresight_revenue"] + 1e-6
     assert f["bidding_loss_aud"] + f["forecast_loss_aud"] == pytest.approx(
         f["perfect_foresight_revenue"] - f["revenue"], abs=0.02
     )
@@ -177,10 +189,18 @@ def test_figures_add_up(one_day: BacktestResult) -> None:
 
 def test_perfect_foresight_is_the_hindsight_bound(one_day: BacktestResult) -> None:
     # The bound's schedule, replayed on the realised prices, earns exactly its revenue.
-    assert one_day.bound.total_aud == pytest.approx(figures(one_day)["perfect_foresight_revenue"], abs=0.01)
-    # It may end at any SoC, so it bounds runs that sell their stored energy too.
+    f = figures(one_day)
+    assert one_day.bound.total_aud == pytest.approx(f["perfect_foresight_revenue_settled_aud"], abs=0.01)
+    assert one_day.bound.valued_aud == pytest.approx(f["perfect_foresight_revenue"], abs=0.01)
+    # It may end at any SoC (what is left valued), so it bounds runs that sell their stored energy too.
     assert one_day.bound.soc_mwh[-1] >= 2.0 - 1e-6
-    assert one_day.run.revenue_aud <= one_day.bound.total_aud
+    assert f["revenue"] <= one_day.bound.valued_aud
+    # The constrained bound keeps the strategy's 10 % reserve and 2 cycles a day (grid MWh).
+    constrained = one_day.constrained_bound
+    assert constrained is not None
+    assert constrained.soc_mwh.min() >= 2.0 - 1e-6
+    assert constrained.revenue_aud.size == 288
+    assert f["net_value_aud"] <= constrained.net_aud + 1e-6
 
 
 def test_window_errors_say_which_days_are_covered(tape: PriceTape) -> None:
@@ -290,3 +310,63 @@ def test_reference_runs_in_a_second_process_give_the_same_figures(
     assert again.run.revenue_aud == pytest.approx(one_day.run.revenue_aud)
     assert again.perfect_forecast_run is not None and one_day.perfect_forecast_run is not None
     assert again.perfect_forecast_run.revenue_aud == pytest.approx(one_day.perfect_forecast_run.revenue_aud)
+
+
+def test_value_curve_method_bids_valid_convex_and_soc_safe(tape: PriceTape) -> None:
+    from optimization.value_bids import convexity_violation
+    from optimization.value_curve import ValueCurveSettings
+
+    spec = dataclasses.replace(
+        spec_for(tape, 288, 6),
+        value_curve=ValueCurveSettings(degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=20.0),
+    )
+    assert spec.bidding_method == "value_curve"
+    run = simulate(spec, tape, PerfectForecast(), WarmPlanner())
+    assert not run.trace.rejected.any() and run.first_rejection == ""
+    assert run.solves == 48
+    for bid in run.bids:
+        assert convexity_violation(bid) is None
+        assert energy_bid_violations(bid, 10.0, 10.0) == []
+    # SoC never leaves [reserve, capacity]; the strategy's daily cycle cap holds.
+    assert np.nanmin(run.trace.soc_mwh) >= 2.0 - 1e-6 and np.nanmax(run.trace.soc_mwh) <= 20.0 + 1e-6
+    discharged = run.trace.net_mw[run.trace.net_mw > 0].sum() / 12
+    assert discharged <= 2.0 * 20.0 + 1e-6
+    # With the realised prices as its forecast, the value curve trades and earns.
+    assert run.revenue_aud > 0
+    # Each interval clears exactly as the exchange clears its bid.
+    for bid, price, net in zip(run.bids, run.trace.price_aud_per_mwh, run.trace.net_mw, strict=True):
+        assert clear_energy_bid(bid, float(price)).net_mw == pytest.approx(net, abs=1e-9)
+
+
+def test_value_curve_and_lp_lambda_share_the_bounds(tmp_path: Path) -> None:
+    from optimization import ValueCurveSettings, value_curve_settings
+
+    base = BacktestRequest(
+        strategy=example(),
+        strategy_label="strategies/sa1-vpp.toml",
+        strategy_version="t",
+        fleet=default_fleet(),
+        first_day=DAY,
+        last_day=DAY,
+        models_dir=tmp_path,
+        split_losses=False,
+    )
+    lp = run_backtest(base, load_prices(Region.SA1), progress=False)
+    strategy = example().with_bidding(method="value_curve", cycle_shadow_price_aud_per_mwh=10.0)
+    vc = run_backtest(
+        dataclasses.replace(base, strategy=strategy), load_prices(Region.SA1), progress=False, reuse=lp
+    )
+    # The strategy's [bidding] method reaches the engine: the run bid the value curve.
+    assert vc.bound is lp.bound and vc.constrained_bound is lp.constrained_bound  # bounds reused
+    assert vc.run.plan_seconds > 0 and vc.run.solve_seconds == 0.0  # no HiGHS in a value-curve run
+    assert value_curve_settings(strategy) == ValueCurveSettings(
+        degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=10.0
+    )
+    f_lp, f_vc = figures(lp), figures(vc)
+    assert f_lp["perfect_foresight_revenue"] == pytest.approx(f_vc["perfect_foresight_revenue"])
+    assert f_lp["perfect_foresight_constrained_net_aud"] == pytest.approx(
+        f_vc["perfect_foresight_constrained_net_aud"]
+    )
+    assert f_vc["revenue"] <= f_vc["perfect_foresight_revenue"] + 1e-6
+    assert f_vc["net_value_aud"] <= f_vc["perfect_foresight_constrained_net_aud"] + 1e-6
+    assert vc.run.revenue_aud != lp.run.revenue_aud

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autobidder.clock import NEM_TZ
-from autobidder.domain import Award, EnergyBid, FactKind, PriceBand, Region, Schedule
+from autobidder.domain import Award, EnergyBid, FactKind, PriceBand, Region, Schedule, TelemetrySnapshot
 from autobidder.facts import FactStore, Provenance
 from autobidder.strategy.model import parse_strategy
 from autobidder.strategy.store import NoSuchVersionError, StrategyStore
@@ -104,3 +104,77 @@ def test_bid_history_reads_the_previous_bid_and_the_trading_day_so_far(store: Fa
     assert found is not None and found.discharge_bands[0].price_aud_per_mwh == 300.0
     # A bid built while submission was paused never reached the market: it is no previous bid.
     assert previous_bid(store, "p1", ends[2], FIVE) is None
+
+
+def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_path: Path) -> None:
+    from autobidder import Forecast, Settings, SqsQueues
+    from autobidder.strategy import planning_telemetry
+    from fleet import FleetClient
+    from market_adapters import ExchangeClient, price_cap_aud_per_mwh, validate_energy_bid
+    from optimization import (
+        build_value_curve_bid,
+        convexity_violation,
+        plan_portfolio_curve,
+        value_curve_settings,
+    )
+    from workflows.activities import CycleActivities
+    from workflows.types import SubmitBidsInput
+
+    strategies = StrategyStore(store.engine)
+    text = (
+        STRATEGY.format(reserve=0.1)
+        + '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
+    )
+    version = strategies.apply(parse_strategy(text), text).version
+    forecast_id, telemetry_id = _facts(store, soc_mwh=12.0, shift=0)
+    request = {
+        "cycle_id": "c0",
+        "forecast_fact_id": forecast_id,
+        "telemetry_fact_id": telemetry_id,
+        "strategy_version": version.ref,
+    }
+    schedule_id = handle_optimize_request(store, request, strategies=strategies)["fact_id"]
+    schedule = store.get(schedule_id, Schedule, FactKind.SCHEDULE)
+    nowhere = "127.0.0.1:9"
+    activities = CycleActivities(
+        Settings(portfolio="p1"),
+        store,
+        ExchangeClient(nowhere, timeout_s=1.0),
+        FleetClient(nowhere, timeout_s=1.0),
+        SqsQueues(f"http://{nowhere}"),
+    )
+    end = schedule.first_interval_end
+    bid, source = activities._build_bid(
+        SubmitBidsInput(
+            "c0", "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
+        ),
+        version,
+    )
+    assert source == schedule_id and bid.strategy_version == version.ref
+    # The same bid the backtest would build: the value curve of the forecast behind the schedule.
+    forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
+    seen = planning_telemetry(
+        store.get(telemetry_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT), version.strategy, 5 / 60
+    )
+    settings = value_curve_settings(version.strategy)
+    assert settings is not None
+    cap = price_cap_aud_per_mwh(end)
+    curve = plan_portfolio_curve(forecast, seen, settings, 5 / 60, -1000.0, cap)
+    expected = build_value_curve_bid(
+        curve,
+        0,
+        seen,
+        bid_id=bid.bid_id,
+        portfolio="p1",
+        region=Region.SA1,
+        interval_end=end,
+        price_floor=-1000.0,
+        price_cap=cap,
+    )
+    assert [b.price_aud_per_mwh for b in bid.discharge_bands] == pytest.approx(
+        [b.price_aud_per_mwh for b in expected.discharge_bands]
+    )
+    assert convexity_violation(bid) is None
+    validate_energy_bid(bid, 10.0, 10.0)
+    # It is not the LP-λ bid: that one prices every extra band on a ladder to the cap.
+    assert bid.discharge_bands[-1].price_aud_per_mwh < cap

@@ -129,6 +129,43 @@ def test_error_message_lists_one_line_per_issue() -> None:
             "only applies when band_policy",
         ),
         ("[bidding]", 'band_policy = "greedy"', "bidding.band_policy", "'ladder' or 'scheduled_only'"),
+        ("[bidding]", 'method = "milp"', "bidding.method", "'lp_lambda' or 'value_curve'"),
+        (
+            "[bidding]",
+            "cycle_shadow_price_aud_per_mwh = 30.0",
+            "bidding.cycle_shadow_price_aud_per_mwh",
+            'only applies when method = "value_curve"',
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\nband_policy = "scheduled_only"',
+            "bidding.band_policy",
+            'only applies when method = "lp_lambda"',
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\nladder_headroom_fraction = 0.5',
+            "bidding.ladder_headroom_fraction",
+            'only applies when method = "lp_lambda"',
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\nprice_dispersion = 1.5',
+            "bidding.price_dispersion",
+            "less than or equal to 1",
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\nsoc_points = 1',
+            "bidding.soc_points",
+            "greater than or equal to 2",
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\ncycle_shadow_price_aud_per_mwh = -1.0',
+            "bidding.cycle_shadow_price_aud_per_mwh",
+            "greater than or equal to 0",
+        ),
     ],
 )
 def test_section_rules(section: str, lines: str, field: str, fragment: str) -> None:
@@ -195,3 +232,24 @@ def test_strategy_is_frozen() -> None:
     with pytest.raises(ValueError):
         s.safety.max_mw_per_bid = 1.0  # type: ignore[misc]
     assert math.isfinite(s.safety.max_mw_per_bid)
+
+
+def test_value_curve_method_and_settings() -> None:
+    strategy = parse_strategy(
+        MINIMAL
+        + '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 30\nprice_dispersion = 0.5\n'
+    )
+    assert strategy.bidding.method == "value_curve"
+    assert strategy.bidding.value_curve_setting("cycle_shadow_price_aud_per_mwh") == 30.0
+    assert strategy.bidding.value_curve_setting("soc_points") == 41  # the default when left out
+    # A strategy that does not use the method hashes as it did before the method existed.
+    plain = parse_strategy(MINIMAL)
+    assert "method" not in plain.canonical()["bidding"]
+    assert "price_atoms" not in plain.canonical()["bidding"]
+    assert strategy.canonical()["bidding"]["method"] == "value_curve"
+    assert plain.content_hash != strategy.content_hash
+    # Swapping bidding keeps the rest and validates; the default bidding is LP-λ again.
+    back = strategy.with_bidding()
+    assert back.bidding.method == "lp_lambda" and back.content_hash == plain.content_hash
+    changed = {c.field for c in diff_strategies(plain, strategy)}
+    assert {"bidding.method", "bidding.cycle_shadow_price_aud_per_mwh", "bidding.price_dispersion"} <= changed

@@ -58,9 +58,10 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import build_energy_bid
+from optimization import withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
+from workflows.curve_bids import schedule_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.types import (
     AwaitAwardInput,
@@ -262,12 +263,12 @@ class CycleActivities:
         }
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
-            source, scheduled_d, scheduled_c = inp.telemetry_fact_id, 0.0, 0.0
+            source, scheduled_d, scheduled_c, curve = inp.telemetry_fact_id, 0.0, 0.0, False
         else:
-            schedule = self._store.get(inp.schedule_fact_id, Schedule, FactKind.SCHEDULE)
-            bid = build_energy_bid(schedule, telemetry, **common)
             source = inp.schedule_fact_id
-            scheduled_d, scheduled_c = schedule.discharge_mw[0], schedule.charge_mw[0]
+            bid, scheduled_d, scheduled_c, curve = schedule_bid(
+                self._store, source, telemetry, strategy, hours, common
+            )
         if version is None:
             return bid, source
         context = BidContext(
@@ -281,6 +282,8 @@ class CycleActivities:
             previous_bid=previous_bid(self._store, inp.portfolio, interval_end, interval),
         )
         limited = apply_strategy_limits(bid, version.strategy, context, version.ref).bid
+        # As in the backtest: an overlap the rebid clamp re-creates in a value-curve bid is withdrawn.
+        limited = withdraw_convexity_overlap(limited) if curve else limited
         return in_nem_format(limited, self._price_caps), source
 
     def _store_bid(

@@ -15,6 +15,10 @@ path as in the file), the value found and the rule, so a file is fixed in one ro
 Two strategies with the same content have the same `content_hash` whatever their TOML layout or
 comments, which is how the store (autobidder/strategy/store.py) tells a real change from a
 reformatted file.
+
+Long because every section's fields, rules and defaults live side by side with the one reader
+that reports them all at once; splitting sections from the reader would scatter each rule from
+its message.
 """
 
 from __future__ import annotations
@@ -226,29 +230,77 @@ class OperationSection(_Section):
     backup_reserve_fraction: float = Field(0.0, ge=0.0, lt=0.95)
 
 
-class BiddingSection(_Section):
-    """How the schedule becomes bid bands.
+# Fields of [bidding] that only the value-curve method reads, and their defaults.
+VALUE_CURVE_DEFAULTS: dict[str, float | int] = {
+    "cycle_shadow_price_aud_per_mwh": 0.0,
+    "price_dispersion": 1.0,
+    "soc_points": 41,
+    "price_atoms": 12,
+}
 
-    `ladder` offers the scheduled volume at the break-even price plus the rest of the battery's
-    headroom on a ladder of higher (discharge) and lower (charge) prices, so price spikes the
-    forecast missed still pay; `ladder_headroom_fraction` offers only part of that headroom.
-    `scheduled_only` offers the scheduled volume and nothing more.
+
+class BiddingSection(_Section):
+    """How bids are made.
+
+    `method = "lp_lambda"` (the default) bids the LP schedule: `ladder` offers the scheduled
+    volume at the break-even price λ/η plus the rest of the battery's headroom on a ladder of
+    higher (discharge) and lower (charge) prices, so price spikes the forecast missed still pay;
+    `ladder_headroom_fraction` offers only part of that headroom; `scheduled_only` offers the
+    scheduled volume and nothing more.
+
+    `method = "value_curve"` bids the marginal value of stored energy (optimization/value_curve.py):
+    every band sells or buys one SoC segment at its value, so there is no schedule and no ladder.
+    Its settings: `cycle_shadow_price_aud_per_mwh` (the daily cycle limit priced on every MWh
+    discharged, default 0), `price_dispersion` (the forecast's spread around its median the
+    planner believes, 0..1, default 1), `soc_points` (SoC grid, default 41) and `price_atoms`
+    (prices per interval, default 12).
     """
 
+    method: Literal["lp_lambda", "value_curve"] = "lp_lambda"
     band_policy: Literal["ladder", "scheduled_only"] = "ladder"
     ladder_headroom_fraction: float | None = Field(None, ge=0.0, le=1.0)
+    cycle_shadow_price_aud_per_mwh: float | None = Field(None, ge=0.0, le=20000.0)
+    price_dispersion: float | None = Field(None, ge=0.0, le=1.0)
+    soc_points: int | None = Field(None, ge=2, le=1001)
+    price_atoms: int | None = Field(None, ge=1, le=200)
 
     @model_validator(mode="before")
     @classmethod
     def _fraction_needs_ladder(cls, data: Any) -> Any:
-        policy = data.get("band_policy", "ladder") if isinstance(data, dict) else "ladder"
+        if not isinstance(data, dict):
+            return data
+        policy = data.get("band_policy", "ladder")
+        method = data.get("method", "lp_lambda")
         if policy != "ladder" and data.get("ladder_headroom_fraction") is not None:
             raise StrategyRuleError(
                 "ladder_headroom_fraction",
                 data["ladder_headroom_fraction"],
                 f'only applies when band_policy = "ladder" (band_policy is {_show(policy)})',
             )
+        if method == "value_curve":
+            # The defaults (a full ladder) are what a value-curve bid amounts to; anything else
+            # asks for something it does not do.
+            defaults = {"band_policy": "ladder", "ladder_headroom_fraction": 1.0}
+            for name, default in defaults.items():
+                if data.get(name) is not None and data[name] != default:
+                    raise StrategyRuleError(
+                        name,
+                        data[name],
+                        'only applies when method = "lp_lambda" (the value curve bids every band at '
+                        "its SoC segment's value, with no schedule and no ladder)",
+                    )
+        elif method == "lp_lambda":
+            for name in VALUE_CURVE_DEFAULTS:
+                if data.get(name) is not None:
+                    raise StrategyRuleError(
+                        name, data[name], 'only applies when method = "value_curve" (method is "lp_lambda")'
+                    )
         return data
+
+    def value_curve_setting(self, name: str) -> float:
+        """A value-curve setting, its default when the file leaves it out."""
+        value = getattr(self, name)
+        return float(VALUE_CURVE_DEFAULTS[name] if value is None else value)
 
     @model_validator(mode="after")
     def _full_ladder_by_default(self) -> Self:
@@ -295,8 +347,25 @@ class Strategy(BaseModel):
         return strategy_content_hash(self)
 
     def canonical(self) -> dict[str, Any]:
-        """The JSON-ready content that the hash covers (every field, defaults included)."""
-        return self.model_dump(mode="json")
+        """The JSON-ready content that the hash covers (every field, defaults included).
+
+        The bidding method's fields join only when a strategy uses them (`method` when it is not
+        the original "lp_lambda", the value-curve settings when set), so strategies written
+        before they existed keep their content hash."""
+        data = self.model_dump(mode="json")
+        bidding = data["bidding"]
+        if bidding.get("method") == "lp_lambda":
+            del bidding["method"]
+        for name in VALUE_CURVE_DEFAULTS:
+            if bidding.get(name) is None:
+                bidding.pop(name, None)
+        return data
+
+    def with_bidding(self, **bidding: Any) -> Strategy:
+        """The same strategy with its [bidding] section replaced by `bidding` (validated)."""
+        data = self.canonical()
+        data["bidding"] = dict(bidding)
+        return build_strategy(data, source=f"{self.portfolio} with bidding {bidding}")
 
     def with_forecaster(self, model: str) -> Strategy:
         """The same strategy with another forecaster (`backtest compare --forecaster`); validated."""

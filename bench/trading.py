@@ -1,0 +1,378 @@
+"""Benchmark: trading value of value-curve bidding against LP-λ bidding, out of sample, on 2022.
+
+    .venv/bin/python bench/trading.py                            # all five regions, full year
+    .venv/bin/python bench/trading.py --regions SA1 --days 28    # a quick look while tuning
+    .venv/bin/python bench/trading.py --forecaster seasonal_naive
+
+Battery: 10 MW / 20 MWh (the shipped sa1-vpp fleet), with the shipped strategy's costs and limits
+(strategies/sa1-vpp.toml: 5 AUD/MWh degradation, 2 cycles a day, 10 % reserve), re-optimised
+every 30 minutes over 24 h, every interval bid, cleared and settled by the in-process backtest.
+
+Forecasts are out of sample only. The default, `seasonal_ensemble`
+(`backtest.forecasters.SeasonalEnsembleForecaster`), learns nothing: the quantiles of the same
+time of day over the last `--ensemble-days` days, shifted by the latest price's departure from
+its analog median decaying by `--persistence` per 5 minutes; it reads only prices before the
+interval it forecasts. `--forecaster quantile_mlp` refits the project's model every
+`--refit-days` days on every price before the refit point (`RollingRefitForecaster`; seasonal
+naive stands in before the first fit, after `--first-fit-days`), so no scored interval is ever
+forecast by a model that saw it. The value curve's cycle shadow price, dispersion and the
+ensemble's days and persistence were chosen on January-February of SA1 (`--days 58 --grid`,
+see docs/optimization.md); the March-December figures, after that span, are printed too.
+
+Figures (every one values the energy left at the end at the window's median price times η_d):
+capture = net value (revenue less degradation) / the perfect-foresight bound under the same
+reserve, cycle limit and degradation cost; `*_capture_unconstrained` = revenue / the bound with
+physical limits only. `year_s` is the SA1 value-curve run's wall time (forecaster fits and
+predictions, plans, bids, clearing, settlement). Logs go to stderr; the last stdout line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this file's folder comes first on sys.path and would shadow packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from autobidder.config import default_fleet  # noqa: E402
+from autobidder.domain import Region  # noqa: E402
+from autobidder.prices import load_prices  # noqa: E402
+from autobidder.strategy import Strategy, planning_telemetry, read_strategy_file  # noqa: E402
+from backtest.engine import plan_curve  # noqa: E402
+from backtest.forecasters import (  # noqa: E402
+    PerfectForecast,
+    PriceTape,
+    RollingRefitForecaster,
+    SeasonalEnsembleForecaster,
+    resolve_forecaster,
+)
+from backtest.metrics import figures  # noqa: E402
+from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noqa: E402
+from fleet import SimulatedFleet  # noqa: E402
+from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
+from forecasting.quantile_mlp import QuantileMLPForecaster  # noqa: E402
+from optimization import ValueCurveSettings, value_curve_settings  # noqa: E402
+
+log = logging.getLogger("bench.trading")
+
+ROOT = Path(__file__).resolve().parents[1]
+STRATEGY_FILE = ROOT / "strategies" / "sa1-vpp.toml"
+REGIONS = ("NSW1", "QLD1", "SA1", "TAS1", "VIC1")
+FIRST_DAY = date(2022, 1, 2)  # 2022-01-01 is the first day of the file: history only
+HELD_OUT_FROM = date(2022, 3, 1)  # after the shadow-price tuning span
+
+
+def strategy_for(region: str, model: str = "seasonal_naive@1") -> Strategy:
+    shipped = read_strategy_file(STRATEGY_FILE).strategy
+    market = shipped.market.model_copy(update={"region": Region(region)})
+    return shipped.model_copy(update={"market": market}).with_forecaster(model)
+
+
+def value_curve_strategy(
+    strategy: Strategy, args: argparse.Namespace, shadow: float | None = None, dispersion: float | None = None
+) -> Strategy:
+    """The strategy bidding `method = "value_curve"` with the bench's settings (as a TOML would)."""
+    return strategy.with_bidding(
+        method="value_curve",
+        cycle_shadow_price_aud_per_mwh=args.shadow_price if shadow is None else shadow,
+        price_dispersion=args.dispersion if dispersion is None else dispersion,
+        soc_points=args.soc_points,
+        price_atoms=args.price_atoms,
+    )
+
+
+def vc_settings(strategy: Strategy, args: argparse.Namespace) -> ValueCurveSettings:
+    settings = value_curve_settings(value_curve_strategy(strategy, args))
+    assert settings is not None
+    return settings
+
+
+def mlp_factory(args: argparse.Namespace) -> QuantileMLPForecaster:
+    params: dict[str, Any] = {"sample_stride_minutes": 60, "members": args.members}
+    if args.levels:
+        params["levels"] = tuple(float(x) for x in args.levels.split(","))
+    return QuantileMLPForecaster(**params)
+
+
+def _source(
+    args: argparse.Namespace, region: str
+) -> RollingRefitForecaster | PerfectForecast | SeasonalEnsembleForecaster | None:
+    if args.forecaster == "seasonal_naive":
+        return None
+    if args.forecaster == "perfect":
+        return PerfectForecast()
+    if args.forecaster == "seasonal_ensemble":
+        return SeasonalEnsembleForecaster(days=args.ensemble_days, persistence=args.persistence)
+    history = load_nem(Region(region), args.prices)
+    return RollingRefitForecaster(
+        lambda: mlp_factory(args),
+        history,
+        Region(region),
+        refit_days=args.refit_days,
+        first_fit_days=args.first_fit_days,
+        step_intervals=args.reoptimize_every // 5,
+    )
+
+
+def _held_out(result: BacktestResult, start: date) -> dict[str, float | None]:
+    """Revenue over the days from `start` (settled, no end valuation): a figure after the tuning span."""
+    first = (start - result.request.first_day).days * 288
+    if first <= 0 or first >= result.window.intervals:
+        return {"revenue_settled_aud": None, "bound_constrained_settled_aud": None}
+    out: dict[str, float | None] = {"revenue_settled_aud": float(result.run.trace.revenue_aud[first:].sum())}
+    if result.constrained_bound is not None:
+        out["bound_constrained_settled_aud"] = float(result.constrained_bound.revenue_aud[first:].sum())
+    return out
+
+
+def _summary(result: BacktestResult) -> dict[str, Any]:
+    f = figures(result)
+    keys = (
+        "revenue",
+        "revenue_settled_aud",
+        "net_value_aud",
+        "perfect_foresight_revenue",
+        "perfect_foresight_constrained_net_aud",
+        "capture_ratio",
+        "capture_ratio_constrained",
+        "equivalent_full_cycles",
+        "bids_rejected",
+        "solves",
+        "forecast_mae_aud_per_mwh",
+        "stored_energy_value_aud_per_mwh",
+    )
+    out = {k: f.get(k) for k in keys}
+    out["wall_s"] = round(result.run.wall_seconds, 2)
+    out["plan_ms"] = round(1000 * result.run.plan_seconds / max(result.run.solves, 1), 3)
+    out["forecast_s"] = round(result.run.forecast_seconds, 2)
+    out["limits"] = result.run.limit_counts
+    out["notes"] = result.notes
+    return out
+
+
+def run_region(region: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Value curve (and, for SA1 or --lp-everywhere, LP-λ on the same forecasts and shipped today)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    prices = load_prices(Region(region), args.prices)
+    strategy = strategy_for(region)
+    last_day = args.first_day + timedelta(days=args.days - 1)
+    request = BacktestRequest(
+        strategy=strategy,
+        strategy_label=f"{STRATEGY_FILE.name} ({region})",
+        strategy_version="bench",
+        fleet=default_fleet(),
+        first_day=args.first_day,
+        last_day=last_day,
+        reoptimize_every_minutes=args.reoptimize_every,
+        split_losses=False,
+        parallel=False,
+    )
+    vc_request = dataclasses.replace(request, strategy=value_curve_strategy(strategy, args))
+    source = _source(args, region)
+    if args.grid:
+        return grid(region, args, request, prices, source)
+    started = time.perf_counter()
+    vc = run_backtest(vc_request, prices, progress=False, forecaster=source)
+    out: dict[str, Any] = {"region": region, "value_curve": _summary(vc)}
+    out["value_curve"]["run_s"] = round(time.perf_counter() - started, 2)
+    out["value_curve"]["held_out"] = _held_out(vc, HELD_OUT_FROM)
+    out["bound_s"] = {k: round(v, 2) for k, v in vc.timings_s.items() if k.startswith("perfect")}
+    if isinstance(source, RollingRefitForecaster):
+        out["forecaster"] = {
+            "model": source.model,
+            "fits": source.fits,
+            "fit_s": round(source.fit_seconds, 2),
+            "predict_s": round(source.predict_seconds, 2),
+            "fallbacks": source.fallbacks,
+        }
+    log.info("%s value curve: %s", region, out["value_curve"])
+    if region == "SA1" or args.lp_everywhere:
+        lp_request = request  # the shipped strategy: method = "lp_lambda"
+        lp = run_backtest(lp_request, prices, progress=False, forecaster=source, reuse=vc)
+        out["lp_lambda"] = _summary(lp)
+        out["lp_lambda"]["held_out"] = _held_out(lp, HELD_OUT_FROM)
+        log.info("%s lp-lambda: %s", region, out["lp_lambda"])
+        if region == "SA1" and not args.skip_shipped:
+            shipped = run_backtest(lp_request, prices, progress=False, reuse=vc)
+            out["shipped_today"] = _summary(shipped)
+            out["shipped_today"]["held_out"] = _held_out(shipped, HELD_OUT_FROM)
+            log.info("%s shipped today: %s", region, out["shipped_today"])
+        if region == "SA1":
+            out["plan_ms_24h_5min"] = plan_timing(args, region, prices)
+    return out
+
+
+def grid(
+    region: str, args: argparse.Namespace, request: BacktestRequest, prices: Any, source: Any
+) -> dict[str, Any]:
+    """Every (shadow price, dispersion) of --grid on the same forecasts: capture per combination."""
+    table = {}
+    reuse = None
+    for pair in args.grid.split(";"):
+        shadow, dispersion = (float(x) for x in pair.split(","))
+        strategy = value_curve_strategy(request.strategy, args, shadow, dispersion)
+        result = run_backtest(
+            dataclasses.replace(request, strategy=strategy),
+            prices,
+            progress=False,
+            forecaster=source,
+            reuse=reuse,
+        )
+        reuse = result
+        f = figures(result)
+        table[pair] = (
+            f["capture_ratio_constrained"],
+            f["capture_ratio"],
+            f["equivalent_full_cycles"],
+            f["revenue"],
+        )
+        log.info("%s grid %s: %s", region, pair, table[pair])
+    if not args.skip_lp:
+        lp = run_backtest(request, prices, progress=False, forecaster=source, reuse=reuse)
+        f = figures(lp)
+        table["lp_lambda"] = (f["capture_ratio_constrained"], f["capture_ratio"], f["equivalent_full_cycles"])
+    return {"region": region, "grid": table}
+
+
+def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
+    """Median ms of one cold 24 h × 5 min value-curve plan (two passes, no warm terminal) on real
+    forecasts of `region`: distribution from the quantiles, the recursion, everything."""
+    strategy = strategy_for(region)
+    tape = PriceTape.of(Region(region), prices)
+    source = _source(args, region)
+    fleet = SimulatedFleet(strategy.portfolio, default_fleet())
+    settings = vc_settings(strategy, args)
+    times = []
+    first = tape.index_of(tape.end_at(0) + timedelta(days=40))
+    for k in range(30):
+        g = first + k * 6 * 47
+        if source is not None:
+            forecast = source.forecast(tape, g, 288)
+        else:
+            forecast = resolve_forecaster("seasonal_naive@1", Path("var/models")).forecast(tape, g, 288)
+        seen = planning_telemetry(
+            fleet.telemetry(strategy.portfolio, tape.end_at(g) - tape.interval, 5 / 60),
+            strategy,
+            5 / 60,
+            default_fleet(),
+        )
+        started = time.perf_counter()
+        plan_curve(forecast, seen, settings, 5 / 60)
+        times.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(times), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--prices", type=Path, default=NEM_FILE)
+    parser.add_argument("--regions", default=",".join(REGIONS))
+    parser.add_argument("--first-day", type=date.fromisoformat, default=FIRST_DAY)
+    parser.add_argument("--days", type=int, default=364, help="default 364: 2022-01-02 .. 2022-12-31")
+    parser.add_argument(
+        "--forecaster",
+        choices=("quantile_mlp", "seasonal_naive", "seasonal_ensemble", "perfect"),
+        default="seasonal_ensemble",
+    )
+    parser.add_argument("--refit-days", type=int, default=28)
+    parser.add_argument("--ensemble-days", type=int, default=14)
+    parser.add_argument("--persistence", type=float, default=0.97, help="seasonal_ensemble: per 5 minutes")
+    parser.add_argument("--first-fit-days", type=int, default=14)
+    parser.add_argument("--members", type=int, default=4)
+    parser.add_argument("--levels", default="", help="quantile levels, comma separated (default the model's)")
+    parser.add_argument(
+        "--shadow-price", type=float, default=15.0, help="cycle shadow price, AUD per MWh discharged"
+    )
+    parser.add_argument(
+        "--dispersion", type=float, default=1.0, help="value curve: atoms drawn to the median"
+    )
+    parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
+    parser.add_argument("--soc-points", type=int, default=41)
+    parser.add_argument("--price-atoms", type=int, default=12)
+    parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes")
+    parser.add_argument("--lp-everywhere", action="store_true", help="LP-λ in every region, not only SA1")
+    parser.add_argument("--skip-shipped", action="store_true")
+    parser.add_argument("--skip-lp", action="store_true", help="--grid: no LP-λ run")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    # SA1 first: it carries the most work (three runs).
+    regions.sort(key=lambda r: r != "SA1")
+    started = time.perf_counter()
+    if args.jobs > 1 and len(regions) > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(run_region, regions, [args] * len(regions)))
+    else:
+        results = [run_region(r, args) for r in regions]
+    total_s = time.perf_counter() - started
+    if args.grid:
+        print(json.dumps({r["region"]: r["grid"] for r in results}))
+        return
+    by = {r["region"]: r for r in results}
+    out: dict[str, Any] = {}
+    sa1 = by.get("SA1")
+    if sa1 is not None:
+        vc, lp = sa1["value_curve"], sa1.get("lp_lambda", {})
+        shipped = sa1.get("shipped_today", {})
+        out |= {
+            "sa1_2022_capture_value_curve": vc["capture_ratio_constrained"],
+            "sa1_2022_capture_lp_lambda": lp.get("capture_ratio_constrained"),
+            "sa1_2022_revenue_value_curve_aud": vc["revenue"],
+            "sa1_2022_revenue_lp_lambda_aud": lp.get("revenue"),
+            "sa1_2022_revenue_shipped_today_aud": shipped.get("revenue"),
+            "sa1_2022_capture_shipped_today": shipped.get("capture_ratio_constrained"),
+            "sa1_2022_capture_unconstrained": vc["capture_ratio"],
+            "sa1_2022_capture_unconstrained_lp_lambda": lp.get("capture_ratio"),
+            "sa1_2022_value_curve_over_lp_lambda": _div(vc["revenue"], lp.get("revenue")),
+            "sa1_2022_value_curve_over_shipped_today": _div(vc["revenue"], shipped.get("revenue")),
+            "sa1_2022_bound_constrained_net_aud": vc["perfect_foresight_constrained_net_aud"],
+            "sa1_2022_bound_unconstrained_aud": vc["perfect_foresight_revenue"],
+            "sa1_mar_dec_capture_value_curve": _held_capture(vc),
+            "sa1_mar_dec_capture_lp_lambda": _held_capture(lp),
+            "sa1_mar_dec_capture_shipped_today": _held_capture(shipped),
+            "plan_ms_24h_5min": sa1.get("plan_ms_24h_5min"),
+            "year_s": vc["wall_s"],
+        }
+    captures = {r: by[r]["value_curve"]["capture_ratio_constrained"] for r in regions}
+    out |= {
+        "min_region_capture_2022": min((c for c in captures.values() if c is not None), default=None),
+        "region_capture_value_curve": captures,
+        "region_capture_unconstrained": {r: by[r]["value_curve"]["capture_ratio"] for r in regions},
+        "region_revenue_value_curve_aud": {r: by[r]["value_curve"]["revenue"] for r in regions},
+        "region_lp_lambda_capture": {
+            r: by[r]["lp_lambda"]["capture_ratio_constrained"] for r in regions if "lp_lambda" in by[r]
+        },
+        "forecaster": args.forecaster,
+        "shadow_price_aud_per_mwh": args.shadow_price,
+        "days": args.days,
+        "first_day": args.first_day.isoformat(),
+        "total_s": round(total_s, 1),
+    }
+    log.info("details: %s", json.dumps(results))
+    print(json.dumps(out))
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def _held_capture(summary: dict[str, Any]) -> float | None:
+    held = summary.get("held_out") or {}
+    a, b = held.get("revenue_settled_aud"), held.get("bound_constrained_settled_aud")
+    return round(a / b, 4) if a is not None and b else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Bids from the value curve: each band moves one SoC segment at that segment's marginal value.
+
+For the interval being bid (row t of a `optimization.value_curve.ValueCurve`, priced with row
+t + 1, the value of what is left at the interval's end), from the current SoC e₀:
+
+* Discharge. The SoC-safe discharge limit D (`optimization.bids.soc_safe_power_limits`: even
+  if every band clears, the SoC stays at or above the reserve) is split into `band_count` equal
+  bands. Band k sells the segment ending at e_k = e₀ − (k + 1)·(D/n)·Δt/η_d, priced
+  v(e_k)/η_d + c_d (c_d: degradation plus the cycle shadow price). v is non-increasing in e, so
+  prices rise with k: the first MW go at the lowest price, the last ones (deepest into the
+  battery, the most valuable energy) at the highest.
+* Charge. The SoC-safe charge limit C in `band_count` equal bands; band k buys the segment ending
+  at e_k = e₀ + (k + 1)·(C/n)·Δt·η_c at η_c·v(e_k) − c_c. Prices fall with k; the bid lists
+  them ascending (the NEM order), so the band taken first at a falling price is the last one.
+* Prices are clamped to [floor, cap]; clamping keeps both sides non-decreasing. The bid then
+  goes into the NEM's format (`autobidder.nem_energy_bands`: whole cents, strictly increasing,
+  whole kW rounded down, so never more than the SoC-safe volume).
+
+**Bid convexity** (AEMO, bidirectional units): the highest charge price with volume must sit
+strictly below the lowest discharge price with volume. With v ≥ 0 and c > 0 the thresholds
+satisfy it (η_c·v − c_c < v/η_d + c_d); a negative value (a full battery facing negative prices)
+or a zero value at zero cost can break it. `resolve_convexity` then makes the charge side give
+way (its prices are capped one tick below the lowest discharge price: when stored energy has a
+negative value, emptying is worth more than filling); if that would go below the floor, the
+discharge side gives way instead (floored one tick above the highest charge price); if neither
+fits within [floor, cap], the overlapping charge bands are withdrawn (volume 0). The result
+always satisfies the rule, which `convexity_violation` checks.
+
+The band builder only reads the curve at SoC points, so a curve planned some intervals earlier
+still prices a fresh bid from the battery's actual SoC (the backtest re-plans every R intervals
+and bids every interval in between from row k + 1 of the last plan).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot, nem_energy_bands
+from optimization.bids import soc_safe_power_limits
+from optimization.problem import ProblemDataError, aggregate_portfolio
+from optimization.value_curve import (
+    FloatArray,
+    PriceDistribution,
+    StorageModel,
+    ValueCurve,
+    ValueCurveSettings,
+    plan_value_curve,
+)
+
+# The smallest price step between the two sides when convexity is resolved (AUD/MWh).
+PRICE_TICK_AUD_PER_MWH = 0.01
+# Bands carrying less than this are empty for the convexity rule.
+MIN_BAND_MW = 1e-9
+
+
+def _sides_with_volume(bid: EnergyBid) -> tuple[float, float]:
+    """(highest charge price with volume, lowest discharge price with volume); ±inf when none."""
+    charge = max(
+        (b.price_aud_per_mwh for b in bid.charge_bands if b.volume_mw > MIN_BAND_MW), default=-math.inf
+    )
+    discharge = min(
+        (b.price_aud_per_mwh for b in bid.discharge_bands if b.volume_mw > MIN_BAND_MW), default=math.inf
+    )
+    return charge, discharge
+
+
+def convexity_violation(bid: EnergyBid) -> str | None:
+    """Why `bid` breaks bid convexity, or None when it keeps it (module docstring)."""
+    charge, discharge = _sides_with_volume(bid)
+    if charge < discharge:
+        return None
+    return (
+        f"highest charge price with volume {charge:g} is not below the lowest discharge price with "
+        f"volume {discharge:g}"
+    )
+
+
+def resolve_convexity(
+    bid: EnergyBid,
+    price_floor: float,
+    price_cap: float,
+    tick: float = PRICE_TICK_AUD_PER_MWH,
+) -> EnergyBid:
+    """`bid` with one side given way so convexity holds (module docstring); unchanged if it holds."""
+    charge, discharge = _sides_with_volume(bid)
+    if charge < discharge:
+        return bid
+    if discharge - tick >= price_floor:
+        top = discharge - tick
+        bands = tuple(
+            b if b.price_aud_per_mwh <= top else PriceBand(price_aud_per_mwh=top, volume_mw=b.volume_mw)
+            for b in bid.charge_bands
+        )
+        return bid.model_copy(update={"charge_bands": bands})
+    if charge + tick <= price_cap:
+        bottom = charge + tick
+        bands = tuple(
+            b if b.price_aud_per_mwh >= bottom else PriceBand(price_aud_per_mwh=bottom, volume_mw=b.volume_mw)
+            for b in bid.discharge_bands
+        )
+        return bid.model_copy(update={"discharge_bands": bands})
+    bands = tuple(
+        b
+        if b.price_aud_per_mwh < discharge
+        else PriceBand(price_aud_per_mwh=b.price_aud_per_mwh, volume_mw=0.0)
+        for b in bid.charge_bands
+    )
+    return bid.model_copy(update={"charge_bands": bands})
+
+
+def value_curve_band_prices(
+    curve: ValueCurve,
+    row: int,
+    soc_mwh: float,
+    discharge_limit_mw: float,
+    charge_limit_mw: float,
+    band_count: int,
+    price_floor: float,
+    price_cap: float,
+) -> tuple[list[float], list[float]]:
+    """(discharge prices, charge prices), both non-decreasing, for equal bands (module docstring)."""
+    st, s = curve.storage, curve.settings
+    dt = st.interval_hours
+    k = np.arange(1, band_count + 1, dtype=np.float64)
+    e_down: FloatArray = soc_mwh - k * (discharge_limit_mw / band_count) * dt / st.discharge_efficiency
+    e_up: FloatArray = soc_mwh + k * (charge_limit_mw / band_count) * dt * st.charge_efficiency
+    v_down = curve.value_at(row, e_down)
+    v_up = curve.value_at(row, e_up)
+    discharge = np.clip(
+        v_down / st.discharge_efficiency + s.discharge_cost_aud_per_mwh, price_floor, price_cap
+    )
+    charge = np.clip(st.charge_efficiency * v_up - s.charge_cost_aud_per_mwh, price_floor, price_cap)
+    # Exact monotone already (v is non-increasing); accumulate guards the last ulp of interpolation.
+    discharge = np.maximum.accumulate(discharge)
+    charge = np.maximum.accumulate(charge[::-1])
+    return [float(p) for p in discharge], [float(p) for p in charge]
+
+
+def build_value_curve_bid(
+    curve: ValueCurve,
+    step: int,
+    telemetry: TelemetrySnapshot,
+    *,
+    bid_id: str,
+    portfolio: str,
+    region: Region,
+    interval_end: datetime,
+    band_count: int = 10,
+    price_floor: float = -1000.0,
+    price_cap: float = 15500.0,
+) -> EnergyBid:
+    """The energy bid for interval `step` of `curve`'s horizon from the telemetry's SoC."""
+    if not 0 <= step < curve.horizon:
+        raise ProblemDataError(f"step: {step} is outside the curve's horizon of {curve.horizon} intervals")
+    if band_count < 1:
+        raise ProblemDataError(f"band_count: {band_count} must be >= 1")
+    if not (math.isfinite(price_floor) and math.isfinite(price_cap) and price_floor < price_cap):
+        raise ProblemDataError(f"price_floor {price_floor} must be finite and below price_cap {price_cap}")
+    if portfolio != telemetry.portfolio:
+        raise ProblemDataError(f"portfolio {portfolio!r} does not match telemetry {telemetry.portfolio!r}")
+    battery = aggregate_portfolio(telemetry)
+    discharge_mw, charge_mw = soc_safe_power_limits(battery, curve.storage.interval_hours)
+    d_prices, c_prices = value_curve_band_prices(
+        curve, step + 1, battery.soc_mwh, discharge_mw, charge_mw, band_count, price_floor, price_cap
+    )
+    bid = EnergyBid(
+        bid_id=bid_id,
+        portfolio=portfolio,
+        region=region,
+        interval_end=interval_end,
+        discharge_bands=tuple(
+            PriceBand(price_aud_per_mwh=p, volume_mw=discharge_mw / band_count) for p in d_prices
+        ),
+        charge_bands=tuple(
+            PriceBand(price_aud_per_mwh=p, volume_mw=charge_mw / band_count) for p in c_prices
+        ),
+    )
+    bid = resolve_convexity(bid, price_floor, price_cap)
+    # The NEM's format (whole cents, strictly increasing, convex, whole kW rounded down): prices
+    # move by at most the cent steps that make each side strictly increasing.
+    supply, demand = nem_energy_bands(
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands],
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands],
+        floor=price_floor,
+        cap=price_cap,
+    )
+    return bid.model_copy(
+        update={
+            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
+            "charge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
+        }
+    )
+
+
+def withdraw_convexity_overlap(bid: EnergyBid) -> EnergyBid:
+    """`bid` with every charge band priced at or above the lowest discharge price with volume set
+    to zero volume: convexity restored without moving any price (for bids whose prices a later
+    rule has fixed, e.g. the rebid clamp). Unchanged when convexity holds."""
+    charge, discharge = _sides_with_volume(bid)
+    if charge < discharge:
+        return bid
+    bands = tuple(
+        b
+        if b.price_aud_per_mwh < discharge
+        else PriceBand(price_aud_per_mwh=b.price_aud_per_mwh, volume_mw=0.0)
+        for b in bid.charge_bands
+    )
+    return bid.model_copy(update={"charge_bands": bands})
+
+
+def portfolio_storage(telemetry: TelemetrySnapshot, interval_hours: float) -> StorageModel:
+    """The portfolio's online batteries (as the optimizer sees them) as the planner's storage."""
+    battery = aggregate_portfolio(telemetry)
+    reserve = min(battery.reserve_mwh, battery.capacity_mwh * (1 - 1e-9))
+    return StorageModel(
+        capacity_mwh=battery.capacity_mwh,
+        reserve_mwh=reserve,
+        max_charge_mw=battery.max_charge_mw,
+        max_discharge_mw=battery.max_discharge_mw,
+        charge_efficiency=battery.charge_efficiency,
+        discharge_efficiency=battery.discharge_efficiency,
+        interval_hours=interval_hours,
+    )
+
+
+def plan_portfolio_curve(
+    forecast: Forecast,
+    telemetry: TelemetrySnapshot,
+    settings: ValueCurveSettings,
+    interval_hours: float,
+    price_floor: float,
+    price_cap: float,
+    previous: ValueCurve | None = None,
+    previous_row: int = 0,
+) -> ValueCurve:
+    """The portfolio's value curve against the forecast's price distribution (clipped to the
+    market's floor and cap); `previous` (the last plan, `previous_row` intervals ago) warm-starts
+    the periodic terminal value. The live cycle and the backtest both plan through here."""
+    distribution = PriceDistribution.from_forecast(forecast, settings.price_atoms, price_floor, price_cap)
+    if previous is not None and previous.horizon != distribution.horizon:
+        previous = None
+    return plan_value_curve(
+        portfolio_storage(telemetry, interval_hours), distribution, settings, previous, previous_row
+    )

@@ -1,0 +1,325 @@
+"""The value of stored energy, SoC point by SoC point: stochastic dynamic programming over a horizon.
+
+Let v_t(e) be the marginal value (AUD per MWh stored) of energy at state of charge e at the START
+of interval t: how much the rest of the horizon earns from one more MWh in store. It is
+non-increasing in e. A price-taker with charge efficiency η_c, discharge efficiency η_d, charge
+cost c_c and discharge cost c_d (AUD per grid MWh: the degradation cost, plus on the discharge
+side the shadow price of the daily cycle limit) acts at a realised price λ of interval t:
+
+* discharge while λ ≥ v_{t+1}(e')/η_d + c_d (selling a stored MWh pays more than keeping it),
+* charge while λ ≤ η_c·v_{t+1}(e') − c_c (buying a grid MWh costs less than it will be worth),
+* otherwise hold; the move is clipped by the power P·Δt and by the SoC bounds [reserve, capacity].
+
+Differentiating the value of that one-step problem in e gives v_t(e | λ) in closed form, with
+a = (λ + c_c)/η_c (the cost of the last MWh charged, per MWh stored) and b = η_d·(λ − c_d)
+(what the last MWh discharged earns, per MWh stored), v = v_{t+1}, e⁺ = e + η_c·P_c·Δt and
+e⁻ = e − P_d·Δt/η_d::
+
+    a < v(e)   (charging)      v_t(e | λ) = max(a, v(e⁺))        v(e⁺) = −∞ above the capacity
+    b > v(e)   (discharging)   v_t(e | λ) = min(b, v(e⁻))        v(e⁻) = +∞ below the reserve
+    otherwise  (holding)       v_t(e | λ) = v(e)
+
+and v_t(e) = E_λ[v_t(e | λ)] (Zheng, Jaworski & Xu, IEEE TPWRS 2022, with the price distribution
+of each interval taken from the forecaster instead of a Markov chain). The price of interval t
+is independent of v_{t+1} (both are conditioned only on what is known when planning), so the
+thresholds of interval t are fixed before it: exactly a bid (optimization/value_bids.py).
+A v_{t+1} that is non-increasing gives a non-increasing v_t (each branch is a clip of monotone
+functions), so monotonicity is preserved from the terminal value backwards.
+
+The price distribution of interval t (`PriceDistribution`) is a set of equally likely atoms read
+off the forecast's quantile function: linear between the forecast's levels and extrapolated
+linearly beyond the outermost ones (the spike tail), clipped to the market floor and cap.
+
+Terminal value: either given, or periodic (`passes` ≥ 2): the first pass ends at the median
+price times η_d, each later pass ends at the first interval's curve of the pass before (a 24 h
+horizon's value is periodic by day under a fixed daily price model; two passes converge).
+
+Pure numpy, vectorised over price atoms and SoC points: one backward step is a handful of array
+operations on an (atoms × SoC points) array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from autobidder import Forecast
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+class ValueCurveError(ValueError):
+    """Malformed input to the value-curve planner; the message names the field."""
+
+
+@dataclass(frozen=True)
+class StorageModel:
+    """The (aggregated) battery as the planner sees it; SoC in MWh stored, power at the grid."""
+
+    capacity_mwh: float
+    reserve_mwh: float
+    max_charge_mw: float
+    max_discharge_mw: float
+    charge_efficiency: float
+    discharge_efficiency: float
+    interval_hours: float
+
+    def __post_init__(self) -> None:
+        checks = {
+            "capacity_mwh": self.capacity_mwh > 0,
+            "reserve_mwh": 0 <= self.reserve_mwh < self.capacity_mwh,
+            "max_charge_mw": self.max_charge_mw >= 0,
+            "max_discharge_mw": self.max_discharge_mw >= 0,
+            "charge_efficiency": 0 < self.charge_efficiency <= 1,
+            "discharge_efficiency": 0 < self.discharge_efficiency <= 1,
+            "interval_hours": self.interval_hours > 0,
+        }
+        for name, ok in checks.items():
+            value = getattr(self, name)
+            if not (ok and math.isfinite(value)):
+                raise ValueCurveError(f"{name}: {value} is out of range")
+
+
+@dataclass(frozen=True)
+class ValueCurveSettings:
+    """How the planner discretises and what it charges.
+
+    `degradation_cost_aud_per_mwh` is charged on every grid MWh in and out;
+    `cycle_shadow_price_aud_per_mwh` is added on discharge only: the daily cycle limit priced as
+    a throughput cost (choose it on training data; bench/trading.py does). `soc_points` SoC grid
+    points from the reserve to the capacity; `price_atoms` equally likely prices per interval.
+    """
+
+    degradation_cost_aud_per_mwh: float = 0.0
+    cycle_shadow_price_aud_per_mwh: float = 0.0
+    soc_points: int = 41
+    price_atoms: int = 12
+    passes: int = 2
+    terminal_value_aud_per_mwh: float | None = None
+    # Each interval's atoms are drawn towards its median by this factor (1: the forecast's own
+    # spread, 0: its median path). The recursion treats intervals as independent, so a forecast's
+    # full marginal spread overstates how often a spike comes; choose it on training data.
+    dispersion: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.soc_points < 2:
+            raise ValueCurveError(f"soc_points: {self.soc_points} must be >= 2")
+        if self.price_atoms < 1:
+            raise ValueCurveError(f"price_atoms: {self.price_atoms} must be >= 1")
+        if self.passes < 1:
+            raise ValueCurveError(f"passes: {self.passes} must be >= 1")
+        for name in ("degradation_cost_aud_per_mwh", "cycle_shadow_price_aud_per_mwh"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueCurveError(f"{name}: {value} must be finite and >= 0")
+        if not (math.isfinite(self.dispersion) and 0 <= self.dispersion <= 1):
+            raise ValueCurveError(f"dispersion: {self.dispersion} must be within [0, 1]")
+        if self.terminal_value_aud_per_mwh is not None and not math.isfinite(self.terminal_value_aud_per_mwh):
+            raise ValueCurveError(
+                f"terminal_value_aud_per_mwh: {self.terminal_value_aud_per_mwh} is not finite"
+            )
+
+    @property
+    def charge_cost_aud_per_mwh(self) -> float:
+        return self.degradation_cost_aud_per_mwh
+
+    @property
+    def discharge_cost_aud_per_mwh(self) -> float:
+        return self.degradation_cost_aud_per_mwh + self.cycle_shadow_price_aud_per_mwh
+
+
+@dataclass(frozen=True, eq=False)
+class PriceDistribution:
+    """`prices[t, j]` is atom j of interval t's price, with probability `weights[j]` (sum 1)."""
+
+    prices: FloatArray
+    weights: FloatArray
+
+    def __post_init__(self) -> None:
+        prices = np.asarray(self.prices, dtype=np.float64)
+        weights = np.asarray(self.weights, dtype=np.float64)
+        if prices.ndim != 2 or prices.shape[0] == 0 or prices.shape[1] != weights.size:
+            raise ValueCurveError(f"prices: shape {prices.shape} does not match {weights.size} weights")
+        if not np.all(np.isfinite(prices)):
+            raise ValueCurveError("prices: not all finite")
+        if np.any(weights < 0) or abs(float(weights.sum()) - 1.0) > 1e-9:
+            raise ValueCurveError(f"weights: must be >= 0 and sum to 1, got {weights.sum()}")
+        object.__setattr__(self, "prices", prices)
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.prices.shape[0])
+
+    @classmethod
+    def point(cls, prices: npt.ArrayLike) -> PriceDistribution:
+        """A known price path (one atom per interval): the deterministic case."""
+        p = np.asarray(prices, dtype=np.float64)
+        return cls(p[:, None], np.ones(1))
+
+    @classmethod
+    def from_quantiles(
+        cls,
+        levels: npt.ArrayLike,
+        values: npt.ArrayLike,
+        atoms: int = 20,
+        floor: float = -math.inf,
+        cap: float = math.inf,
+    ) -> PriceDistribution:
+        """Equally likely atoms at levels (j + ½)/atoms of the quantile function given by
+        `values[k, t]` (the `levels[k]` quantile of interval t): linear between levels, extended
+        linearly beyond the outermost two on each side, clipped to [floor, cap]."""
+        lv = np.asarray(levels, dtype=np.float64)
+        q = np.asarray(values, dtype=np.float64)
+        if q.ndim != 2 or q.shape[0] != lv.size:
+            raise ValueCurveError(f"values: shape {q.shape} does not match {lv.size} levels")
+        if lv.size == 1:
+            return cls(q[0][:, None], np.ones(1))
+        if np.any(np.diff(lv) <= 0):
+            raise ValueCurveError(f"levels: {lv.tolist()} must be strictly ascending")
+        u = (np.arange(atoms) + 0.5) / atoms
+        seg = np.clip(np.searchsorted(lv, u) - 1, 0, lv.size - 2)
+        frac = (u - lv[seg]) / (lv[seg + 1] - lv[seg])  # < 0 or > 1 outside: linear extrapolation
+        atoms_tj = q[seg].T * (1.0 - frac) + q[seg + 1].T * frac  # (T, atoms)
+        atoms_tj = np.sort(np.clip(atoms_tj, floor, cap), axis=1)
+        return cls(atoms_tj, np.full(atoms, 1.0 / atoms))
+
+    @classmethod
+    def from_forecast(
+        cls, forecast: Forecast, atoms: int = 20, floor: float = -math.inf, cap: float = math.inf
+    ) -> PriceDistribution:
+        """The forecast's quantiles (its p50 joins as level 0.5); a point forecast is one atom."""
+        p50 = np.asarray(forecast.p50.prices_aud_per_mwh, dtype=np.float64)
+        rows = {q.level: np.asarray(q.prices_aud_per_mwh, dtype=np.float64) for q in forecast.quantiles}
+        if not rows:
+            return cls.point(np.clip(p50, floor, cap))
+        rows.setdefault(0.5, p50)
+        levels = sorted(rows)
+        return cls.from_quantiles(levels, np.stack([rows[k] for k in levels]), atoms, floor, cap)
+
+
+@dataclass(frozen=True, eq=False)
+class ValueCurve:
+    """`values[t, i]`: v_t at `soc_grid_mwh[i]`, for t = 0 … T (row T is the terminal value).
+
+    Row t is the value at the START of interval t; a bid for interval t prices its bands with
+    row t + 1 (the value of what is left at the end of the interval).
+    """
+
+    soc_grid_mwh: FloatArray
+    values: FloatArray
+    storage: StorageModel
+    settings: ValueCurveSettings
+
+    @property
+    def horizon(self) -> int:
+        return int(self.values.shape[0] - 1)
+
+    def value_at(self, row: int, soc_mwh: float | FloatArray) -> FloatArray:
+        """v_row at `soc_mwh` (linear between grid points, held flat outside the grid)."""
+        return np.asarray(
+            np.interp(np.asarray(soc_mwh, dtype=np.float64), self.soc_grid_mwh, self.values[row]),
+            dtype=np.float64,
+        )
+
+
+@dataclass(frozen=True)
+class _Shift:
+    """Linear interpolation of a grid function at grid + shift, with the out-of-range mask."""
+
+    lo: IntArray
+    frac: FloatArray
+    outside: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, grid: FloatArray, shift: float) -> _Shift:
+        n = grid.size
+        step = (grid[-1] - grid[0]) / (n - 1)
+        pos = np.arange(n) + shift / step
+        outside = (pos > n - 1 + 1e-9) | (pos < -1e-9)
+        pos = np.clip(pos, 0.0, n - 1.0)
+        lo = np.minimum(np.floor(pos).astype(np.intp), n - 2)
+        return cls(lo, pos - lo, outside)
+
+    def at(self, v: FloatArray, fill: float) -> FloatArray:
+        out = v[self.lo] * (1.0 - self.frac) + v[self.lo + 1] * self.frac
+        out[self.outside] = fill
+        return out
+
+
+def backward_step(
+    v_next: FloatArray,
+    prices: FloatArray,
+    weights: FloatArray,
+    up: _Shift,
+    down: _Shift,
+    storage: StorageModel,
+    settings: ValueCurveSettings,
+) -> FloatArray:
+    """v_t from v_{t+1} and interval t's price atoms (module docstring)."""
+    lam = prices[:, None]
+    a = (lam + settings.charge_cost_aud_per_mwh) / storage.charge_efficiency
+    b = storage.discharge_efficiency * (lam - settings.discharge_cost_aud_per_mwh)
+    v_up = up.at(v_next, -np.inf)
+    v_down = down.at(v_next, np.inf)
+    given = np.where(a < v_next, np.maximum(a, v_up), np.where(b > v_next, np.minimum(b, v_down), v_next))
+    out: FloatArray = weights @ given
+    return out
+
+
+def plan_value_curve(
+    storage: StorageModel,
+    distribution: PriceDistribution,
+    settings: ValueCurveSettings | None = None,
+    terminal: ValueCurve | None = None,
+    terminal_row: int = 0,
+) -> ValueCurve:
+    """Backward recursion over the distribution's horizon (module docstring).
+
+    `terminal` (a curve planned earlier) warm-starts the periodic terminal value: one pass ending
+    at its row `terminal_row` (read at this plan's SoC grid) instead of `settings.passes` passes.
+    With a 24 h horizon re-planned every R intervals, row R of the last plan is the value at this
+    plan's start, which is what a day-periodic terminal value should be.
+    """
+    s = settings or ValueCurveSettings()
+    grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
+    up = _Shift.of(grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours)
+    down = _Shift.of(grid, -storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency)
+    horizon = distribution.horizon
+    values = np.empty((horizon + 1, grid.size))
+    if s.terminal_value_aud_per_mwh is not None:
+        end = np.full(grid.size, s.terminal_value_aud_per_mwh)
+        passes = 1
+    elif terminal is not None:
+        end = terminal.value_at(min(max(terminal_row, 0), terminal.horizon), grid)
+        passes = 1
+    else:
+        median = float(np.median(distribution.prices))
+        end = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
+        passes = s.passes
+    prices, weights = distribution.prices, distribution.weights
+    if s.dispersion != 1.0:
+        mids = np.cumsum(weights) - weights / 2  # the level of each atom (atoms are sorted)
+        j = int(np.clip(np.searchsorted(mids, 0.5) - 1, 0, max(mids.size - 2, 0)))
+        if mids.size == 1:
+            centre = prices[:, 0]
+        else:
+            f = float(np.clip((0.5 - mids[j]) / (mids[j + 1] - mids[j]), 0.0, 1.0))
+            centre = prices[:, j] * (1 - f) + prices[:, j + 1] * f
+        prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
+    for _ in range(passes):
+        values[horizon] = end
+        v = end
+        for t in range(horizon - 1, -1, -1):
+            v = backward_step(v, prices[t], weights, up, down, storage, s)
+            values[t] = v
+        end = values[0].copy()
+    # Exact arithmetic keeps every row non-increasing; round-off may not.
+    values = np.minimum.accumulate(values, axis=1)
+    values.setflags(write=False)
+    grid.setflags(write=False)
+    return ValueCurve(grid, values, storage, s)

@@ -1,0 +1,95 @@
+"""Rolling refits: every forecast comes from a model fitted on prices before the interval it is for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import PriceSeries, Region
+from backtest.forecasters import PriceTape, RollingRefitForecaster
+from forecasting.history import History
+
+FIRST = datetime(2022, 1, 1, 0, 5, tzinfo=NEM_TZ)
+
+
+def _prices(days: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 288)
+    return 80 + 50 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 10, t.size)
+
+
+class _Spy:
+    """Fits record the last price index they saw; forecasts carry that index."""
+
+    name, version = "spy", "1"
+
+    def __init__(self) -> None:
+        self.config: Any = type("C", (), {"levels": (0.1, 0.5, 0.9)})()
+        self.seen = -1
+
+    def fit(self, history: History) -> None:
+        self.seen = len(history) - 1
+
+    def predict(self, history: History, first_interval_end: datetime, horizon: int) -> Any:
+        raise NotImplementedError  # predict_many answers every as-of time
+
+    def predict_many(self, history: History, as_of: npt.NDArray[np.int64], horizon: int) -> np.ndarray:
+        out = np.empty((len(as_of), 3, horizon))
+        out[:, 0], out[:, 1], out[:, 2] = self.seen - 1, self.seen, self.seen + 1
+        assert np.all(as_of >= self.seen)  # never asked to forecast from before its own fit
+        return out
+
+
+def test_every_forecast_is_out_of_sample() -> None:
+    prices = _prices(40)
+    history = History(FIRST, 5, prices)
+    tape = PriceTape.of(
+        Region.SA1,
+        PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(prices)),
+    )
+    source = RollingRefitForecaster(
+        _Spy, history, Region.SA1, refit_days=7, first_fit_days=3, step_intervals=6, horizon_intervals=288
+    )
+    for g in range(288, 37 * 288, 6):
+        forecast = source.forecast(tape, g, 288)
+        if g < 3 * 288:
+            assert forecast.fallback_reason  # seasonal naive before the first fit
+            continue
+        seen = forecast.p50.prices_aud_per_mwh[0]
+        assert seen < g  # the model that made it saw prices before interval g only
+        assert g - seen <= 7 * 288  # and was refitted within the last 7 days
+    assert source.fits == 5  # days 3, 10, 17, 24, 31
+    # A second run over the same tape is served from the kept forecasts, no refit.
+    again = source.forecast(tape, 5 * 288, 288)
+    assert again.p50.prices_aud_per_mwh[0] == 3 * 288 - 1 and source.fits == 5
+
+
+def test_seasonal_ensemble_reads_only_the_past() -> None:
+    from backtest.forecasters import SeasonalEnsembleForecaster
+
+    prices = _prices(20, seed=2)
+    g = 15 * 288 + 7
+
+    def tape_of(p: np.ndarray) -> PriceTape:
+        return PriceTape.of(
+            Region.SA1, PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(p))
+        )
+
+    source = SeasonalEnsembleForecaster(days=14, persistence=0.97)
+    base = source.forecast(tape_of(prices), g, 288)
+    future = prices.copy()
+    future[g:] = 15000.0  # what happens from interval g on must not move the forecast made before it
+    assert source.forecast(tape_of(future), g, 288) == base
+    # The present shows: a spike in the last published interval lifts the next intervals most.
+    spiked = prices.copy()
+    spiked[g - 1] += 5000.0
+    lifted = np.asarray(source.forecast(tape_of(spiked), g, 288).p50.prices_aud_per_mwh) - np.asarray(
+        base.p50.prices_aud_per_mwh
+    )
+    assert lifted[0] == pytest.approx(5000.0 * 0.97, rel=0.02) and lifted[0] > lifted[12] > lifted[287] >= 0
+    assert [q.level for q in base.quantiles] == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]

@@ -1,0 +1,165 @@
+"""Bids from the value curve: band prices, monotone sides, SoC safety, NEM rules, convexity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from autobidder.clock import NEM_TZ
+from autobidder.domain import BatteryTelemetry, EnergyBid, PriceBand, Region, TelemetrySnapshot
+from market_adapters.clearing import clear_energy_bid
+from market_adapters.nem import energy_bid_violations
+from optimization.value_bids import (
+    build_value_curve_bid,
+    convexity_violation,
+    resolve_convexity,
+)
+from optimization.value_curve import (
+    PriceDistribution,
+    StorageModel,
+    ValueCurve,
+    ValueCurveSettings,
+    plan_value_curve,
+)
+
+END = datetime(2022, 6, 1, 0, 5, tzinfo=NEM_TZ)
+DT = 5 / 60
+
+
+def _telemetry(
+    soc: float, capacity: float = 20.0, reserve: float = 2.0, eta: float = 0.95
+) -> TelemetrySnapshot:
+    return TelemetrySnapshot(
+        portfolio="p",
+        as_of=END - timedelta(minutes=5),
+        batteries=(
+            BatteryTelemetry(
+                battery_id="b",
+                online=True,
+                soc_mwh=soc,
+                capacity_mwh=capacity,
+                backup_reserve_mwh=reserve,
+                available_charge_mw=10.0,
+                available_discharge_mw=10.0,
+                charge_efficiency=eta,
+                discharge_efficiency=eta,
+            ),
+        ),
+    )
+
+
+def _curve(
+    prices: np.ndarray, eta: float = 0.95, cost: float = 5.0, shadow: float = 0.0, reserve: float = 2.0
+) -> ValueCurve:
+    storage = StorageModel(20.0, reserve, 10.0, 10.0, eta, eta, DT)
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    dist = PriceDistribution.from_quantiles(levels, np.sort(prices, axis=0), floor=-1000.0, cap=15500.0)
+    return plan_value_curve(
+        storage,
+        dist,
+        ValueCurveSettings(
+            degradation_cost_aud_per_mwh=cost, cycle_shadow_price_aud_per_mwh=shadow, soc_points=41
+        ),
+    )
+
+
+def _bid(curve: ValueCurve, soc: float, step: int = 0, reserve: float = 2.0, eta: float = 0.95) -> EnergyBid:
+    return build_value_curve_bid(
+        curve,
+        step,
+        _telemetry(soc, reserve=reserve, eta=eta),
+        bid_id="x",
+        portfolio="p",
+        region=Region.SA1,
+        interval_end=END,
+        price_floor=-1000.0,
+        price_cap=15500.0,
+    )
+
+
+def test_band_prices_are_segment_values() -> None:
+    rng = np.random.default_rng(0)
+    curve = _curve(rng.normal(100, 80, size=(7, 48)), cost=5.0, shadow=7.0)
+    soc = 11.0
+    bid = _bid(curve, soc)
+    d_mw = 10.0 / 10  # the 10 MW limit, well inside the SoC room
+    e_k = soc - 1 * d_mw * DT / 0.95
+    # Within the cents the NEM format moves a price by (whole cents, strictly increasing).
+    assert bid.discharge_bands[0].price_aud_per_mwh == pytest.approx(
+        float(curve.value_at(1, e_k)) / 0.95 + 12.0, abs=0.1
+    )
+    e_top = soc + 10 * d_mw * DT * 0.95
+    assert bid.charge_bands[0].price_aud_per_mwh == pytest.approx(
+        0.95 * float(curve.value_at(1, e_top)) - 5.0, abs=0.1
+    )
+    assert len(bid.discharge_bands) == len(bid.charge_bands) == 10
+    assert energy_bid_violations(bid, 10.0, 10.0) == []
+
+
+def test_note_negative_value_case_resolved() -> None:
+    # v = −200, η = 0.95, c = 5: charge threshold −195 over a discharge threshold −205.5.
+    bands_d = tuple(PriceBand(price_aud_per_mwh=-205.5, volume_mw=1.0) for _ in range(10))
+    bands_c = tuple(PriceBand(price_aud_per_mwh=-195.0, volume_mw=1.0) for _ in range(10))
+    bid = EnergyBid(
+        bid_id="x",
+        portfolio="p",
+        region=Region.SA1,
+        interval_end=END,
+        discharge_bands=bands_d,
+        charge_bands=bands_c,
+    )
+    assert convexity_violation(bid) is not None
+    fixed = resolve_convexity(bid, -1000.0, 15500.0)
+    assert convexity_violation(fixed) is None
+    assert all(b.price_aud_per_mwh < -205.5 for b in fixed.charge_bands)  # the charge side gave way
+    assert fixed.discharge_bands == bid.discharge_bands
+    # At the floor the discharge side gives way instead.
+    floor_bid = bid.model_copy(
+        update={
+            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=-1000.0, volume_mw=1.0) for _ in range(10))
+        }
+    )
+    fixed = resolve_convexity(floor_bid, -1000.0, 15500.0)
+    assert convexity_violation(fixed) is None
+    assert fixed.charge_bands == floor_bid.charge_bands
+
+
+@given(
+    seed=st.integers(0, 100_000),
+    soc_fraction=st.floats(0.0, 1.0),
+    eta=st.floats(0.75, 1.0),
+    cost=st.sampled_from([0.0, 0.5, 5.0, 40.0]),
+    shift=st.sampled_from([0.0, -300.0, -900.0, 400.0]),
+    step=st.integers(0, 23),
+    clearing=st.floats(-1000.0, 15500.0),
+)
+@settings(max_examples=150, deadline=None)
+def test_bids_valid_convex_and_soc_safe(
+    seed: int, soc_fraction: float, eta: float, cost: float, shift: float, step: int, clearing: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    prices = rng.normal(80 + shift, 250, size=(7, 24))
+    prices[:, rng.integers(0, 24, 2)] += rng.uniform(0, 8000)
+    reserve = 2.0
+    curve = _curve(prices, eta=eta, cost=cost, reserve=reserve)
+    soc = reserve + soc_fraction * (20.0 - reserve)
+    bid = _bid(curve, soc, step, reserve=reserve, eta=eta)
+    assert energy_bid_violations(bid, 10.0, 10.0) == []
+    assert convexity_violation(bid) is None
+    for side in (bid.discharge_bands, bid.charge_bands):
+        prices_side = [b.price_aud_per_mwh for b in side]
+        assert prices_side == sorted(prices_side)
+    for price in (clearing, -1000.0, 15500.0, *(b.price_aud_per_mwh for b in bid.discharge_bands)):
+        award = clear_energy_bid(bid, price)
+        end_soc = soc - award.discharge_mw * DT / eta + award.charge_mw * DT * eta
+        assert reserve - 1e-9 <= end_soc <= 20.0 + 1e-9
+
+
+def test_higher_soc_never_raises_discharge_prices() -> None:
+    rng = np.random.default_rng(5)
+    curve = _curve(rng.normal(120, 200, size=(7, 24)))
+    lows = [_bid(curve, soc).discharge_bands[0].price_aud_per_mwh for soc in np.linspace(3, 19, 9)]
+    assert lows == sorted(lows, reverse=True)

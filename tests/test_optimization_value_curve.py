@@ -1,0 +1,143 @@
+"""The value-curve planner: the analytic recursion against brute force, monotonicity, speed shape."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from optimization.value_curve import (
+    PriceDistribution,
+    StorageModel,
+    ValueCurveError,
+    ValueCurveSettings,
+    plan_value_curve,
+)
+
+
+def _toy_storage(eta_c: float = 0.9, eta_d: float = 0.95, dt: float = 0.5) -> StorageModel:
+    # Power chosen so one interval moves exactly 1 MWh of stored energy each way.
+    return StorageModel(
+        capacity_mwh=4.0,
+        reserve_mwh=0.0,
+        max_charge_mw=1.0 / (eta_c * dt),
+        max_discharge_mw=eta_d / dt,
+        charge_efficiency=eta_c,
+        discharge_efficiency=eta_d,
+        interval_hours=dt,
+    )
+
+
+def _brute_force(
+    storage: StorageModel,
+    prices: np.ndarray,
+    probs: np.ndarray,
+    horizon: int,
+    sub: int,
+    terminal: float,
+    c_c: float,
+    c_d: float,
+) -> np.ndarray:
+    """V_t on a grid of `sub` points per MWh by enumerating every move to a grid point."""
+    n = int(storage.capacity_mwh * sub) + 1
+    e = np.arange(n) / sub
+    value = terminal * e
+    out = [value]
+    for _ in range(horizon):
+        best = np.full((prices.size, n), -np.inf)
+        for i in range(n):
+            for j in range(max(0, i - sub), min(n, i + sub + 1)):
+                moved = (j - i) / sub
+                if moved < 0:  # discharge: stored −moved, grid η_d·(−moved)
+                    grid = -moved * storage.discharge_efficiency
+                    cash = (prices - c_d) * grid
+                else:  # charge: stored moved, grid moved/η_c
+                    grid = moved / storage.charge_efficiency
+                    cash = -(prices + c_c) * grid
+                best[:, i] = np.maximum(best[:, i], cash + value[j])
+        value = probs @ best
+        out.append(value)
+    return np.array(out[::-1])
+
+
+@pytest.mark.parametrize("c_c,c_d", [(0.0, 0.0), (3.0, 11.0)])
+def test_two_price_market_matches_brute_force(c_c: float, c_d: float) -> None:
+    storage = _toy_storage()
+    prices = np.array([20.0, 130.0])
+    probs = np.array([0.6, 0.4])
+    horizon, sub, terminal = 8, 8, 45.0
+    dist = PriceDistribution(np.tile(prices, (horizon, 1)), probs)
+    curve = plan_value_curve(
+        storage,
+        dist,
+        ValueCurveSettings(
+            degradation_cost_aud_per_mwh=c_c,
+            cycle_shadow_price_aud_per_mwh=c_d - c_c,
+            soc_points=int(storage.capacity_mwh * sub) + 1,
+            terminal_value_aud_per_mwh=terminal,
+        ),
+    )
+    brute = _brute_force(storage, prices, probs, horizon, sub, terminal, c_c, c_d)
+    slopes = np.diff(brute, axis=1) * sub  # slope on (e_i, e_{i+1})
+    # Kinks of V sit on whole MWh; compare inside each MWh, away from the jumps of v.
+    interior = [i for i in range(slopes.shape[1]) if i % sub not in (0, sub - 1)]
+    for t in range(horizon + 1):
+        analytic = curve.values[t, interior]  # value at e_i inside a linear piece
+        np.testing.assert_allclose(analytic, slopes[t, interior], rtol=0, atol=1e-11)
+
+
+def test_value_non_increasing_and_bounded_by_prices() -> None:
+    rng = np.random.default_rng(3)
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    base = 80 + 60 * np.sin(np.arange(288) / 288 * 2 * np.pi)
+    q = np.stack([base + 40 * (lv - 0.5) + rng.normal(0, 1, 288) for lv in levels])
+    q = np.sort(q, axis=0)
+    storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.95, 0.95, 5 / 60)
+    curve = plan_value_curve(storage, PriceDistribution.from_quantiles(levels, q), ValueCurveSettings())
+    assert np.all(np.diff(curve.values, axis=1) <= 1e-12)
+    assert curve.values.max() <= q.max() / 0.95 * 1.5
+    assert curve.values.min() >= 0.0
+    assert curve.horizon == 288
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    eta=st.floats(0.7, 1.0),
+    cost=st.floats(0.0, 30.0),
+    negative=st.booleans(),
+)
+@settings(max_examples=40, deadline=None)
+def test_monotone_for_any_distribution(seed: int, eta: float, cost: float, negative: bool) -> None:
+    rng = np.random.default_rng(seed)
+    horizon = 24
+    prices = rng.normal(50, 300, size=(horizon, 7))
+    if negative:
+        prices -= 400
+    storage = StorageModel(10.0, 1.0, 5.0, 4.0, eta, eta, 0.5)
+    curve = plan_value_curve(
+        storage,
+        PriceDistribution.from_quantiles([0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95], np.sort(prices, 1).T),
+        ValueCurveSettings(degradation_cost_aud_per_mwh=cost, soc_points=21),
+    )
+    assert np.all(np.diff(curve.values, axis=1) <= 0.0)
+    assert np.all(np.isfinite(curve.values))
+
+
+def test_tail_extrapolation_and_clip() -> None:
+    dist = PriceDistribution.from_quantiles([0.1, 0.5, 0.9], [[10.0], [20.0], [100.0]], atoms=10, cap=150.0)
+    atoms = dist.prices[0]
+    assert atoms[0] < 10.0  # extrapolated below P10
+    assert atoms[-1] == pytest.approx(min(150.0, 100.0 + (0.95 - 0.9) / 0.4 * 80.0))
+    assert np.all(np.diff(atoms) >= 0)
+    assert math.isclose(dist.weights.sum(), 1.0)
+
+
+def test_bad_inputs_name_the_field() -> None:
+    with pytest.raises(ValueCurveError, match="reserve_mwh"):
+        StorageModel(10.0, 10.0, 1.0, 1.0, 0.9, 0.9, 0.5)
+    with pytest.raises(ValueCurveError, match="soc_points"):
+        ValueCurveSettings(soc_points=1)
+    with pytest.raises(ValueCurveError, match="weights"):
+        PriceDistribution(np.zeros((3, 2)), np.array([0.5, 0.6]))
