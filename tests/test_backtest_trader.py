@@ -75,13 +75,14 @@ def test_spread_and_days_add_up(result: BacktestResult) -> None:
     f = figures(result)
     days = daily_pnl(result)
     assert [d.day for d in days] == [date(2022, 10, 5), date(2022, 10, 6)]
-    assert math.fsum(d.revenue_aud for d in days) == pytest.approx(f["revenue"], abs=0.01)
+    # Settled revenue: the headline `revenue` also values the energy left at the window's end.
+    assert math.fsum(d.revenue_aud for d in days) == pytest.approx(f["revenue_settled_aud"], abs=0.01)
     assert math.fsum(d.discharged_mwh for d in days) == pytest.approx(f["energy_discharged_mwh"], abs=1e-3)
     sell, buy = f["average_sell_price_aud_per_mwh"], f["average_buy_price_aud_per_mwh"]
     assert f["spread_captured_aud_per_mwh"] == pytest.approx(sell - buy, abs=0.011)
     # Revenue is what the spread earns on the energy bought and sold.
     revenue = sell * f["energy_discharged_mwh"] - buy * f["energy_charged_mwh"]
-    assert revenue == pytest.approx(f["revenue"], rel=1e-3)
+    assert revenue == pytest.approx(f["revenue_settled_aud"], rel=1e-3)
 
 
 def test_report_has_the_per_day_table(result: BacktestResult) -> None:
@@ -102,7 +103,7 @@ def test_csv_has_every_interval(result: BacktestResult, tmp_path: Path) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0]["interval_end"] == "2022-10-05T00:05:00+10:00"
     assert math.fsum(float(r["revenue_aud"]) for r in rows) == pytest.approx(
-        figures(result)["revenue"], abs=0.01
+        figures(result)["revenue_settled_aud"], abs=0.01
     )
 
 
