@@ -242,6 +242,13 @@ class Settings(BaseModel):
             raise ValueError(
                 'sqs_endpoint_url: empty with mode = "production"; rule: "aws" or an SQS-compatible URL'
             )
+        if not self.security.enabled:
+            # Plaintext gRPC (add_insecure_port) is for a local stack only: the services would
+            # take bids and dispatches from anyone who reaches them.
+            raise ValueError(
+                'security.enabled: false with mode = "production"; rule: production services serve '
+                "TLS with credentials (docs/security.md)"
+            )
         return self
 
     @property

@@ -196,3 +196,16 @@ def test_up_refuses_production_mode(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 1 and "autobidder serve" in out.stderr, out.stderr  # invalid config: 1
+
+
+def test_production_mode_refuses_plaintext_services(tmp_path: Path) -> None:
+    """Plaintext gRPC (`security.enabled = false`) is for a local stack only."""
+    config = tmp_path / "prod.toml"
+    config.write_text(
+        f'mode = "production"\ndatabase_url = "{PG}"\nexchange_database_url = "{PG}"\n'
+        'temporal_address = "temporal:7233"\nsqs_endpoint_url = "aws"\n[security]\nenabled = false\n'
+    )
+    with pytest.raises(ConfigError, match=r"security\.enabled: false with mode = \"production\""):
+        load_settings(config, env={})
+    config.write_text(config.read_text().replace("enabled = false", "enabled = true"))
+    assert load_settings(config, env={}).security.enabled
