@@ -109,6 +109,7 @@ if TYPE_CHECKING:
         parse_grant as parse_grant,
         write_private as write_private,
     )
+    from autobidder.loopback import is_loopback_host as is_loopback_host
     from autobidder.prices import (
         MissingColumnError as MissingColumnError,
         PriceColumns as PriceColumns,
@@ -209,6 +210,7 @@ __all__ = [
     "exit_code_for",
     "facts_table",
     "field_path",
+    "is_loopback_host",
     "is_on_grid",
     "issue_principal",
     "load_export",
@@ -308,6 +310,7 @@ _EXPORTS = {
         "make_engine",
     ),
     "autobidder.grpc_client": ("GrpcClient",),
+    "autobidder.loopback": ("is_loopback_host",),
     "autobidder.identity": (
         "ALL_SCOPE",
         "BID_ROLES",

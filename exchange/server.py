@@ -45,6 +45,7 @@ from autobidder import (
     ServerSecurity,
     Settings,
     current_principal,
+    is_loopback_host,
     load_prices,
     make_engine,
 )
@@ -89,8 +90,6 @@ from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 def _ensure_sqlite_dir(database_url: str) -> None:
@@ -641,9 +640,9 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
 
 def _require_loopback(address: str) -> None:
     host, sep, port = address.rpartition(":")
-    if not sep or host not in LOOPBACK_HOSTS or not port.isdigit():
+    if not sep or not is_loopback_host(host) or not port.isdigit():
         raise ValueError(
-            f"address: {address!r} must be a loopback host:port ({', '.join(sorted(LOOPBACK_HOSTS))}); "
+            f"address: {address!r} must be a loopback host:port (127.0.0.1, localhost or [::1]); "
             "the simulated exchange never listens on other interfaces"
         )
 

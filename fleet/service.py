@@ -12,7 +12,6 @@ applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Iterator, Mapping
 from concurrent import futures
@@ -28,6 +27,7 @@ from autobidder import (
     Principal,
     ServerSecurity,
     Settings,
+    is_loopback_host,
     parse_wire_instant,
 )
 from fleet.control import LEDGER_MAX_ENTRIES, DispatchOutOfOrderError, FleetController
@@ -211,12 +211,7 @@ def fleet_policies(default_portfolio: str) -> dict[str, Policy]:
 
 
 def _require_loopback(address: str) -> None:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(address.rsplit(":", 1)[0]):
         raise FleetServerError(f"address: {address!r} is not on loopback; bind 127.0.0.1 only")
 
 

@@ -13,24 +13,15 @@ non-loopback host, 1 when the port cannot be bound.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import signal
 import sys
 from types import FrameType
 
-LOOPBACK_NAMES = frozenset({"localhost"})
+from autobidder import is_loopback_host
+
 # Each long poll holds a thread for up to 20 s, so the pool must outnumber the pollers (queue
 # workers, the Temporal side's bridge) with room for the sends and deletes between them.
 THREADS = 64
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -42,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    if not is_loopback(args.host):
+    if not is_loopback_host(args.host):
         print(f"--host: {args.host!r} is not a loopback address (the local endpoint binds loopback only)")
         return 2
     # Imported here: moto's backends take a second to import, and --help should not wait for them.
