@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from autobidder.domain import Region
+from forecasting.cli import parse_params
 from forecasting.datasets import EPF_DIR, load_epf, load_nem
 from forecasting.evaluation import evaluate_day_ahead, evaluate_rolling
 from forecasting.history import History
@@ -46,17 +47,6 @@ NEM_DEFAULTS = {"sample_stride_minutes": 60}
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-
-
-def _params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, _, text = pair.partition("=")
-        try:
-            params[name] = json.loads(text)
-        except json.JSONDecodeError:
-            params[name] = text
-    return params
 
 
 def _round(metrics: dict[str, float]) -> dict[str, float]:
@@ -203,7 +193,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes for NP, PJM and NEM")
     args = parser.parse_args()
     _logging()
-    params, nem_params = _params(args.set), {**NEM_DEFAULTS, **_params(args.nem_set)}
+    params, nem_params = parse_params(args.set), {**NEM_DEFAULTS, **parse_params(args.nem_set)}
     started = time.perf_counter()
     figures: dict[str, Any] = {"recalibration_days": args.recalibration_days, "test_days": args.test_days}
     # Timing first, alone, so the parallel evaluations do not disturb it.

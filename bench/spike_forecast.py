@@ -35,6 +35,7 @@ import numpy as np
 
 from autobidder import Region
 from forecasting import metrics
+from forecasting.cli import parse_params
 from forecasting.datasets import load_nem
 from forecasting.evaluation import EvaluationResult, evaluate_rolling
 from forecasting.history import History
@@ -46,17 +47,6 @@ from forecasting.spike_mlp import SpikeMLPForecaster
 
 log = logging.getLogger("bench.spike_forecast")
 BINS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.4, 1.0)
-
-
-def _params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, _, text = pair.partition("=")
-        try:
-            params[name] = json.loads(text)
-        except json.JSONDecodeError:
-            params[name] = text
-    return params
 
 
 def reliability(result: EvaluationResult, threshold: float) -> dict[str, list[float]]:
@@ -181,10 +171,13 @@ def main() -> None:
     trained: list[tuple[str, QuantileMLPForecaster]] = []
     if "quantile_mlp" in chosen:
         trained.append(
-            ("quantile_mlp", QuantileMLPForecaster(**{"sample_stride_minutes": 60, **_params(args.mlp_set)}))
+            (
+                "quantile_mlp",
+                QuantileMLPForecaster(**{"sample_stride_minutes": 60, **parse_params(args.mlp_set)}),
+            )
         )
     if "spike_mlp" in chosen:
-        trained.append(("spike_mlp", SpikeMLPForecaster(**_params(args.set))))
+        trained.append(("spike_mlp", SpikeMLPForecaster(**parse_params(args.set))))
     for key, model in trained:
         if key == "spike_mlp" and args.spike_version:
             loaded = ModelStore(Path(tempfile.mkdtemp())).resolve(ModelRef.parse(args.spike_version))

@@ -26,19 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from autobidder import SqsQueues, local_endpoint  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.test_sqs_endpoint import ConnectionCounter  # noqa: E402
 
 log = logging.getLogger("bench.sqs")
-
-
-class ConnectionCounter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.opened = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Starting new HTTP connection" in message or "Resetting dropped connection" in message:
-            self.opened += 1
 
 
 def process_cpu_s(pid: int) -> float:

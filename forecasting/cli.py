@@ -174,7 +174,8 @@ def _day_or_instant(flag: str) -> Callable[[str], datetime]:
     return parse
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs (`--set`): VALUE as JSON when it parses, else as text."""
     params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -239,7 +240,7 @@ def _train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     store = ModelStore(_models_dir(args))
     before = set(store.versions(args.model))
-    trained = train(store, args.model, history, _params(args.set), args.version)
+    trained = train(store, args.model, history, parse_params(args.set), args.version)
     created = trained.version not in before
     out = {
         **trained.as_dict(),
@@ -268,7 +269,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     history, _ = _load(args)
     ref = ModelRef.parse(args.model)
-    params = _params(args.set)
+    params = parse_params(args.set)
     stored = "@" in args.model and ref.version != LATEST
     if stored:
         loaded = ModelStore(_models_dir(args)).resolve(ref)

@@ -83,7 +83,10 @@ def settlement_of(
     return IntervalSettlement(currency, interval_hours, lines, math.fsum(x.amount for x in lines))
 
 
-def _award(bid: MarketBid, products: list[ProductAward], interval_hours: float, currency: str) -> MarketAward:
+def award_of(
+    bid: MarketBid, products: list[ProductAward], interval_hours: float, currency: str
+) -> MarketAward:
+    """The award of `bid` for the cleared `products`, settled at their prices."""
     return MarketAward(
         bid_id=bid.bid_id,
         revision=bid.revision,
@@ -126,7 +129,7 @@ def clear_nem_bid(
             continue
         price = _price(bid, prices, offer.product)
         products.append(ProductAward(offer.product, offer.side, enabled_mw(offer, price, net_mw), price))
-    return _award(bid, products, interval_hours, currency)
+    return award_of(bid, products, interval_hours, currency)
 
 
 def _curve_mw(bands: Sequence[Band], clears: Callable[[float], bool]) -> float:
@@ -148,4 +151,4 @@ def clear_ercot_bid(
         else:
             qty = _curve_mw(offer.bands, lambda p: price <= p)  # noqa: B023
         products.append(ProductAward(offer.product, offer.side, _capped(qty, offer), price))
-    return _award(bid, products, interval_hours, currency)
+    return award_of(bid, products, interval_hours, currency)

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import sparse
 
 from market_adapters.bids import MarketAward, MarketBid, Product, ProductAward, ProductOffer, Side
-from market_adapters.clearing import _price, settlement_of
+from market_adapters.clearing import _price, award_of
 from market_adapters.nem_fcas import FCAS_SERVICES, REGULATION_SERVICES
 
 TIE_BREAK_AUD_PER_MW = 1e-6
@@ -197,19 +197,7 @@ def cooptimised_awards(
             mw = float(sums[k]) if len(cols) else 0.0
             products.append(ProductAward(offer.product, offer.side, mw, p[offer.product]))
             k += 1
-        awards.append(
-            MarketAward(
-                bid_id=bid.bid_id,
-                revision=bid.revision,
-                portfolio=bid.portfolio,
-                market=bid.market,
-                run=bid.run,
-                location=bid.location,
-                interval_end=bid.interval_end,
-                products=tuple(products),
-                settlement=settlement_of(products, interval_hours, currency),
-            )
-        )
+        awards.append(award_of(bid, products, interval_hours, currency))
     return awards
 
 

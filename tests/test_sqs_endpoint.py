@@ -11,15 +11,17 @@ import pytest
 from autobidder.queues import SqsQueues
 
 
-class _Opened(logging.Handler):
+class ConnectionCounter(logging.Handler):
+    """Counts the TCP connections urllib3 opens (bench/sqs.py uses it too)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.opened = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if "Starting new HTTP connection" in message or "Resetting dropped connection" in message:
-            self.count += 1
+            self.opened += 1
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.com"])
@@ -37,7 +39,7 @@ def test_refuses_a_host_that_is_not_loopback(host: str) -> None:
 
 
 def test_one_connection_serves_many_requests(sqs_endpoint: str, queue_prefix: str) -> None:
-    opened = _Opened()
+    opened = ConnectionCounter()
     pool_log = logging.getLogger("urllib3.connectionpool")
     level = pool_log.level
     pool_log.setLevel(logging.DEBUG)
@@ -52,4 +54,4 @@ def test_one_connection_serves_many_requests(sqs_endpoint: str, queue_prefix: st
     finally:
         pool_log.removeHandler(opened)
         pool_log.setLevel(level)
-    assert opened.count == 1  # werkzeug's server (moto.server) would open 32
+    assert opened.opened == 1  # werkzeug's server (moto.server) would open 32
