@@ -100,6 +100,26 @@ def test_every_package_states_what_it_is_and_its_public_names() -> None:
             assert f"{package}.{name}" not in MODULES, f"{package}.__all__: {name} is also a submodule"
 
 
+def type_checking_imports(package: str) -> dict[str, str]:
+    """Name -> module of the `if TYPE_CHECKING:` imports in the package's `__init__`."""
+    tree = ast.parse(MODULES[package].read_text(encoding="utf-8"))
+    names: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for child in node.body:
+                if isinstance(child, ast.ImportFrom) and child.module:
+                    names.update({a.asname or a.name: child.module for a in child.names})
+    return names
+
+
+def test_the_types_mypy_sees_are_the_names_loaded_at_run_time() -> None:
+    """`_EXPORTS` (what `__getattr__` loads) and the `TYPE_CHECKING` imports (what mypy sees) are
+    two lists of one thing: they must name the same objects from the same modules."""
+    for package in LAYER:
+        loaded = {name: module for name, module in EXPORTS[package].items() if module != package}
+        assert type_checking_imports(package) == loaded, package
+
+
 def test_imports_point_down_the_layers_and_through_public_names() -> None:
     wrong = []
     for module, path in MODULES.items():
