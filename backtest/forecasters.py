@@ -12,11 +12,11 @@ with the forecast worker's own function, `forecasting.service.forecast_for_snaps
 cycle, a model that fails on some interval falls back to seasonal naive; the source counts those
 fallbacks so the report can say so.
 
-`RefittingForecaster` (`resolve_forecaster(..., refit_days=N)`) is the out-of-sample path for a
-model that learns: it fits a fresh instance of the named forecaster on the tape's prices before
-the forecast (never the scored period's) every `refit_days`, fine-tuning the previous fit where the
-model supports it, and forecasts through the same fallback as the live cycle. Until the first fit
-(fewer than `min_train_days` of tape) seasonal naive stands in and counts as a fallback.
+`RollingRefitForecaster` (`resolve_forecaster(..., refit_days=N)`, and bench/trading.py) is the
+one out-of-sample path for a model that learns: it refits the named forecaster every `refit_days`
+on the tape's prices before the refit point (never the scored period's) and forecasts each
+interval with the last fit before it. Until the first fit (fewer than `first_fit_days` of tape)
+seasonal naive stands in and counts as a fallback.
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ from forecasting import (
     Forecaster,
     ForecastingError,
     History,
-    InsufficientDataError,
-    LoadedModel,
     ModelRef,
     ModelStore,
     QuantileForecast,
     SeasonalNaiveForecaster,
     TrainingInfo,
     forecast_for_snapshot,
-    forecast_with_fallback,
     load_class,
     needs_training,
 )
@@ -129,72 +126,6 @@ class SnapshotForecaster:
         return forecast
 
 
-class RefittingForecaster(SnapshotForecaster):
-    """Rolling refits of the forecaster `name` on the tape before each forecast (module docstring).
-
-    A refit is due at the first forecast and then every `refit_days`; it fits on the last
-    `train_days` of the tape before the forecast (all of it when None), and the same instance is
-    refitted, so a model with `warm_start_epochs` fine-tunes. `refits` lists (tape index, seconds).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        params: dict[str, Any] | None = None,
-        *,
-        refit_days: float = 28.0,
-        min_train_days: float = 14.0,
-        train_days: float | None = None,
-        lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS,
-    ) -> None:
-        cls = load_class(name)
-        if not needs_training(cls):
-            raise ValueError(f"forecaster {name!r} learns nothing; refits would change nothing")
-        self.name = name
-        self._model: Forecaster = cls(**(params or {}))
-        self._loaded: LoadedModel | None = None
-        self._refit_days, self._min_train_days, self._train_days = refit_days, min_train_days, train_days
-        self._next_fit = -1  # tape index at or after which the next refit is due
-        self.refits: list[tuple[int, float]] = []
-        super().__init__(f"{name}@rolling", self._forecast, lookback_intervals)
-
-    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
-        per_day = round(timedelta(days=1) / tape.interval)
-        if index >= self._next_fit and index >= self._min_train_days * per_day:
-            self._refit(tape, index, per_day)
-        return super().forecast(tape, index, horizon)
-
-    def _refit(self, tape: PriceTape, index: int, per_day: int) -> None:
-        first = 0 if self._train_days is None else max(0, index - round(self._train_days * per_day))
-        history = History(
-            first_interval_end=tape.end_at(first),
-            interval_minutes=tape.interval_minutes,
-            prices=tape.prices_aud_per_mwh[first:index],  # only intervals that had ended
-        )
-        started = time.perf_counter()
-        try:
-            self._model.fit(history)
-        except InsufficientDataError:
-            self._next_fit = index + per_day  # try again a day later
-            return
-        self.refits.append((index, time.perf_counter() - started))
-        self._loaded = LoadedModel(
-            self.name, f"rolling-{len(self.refits)}", self._model, None, TrainingInfo.of(history)
-        )
-        self._next_fit = index + round(self._refit_days * per_day)
-
-    def _require_loaded(self) -> LoadedModel:
-        if self._loaded is None:
-            raise InsufficientDataError(
-                f"{self.model}: not fitted yet (needs {self._min_train_days:g} days of tape "
-                "before the forecast)"
-            )
-        return self._loaded
-
-    def _forecast(self, snapshot: MarketSnapshot, first_interval_end: datetime, horizon: int) -> Forecast:
-        return forecast_with_fallback(self._require_loaded, self.model, snapshot, first_interval_end, horizon)
-
-
 class PerfectForecast:
     """The oracle: the realised prices of the horizon. Past the end of the tape it repeats the
     last day of the tape (documented in docs/backtesting.md), so the horizon never shrinks."""
@@ -229,19 +160,17 @@ def resolve_forecaster(
     lookback_intervals: int = DEFAULT_LOOKBACK_INTERVALS,
     refit_days: float | None = None,
     params: dict[str, Any] | None = None,
-) -> SnapshotForecaster:
+    step_intervals: int = 1,
+) -> SnapshotForecaster | RollingRefitForecaster:
     """The forecast source for `name@version` (see the module docstring). With `refit_days`, a
-    `RefittingForecaster` of the model's name (the version is ignored: the refits are the versions)
-    with `params`."""
+    `RollingRefitForecaster` of the model's name (the version is ignored: the refits are the
+    versions) with `params`, forecasting every `step_intervals`-th interval (the re-plan cadence)."""
     if refit_days is not None:
         try:
-            return RefittingForecaster(
-                ModelRef.parse(model).name,
-                params,
-                refit_days=refit_days,
-                lookback_intervals=lookback_intervals,
+            return RollingRefitForecaster.of_model(
+                ModelRef.parse(model).name, params, refit_days=refit_days, step_intervals=step_intervals
             )
-        except ForecastingError as exc:
+        except (ForecastingError, ValueError) as exc:
             raise UnknownForecasterError(f"forecaster {model!r}: {exc}") from exc
     store = ModelStore(models_dir)
     try:
@@ -258,19 +187,6 @@ def resolve_forecaster(
     return SnapshotForecaster(model, forecast, lookback_intervals)
 
 
-class BatchForecaster(Protocol):
-    """A trainable forecaster (`config.levels` its quantile levels). One that also has
-    `predict_many(history, as_of, horizon)` forecasts many as-of times in one call."""
-
-    name: str
-    version: str
-    config: Any
-
-    def fit(self, history: History) -> None: ...
-
-    def predict(self, history: History, first_interval_end: datetime, horizon_intervals: int) -> Any: ...
-
-
 class RollingRefitForecaster:
     """Out-of-sample forecasts over a whole tape: the model is refitted every `refit_days` on every
     price BEFORE the refit point (the first fit once `first_fit_days` of prices exist), and the
@@ -280,48 +196,75 @@ class RollingRefitForecaster:
     Forecasts are made in batches (one per refit period, for every `step_intervals`-th as-of time
     from the first one asked in the period, matching the backtest's re-optimization cadence) and
     kept (float32), so the same instance serves several runs over the same tape in turn (value
-    curve and LP-λ share one set of forecasts).
-    `fit_seconds` and `predict_seconds` add up the work done.
+    curve and LP-λ share one set of forecasts). `history` (and the region and horizon) default to
+    the tape and horizon of the first forecast asked. `fit_seconds` and `predict_seconds` add up
+    the work done; `refits` lists each fit's (history index, seconds).
     """
 
     def __init__(
         self,
-        factory: Callable[[], BatchForecaster],
-        history: History,
-        region: Region,
+        factory: Callable[[], Forecaster],
+        history: History | None = None,
+        region: Region | None = None,
         *,
-        refit_days: int = 28,
-        first_fit_days: int = 14,
+        refit_days: float = 28,
+        first_fit_days: float = 14,
         step_intervals: int = 6,
-        horizon_intervals: int = 288,
+        horizon_intervals: int | None = 288,
     ) -> None:
+        if not refit_days > 0:
+            raise ValueError(f"refit_days: {refit_days} must be > 0")
         self._factory = factory
         self._history = history
         self._region = region
-        self._per_day = history.intervals_per_day
-        self._refit = refit_days * self._per_day
-        self._first = first_fit_days * self._per_day
+        self._refit_days, self._first_fit_days = refit_days, first_fit_days
         self._step = step_intervals
         self._horizon = horizon_intervals
-        self._model: BatchForecaster | None = None
+        self._model: Forecaster | None = None
         self._fitted_at = -1
         self._cache: dict[int, FloatArray] = {}
         self._levels: tuple[float, ...] = ()
+        self._training: TrainingInfo | None = None
         probe = factory()
-        self.model = f"{probe.name}@rolling{refit_days}d"
+        self.model = f"{probe.name}@rolling{refit_days:g}d"
         self.fallbacks = 0
         self.first_fallback_reason = ""
         self.fit_seconds = 0.0
         self.predict_seconds = 0.0
-        self.fits = 0
+        self.refits: list[tuple[int, float]] = []
+
+    @classmethod
+    def of_model(
+        cls, name: str, params: dict[str, Any] | None = None, **options: Any
+    ) -> RollingRefitForecaster:
+        """Rolling refits of the registered forecaster `name` built with `params`."""
+        model_class = load_class(name)
+        if not needs_training(model_class):
+            raise ValueError(f"forecaster {name!r} learns nothing; refits would change nothing")
+        return cls(lambda: model_class(**(params or {})), **options)
+
+    @property
+    def fits(self) -> int:
+        return len(self.refits)
+
+    def _tape_history(self) -> History:
+        if self._history is None:
+            raise ValueError("no history: forecast from a tape first")
+        return self._history
+
+    @property
+    def _per_day(self) -> int:
+        return self._tape_history().intervals_per_day
 
     def fit_point(self, index: int) -> int | None:
         """The history index the model forecasting interval `index` was fitted up to (exclusive)."""
-        if index < self._first:
+        first = round(self._first_fit_days * self._per_day)
+        refit = max(1, round(self._refit_days * self._per_day))
+        if index < first:
             return None
-        return self._first + (index - self._first) // self._refit * self._refit
+        return first + (index - first) // refit * refit
 
-    def _ensure_fitted(self, fit_at: int) -> BatchForecaster:
+    def _ensure_fitted(self, fit_at: int) -> Forecaster:
         if self._model is None or self._fitted_at != fit_at:
             if fit_at < self._fitted_at:
                 raise ValueError(
@@ -329,55 +272,68 @@ class RollingRefitForecaster:
                 )
             started = time.perf_counter()
             model = self._model or self._factory()
-            model.fit(self._history.window(0, fit_at))  # prices before fit_at only
-            self.fit_seconds += time.perf_counter() - started
-            self.fits += 1
+            seen = self._tape_history().window(0, fit_at)  # prices before fit_at only
+            model.fit(seen)
+            self._training = TrainingInfo.of(seen)
+            self.refits.append((fit_at, time.perf_counter() - started))
+            self.fit_seconds += self.refits[-1][1]
             self._model, self._fitted_at = model, fit_at
-            self._levels = tuple(model.config.levels)
+            levels = getattr(getattr(model, "config", None), "levels", None)
+            self._levels = tuple(levels) if levels is not None else ()
         return self._model
 
-    def _batch(self, model: BatchForecaster, index: int, stop: int) -> None:
+    def _batch(self, model: Forecaster, index: int, stop: int, horizon: int) -> None:
         started = time.perf_counter()
+        history = self._tape_history()
         indices = np.arange(index, max(stop, index + 1), self._step, dtype=np.int64)
         batch = getattr(model, "predict_many", None)
         if batch is not None:
-            values = np.asarray(batch(self._history, indices - 1, self._horizon), dtype=np.float64)
+            values = np.asarray(batch(history, indices - 1, horizon), dtype=np.float64)
         else:  # any Forecaster: one predict per as-of time, on the prices before it
-            values = np.stack(
-                [
-                    model.predict(
-                        self._history.window(0, int(g)), self._history.interval_end_at(int(g)), self._horizon
-                    ).values
-                    for g in indices
-                ]
-            )
+            made = [
+                model.predict(history.window(0, int(g)), history.interval_end_at(int(g)), horizon)
+                for g in indices
+            ]
+            self._levels = self._levels or tuple(made[0].levels)
+            values = np.stack([m.values for m in made])
         self._cache.update({int(g): values[i].astype(np.float32) for i, g in enumerate(indices)})
         self.predict_seconds += time.perf_counter() - started
 
-    def quantiles(self, index: int) -> tuple[tuple[float, ...], FloatArray] | None:
+    def quantiles(
+        self, index: int, horizon: int | None = None
+    ) -> tuple[tuple[float, ...], FloatArray] | None:
         """(levels, values[levels, horizon]) for the forecast made before interval `index`."""
         fit_at = self.fit_point(index)
         if fit_at is None:
             return None
         if index not in self._cache:
             model = self._ensure_fitted(fit_at)
-            self._batch(model, index, min(fit_at + self._refit, len(self._history)))
+            stop = min(fit_at + max(1, round(self._refit_days * self._per_day)), len(self._tape_history()))
+            self._batch(model, index, stop, horizon or self._horizon or 288)
         values = self._cache[index].astype(np.float64)
         if not np.all(np.isfinite(values)):
             return None
         return self._levels, values
 
     def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        if self._history is None:
+            self._history = History(
+                first_interval_end=tape.end_at(0),
+                interval_minutes=tape.interval_minutes,
+                prices=tape.prices_aud_per_mwh,
+            )
+        self._region = self._region or tape.region
+        self._horizon = self._horizon or horizon
         if horizon != self._horizon:
             raise ValueError(f"horizon: {horizon} intervals; this source forecasts {self._horizon}")
-        got = self.quantiles(index)
+        got = self.quantiles(index, horizon)
         first_end = tape.end_at(index)
         as_of = first_end - tape.interval
         if got is None:
             reason = "no model fitted before this interval (or its inputs are incomplete)"
             self.fallbacks += 1
             self.first_fallback_reason = self.first_fallback_reason or reason
-            history = self._history.window(max(0, index - 2 * self._per_day), index)
+            history = self._tape_history().window(max(0, index - 2 * self._per_day), index)
             naive = SeasonalNaiveForecaster().predict(history, first_end, horizon)
             return naive.to_domain(
                 region=self._region,
@@ -390,7 +346,11 @@ class RollingRefitForecaster:
         levels, values = got
         name, version = self.model.split("@")
         return QuantileForecast(first_end, tape.interval_minutes, levels, values).to_domain(
-            region=self._region, as_of=as_of, model_name=name, model_version=version
+            region=self._region,
+            as_of=as_of,
+            model_name=name,
+            model_version=f"{version}-{self.fits}",  # which fit: rolling28d-3 is the third
+            training=self._training,
         )
 
 

@@ -93,7 +93,7 @@ class BacktestRequest:
     # degradation cost (a second LP over the window; `capture_ratio_constrained`).
     constrained_bound: bool = True
     # None: the strategy's name@version as stored; N: refit that model every N days on the tape
-    # before each forecast (backtest.forecasters.RefittingForecaster), out of sample over any window
+    # before each forecast (backtest.forecasters.RollingRefitForecaster), out of sample over any window
     refit_days: float | None = None
 
     @property
@@ -375,7 +375,11 @@ def run_backtest(
     tape = PriceTape.of(request.strategy.region, prices)
     window = resolve_window(tape, request.first_day, request.last_day)
     source: ForecastSource = forecaster or resolve_forecaster(
-        request.forecaster, request.models_dir, request.lookback_intervals, request.refit_days
+        request.forecaster,
+        request.models_dir,
+        request.lookback_intervals,
+        request.refit_days,
+        step_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
     )
     spec = SimulationSpec(
         strategy=request.strategy,

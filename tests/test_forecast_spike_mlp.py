@@ -9,7 +9,12 @@ import pytest
 
 from autobidder.domain import Region
 from autobidder.prices import load_prices
-from backtest.forecasters import PriceTape, RefittingForecaster, resolve_forecaster
+from backtest.forecasters import (
+    PriceTape,
+    RollingRefitForecaster,
+    UnknownForecasterError,
+    resolve_forecaster,
+)
 from forecasting import metrics
 from forecasting.datasets import NEM_FILE, load_nem
 from forecasting.errors import InsufficientDataError
@@ -179,16 +184,22 @@ def test_rolling_refits_train_only_on_prices_before_the_forecast() -> None:
     history = synthetic_history(5, interval_minutes=5, seed=2)
     tape = PriceTape(Region.SA1, history.first_interval_end, 5, np.asarray(history.prices))
     params = {**TINY, "sample_stride_minutes": 30}
-    source = RefittingForecaster("spike_mlp", params, refit_days=1.0, min_train_days=2.0)
+    source = RollingRefitForecaster.of_model(
+        "spike_mlp", params, refit_days=1.0, first_fit_days=2.0, step_intervals=10
+    )
     early = source.forecast(tape, 288, 288)  # one day of tape: too little to fit, seasonal naive stands in
     assert early.model_name == "seasonal_naive" and source.fallbacks == 1 and not source.refits
     late = source.forecast(tape, 2 * 288 + 10, 288)
-    assert (late.model_name, late.model_version) == ("spike_mlp", "rolling-1")
-    assert late.training_window_last_interval_end == tape.end_at(2 * 288 + 9)  # the last ended interval
+    assert (late.model_name, late.model_version) == ("spike_mlp", "rolling1d-1")
+    assert late.training_window_last_interval_end == tape.end_at(2 * 288 - 1)  # the last fitted interval
     source.forecast(tape, 2 * 288 + 20, 288)
     source.forecast(tape, 3 * 288 + 10, 288)
-    assert [index for index, _ in source.refits] == [2 * 288 + 10, 3 * 288 + 10]
-    assert resolve_forecaster("spike_mlp@1", Path("/nonexistent"), refit_days=7).model == "spike_mlp@rolling"
+    assert [index for index, _ in source.refits] == [2 * 288, 3 * 288]  # each fit on prices before it
+    assert (
+        resolve_forecaster("spike_mlp@1", Path("/nonexistent"), refit_days=7).model == "spike_mlp@rolling7d"
+    )
+    with pytest.raises(UnknownForecasterError, match="learns nothing"):
+        resolve_forecaster("seasonal_naive@1", Path("/nonexistent"), refit_days=7)
 
 
 def test_the_one_forecast_level_and_spread_match_the_rolling_pass() -> None:
