@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     )
     from autobidder.config import (
         ConfigError as ConfigError,
+        PortfolioPlan as PortfolioPlan,
         Settings as Settings,
         dump_settings as dump_settings,
+        fleet_label as fleet_label,
         load_settings as load_settings,
         read_settings as read_settings,
         temporal_connect_options as temporal_connect_options,
@@ -183,6 +185,7 @@ __all__ = [
     "MissingColumnError",
     "NotFound",
     "Policy",
+    "PortfolioPlan",
     "PriceBand",
     "PriceColumns",
     "PriceDataError",
@@ -210,6 +213,7 @@ __all__ = [
     "exit_code_for",
     "facts_table",
     "field_path",
+    "fleet_label",
     "is_loopback_host",
     "is_on_grid",
     "issue_principal",
@@ -277,8 +281,10 @@ _EXPORTS = {
     ),
     "autobidder.config": (
         "ConfigError",
+        "PortfolioPlan",
         "Settings",
         "dump_settings",
+        "fleet_label",
         "load_settings",
         "read_settings",
         "temporal_connect_options",

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -135,6 +135,9 @@ class ExchangeParts:
     # "co_optimised" (NEM: energy and FCAS dispatched together, as NEMDE does; one HiGHS LP per
     # interval for every bid, `market_adapters.cooptimised_awards`).
     clearing: str = "price_taker"
+    # Further NEM regions this exchange replays (energy only) beside `region`: one exchange for
+    # portfolios in several regions (`[[portfolios]] region`).
+    more_regions: Mapping[Region, PriceSeries] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,7 @@ class StreamPlan:
     last_interval_end: datetime
     interval: timedelta
     max_intervals: int
+    location: str = ""  # empty: the exchange's primary location
     sent: int = 0
 
     def interval_ends(self) -> Iterator[datetime]:
@@ -211,10 +215,19 @@ class Exchange:
         self._nem_price_caps = parts.nem_price_caps
         self._location = str(parts.region)
         self._region = parts.region
-        self._history = parts.prices
         self._energy_run = MarketRun.NEM_DISPATCH if parts.market == Market.NEM else MarketRun.ERCOT_REAL_TIME
         base = ReplayPrices.of(self._energy_run, [(Product.ENERGY, parts.prices)])
         self._replay = base.merged_under(parts.extra_prices) if parts.extra_prices else base
+        # Every location served, the primary first: its region, energy history and replay.
+        self._regions: dict[str, Region | str] = {self._location: parts.region}
+        self._histories: dict[str, PriceSeries] = {self._location: parts.prices}
+        self._replays: dict[str, ReplayPrices] = {self._location: self._replay}
+        for region, history in parts.more_regions.items():
+            if str(region) in self._regions:
+                continue
+            self._regions[str(region)] = region
+            self._histories[str(region)] = history
+            self._replays[str(region)] = ReplayPrices.of(self._energy_run, [(Product.ENERGY, history)])
         self._limits = dict(parts.limits)
         self._clock: MarketClock = parts.clock or ReplayClock()
         self._ledger = BidLedger(parts.engine)
@@ -245,11 +258,12 @@ class Exchange:
 
     def market_data(self, region: str, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
         """Energy prices published by `as_of` (a replay clock moves there; a live one caps it)."""
-        if region != self._location:
+        if region not in self._regions:
             if self._market == Market.NEM and region not in {r.value for r in Region}:
                 raise InvalidRequestError(f"region: {region!r} is not a NEM region")
-            raise RegionNotReplayedError(f"region: this exchange replays {self._location}, not {region}")
-        if not isinstance(self._region, Region):
+            raise RegionNotReplayedError(f"region: this exchange replays {self._served()}, not {region}")
+        served = self._regions[region]
+        if not isinstance(served, Region):
             raise RegionNotReplayedError(
                 f"region: GetMarketData serves NEM regions; use StreamMarketData for {region}"
             )
@@ -261,17 +275,27 @@ class Exchange:
             )
         now = self._clock.peek(as_of)
         visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
-        prices = published_prices(self._history, visible, lookback_intervals)
+        prices = published_prices(self._histories[region], visible, lookback_intervals)
         # Only an answered request moves the clock: a failed one (as_of past the history) leaves it.
         self._reveal(as_of)
-        return MarketSnapshot(region=self._region, as_of=as_of, prices=prices)
+        return MarketSnapshot(region=served, as_of=as_of, prices=prices)
+
+    def _served(self) -> str:
+        """The locations served, for messages: `SA1` or `SA1, VIC1`."""
+        return ", ".join(self._regions)
+
+    def _replay_of(self, location: str) -> ReplayPrices:
+        """The replay of `location` (empty: the primary one)."""
+        return self._replays.get(location, self._replay)
 
     def interval_prices(
-        self, run: MarketRun, interval_end: datetime, products: Sequence[Product]
+        self, run: MarketRun, interval_end: datetime, products: Sequence[Product], location: str = ""
     ) -> IntervalPrices:
-        found = {p: v for p in products if (v := self._replay.price(run, p, interval_end)) is not None}
+        location = location or self._location
+        replay = self._replay_of(location)
+        found = {p: v for p in products if (v := replay.price(run, p, interval_end)) is not None}
         return IntervalPrices(
-            self._location,
+            location,
             run,
             interval_end.astimezone(self._adapter.rules.timezone),
             found,
@@ -287,11 +311,12 @@ class Exchange:
         max_intervals: int,
     ) -> StreamPlan:
         """Which intervals a market-data stream sends (see `MarketGateway.StreamMarketData`)."""
-        if location != self._location:
-            raise RegionNotReplayedError(f"location: this exchange replays {self._location}, not {location}")
-        interval = self._replay.interval(run)
-        first = self._replay.first_interval_end(run)
-        last = self._replay.last_interval_end(run)
+        if location not in self._regions:
+            raise RegionNotReplayedError(f"location: this exchange replays {self._served()}, not {location}")
+        replay = self._replays[location]
+        interval = replay.interval(run)
+        first = replay.first_interval_end(run)
+        last = replay.last_interval_end(run)
         if interval is None or first is None or last is None:
             raise RegionNotReplayedError(f"run: this exchange replays no {run} prices")
         if max_intervals < 0:
@@ -301,8 +326,8 @@ class Exchange:
         else:
             now = self._clock.now()
             next_end = first if now is None else max(first, _grid_floor(now, interval) + interval)
-        wanted = tuple(products) or tuple(self._replay.products(run))
-        return StreamPlan(run, wanted, next_end, last, interval, max_intervals)
+        wanted = tuple(products) or tuple(replay.products(run))
+        return StreamPlan(run, wanted, next_end, last, interval, max_intervals, location)
 
     def ended(self, interval_end: datetime) -> bool:
         """Whether the interval ending `interval_end` has ended in market time."""
@@ -322,13 +347,13 @@ class Exchange:
                     f"this exchange trades {self._market}, not {bid.market}",
                 )
             )
-        elif bid.location and bid.location != self._location:
+        elif bid.location and bid.location not in self._regions:
             out.append(
                 BidViolation(
                     "location",
                     None,
                     Rule.REGION_NOT_SERVED,
-                    f"this exchange trades {self._location}, not {bid.location}",
+                    f"this exchange trades {self._served()}, not {bid.location}",
                 )
             )
         out.extend(self._trust_violations(bid))
@@ -638,7 +663,7 @@ class Exchange:
         return {
             o.product: p
             for o in bid.offers
-            if (p := self._replay.price(bid.run, o.product, bid.interval_end)) is not None
+            if (p := self._replay_of(bid.location).price(bid.run, o.product, bid.interval_end)) is not None
         }
 
     def _clear(self, bid: MarketBid) -> MarketAward:
@@ -653,7 +678,7 @@ class Exchange:
             return [self._adapter.clear(bid, self._prices_of(bid)) for bid in bids]
         except MissingPriceError as exc:
             raise PriceNotInHistoryError(
-                f"{exc} (replay history of {self._location} {bids[0].run})"
+                f"{exc} (replay history of {bids[0].location or self._location} {bids[0].run})"
             ) from None
 
     def award(self, bid_id: str) -> Award:
@@ -661,7 +686,7 @@ class Exchange:
         award = self.market_award(bid_id)
         price = award.clearing_price(Product.ENERGY)
         if price is None:
-            price = self._replay.price(award.run, Product.ENERGY, award.interval_end)
+            price = self._replay_of(award.location).price(award.run, Product.ENERGY, award.interval_end)
         if price is None:
             raise PriceNotInHistoryError(
                 f"bid_id {bid_id!r}: no energy price for {award.interval_end.isoformat()}"
@@ -671,19 +696,21 @@ class Exchange:
     def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
         """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
         with self._award_lock:
-            fresh = self._clear_all(
-                [
-                    s.bid
-                    for s in self._ledger.latest_for_interval(run, self._location, interval_end)
-                    if self._ledger.award(s.bid.bid_id) is None
-                ]
-            )
-            self._ledger.add_awards(fresh)
+            for location in self._regions:  # one clearing per location: prices differ by region
+                fresh = self._clear_all(
+                    [
+                        s.bid
+                        for s in self._ledger.latest_for_interval(run, location, interval_end)
+                        if self._ledger.award(s.bid.bid_id) is None
+                    ]
+                )
+                self._ledger.add_awards(fresh)
         if self._clock.mode == "replay":
             self._reveal(interval_end)
         return [
             a
-            for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+            for location in self._regions
+            for s in self._ledger.latest_for_interval(run, location, interval_end)
             if (a := self._ledger.award(s.bid.bid_id))
         ]
 

@@ -91,8 +91,10 @@ class FleetController:
         ledger_max_entries: int = LEDGER_MAX_ENTRIES,
         ledger_max_cells: int = LEDGER_MAX_CELLS,
         state_store: FleetStateStore | None = None,
+        node: str = FLEET,
     ) -> None:
-        """`participating` (per battery, layout order) limits node state and dispatch to, for
+        """`node` is where the flat `dispatch` of the bidding cycle goes (the portfolio's fleet
+        node; default the root). `participating` (per battery, layout order) limits node state and dispatch to, for
         example, the batteries enrolled in the program this fleet trades; None: all of them."""
         if participating is not None and participating.shape != (twins.layout.n_batteries,):
             raise ValueError(
@@ -100,6 +102,7 @@ class FleetController:
             )
         self.participating = participating
         self.portfolio = portfolio
+        self.node = node
         self.products = products
         self.stale_after_s = stale_after_s
         self._twins = twins
@@ -185,7 +188,7 @@ class FleetController:
         if not math.isfinite(net_mw):
             raise ValueError(f"net_mw: {net_mw} must be finite")
         self._check_portfolio(portfolio)
-        award = NodeAward(FLEET, interval_end, interval_minutes, energy_mw=net_mw)
+        award = NodeAward(self.node, interval_end, interval_minutes, energy_mw=net_mw)
         result = self.dispatch_node(award, portfolio)
         return self.flat_dispatch(portfolio, result)
 
