@@ -191,6 +191,7 @@ class PendingSubmit:
     unwritten: Commit | None = None
     # Where the request's `as_of` moves a replay clock once its bids are stored (never before).
     advance_to: datetime | None = None
+    location: str = ""  # whose clock `advance_to` moves (empty: the primary location's)
 
 
 def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
@@ -231,8 +232,18 @@ class Exchange:
         self._limits = dict(parts.limits)
         self._clock: MarketClock = parts.clock or ReplayClock()
         self._ledger = BidLedger(parts.engine)
+        # A replay clock per location served: each region's replay moves on its own portfolios'
+        # requests, so one region's awards never close another's open interval. A live clock is
+        # the wall clock, one for all.
+        self._clocks: dict[str, MarketClock] = {
+            location: self._clock
+            if location == self._location or self._clock.mode != "replay"
+            else ReplayClock()
+            for location in self._regions
+        }
         if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
-            self._clock.observe(resumed)
+            for clock in self._clocks.values():
+                clock.observe(resumed)
         self._award_lock = threading.Lock()
         if parts.clearing not in CLEARING_MODES:
             raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
@@ -273,12 +284,17 @@ class Exchange:
             raise InvalidRequestError(
                 f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
             )
-        now = self._clock.peek(as_of)
-        visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
+        clock = self._clock_of(region)
+        now = clock.peek(as_of)
+        visible = as_of if now is None or clock.mode == "replay" else min(as_of, now)
         prices = published_prices(self._histories[region], visible, lookback_intervals)
         # Only an answered request moves the clock: a failed one (as_of past the history) leaves it.
-        self._reveal(as_of)
+        self._reveal(as_of, region)
         return MarketSnapshot(region=served, as_of=as_of, prices=prices)
+
+    def _clock_of(self, location: str) -> MarketClock:
+        """The market clock of `location` (empty or unknown: the primary location's)."""
+        return self._clocks.get(location, self._clock)
 
     def _served(self) -> str:
         """The locations served, for messages: `SA1` or `SA1, VIC1`."""
@@ -324,14 +340,14 @@ class Exchange:
         if after_interval_end is not None:
             next_end = _grid_floor(after_interval_end, interval) + interval
         else:
-            now = self._clock.now()
+            now = self._clock_of(location).now()
             next_end = first if now is None else max(first, _grid_floor(now, interval) + interval)
         wanted = tuple(products) or tuple(replay.products(run))
         return StreamPlan(run, wanted, next_end, last, interval, max_intervals, location)
 
-    def ended(self, interval_end: datetime) -> bool:
-        """Whether the interval ending `interval_end` has ended in market time."""
-        now = self._clock.now()
+    def ended(self, interval_end: datetime, location: str = "") -> bool:
+        """Whether the interval ending `interval_end` has ended in `location`'s market time."""
+        now = self._clock_of(location).now()
         return now is not None and now >= interval_end
 
     # --- bids -------------------------------------------------------------------------------------
@@ -477,10 +493,13 @@ class Exchange:
         many = len(items) > 1
         violations: list[BidViolation] = []
         canonicals = [canonical_json(bid) for bid, _ in items]
+        # Another exchange on a shared database may hold these bids or later revisions.
+        self._ledger.sync((bid.bid_id for bid, _ in items), (bid.key for bid, _ in items))
         fresh_static = [None if self._ledger.get(bid.bid_id) else check() for bid, check in items]
         with self._ledger.lock:
             # Judged at `as_of`, but the clock moves there only once the bids are stored (`finish`).
-            market_time = self._clock.peek(as_of) if as_of is not None else self._clock.now()
+            clock = self._clock_of(items[0][0].location)
+            market_time = clock.peek(as_of) if as_of is not None else clock.now()
             outcomes: list[SubmitOutcome | None] = []
             new: list[StoredBid] = []
             pending: dict[str, StoredBid] = {}
@@ -526,7 +545,11 @@ class Exchange:
                     waits.append(pending_commit)
         advance_to = market_time if as_of is not None and new else None
         return PendingSubmit(
-            [o for o in outcomes if o is not None], waits, commit if defer_write else None, advance_to
+            [o for o in outcomes if o is not None],
+            waits,
+            commit if defer_write else None,
+            advance_to,
+            items[0][0].location,
         )
 
     def write_now(self, pendings: Sequence[PendingSubmit]) -> None:
@@ -549,7 +572,7 @@ class Exchange:
             raise ExchangeStorageError(str(exc)) from exc
         if pending.advance_to is not None:
             # The stored bids record this market time, so a restart resumes here too.
-            self._clock.observe(pending.advance_to)
+            self._clock_of(pending.location).observe(pending.advance_to)
         return pending.outcomes
 
     def _stateful_violations(
@@ -605,6 +628,7 @@ class Exchange:
 
     def stored_bid(self, bid_id: str) -> SubmitOutcome:
         """The original acceptance of `bid_id` (once durable); `BidNotFoundError` if never stored."""
+        self._ledger.sync([bid_id])
         stored = self._ledger.get(bid_id)
         if stored is not None:
             try:
@@ -619,12 +643,14 @@ class Exchange:
 
     def market_award(self, bid_id: str) -> MarketAward:
         """Clear the stored bid `bid_id` against its interval's historical prices (once; stored)."""
+        self._ledger.sync([bid_id])
         award = self._ledger.award(bid_id)
         if award is not None:
             return _in_zone(award, self._adapter.rules.timezone)
         stored = self._ledger.get(bid_id)
         if stored is None:
             raise BidNotFoundError(f"bid_id {bid_id!r} is not a submitted bid")
+        self._ledger.sync(keys=[stored.bid.key])  # a later revision stored elsewhere supersedes it
         try:
             self._ledger.wait_durable(bid_id)
         except StorageError:
@@ -638,8 +664,9 @@ class Exchange:
                 latest.bid.bid_id,
             )
         end = stored.bid.interval_end
-        if self._clock.mode == "live":
-            now = self._clock.now()
+        clock = self._clock_of(stored.bid.location)
+        if clock.mode == "live":
+            now = clock.now()
             if now is not None and now < end:
                 raise IntervalNotEndedError(
                     f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
@@ -652,11 +679,15 @@ class Exchange:
                 try:
                     self._ledger.add_awards([award])
                 except StorageError as exc:
-                    raise ExchangeStorageError(str(exc)) from exc
-        if self._clock.mode == "replay":
+                    # On a shared database another exchange may have cleared it first: its
+                    # award (the same prices, the same rules) is the one.
+                    self._ledger.sync([bid_id])
+                    if (award := self._ledger.award(bid_id)) is None:
+                        raise ExchangeStorageError(str(exc)) from exc
+        if clock.mode == "replay":
             # Asking for an award is the replay saying the interval is over; an award that could
             # not be cleared (no price) says nothing, and leaves the clock where it was.
-            self._clock.observe(end)
+            clock.observe(end)
         return _in_zone(award, self._adapter.rules.timezone)
 
     def _prices_of(self, bid: MarketBid) -> dict[Product, float]:
@@ -706,7 +737,8 @@ class Exchange:
                 )
                 self._ledger.add_awards(fresh)
         if self._clock.mode == "replay":
-            self._reveal(interval_end)
+            for location in self._regions:
+                self._reveal(interval_end, location)
         return [
             a
             for location in self._regions
@@ -725,20 +757,24 @@ class Exchange:
             raise ClockNotAdvanceableError(
                 "this exchange runs on a live clock (the wall clock); it cannot be advanced"
             )
+        # An explicit advance is the replay driver's: every location's clock moves.
+        for location in list(self._regions)[1:]:
+            self._reveal(to, location)
         return self._reveal(to)
 
-    def _reveal(self, market_time: datetime) -> datetime | None:
+    def _reveal(self, market_time: datetime, location: str = "") -> datetime | None:
         """Move the clock to `market_time`. A replay clock's new time is in the database before
         the caller shows anything it allows, so a restarted exchange resumes there (bids and
         awards record their own times; market data and explicit advances need this row). A write
         that fails leaves the clock where it was."""
-        now = self._clock.peek(market_time)
-        if self._clock.mode == "replay" and now is not None:
+        clock = self._clock_of(location)
+        now = clock.peek(market_time)
+        if clock.mode == "replay" and now is not None:
             try:
                 self._ledger.record_market_time(now)
             except StorageError as exc:
                 raise ExchangeStorageError(str(exc)) from exc
-        return self._clock.observe(market_time)
+        return clock.observe(market_time)
 
 
 def _outcome(stored: StoredBid, *, duplicate: bool) -> SubmitOutcome:

@@ -597,7 +597,7 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
             )
             return
         for end in plan.interval_ends():
-            while not self._exchange.ended(end):
+            while not self._exchange.ended(end, plan.location):
                 await asyncio.sleep(self._poll_s)
             prices = self._exchange.interval_prices(plan.run, end, plan.products, plan.location)
             if prices.prices_per_mwh and plan.take():
