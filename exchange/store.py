@@ -305,7 +305,12 @@ class BidLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+        except sa.exc.DBAPIError:
+            # Another exchange on the same database created a table between this one's check
+            # and its CREATE (several machines starting at once); they exist now.
+            metadata.create_all(engine)
         self.lock = threading.RLock()
         self._by_id: dict[str, StoredBid] = {}
         self._latest: dict[tuple[str, str, str, str, str], StoredBid] = {}
