@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from autobidder.config import (
         ConfigError as ConfigError,
+        PortfolioNotConfiguredError as PortfolioNotConfiguredError,
         PortfolioPlan as PortfolioPlan,
         Settings as Settings,
         dump_settings as dump_settings,
@@ -185,6 +186,7 @@ __all__ = [
     "MissingColumnError",
     "NotFound",
     "Policy",
+    "PortfolioNotConfiguredError",
     "PortfolioPlan",
     "PriceBand",
     "PriceColumns",
@@ -281,6 +283,7 @@ _EXPORTS = {
     ),
     "autobidder.config": (
         "ConfigError",
+        "PortfolioNotConfiguredError",
         "PortfolioPlan",
         "Settings",
         "dump_settings",

@@ -19,6 +19,7 @@ from its field is a rule someone forgets to update.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -48,6 +49,10 @@ class ConfigError(ValueError):
 
 class ConfigFileNotFoundError(ConfigError, NotFound):
     """The file given with `--config` does not exist."""
+
+
+class PortfolioNotConfiguredError(ConfigError, NotFound):
+    """A command named a portfolio that is neither `portfolio` nor one of `[[portfolios]]`."""
 
 
 class Ports(BaseModel):
@@ -271,7 +276,9 @@ class Settings(BaseModel):
         `[[portfolios]]`), defaults filled in; `KeyError` for a portfolio not configured."""
         spec = next((p for p in self.portfolios if p.name == name), None)
         if spec is None and name != self.portfolio:
-            raise KeyError(f"portfolio {name!r} is not configured (known: {', '.join(self.all_portfolios)})")
+            hint = difflib.get_close_matches(name, self.all_portfolios, n=1)
+            known = f"did you mean {hint[0]!r}?" if hint else f"known: {', '.join(self.all_portfolios)}"
+            raise KeyError(f"portfolio {name!r} is not configured ({known})")
         spec = spec or PortfolioSpec(name=name)
         return PortfolioPlan(
             name=name,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -80,8 +83,10 @@ def test_per_portfolio_settings_are_validated_with_the_field_named(tmp_path: Pat
     settings = load_settings(env={"AUTOBIDDER_PORTFOLIOS": "b"})
     plan = settings.portfolio_plan("b")
     assert (plan.region, plan.fleet_node, plan.strategy) == (settings.region, "", "")
-    with pytest.raises(KeyError, match="'nosuch' is not configured"):
+    with pytest.raises(KeyError, match=r"'nosuch' is not configured \(known: sa1-vpp, b\)"):
         settings.portfolio_plan("nosuch")
+    with pytest.raises(KeyError, match="did you mean 'sa1-vpp'"):
+        settings.portfolio_plan("sa1-vp")
 
 
 def three_region_prices(path: Path) -> Path:
@@ -202,3 +207,19 @@ def test_three_portfolios_through_one_exchange_and_one_fleet(tmp_path: Path) -> 
             fleet.telemetry("nosuch", ends[-1])
     finally:
         stack.stop()
+
+
+def test_schedule_names_an_unconfigured_portfolio_with_exit_3(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "schedule", "--portfolio", "vic-c"],
+        env={**os.environ, "AUTOBIDDER_DATA_DIR": str(tmp_path), "AUTOBIDDER_PORTFOLIOS": "vic-b"},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 3, out.stderr
+    assert out.stderr.strip() == (
+        "autobidder: --portfolio: portfolio 'vic-c' is not configured (did you mean 'vic-b'?)"
+    )

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from autobidder import ConfigError, load_settings
+from autobidder import PortfolioNotConfiguredError, load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         plan = settings.portfolio_plan(portfolio)
     except KeyError as exc:
-        raise ConfigError(f"--portfolio: {exc.args[0]}") from None
+        raise PortfolioNotConfiguredError(f"--portfolio: {exc.args[0]}") from None
 
     async def go() -> str:
         client = await connect_temporal(settings)
