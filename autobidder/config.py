@@ -12,15 +12,20 @@ Endpoints (docs/deployment.md): left empty, Temporal and SQS are the local stack
 key read from the environment variable `temporal_api_key_env` names — never the key itself);
 `sqs_endpoint_url = "aws"` uses AWS SQS through the standard credential chain and region, with no
 endpoint override. `mode = "production"` requires PostgreSQL and both endpoints.
+
+Long because every setting, its validation and its one-line error live together: a rule split
+from its field is a rule someone forgets to update.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +49,10 @@ class ConfigError(ValueError):
 
 class ConfigFileNotFoundError(ConfigError, NotFound):
     """The file given with `--config` does not exist."""
+
+
+class PortfolioNotConfiguredError(ConfigError, NotFound):
+    """A command named a portfolio that is neither `portfolio` nor one of `[[portfolios]]`."""
 
 
 class Ports(BaseModel):
@@ -124,13 +133,52 @@ class SecuritySettings(BaseModel):
         return self.identity_dir is None and all(f is None for f in named)
 
 
+def fleet_label(name: str) -> str:
+    """A free-form name (portfolio, battery id) as a label of the fleet hierarchy (ltree-safe)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)[:255] or "_"
+
+
 class PortfolioSpec(BaseModel):
-    """A further portfolio the stack trades (`[[portfolios]]`), beside `portfolio`: same region
-    and the same configured fleet of batteries; one exchange and one fleet service serve all."""
+    """A further portfolio the stack trades (`[[portfolios]]`), beside `portfolio`. One exchange
+    and one fleet service serve all of them; each entry says where it trades and what it moves:
+
+    - `market`, `region`: where its bids go and whose prices its cycles fetch (default: the
+      stack's `region`; the exchange replays every configured region from `prices_file`);
+    - `fleet_node`: the node of the fleet hierarchy its batteries (a copy of the configured
+      `fleet` per portfolio) sit under and its dispatches go to, as `<fleet_node>.<battery>`
+      (default: under the portfolio's name, dispatched as the whole fleet, node "");
+    - `strategy`: the strategy version its cycles apply (`sa1-b@v2`, or `sa1-b` for whichever
+      version is current; default: the current one, if any was applied)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    market: Literal["NEM"] = "NEM"
+    region: Region | None = None
+    fleet_node: str = Field("", pattern=r"^$|^[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,15}$")
+    strategy: str = Field("", pattern=r"^$|^[a-z0-9][a-z0-9_-]{0,62}(@v?[0-9]+(:[0-9a-f]{4,64})?)?$")
+
+    @model_validator(mode="after")
+    def _strategy_is_this_portfolios(self) -> PortfolioSpec:
+        owner = self.strategy.partition("@")[0]
+        if self.strategy and owner != self.name:
+            # The cycle would refuse it on every interval (a strategy trades one portfolio).
+            raise ValueError(
+                f"strategy: {self.strategy!r} is a version of portfolio {owner!r}, not {self.name!r}"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class PortfolioPlan:
+    """One traded portfolio with every default resolved (`Settings.portfolio_plan`); an empty
+    `fleet_node` is the whole fleet's root, an empty `strategy` the portfolio's current one."""
+
+    name: str
+    market: str
+    region: Region
+    fleet_node: str
+    strategy: str
 
 
 class Settings(BaseModel):
@@ -222,6 +270,32 @@ class Settings(BaseModel):
     def all_portfolios(self) -> tuple[str, ...]:
         """`portfolio` first, then each of `[[portfolios]]`."""
         return (self.portfolio, *(p.name for p in self.portfolios))
+
+    def portfolio_plan(self, name: str) -> PortfolioPlan:
+        """Market, region, fleet node and strategy of portfolio `name` (`portfolio` or one of
+        `[[portfolios]]`), defaults filled in; `KeyError` for a portfolio not configured."""
+        spec = next((p for p in self.portfolios if p.name == name), None)
+        if spec is None and name != self.portfolio:
+            hint = difflib.get_close_matches(name, self.all_portfolios, n=1)
+            known = f"did you mean {hint[0]!r}?" if hint else f"known: {', '.join(self.all_portfolios)}"
+            raise KeyError(f"portfolio {name!r} is not configured ({known})")
+        spec = spec or PortfolioSpec(name=name)
+        return PortfolioPlan(
+            name=name,
+            market=spec.market,
+            region=spec.region or self.region,
+            fleet_node=spec.fleet_node,
+            strategy=spec.strategy,
+        )
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        """Every region a configured portfolio trades, `region` first (what the exchange replays)."""
+        out = [self.region]
+        for name in self.all_portfolios:
+            if (region := self.portfolio_plan(name).region) not in out:
+                out.append(region)
+        return tuple(out)
 
     @model_validator(mode="after")
     def _production_needs_shared_services(self) -> Settings:
@@ -348,6 +422,12 @@ _RULES = {
     r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$": "must be 1 to 200 letters, digits, '.', '_', '/' or '-'",
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": "must be 1 to 64 letters, digits, '.', '_' or '-'",
     r"^[a-z0-9][a-z0-9_-]{0,62}$": "must be 1 to 63 lowercase letters, digits, '-' or '_'",
+    r"^$|^[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,15}$": (
+        "must be a dotted path of lowercase labels (letters, digits, '_'), for example nem.sa1.vpp"
+    ),
+    r"^$|^[a-z0-9][a-z0-9_-]{0,62}(@v?[0-9]+(:[0-9a-f]{4,64})?)?$": (
+        "must be a strategy reference: PORTFOLIO, PORTFOLIO@N or PORTFOLIO@vN (for example sa1-b@v2)"
+    ),
 }
 
 

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -135,6 +135,9 @@ class ExchangeParts:
     # "co_optimised" (NEM: energy and FCAS dispatched together, as NEMDE does; one HiGHS LP per
     # interval for every bid, `market_adapters.cooptimised_awards`).
     clearing: str = "price_taker"
+    # Further NEM regions this exchange replays (energy only) beside `region`: one exchange for
+    # portfolios in several regions (`[[portfolios]] region`).
+    more_regions: Mapping[Region, PriceSeries] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,7 @@ class StreamPlan:
     last_interval_end: datetime
     interval: timedelta
     max_intervals: int
+    location: str = ""  # empty: the exchange's primary location
     sent: int = 0
 
     def interval_ends(self) -> Iterator[datetime]:
@@ -187,6 +191,7 @@ class PendingSubmit:
     unwritten: Commit | None = None
     # Where the request's `as_of` moves a replay clock once its bids are stored (never before).
     advance_to: datetime | None = None
+    location: str = ""  # whose clock `advance_to` moves (empty: the primary location's)
 
 
 def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
@@ -211,15 +216,34 @@ class Exchange:
         self._nem_price_caps = parts.nem_price_caps
         self._location = str(parts.region)
         self._region = parts.region
-        self._history = parts.prices
         self._energy_run = MarketRun.NEM_DISPATCH if parts.market == Market.NEM else MarketRun.ERCOT_REAL_TIME
         base = ReplayPrices.of(self._energy_run, [(Product.ENERGY, parts.prices)])
         self._replay = base.merged_under(parts.extra_prices) if parts.extra_prices else base
+        # Every location served, the primary first: its region, energy history and replay.
+        self._regions: dict[str, Region | str] = {self._location: parts.region}
+        self._histories: dict[str, PriceSeries] = {self._location: parts.prices}
+        self._replays: dict[str, ReplayPrices] = {self._location: self._replay}
+        for region, history in parts.more_regions.items():
+            if str(region) in self._regions:
+                continue
+            self._regions[str(region)] = region
+            self._histories[str(region)] = history
+            self._replays[str(region)] = ReplayPrices.of(self._energy_run, [(Product.ENERGY, history)])
         self._limits = dict(parts.limits)
         self._clock: MarketClock = parts.clock or ReplayClock()
         self._ledger = BidLedger(parts.engine)
+        # A replay clock per location served: each region's replay moves on its own portfolios'
+        # requests, so one region's awards never close another's open interval. A live clock is
+        # the wall clock, one for all.
+        self._clocks: dict[str, MarketClock] = {
+            location: self._clock
+            if location == self._location or self._clock.mode != "replay"
+            else ReplayClock()
+            for location in self._regions
+        }
         if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
-            self._clock.observe(resumed)
+            for clock in self._clocks.values():
+                clock.observe(resumed)
         self._award_lock = threading.Lock()
         if parts.clearing not in CLEARING_MODES:
             raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
@@ -245,11 +269,12 @@ class Exchange:
 
     def market_data(self, region: str, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
         """Energy prices published by `as_of` (a replay clock moves there; a live one caps it)."""
-        if region != self._location:
+        if region not in self._regions:
             if self._market == Market.NEM and region not in {r.value for r in Region}:
                 raise InvalidRequestError(f"region: {region!r} is not a NEM region")
-            raise RegionNotReplayedError(f"region: this exchange replays {self._location}, not {region}")
-        if not isinstance(self._region, Region):
+            raise RegionNotReplayedError(f"region: this exchange replays {self._served()}, not {region}")
+        served = self._regions[region]
+        if not isinstance(served, Region):
             raise RegionNotReplayedError(
                 f"region: GetMarketData serves NEM regions; use StreamMarketData for {region}"
             )
@@ -259,19 +284,34 @@ class Exchange:
             raise InvalidRequestError(
                 f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
             )
-        now = self._clock.peek(as_of)
-        visible = as_of if now is None or self._clock.mode == "replay" else min(as_of, now)
-        prices = published_prices(self._history, visible, lookback_intervals)
+        clock = self._clock_of(region)
+        now = clock.peek(as_of)
+        visible = as_of if now is None or clock.mode == "replay" else min(as_of, now)
+        prices = published_prices(self._histories[region], visible, lookback_intervals)
         # Only an answered request moves the clock: a failed one (as_of past the history) leaves it.
-        self._reveal(as_of)
-        return MarketSnapshot(region=self._region, as_of=as_of, prices=prices)
+        self._reveal(as_of, region)
+        return MarketSnapshot(region=served, as_of=as_of, prices=prices)
+
+    def _clock_of(self, location: str) -> MarketClock:
+        """The market clock of `location` (empty or unknown: the primary location's)."""
+        return self._clocks.get(location, self._clock)
+
+    def _served(self) -> str:
+        """The locations served, for messages: `SA1` or `SA1, VIC1`."""
+        return ", ".join(self._regions)
+
+    def _replay_of(self, location: str) -> ReplayPrices:
+        """The replay of `location` (empty: the primary one)."""
+        return self._replays.get(location, self._replay)
 
     def interval_prices(
-        self, run: MarketRun, interval_end: datetime, products: Sequence[Product]
+        self, run: MarketRun, interval_end: datetime, products: Sequence[Product], location: str = ""
     ) -> IntervalPrices:
-        found = {p: v for p in products if (v := self._replay.price(run, p, interval_end)) is not None}
+        location = location or self._location
+        replay = self._replay_of(location)
+        found = {p: v for p in products if (v := replay.price(run, p, interval_end)) is not None}
         return IntervalPrices(
-            self._location,
+            location,
             run,
             interval_end.astimezone(self._adapter.rules.timezone),
             found,
@@ -287,11 +327,12 @@ class Exchange:
         max_intervals: int,
     ) -> StreamPlan:
         """Which intervals a market-data stream sends (see `MarketGateway.StreamMarketData`)."""
-        if location != self._location:
-            raise RegionNotReplayedError(f"location: this exchange replays {self._location}, not {location}")
-        interval = self._replay.interval(run)
-        first = self._replay.first_interval_end(run)
-        last = self._replay.last_interval_end(run)
+        if location not in self._regions:
+            raise RegionNotReplayedError(f"location: this exchange replays {self._served()}, not {location}")
+        replay = self._replays[location]
+        interval = replay.interval(run)
+        first = replay.first_interval_end(run)
+        last = replay.last_interval_end(run)
         if interval is None or first is None or last is None:
             raise RegionNotReplayedError(f"run: this exchange replays no {run} prices")
         if max_intervals < 0:
@@ -299,14 +340,14 @@ class Exchange:
         if after_interval_end is not None:
             next_end = _grid_floor(after_interval_end, interval) + interval
         else:
-            now = self._clock.now()
+            now = self._clock_of(location).now()
             next_end = first if now is None else max(first, _grid_floor(now, interval) + interval)
-        wanted = tuple(products) or tuple(self._replay.products(run))
-        return StreamPlan(run, wanted, next_end, last, interval, max_intervals)
+        wanted = tuple(products) or tuple(replay.products(run))
+        return StreamPlan(run, wanted, next_end, last, interval, max_intervals, location)
 
-    def ended(self, interval_end: datetime) -> bool:
-        """Whether the interval ending `interval_end` has ended in market time."""
-        now = self._clock.now()
+    def ended(self, interval_end: datetime, location: str = "") -> bool:
+        """Whether the interval ending `interval_end` has ended in `location`'s market time."""
+        now = self._clock_of(location).now()
         return now is not None and now >= interval_end
 
     # --- bids -------------------------------------------------------------------------------------
@@ -322,13 +363,13 @@ class Exchange:
                     f"this exchange trades {self._market}, not {bid.market}",
                 )
             )
-        elif bid.location and bid.location != self._location:
+        elif bid.location and bid.location not in self._regions:
             out.append(
                 BidViolation(
                     "location",
                     None,
                     Rule.REGION_NOT_SERVED,
-                    f"this exchange trades {self._location}, not {bid.location}",
+                    f"this exchange trades {self._served()}, not {bid.location}",
                 )
             )
         out.extend(self._trust_violations(bid))
@@ -452,10 +493,13 @@ class Exchange:
         many = len(items) > 1
         violations: list[BidViolation] = []
         canonicals = [canonical_json(bid) for bid, _ in items]
+        # Another exchange on a shared database may hold these bids or later revisions.
+        self._ledger.sync((bid.bid_id for bid, _ in items), (bid.key for bid, _ in items))
         fresh_static = [None if self._ledger.get(bid.bid_id) else check() for bid, check in items]
         with self._ledger.lock:
             # Judged at `as_of`, but the clock moves there only once the bids are stored (`finish`).
-            market_time = self._clock.peek(as_of) if as_of is not None else self._clock.now()
+            clock = self._clock_of(items[0][0].location)
+            market_time = clock.peek(as_of) if as_of is not None else clock.now()
             outcomes: list[SubmitOutcome | None] = []
             new: list[StoredBid] = []
             pending: dict[str, StoredBid] = {}
@@ -501,7 +545,11 @@ class Exchange:
                     waits.append(pending_commit)
         advance_to = market_time if as_of is not None and new else None
         return PendingSubmit(
-            [o for o in outcomes if o is not None], waits, commit if defer_write else None, advance_to
+            [o for o in outcomes if o is not None],
+            waits,
+            commit if defer_write else None,
+            advance_to,
+            items[0][0].location,
         )
 
     def write_now(self, pendings: Sequence[PendingSubmit]) -> None:
@@ -524,7 +572,7 @@ class Exchange:
             raise ExchangeStorageError(str(exc)) from exc
         if pending.advance_to is not None:
             # The stored bids record this market time, so a restart resumes here too.
-            self._clock.observe(pending.advance_to)
+            self._clock_of(pending.location).observe(pending.advance_to)
         return pending.outcomes
 
     def _stateful_violations(
@@ -580,6 +628,7 @@ class Exchange:
 
     def stored_bid(self, bid_id: str) -> SubmitOutcome:
         """The original acceptance of `bid_id` (once durable); `BidNotFoundError` if never stored."""
+        self._ledger.sync([bid_id])
         stored = self._ledger.get(bid_id)
         if stored is not None:
             try:
@@ -594,12 +643,14 @@ class Exchange:
 
     def market_award(self, bid_id: str) -> MarketAward:
         """Clear the stored bid `bid_id` against its interval's historical prices (once; stored)."""
+        self._ledger.sync([bid_id])
         award = self._ledger.award(bid_id)
         if award is not None:
             return _in_zone(award, self._adapter.rules.timezone)
         stored = self._ledger.get(bid_id)
         if stored is None:
             raise BidNotFoundError(f"bid_id {bid_id!r} is not a submitted bid")
+        self._ledger.sync(keys=[stored.bid.key])  # a later revision stored elsewhere supersedes it
         try:
             self._ledger.wait_durable(bid_id)
         except StorageError:
@@ -613,8 +664,9 @@ class Exchange:
                 latest.bid.bid_id,
             )
         end = stored.bid.interval_end
-        if self._clock.mode == "live":
-            now = self._clock.now()
+        clock = self._clock_of(stored.bid.location)
+        if clock.mode == "live":
+            now = clock.now()
             if now is not None and now < end:
                 raise IntervalNotEndedError(
                     f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
@@ -627,18 +679,22 @@ class Exchange:
                 try:
                     self._ledger.add_awards([award])
                 except StorageError as exc:
-                    raise ExchangeStorageError(str(exc)) from exc
-        if self._clock.mode == "replay":
+                    # On a shared database another exchange may have cleared it first: its
+                    # award (the same prices, the same rules) is the one.
+                    self._ledger.sync([bid_id])
+                    if (award := self._ledger.award(bid_id)) is None:
+                        raise ExchangeStorageError(str(exc)) from exc
+        if clock.mode == "replay":
             # Asking for an award is the replay saying the interval is over; an award that could
             # not be cleared (no price) says nothing, and leaves the clock where it was.
-            self._clock.observe(end)
+            clock.observe(end)
         return _in_zone(award, self._adapter.rules.timezone)
 
     def _prices_of(self, bid: MarketBid) -> dict[Product, float]:
         return {
             o.product: p
             for o in bid.offers
-            if (p := self._replay.price(bid.run, o.product, bid.interval_end)) is not None
+            if (p := self._replay_of(bid.location).price(bid.run, o.product, bid.interval_end)) is not None
         }
 
     def _clear(self, bid: MarketBid) -> MarketAward:
@@ -653,7 +709,7 @@ class Exchange:
             return [self._adapter.clear(bid, self._prices_of(bid)) for bid in bids]
         except MissingPriceError as exc:
             raise PriceNotInHistoryError(
-                f"{exc} (replay history of {self._location} {bids[0].run})"
+                f"{exc} (replay history of {bids[0].location or self._location} {bids[0].run})"
             ) from None
 
     def award(self, bid_id: str) -> Award:
@@ -661,7 +717,7 @@ class Exchange:
         award = self.market_award(bid_id)
         price = award.clearing_price(Product.ENERGY)
         if price is None:
-            price = self._replay.price(award.run, Product.ENERGY, award.interval_end)
+            price = self._replay_of(award.location).price(award.run, Product.ENERGY, award.interval_end)
         if price is None:
             raise PriceNotInHistoryError(
                 f"bid_id {bid_id!r}: no energy price for {award.interval_end.isoformat()}"
@@ -671,19 +727,22 @@ class Exchange:
     def clear_interval(self, run: MarketRun, interval_end: datetime) -> list[MarketAward]:
         """Clear every latest-revision bid of one interval (the benchmark's clearing step)."""
         with self._award_lock:
-            fresh = self._clear_all(
-                [
-                    s.bid
-                    for s in self._ledger.latest_for_interval(run, self._location, interval_end)
-                    if self._ledger.award(s.bid.bid_id) is None
-                ]
-            )
-            self._ledger.add_awards(fresh)
+            for location in self._regions:  # one clearing per location: prices differ by region
+                fresh = self._clear_all(
+                    [
+                        s.bid
+                        for s in self._ledger.latest_for_interval(run, location, interval_end)
+                        if self._ledger.award(s.bid.bid_id) is None
+                    ]
+                )
+                self._ledger.add_awards(fresh)
         if self._clock.mode == "replay":
-            self._reveal(interval_end)
+            for location in self._regions:
+                self._reveal(interval_end, location)
         return [
             a
-            for s in self._ledger.latest_for_interval(run, self._location, interval_end)
+            for location in self._regions
+            for s in self._ledger.latest_for_interval(run, location, interval_end)
             if (a := self._ledger.award(s.bid.bid_id))
         ]
 
@@ -698,20 +757,24 @@ class Exchange:
             raise ClockNotAdvanceableError(
                 "this exchange runs on a live clock (the wall clock); it cannot be advanced"
             )
+        # An explicit advance is the replay driver's: every location's clock moves.
+        for location in list(self._regions)[1:]:
+            self._reveal(to, location)
         return self._reveal(to)
 
-    def _reveal(self, market_time: datetime) -> datetime | None:
+    def _reveal(self, market_time: datetime, location: str = "") -> datetime | None:
         """Move the clock to `market_time`. A replay clock's new time is in the database before
         the caller shows anything it allows, so a restarted exchange resumes there (bids and
         awards record their own times; market data and explicit advances need this row). A write
         that fails leaves the clock where it was."""
-        now = self._clock.peek(market_time)
-        if self._clock.mode == "replay" and now is not None:
+        clock = self._clock_of(location)
+        now = clock.peek(market_time)
+        if clock.mode == "replay" and now is not None:
             try:
                 self._ledger.record_market_time(now)
             except StorageError as exc:
                 raise ExchangeStorageError(str(exc)) from exc
-        return self._clock.observe(market_time)
+        return clock.observe(market_time)
 
 
 def _outcome(stored: StoredBid, *, duplicate: bool) -> SubmitOutcome:

@@ -105,7 +105,8 @@ def parts_from_settings(
     clock: MarketClock | None = None,
     clearing: str = "price_taker",
 ) -> ExchangeParts:
-    """The replay history of `settings.region` (plus NEM FCAS prices when a file is given), the
+    """The replay history of `settings.region` and of every other region a portfolio trades
+    (`Settings.regions`; plus NEM FCAS prices of `region` when a file is given), the
     fleet maxima of every portfolio (`settings.all_portfolios`) and the exchange database."""
     url = settings.resolved_exchange_database_url
     _ensure_sqlite_dir(url)
@@ -119,6 +120,8 @@ def parts_from_settings(
     return ExchangeParts(
         region=settings.region,
         prices=load_prices(settings.region, settings.prices_file),
+        # The regions of `[[portfolios]]` beside it, from the same prices file.
+        more_regions={r: load_prices(r, settings.prices_file) for r in settings.regions[1:]},
         limits=dict.fromkeys(settings.all_portfolios, limits),
         engine=make_engine(url),
         extra_prices=extra,
@@ -594,9 +597,9 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
             )
             return
         for end in plan.interval_ends():
-            while not self._exchange.ended(end):
+            while not self._exchange.ended(end, plan.location):
                 await asyncio.sleep(self._poll_s)
-            prices = self._exchange.interval_prices(plan.run, end, plan.products)
+            prices = self._exchange.interval_prices(plan.run, end, plan.products, plan.location)
             if prices.prices_per_mwh and plan.take():
                 yield interval_prices_to_proto(prices)
 

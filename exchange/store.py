@@ -4,8 +4,16 @@ tables and an in-memory index.
 The database is the record (it survives a restart: the index is rebuilt from it on start); the
 index answers the questions every submission asks (is this bid_id taken? what is the latest
 revision for this interval?) without a query, which is what lets one exchange validate and
-store thousands of bids a second. One exchange process owns its database: two exchanges
-writing the same tables would each miss the other's bids in their index.
+store thousands of bids a second.
+
+Shared (`BidLedger.shared`, on PostgreSQL): any number of exchanges may serve one database.
+Before each decision an exchange reads what the database holds for the bids and intervals in
+question (`sync`: one query), so it never answers from an index another exchange has made
+stale, and the tables' constraints settle a race between two of them: the primary key on
+`bid_id` and the unique (portfolio, market, run, location, interval, revision) refuse a second
+acceptance, the awards' primary key a second award. The loser's write fails as a whole (the
+caller sees a storage error and retries) and its retry finds the winner's row. On SQLite one
+exchange process owns the file and the index alone answers.
 
 Writes go through one writer thread that commits everything queued in one transaction (group
 commit), so under concurrent submissions one commit serves many bids. A submission's bids enter
@@ -15,6 +23,9 @@ commit too. If a commit fails, its bids leave the index again and every waiter g
 
 The ledger also knows the latest market time its database records (`BidLedger.market_time`),
 which is where a restarted replay exchange's clock resumes.
+
+Long because the index, the group-commit writer and the shared-database reads answer one
+question together (is this bid new, and durable?); apart, each would need the others' locks.
 """
 
 from __future__ import annotations
@@ -53,6 +64,16 @@ market_bids = sa.Table(
     sa.Column("market_time_utc", sa.String(40), nullable=True),
     sa.Column("gate_closure_utc", sa.String(40), nullable=False),
     sa.Column("supersedes_bid_id", sa.String(200), nullable=True),
+    # One acceptance per revision of an interval's bid, whichever exchange took it.
+    sa.UniqueConstraint(
+        "portfolio",
+        "market",
+        "run",
+        "location",
+        "interval_end_utc",
+        "revision",
+        name="uq_market_bids_revision",
+    ),
 )
 
 market_awards = sa.Table(
@@ -108,6 +129,18 @@ def _row(s: StoredBid) -> dict[str, Any]:
         "gate_closure_utc": _utc(s.gate_closure),
         "supersedes_bid_id": s.supersedes_bid_id,
     }
+
+
+def _stored_of(r: Any) -> StoredBid:
+    """A `market_bids` row as the index holds it."""
+    return StoredBid(
+        bid=bid_from_dict(json.loads(r.bid_json)),
+        canonical=r.bid_json,
+        accepted_at=datetime.fromisoformat(r.accepted_at_utc),
+        market_time=datetime.fromisoformat(r.market_time_utc) if r.market_time_utc else None,
+        gate_closure=datetime.fromisoformat(r.gate_closure_utc),
+        supersedes_bid_id=r.supersedes_bid_id,
+    )
 
 
 class StorageError(RuntimeError):
@@ -272,7 +305,12 @@ class BidLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+        except sa.exc.DBAPIError:
+            # Another exchange on the same database created a table between this one's check
+            # and its CREATE (several machines starting at once); they exist now.
+            metadata.create_all(engine)
         self.lock = threading.RLock()
         self._by_id: dict[str, StoredBid] = {}
         self._latest: dict[tuple[str, str, str, str, str], StoredBid] = {}
@@ -280,6 +318,7 @@ class BidLedger:
         self._awards: dict[str, MarketAward] = {}
         self._pending: dict[str, Commit] = {}
         self._market_time: datetime | None = None  # see `market_time`
+        self.shared = engine.dialect.name == "postgresql"
         self._load()
         self._writer = _GroupWriter(engine, self._rollback)
 
@@ -290,14 +329,7 @@ class BidLedger:
             clock = conn.execute(sa.select(sa.func.max(market_clock.c.market_time_utc))).scalar_one()
         times = [datetime.fromisoformat(clock)] if clock else []
         for r in rows:
-            stored = StoredBid(
-                bid=bid_from_dict(json.loads(r.bid_json)),
-                canonical=r.bid_json,
-                accepted_at=datetime.fromisoformat(r.accepted_at_utc),
-                market_time=datetime.fromisoformat(r.market_time_utc) if r.market_time_utc else None,
-                gate_closure=datetime.fromisoformat(r.gate_closure_utc),
-                supersedes_bid_id=r.supersedes_bid_id,
-            )
+            stored = _stored_of(r)
             self._index(stored)
             if stored.market_time is not None:
                 times.append(stored.market_time)
@@ -305,6 +337,39 @@ class BidLedger:
             award = self._awards[a.bid_id] = award_from_dict(json.loads(a.award_json))
             times.append(award.interval_end)
         self._market_time = max(times, default=None)
+
+    def sync(self, bid_ids: Iterable[str] = (), keys: Iterable[tuple[str, str, str, str, str]] = ()) -> None:
+        """On a shared database, index what any exchange stored under `bid_ids` and for the
+        intervals of `keys` (bid keys), with their awards; nothing on an unshared one."""
+        if not self.shared:
+            return
+        ids, wanted = set(bid_ids), set(keys)
+        t = market_bids
+        where: list[sa.ColumnElement[bool]] = [t.c.bid_id.in_(ids)] if ids else []
+        if wanted:
+            where.append(
+                sa.and_(
+                    t.c.portfolio.in_({k[0] for k in wanted}),
+                    t.c.interval_end_utc.in_({k[4] for k in wanted}),
+                )
+            )
+        if not where:
+            return
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(sa.or_(*where)).order_by(t.c.revision)).all()
+            found = ids | {r.bid_id for r in rows}
+            awards = conn.execute(
+                sa.select(market_awards.c.bid_id, market_awards.c.award_json).where(
+                    market_awards.c.bid_id.in_(found)
+                )
+            ).all()
+        with self.lock:
+            for r in rows:
+                if r.bid_id not in self._by_id:
+                    self._index(_stored_of(r))
+            for a in awards:
+                if a.bid_id not in self._awards:
+                    self._awards[a.bid_id] = award_from_dict(json.loads(a.award_json))
 
     @property
     def market_time(self) -> datetime | None:

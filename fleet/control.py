@@ -15,7 +15,9 @@ interval (two feeders, separately).
 With a `FleetStateStore` (fleet/durable.py) each applied dispatch and the batteries' new state
 are stored before the result is returned, and both are reloaded at construction: after a kill -9
 a repeat returns the stored result and SoC continues. If the store write fails, the twins are put
-back as they were and the dispatch fails (a retry applies it then).
+back as they were and the dispatch fails (a retry applies it then). On a shared store
+(PostgreSQL) the twins are reloaded from the database before every telemetry answer and every
+dispatch, the latter under the portfolio's lock, so several services can serve one portfolio.
 
     DispatchOutOfOrderError   overlapping or conflicting dispatch (FAILED_PRECONDITION)
     NoSuchPortfolioError      portfolio this fleet does not serve (NOT_FOUND)
@@ -25,14 +27,18 @@ back as they were and the dispatch fails (a retry applies it then).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
+import sqlalchemy as sa
 
 from autobidder import BatteryDispatch, Dispatch, TelemetrySnapshot, require_aware, to_utc
 from fleet.aggregate import DEFAULT_STALE_AFTER_S, classify, node_state
@@ -91,15 +97,19 @@ class FleetController:
         ledger_max_entries: int = LEDGER_MAX_ENTRIES,
         ledger_max_cells: int = LEDGER_MAX_CELLS,
         state_store: FleetStateStore | None = None,
+        node: str = FLEET,
     ) -> None:
-        """`participating` (per battery, layout order) limits node state and dispatch to, for
-        example, the batteries enrolled in the program this fleet trades; None: all of them."""
+        """`node` is where the flat `dispatch` of the bidding cycle goes (the portfolio's fleet
+        node; default the root). `participating` (per battery, layout order) limits node state
+        and dispatch to, for example, the batteries enrolled in the program this fleet trades;
+        None: all of them."""
         if participating is not None and participating.shape != (twins.layout.n_batteries,):
             raise ValueError(
                 f"participating: has shape {participating.shape}, expected ({twins.layout.n_batteries},)"
             )
         self.participating = participating
         self.portfolio = portfolio
+        self.node = node
         self.products = products
         self.stale_after_s = stale_after_s
         self._twins = twins
@@ -125,6 +135,31 @@ class FleetController:
             if entry.result.plans is not None and entry.award.node in self.layout:
                 key = (entry.award.node, to_utc(entry.award.interval_end))
                 self._remember(key, entry.award, entry.result, entry.result.plans)
+
+    def _sync(self, conn: sa.Connection | None = None) -> None:
+        """On a shared store, take the batteries' state from the database (another service may
+        have dispatched them since); `conn`: inside that dispatch's locked transaction."""
+        if self._store is None or not self._store.shared:
+            return
+        stored = self._store.load_plans(self.layout, conn)
+        if stored is not None:
+            positions, plans = stored
+            self._twins.restore_plans(plans, positions)
+
+    @contextlib.contextmanager
+    def _decision(self, key: tuple[str, datetime]) -> Iterator[sa.Connection | None]:
+        """The transaction a dispatch decides and writes in: on a shared store, one holding the
+        portfolio's lock, with the state and the key's ledger row reloaded; otherwise none."""
+        if self._store is None or not self._store.shared:
+            yield None
+            return
+        with self._store.locked() as conn:
+            self._sync(conn)
+            if key not in self._ledger:
+                entry = self._store.ledger_entry(key[0], key[1], conn)
+                if entry is not None and entry.result.plans is not None:
+                    self._remember(key, entry.award, entry.result, entry.result.plans)
+            yield conn
 
     @classmethod
     def for_simulated(cls, fleet: SimulatedFleet, **kwargs: object) -> FleetController:
@@ -172,6 +207,7 @@ class FleetController:
         require_aware(as_of, "as_of")
         with self._changed:
             self._check_portfolio(portfolio)
+            self._sync()
             self._advance(as_of)
             t = self._twins.telemetry()
             usable = classify(t, to_posix_s(as_of), self.stale_after_s).online
@@ -185,7 +221,7 @@ class FleetController:
         if not math.isfinite(net_mw):
             raise ValueError(f"net_mw: {net_mw} must be finite")
         self._check_portfolio(portfolio)
-        award = NodeAward(FLEET, interval_end, interval_minutes, energy_mw=net_mw)
+        award = NodeAward(self.node, interval_end, interval_minutes, energy_mw=net_mw)
         result = self.dispatch_node(award, portfolio)
         return self.flat_dispatch(portfolio, result)
 
@@ -237,8 +273,11 @@ class FleetController:
         The result always carries the per-battery plans; callers trim them for the wire.
         """
         self._check_portfolio(portfolio, optional=True)
+        if award.node == FLEET and self.node != FLEET:
+            # "The whole fleet" of a portfolio is its configured fleet node.
+            award = dataclasses.replace(award, node=self.node)
         key = (award.node, to_utc(award.interval_end))
-        with self._changed:
+        with self._changed, self._decision(key) as conn:
             batteries = self.layout.batteries_of(award.node)
             if (applied := self._ledger.get(key)) is not None:
                 if applied.award.same_request(award):
@@ -277,7 +316,11 @@ class FleetController:
             if self._store is not None and before is not None:
                 try:
                     self._store.record_dispatch(
-                        award, result, list(plans.battery_ids), self._twins.plan_state().take(batteries)
+                        award,
+                        result,
+                        list(plans.battery_ids),
+                        self._twins.plan_state().take(batteries),
+                        conn,
                     )
                 except BaseException:
                     self._twins.restore_plans(before, batteries)

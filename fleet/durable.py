@@ -8,10 +8,20 @@ repeated dispatch returns the stored result instead of being applied twice, a co
 is refused, and SoC continues from the last applied interval rather than the configured initial
 value. The twin clock and simulated outages are not stored: the clock restarts at the next
 request, and outages are random draws anyway.
+
+Shared (`FleetStateStore.shared`, on PostgreSQL): any number of fleet services may serve one
+portfolio over one database. Each dispatch then runs in one transaction that first takes the
+portfolio's advisory lock (`pg_advisory_xact_lock`), reloads the batteries' state and the
+ledger row for its (node, interval) from the database, decides, and writes; the primary key
+of the ledger (portfolio, node, interval end) refuses a second row for one interval whatever
+happens in between. Telemetry reloads the state before it answers. So no service answers from
+a copy that another has made stale.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,12 +129,35 @@ class FleetStateStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def load_plans(self, layout: FleetLayout) -> tuple[np.ndarray, PlanState] | None:
+    @property
+    def shared(self) -> bool:
+        """Whether other fleet services may write the same rows (PostgreSQL): then the state is
+        read from the database before each decision (see the module docstring)."""
+        return self._engine.dialect.name == "postgresql"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[sa.Connection]:
+        """One transaction holding the portfolio's advisory lock until it ends (PostgreSQL), so
+        two services never decide on the same state at once; committed when the block ends."""
+        key = int.from_bytes(
+            hashlib.sha256(f"fleet:{self.portfolio}".encode()).digest()[:8], "big", signed=True
+        )
+        with self._engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            yield conn
+
+    def _connection(self, conn: sa.Connection | None) -> contextlib.AbstractContextManager[sa.Connection]:
+        return contextlib.nullcontext(conn) if conn is not None else self._engine.connect()
+
+    def load_plans(
+        self, layout: FleetLayout, conn: sa.Connection | None = None
+    ) -> tuple[np.ndarray, PlanState] | None:
         """Positions (layout order) of the stored batteries of `layout`, and their state; None
-        when nothing is stored. Batteries no longer in the layout are ignored."""
+        when nothing is stored. Batteries no longer in the layout are ignored. `conn`: read in
+        that transaction (`locked`)."""
         t = battery_state_table
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(t).where(t.c.portfolio == self.portfolio)).all()
+        with self._connection(conn) as c:
+            rows = c.execute(sa.select(t).where(t.c.portfolio == self.portfolio)).all()
         index = layout.battery_index
         known = [(index[r.battery_id], r) for r in rows if r.battery_id in index]
         if not known:
@@ -150,10 +183,33 @@ class FleetStateStore:
         for row in reversed(rows):
             yield LedgerEntry(_award_from_json(row.award), _result_from_bytes(row.result))
 
+    def ledger_entry(
+        self, node: str, interval_end: datetime, conn: sa.Connection | None = None
+    ) -> LedgerEntry | None:
+        """The applied dispatch of (`node`, `interval_end`), if any."""
+        t = dispatch_ledger_table
+        with self._connection(conn) as c:
+            row = c.execute(
+                sa.select(t.c.award, t.c.result).where(
+                    t.c.portfolio == self.portfolio,
+                    t.c.node == node,
+                    t.c.interval_end == to_utc(interval_end).isoformat(),
+                )
+            ).first()
+        return (
+            None if row is None else LedgerEntry(_award_from_json(row.award), _result_from_bytes(row.result))
+        )
+
     def record_dispatch(
-        self, award: NodeAward, result: NodeDispatch, battery_ids: list[str], state: PlanState
+        self,
+        award: NodeAward,
+        result: NodeDispatch,
+        battery_ids: list[str],
+        state: PlanState,
+        conn: sa.Connection | None = None,
     ) -> None:
-        """The ledger row and the touched batteries' new state, in one transaction."""
+        """The ledger row and the touched batteries' new state, in one transaction (`conn`'s,
+        from `locked`, when given)."""
         interval_end = to_utc(award.interval_end).isoformat()
         rows = [
             {
@@ -174,7 +230,7 @@ class FleetStateStore:
             )
         ]
         t = battery_state_table
-        with self._engine.begin() as conn:
+        with contextlib.nullcontext(conn) if conn is not None else self._engine.begin() as conn:
             conn.execute(
                 dispatch_ledger_table.insert().values(
                     portfolio=self.portfolio,

@@ -109,7 +109,7 @@ def _dispatch_message(controller: FleetController, portfolio: str, result: NodeD
     if detail == fleet_pb2.DISPATCH_DETAIL_PLANS:
         plans_message(plans, response.plans)
     elif detail == fleet_pb2.DISPATCH_DETAIL_UNSPECIFIED:
-        if s.node == FLEET:
+        if s.node in (FLEET, controller.node):  # the portfolio's whole fleet: its battery order
             flat = controller.flat_dispatch(portfolio, result)
             pairs = [(a.battery_id, a.net_mw) for a in flat.allocations]
         else:

@@ -21,7 +21,6 @@ headroom lands exactly on its reserve (or its capacity) and never needs clipping
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +34,7 @@ from autobidder import (
     BatteryTelemetry,
     Dispatch,
     TelemetrySnapshot,
+    fleet_label,
     require_aware,
 )
 from fleet.hierarchy import FleetLayout
@@ -181,17 +181,13 @@ def disaggregate_flat(
     )
 
 
-def _label(text: str) -> str:
-    """A hierarchy label for a free-form name (portfolio or battery id)."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:255] or "_"
-
-
-def flat_layout(portfolio: str, specs: tuple[BatterySpec, ...]) -> FleetLayout:
-    """The hierarchy of a flat portfolio: `<portfolio>.<battery>`, labels made ltree-safe."""
-    root = _label(portfolio)
+def flat_layout(portfolio: str, specs: tuple[BatterySpec, ...], root: str = "") -> FleetLayout:
+    """The hierarchy of a flat portfolio: `<root>.<battery>` (root: the portfolio's fleet node,
+    default its name), labels made ltree-safe."""
+    root = root or fleet_label(portfolio)
     labels: dict[str, str] = {}
     for s in specs:
-        label = _label(s.battery_id)
+        label = fleet_label(s.battery_id)
         while label in labels.values():
             label += "_"
         labels[s.battery_id] = label
@@ -214,7 +210,7 @@ class SimulatedFleet:
     bidding cycle uses; the fleet service drives the same twins through the hierarchy.
     """
 
-    def __init__(self, portfolio: str, specs: tuple[BatterySpec, ...]) -> None:
+    def __init__(self, portfolio: str, specs: tuple[BatterySpec, ...], root: str = "") -> None:
         if not specs:
             raise ValueError("specs: a fleet needs at least one battery")
         ids = [s.battery_id for s in specs]
@@ -222,7 +218,7 @@ class SimulatedFleet:
             raise ValueError(f"specs: duplicate battery_id in {ids}")
         self.portfolio = portfolio
         self.specs = specs
-        layout = flat_layout(portfolio, specs)
+        layout = flat_layout(portfolio, specs, root)
         # spec_order[i]: position in the twins (path order) of the i-th spec.
         self.spec_order = np.array([layout.battery_index[b] for b in ids], dtype=np.int64)
         soc = np.empty(len(specs))

@@ -23,6 +23,7 @@ from autobidder.queues import SqsQueues
 from fleet.client import FleetClient
 from tests.conftest import free_port
 from worker.credentials import client_credentials
+from worker.stack import stage_queue_names
 
 pytestmark = pytest.mark.ops
 
@@ -209,3 +210,16 @@ def test_production_mode_refuses_plaintext_services(tmp_path: Path) -> None:
         load_settings(config, env={})
     config.write_text(config.read_text().replace("enabled = false", "enabled = true"))
     assert load_settings(config, env={}).security.enabled
+
+
+def test_every_queue_name_comes_from_the_prefix() -> None:
+    settings = load_settings(env={"AUTOBIDDER_QUEUE_PREFIX": "prod-eu"})
+    assert stage_queue_names(settings) == [
+        f"prod-eu-{stage}-{kind}"
+        for stage in ("forecast", "optimize")
+        for kind in ("requests", "results", "dead")
+    ]
+    longest = load_settings(env={"AUTOBIDDER_QUEUE_PREFIX": "p" * 62})
+    assert max(len(n) for n in stage_queue_names(longest)) <= 80  # SQS's limit
+    with pytest.raises(ConfigError, match=r"queue_prefix = 'prod\.eu': must be 1 to 62 letters"):
+        load_settings(env={"AUTOBIDDER_QUEUE_PREFIX": "prod.eu"})

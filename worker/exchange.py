@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
-    log.info("exchange for %s listening on 127.0.0.1:%d (%s clock)", settings.region, port, clock.mode)
+    regions = ", ".join(map(str, settings.regions))
+    log.info("exchange for %s listening on 127.0.0.1:%d (%s clock)", regions, port, clock.mode)
     while not stop.wait(0.5):
         pass
     server.stop(args.grace_s).wait()

@@ -69,11 +69,14 @@ def controller_from_store(
 
 
 def durable_controller(settings: Settings, portfolio: str = "") -> FleetController:
-    """The configured batteries of `portfolio` (default: `settings.portfolio`), resumed from (and
-    kept in) the application database."""
+    """The configured batteries of `portfolio` (default: `settings.portfolio`) under its fleet
+    node (`[[portfolios]] fleet_node`), resumed from (and kept in) the application database."""
     portfolio = portfolio or settings.portfolio
+    node = settings.portfolio_plan(portfolio).fleet_node
     store = FleetStateStore(make_engine(settings.resolved_database_url), portfolio)
-    controller = FleetController.for_simulated(SimulatedFleet(portfolio, settings.fleet), state_store=store)
+    controller = FleetController.for_simulated(
+        SimulatedFleet(portfolio, settings.fleet, root=node), state_store=store, node=node or FLEET
+    )
     resumed = ", ".join(f"{k} {v:.4f} MWh" for k, v in sorted(store.soc_mwh().items()))
     log.info("fleet state of %s: %s", portfolio, resumed or "fresh (nothing stored yet)")
     return controller

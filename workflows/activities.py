@@ -1,6 +1,9 @@
 """Activities of the bidding cycle: thin adapters that read facts, call a pure function or a
 service, and write facts. Dependencies are injected so tests can run them against real
-services on loopback."""
+services on loopback.
+
+Long because every stage of the cycle and its fallback ladder share one class (`CycleActivities`)
+and its clients, strategy lookups and fact store; split, each part would re-wire the same set."""
 
 from __future__ import annotations
 
@@ -135,6 +138,13 @@ class CycleActivities:
         route = self._routes.get(portfolio)
         return route[1] if route else self._fleet_default
 
+    def _fleet_node(self, portfolio: str) -> str:
+        """The portfolio's configured fleet node; empty: none configured (its whole fleet)."""
+        try:
+            return self._settings.portfolio_plan(portfolio).fleet_node
+        except KeyError:
+            return ""
+
     def _provenance(self, cycle_id: str, component: str, *inputs: str) -> Provenance:
         return Provenance(
             cycle_id=cycle_id, component=component, component_version=__version__, inputs=inputs
@@ -176,6 +186,14 @@ class CycleActivities:
             raise ApplicationError(
                 f"strategy {version.label} trades region {version.strategy.region}, but this cycle bids "
                 f"{inp.region}; fix market.region in the strategy or the cycle's region",
+                type="StrategyMismatch",
+                non_retryable=True,
+            )
+        node = self._fleet_node(inp.portfolio)
+        if version is not None and node and version.strategy.fleet.node != node:
+            raise ApplicationError(
+                f"strategy {version.label} trades fleet node {version.strategy.fleet.node}, but portfolio "
+                f"{inp.portfolio} dispatches {node} ([[portfolios]] fleet_node); make them the same",
                 type="StrategyMismatch",
                 non_retryable=True,
             )

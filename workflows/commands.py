@@ -1,6 +1,7 @@
 """`autobidder schedule`: live mode, one Temporal Schedule per portfolio on the market clock.
 
 autobidder schedule            # create or update bid-schedule/<portfolio> on a running stack
+autobidder schedule --portfolio sa1-b   # one of `[[portfolios]]` (its region and strategy)
 autobidder schedule --pause    # stop starting cycles (running ones finish)
 autobidder schedule --delete
 """
@@ -11,7 +12,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from autobidder import load_settings
+from autobidder import PortfolioNotConfiguredError, load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -20,10 +21,15 @@ def _run(args: argparse.Namespace) -> int:
     from workflows.types import CycleInput
 
     settings = load_settings(args.config)
+    portfolio = args.portfolio or settings.portfolio
+    try:
+        plan = settings.portfolio_plan(portfolio)
+    except KeyError as exc:
+        raise PortfolioNotConfiguredError(f"--portfolio: {exc.args[0]}") from None
 
     async def go() -> str:
         client = await connect_temporal(settings)
-        schedule_id = schedule_id_for(settings.portfolio)
+        schedule_id = schedule_id_for(portfolio)
         if args.delete:
             await client.get_schedule_handle(schedule_id).delete()
             return f"deleted {schedule_id}"
@@ -31,9 +37,10 @@ def _run(args: argparse.Namespace) -> int:
             await client.get_schedule_handle(schedule_id).pause(note="paused from the CLI")
             return f"paused {schedule_id}"
         inp = CycleInput(
-            portfolio=settings.portfolio,
-            region=str(settings.region),
-            strategy_version=args.strategy_version,
+            portfolio=portfolio,
+            region=str(plan.region),
+            market=plan.market,
+            strategy_version=args.strategy_version or plan.strategy,
             forecast_model=args.forecast_model,
         )
         return f"scheduled {await ensure_cycle_schedule(client, inp, settings.task_queue)}"
@@ -49,6 +56,7 @@ def register(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--portfolio", default="", help="which configured portfolio (default: `portfolio`)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--pause", action="store_true", help="pause the portfolio's schedule")
     group.add_argument("--delete", action="store_true", help="delete the portfolio's schedule")

@@ -102,7 +102,11 @@ async def run_cycle(
     """Run (or join) the cycle for `interval_end`; `cycle_fields` override CycleInput defaults."""
     portfolio = portfolio or settings.portfolio
     end_iso = interval_end.isoformat()
-    inp = CycleInput(portfolio=portfolio, region=str(settings.region), interval_end=end_iso, **cycle_fields)
+    # Where the portfolio trades and the strategy it applies (`[[portfolios]]`); fields the
+    # caller passes win.
+    plan = settings.portfolio_plan(portfolio)
+    fields = {"market": plan.market, "strategy_version": plan.strategy, **cycle_fields}
+    inp = CycleInput(portfolio=portfolio, region=str(plan.region), interval_end=end_iso, **fields)
     timing = market_timing(inp.market)
     closes_at = replay_gate_closure(timing, datetime.now(UTC), speedup)
     inp = CycleInput(**{**inp.__dict__, "gate_closure": closes_at.isoformat()})
