@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     )
     from autobidder.exports import load_export as load_export
     from autobidder.facts import (
+        FactBatch as FactBatch,
         FactStore as FactStore,
         Provenance as Provenance,
         facts_table as facts_table,
@@ -171,6 +172,7 @@ __all__ = [
     "CycleFallback",
     "Dispatch",
     "EnergyBid",
+    "FactBatch",
     "FactKind",
     "FactStore",
     "Forecast",
@@ -304,6 +306,7 @@ _EXPORTS = {
         "TelemetrySnapshot",
     ),
     "autobidder.facts": (
+        "FactBatch",
         "FactStore",
         "Provenance",
         "facts_table",
