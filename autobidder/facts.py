@@ -119,7 +119,10 @@ class FactBatch:
 def make_engine(database_url: str) -> Engine:
     """An engine for the fact store; SQLite gets WAL and a busy timeout because several
     processes (Temporal worker, queue workers) write to the same file."""
-    engine = sa.create_engine(database_url, future=True, pool_pre_ping=True)
+    url = sa.make_url(database_url)
+    # A pre-ping is a round trip per checkout to find connections a server dropped; a SQLite file
+    # has no server to drop them, and the ping was a query per transaction of every activity.
+    engine = sa.create_engine(url, future=True, pool_pre_ping=url.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
