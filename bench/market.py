@@ -274,10 +274,10 @@ def cycle_requests(bids: list[MarketBid]) -> list[pb.SubmitBidsRequest]:
             region=Region(bid.location),
             interval_end=bid.interval_end,
             discharge_bands=tuple(
-                PriceBand(price_aud_per_mwh=b.price, volume_mw=b.volume) for b in supply.bands
+                PriceBand(price_aud_per_mwh=b.price_per_mwh, volume_mw=b.quantity_mw) for b in supply.bands
             ),
             charge_bands=tuple(
-                PriceBand(price_aud_per_mwh=b.price, volume_mw=b.volume) for b in demand.bands
+                PriceBand(price_aud_per_mwh=b.price_per_mwh, volume_mw=b.quantity_mw) for b in demand.bands
             ),
         )
         requests.append(pb.SubmitBidsRequest(bid=energy_bid_to_proto(energy)))
