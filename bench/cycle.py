@@ -18,8 +18,10 @@ Latency is one cycle's wall time from start request to result. The share of cycl
 - services: the other activities' execution (exchange, fleet, fact store), local ones included
   (taken as the workflow tasks that recorded their markers);
 - temporal: the rest (workflow tasks, activity dispatch, server round trips).
-CPU: `cpu_ms_per_cycle_10` is the user + system CPU of every stack process (and their children,
-read from /proc/<pid>/stat before and after) over the 10-portfolio run, divided by its cycles.
+CPU: `cpu_ms_per_cycle_10` is the user + system CPU of every stack process serving the 10
+portfolios (and their children, read from /proc/<pid>/stat before and after) over the
+10-portfolio run, divided by its cycles; the exchanges of the other portfolios, idle then, are
+left out.
 
 At scale: `--portfolios-at-scale` (30) portfolios fire their cycles together, `--cycles-at-scale`
 each; `p99_30_s`, and `missed_gates_30`: cycles that bid nothing because their planning or
@@ -410,11 +412,16 @@ async def _measure(
     log.info("%d portfolios in parallel: %d cycles each", len(many_portfolios), args.cycles)
     stack_pids = {n: p for n, p in pids.items() if "bench-p" not in n}
     spies = _start_profiles(args.py_spy, args.profile_dir, stack_pids) if args.py_spy else []
-    cpu_before = _cpu_by_component(pids)
+    # The stack that trades these portfolios: every shared process, and the exchanges of these
+    # portfolios only (those of the portfolios waiting for the 30-portfolio run idle meanwhile).
+    serving = {
+        n: p for n, p in pids.items() if not (m := re.search(r"-(bench-p\d+)$", n)) or m[1] in many_portfolios
+    }
+    cpu_before = _cpu_by_component(serving)
     started = time.perf_counter()
     many = await _run_portfolios(client, settings, many_portfolios, args.cycles, offset, args)
     wall = time.perf_counter() - started
-    cpu_after = _cpu_by_component(pids)
+    cpu_after = _cpu_by_component(serving)
     _stop_profiles(spies)
     offset += args.cycles
     cpu_ms = {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / len(many), 1) for k in cpu_after}
