@@ -409,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         "numpy_split_cpu_ms": round(np_split_cpu_s * 1e3, 2),
         "aggregate_vs_numpy_ratio": round(agg_s / np_agg_s, 3),
         "disaggregate_vs_numpy_ratio": round(dis_s / np_split_s, 3),
+        # CPU ratios: what a shared machine's queue for the cores does not stretch.
+        "aggregate_vs_numpy_cpu_ratio": round(agg_cpu_s / np_agg_cpu_s, 3),
+        "disaggregate_vs_numpy_cpu_ratio": round(dis_cpu_s / np_split_cpu_s, 3),
         "reference_pandas_aggregate_ms": round(ref_agg_s * 1e3, 2),
         "reference_flat_disaggregate_ms": round(ref_dis_s * 1e3, 2),
         "aggregate_vs_pandas_ratio": round(agg_s / ref_agg_s, 4),
