@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     )
     from autobidder.exports import load_export as load_export
     from autobidder.facts import (
+        FactBatch as FactBatch,
         FactStore as FactStore,
         Provenance as Provenance,
         facts_table as facts_table,
@@ -174,6 +175,7 @@ __all__ = [
     "CycleFallback",
     "Dispatch",
     "EnergyBid",
+    "FactBatch",
     "FactKind",
     "FactStore",
     "Forecast",
@@ -313,6 +315,7 @@ _EXPORTS = {
         "TelemetrySnapshot",
     ),
     "autobidder.facts": (
+        "FactBatch",
         "FactStore",
         "Provenance",
         "facts_table",

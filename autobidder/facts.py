@@ -3,21 +3,26 @@
 A fact is immutable. Its id is the SHA-256 of its kind, payload and provenance, so writing the
 same fact twice (an activity retried after a crash) is a no-op rather than a duplicate, and a
 fact can never be overwritten with different content under the same id.
+
+An activity that stores several facts stages them in `FactStore.batch()` and they are written in
+one transaction when the block ends (all of them, or none if the block or the write fails): one
+commit per activity instead of one per fact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from autobidder.domain import FactKind
 
@@ -75,10 +80,49 @@ def fact_id_of(kind: str, payload_text: str, provenance_text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _row(kind: FactKind, value: BaseModel, provenance: Provenance) -> dict[str, Any]:
+    """The table row of a fact, its id included (each text serialised once)."""
+    payload_text = _canonical(value.model_dump(mode="json"))
+    provenance_text = _canonical(provenance.model_dump(mode="json"))
+    return {
+        "fact_id": fact_id_of(str(kind), payload_text, provenance_text),
+        "kind": str(kind),
+        "content_hash": hashlib.sha256(payload_text.encode()).hexdigest(),
+        "cycle_id": provenance.cycle_id,
+        "component": provenance.component,
+        "payload": payload_text,
+        "provenance": provenance_text,
+        "created_at_utc": datetime.now(UTC),
+    }
+
+
+class FactBatch:
+    """Facts staged by one activity; `FactStore.batch()` writes them in one transaction.
+
+    A staged fact has its id at once (ids depend on content only) but is not readable from the
+    store until the batch is written."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
+        row = _row(kind, value, provenance)
+        # Staging the same fact twice keeps the first row (and its created_at_utc), as the store does.
+        self._rows.setdefault(row["fact_id"], row)
+        return str(row["fact_id"])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self._rows.values())
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for the fact store; SQLite gets WAL and a busy timeout because several
     processes (Temporal worker, queue workers) write to the same file."""
-    engine = sa.create_engine(database_url, future=True, pool_pre_ping=True)
+    url = sa.make_url(database_url)
+    # A pre-ping is a round trip per checkout to find connections a server dropped; a SQLite file
+    # has no server to drop them, and the ping was a query per transaction of every activity.
+    engine = sa.create_engine(url, future=True, pool_pre_ping=url.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -107,27 +151,39 @@ class FactStore:
 
     def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
         """Store `value` as a fact and return its id; storing an identical fact again returns the same id."""
-        payload_text = _canonical(value.model_dump(mode="json"))
-        provenance_text = _canonical(provenance.model_dump(mode="json"))
-        content_hash = hashlib.sha256(payload_text.encode()).hexdigest()
-        fact_id = fact_id_of(str(kind), payload_text, provenance_text)
-        row = {
-            "fact_id": fact_id,
-            "kind": str(kind),
-            "content_hash": content_hash,
-            "cycle_id": provenance.cycle_id,
-            "component": provenance.component,
-            "payload": payload_text,
-            "provenance": provenance_text,
-            "created_at_utc": datetime.now(UTC),
-        }
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(facts_table.insert().values(**row))
-        except IntegrityError:
-            # Same id means same kind, payload and provenance: the fact is already stored.
-            pass
-        return fact_id
+        row = _row(kind, value, provenance)
+        self._write([row])
+        return str(row["fact_id"])
+
+    @contextmanager
+    def batch(self) -> Iterator[FactBatch]:
+        """Stage facts with the yielded batch's `put`; on leaving the block they are stored in one
+        transaction. If the block raises, or any row fails to store, none of the batch is stored
+        (facts already in the store are untouched: an id holds one content forever)."""
+        staged = FactBatch()
+        yield staged
+        self._write(staged.rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` in one transaction, skipping ids already stored (same id, same content)."""
+        if not rows:
+            return
+        dialect = self._engine.dialect.name
+        with self._engine.begin() as conn:
+            if dialect in ("sqlite", "postgresql"):
+                # ON CONFLICT DO NOTHING: a retried activity's facts are already there, and the
+                # statement neither fails nor aborts the transaction (PostgreSQL would otherwise
+                # need a savepoint per row).
+                insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(facts_table)
+                conn.execute(insert.on_conflict_do_nothing(index_elements=["fact_id"]), rows)
+                return
+            ids = [r["fact_id"] for r in rows]
+            stored = set(
+                conn.execute(sa.select(facts_table.c.fact_id).where(facts_table.c.fact_id.in_(ids))).scalars()
+            )
+            fresh = [r for r in rows if r["fact_id"] not in stored]
+            if fresh:
+                conn.execute(facts_table.insert(), fresh)
 
     def get(self, fact_id: str, model: type[M], kind: FactKind | None = None) -> M:
         with self._engine.connect() as conn:

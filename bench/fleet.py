@@ -13,6 +13,11 @@ give or take, seeded outages and telemetry delay), then times, as medians over `
 
 References measured in the same run, with ratios (ours / reference):
 
+- the lean floor, numpy only (what a skilled numpy user writes, checked to give the same numbers):
+  `numpy_aggregate_ms`, every battery's figures as one (rows x batteries) array and each level's
+  sums by `np.add.reduceat` over its contiguous ranges; `numpy_split_ms`, the root's award (energy
+  and the same three FCAS products, in the same order and by the same headroom formulas) split in
+  proportion to headroom over plain arrays;
 - aggregate: the same per-battery columns summed per level with pandas `groupby` on path prefixes;
 - disaggregate_flat: the foundation's flat `fleet.simulated.disaggregate_flat` (energy only, one pydantic
   object per battery);
@@ -90,6 +95,106 @@ def pandas_reference(
         values = battery_columns(layout, telemetry, slice(0, layout.n_batteries), status, 5 / 60, NEM_FCAS)
         frame = pd.DataFrame(values.T)  # counts are the first three columns
         return [frame.groupby(prefix.values).sum() for prefix in prefixes]
+
+    return run
+
+
+def numpy_aggregate_reference(
+    layout: FleetLayout, telemetry: TelemetryColumns, as_of: datetime, stale_after_s: float = 120.0
+) -> tuple[Callable[[], list[np.ndarray]], list[np.ndarray]]:
+    """Every non-battery node's figures (the rows of `fleet.aggregate`) in numpy alone, and the
+    node indices of each level's output columns. Setup (plain float arrays, each level's range
+    starts) is outside the timed function, as a numpy user keeps columns and a sorted layout."""
+    soc, reserve = telemetry.soc_mwh.copy(), telemetry.backup_reserve_mwh.copy()
+    p_ch_in, p_dis_in = telemetry.max_charge_mw.copy(), telemetry.max_discharge_mw.copy()
+    reported, on = telemetry.reported_at_s.copy(), telemetry.online.copy()
+    cap = layout.capacity_mwh.copy()
+    eta_c, eta_d = layout.charge_efficiency.copy(), layout.discharge_efficiency.copy()
+    now_s, dt_h = to_posix_s(as_of), 5 / 60
+    per_h = [1.0 / p.sustain_hours(dt_h) for p in NEM_FCAS]
+    raise_ = [p.direction.value == "raise" for p in NEM_FCAS]
+    level_nodes, level_starts = [], []
+    for depth in range(int(layout.node_depth.min()), layout.depth):
+        nodes = np.flatnonzero((layout.node_depth == depth) & ~layout.node_is_battery)
+        nodes = nodes[np.argsort(layout.node_start[nodes])]
+        level_nodes.append(nodes)
+        level_starts.append(layout.node_start[nodes].astype(np.intp))
+    rows = 3 + 5 + len(NEM_FCAS)
+
+    def run() -> list[np.ndarray]:
+        values = np.empty((rows, soc.size))
+        fresh = (now_s - reported) <= stale_after_s
+        online = fresh & on
+        values[0], values[1], values[2] = online, fresh & ~on, ~fresh
+        s = soc * online
+        p_dis, p_ch = np.maximum(p_dis_in, 0.0) * online, np.maximum(p_ch_in, 0.0) * online
+        above = np.maximum(s - reserve * online, 0.0)
+        deliverable = above * eta_d
+        storable = np.maximum(cap * online - s, 0.0) / eta_c
+        np.minimum(p_ch, storable / dt_h, out=values[3])
+        np.minimum(p_dis, deliverable / dt_h, out=values[4])
+        values[5], values[6], values[7] = above, s, cap * online
+        for k, (h, up) in enumerate(zip(per_h, raise_, strict=True), start=8):
+            np.minimum(p_dis, deliverable * h, out=values[k]) if up else np.minimum(
+                p_ch, storable * h, out=values[k]
+            )
+        return [np.add.reduceat(values, starts, axis=1) for starts in level_starts]
+
+    return run, level_nodes
+
+
+def numpy_split_reference(
+    layout: FleetLayout, telemetry: TelemetryColumns, award: NodeAward, stale_after_s: float = 120.0
+) -> Callable[[], tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """The root's award split to every battery in numpy alone: energy in proportion to headroom,
+    then each product on what energy (and, for nested ones, the additive ones) leave, as
+    `fleet.disaggregate` does; plain arrays prepared outside the timed function."""
+    soc, reserve = telemetry.soc_mwh.copy(), telemetry.backup_reserve_mwh.copy()
+    p_ch, p_dis = np.maximum(telemetry.max_charge_mw, 0.0), np.maximum(telemetry.max_discharge_mw, 0.0)
+    reported, on = telemetry.reported_at_s.copy(), telemetry.online.copy()
+    cap = layout.capacity_mwh.copy()
+    eta_c, eta_d = layout.charge_efficiency.copy(), layout.discharge_efficiency.copy()
+    start_s, dt_h = to_posix_s(award.interval_start), award.interval_hours
+    by_name = {p.name: p for p in NEM_FCAS}
+    order = {p.name: i for i, p in enumerate(NEM_FCAS)}
+    wanted = sorted(award.enablements_mw.items(), key=lambda kv: (not by_name[kv[0]].additive, order[kv[0]]))
+    plan = [(name, mw, by_name[name]) for name, mw in wanted]
+
+    def split(request: float, room: np.ndarray) -> np.ndarray:
+        total = room.sum()
+        if request <= 0.0 or total <= 0.0:
+            return np.zeros_like(room)
+        return room.copy() if request >= total else room * (request / total)
+
+    def run() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        usable = ((start_s - reported) <= stale_after_s) & on
+        e_mw = award.energy_mw
+        if e_mw >= 0:
+            room = np.maximum(np.minimum(p_dis, np.maximum(soc - reserve, 0.0) * eta_d / dt_h), 0.0)
+        else:
+            room = np.maximum(np.minimum(p_ch, np.maximum(cap - soc, 0.0) / (eta_c * dt_h)), 0.0)
+        net = split(abs(e_mw), room * usable) * (1.0 if e_mw >= 0 else -1.0)
+        dis, ch = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+        used = {"raise": np.zeros_like(net), "lower": np.zeros_like(net)}
+        reserved = {"raise": np.zeros_like(net), "lower": np.zeros_like(net)}
+        out = {}
+        for name, mw, product in plan:
+            d, t_h = product.direction.value, product.sustain_hours(dt_h)
+            u, r = used[d], reserved[d]
+            if d == "raise":
+                power = p_dis - net - u
+                energy = np.maximum(soc - reserve - dt_h * dis / eta_d - r, 0.0) * eta_d / t_h
+                energy += np.maximum(ch - u, 0.0)
+            else:
+                power = p_ch + net - u
+                energy = np.maximum(cap - soc - dt_h * eta_c * ch - r, 0.0) / (eta_c * t_h)
+                energy += np.maximum(dis - u, 0.0)
+            alloc = split(mw, np.maximum(np.minimum(power, energy), 0.0) * usable)
+            if product.additive:
+                used[d] = u + alloc
+                reserved[d] = r + (alloc * t_h / eta_d if d == "raise" else alloc * t_h * eta_c)
+            out[name] = alloc
+        return net, out
 
     return run
 
@@ -249,6 +354,32 @@ def main(argv: list[str] | None = None) -> int:
     result = disaggregate_award(layout, telemetry, award)
     assert result.summary.met, result.summary
 
+    # The numpy floor, checked against ours before it is timed (same figures, same split).
+    np_agg, level_nodes = numpy_aggregate_reference(layout, telemetry, as_of)
+    ours = aggregate(layout, telemetry, as_of)
+    for nodes, sums in zip(level_nodes, np_agg(), strict=True):
+        k = np.searchsorted(ours.groups, nodes)
+        assert np.allclose(sums, ours.group_sums[:, k], rtol=1e-9, atol=1e-6), "numpy aggregate differs"
+    np_split = numpy_split_reference(layout, telemetry, award)
+    net, enablements = np_split()
+    assert result.plans is not None
+    assert np.allclose(net, result.plans.net_mw, atol=1e-9), "numpy split differs (energy)"
+    for name, alloc in enablements.items():
+        assert np.allclose(alloc, result.plans.enablements_mw[name], atol=1e-9), (
+            f"numpy split differs ({name})"
+        )
+    np_agg_s, np_agg_cpu_s = median_wall_and_cpu_s(np_agg, args.repeats)
+    np_split_s, np_split_cpu_s = median_wall_and_cpu_s(np_split, args.repeats)
+    log.info(
+        "numpy floor: aggregate %.2f ms (ours %.2f, x%.2f), split %.2f ms (ours %.2f, x%.2f)",
+        np_agg_s * 1e3,
+        agg_s * 1e3,
+        agg_s / np_agg_s,
+        np_split_s * 1e3,
+        dis_s * 1e3,
+        dis_s / np_split_s,
+    )
+
     ref_agg_s = median_s(pandas_reference(layout, telemetry, as_of), max(args.repeats // 2, 1))
     snapshot = flat_snapshot(layout, telemetry, as_of)
     ref_dis_s = median_s(
@@ -272,6 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         "disaggregate_100k_ms": round(dis_s * 1e3, 2),
         "aggregate_100k_cpu_ms": round(agg_cpu_s * 1e3, 2),
         "disaggregate_100k_cpu_ms": round(dis_cpu_s * 1e3, 2),
+        "numpy_aggregate_ms": round(np_agg_s * 1e3, 2),
+        "numpy_split_ms": round(np_split_s * 1e3, 2),
+        "numpy_aggregate_cpu_ms": round(np_agg_cpu_s * 1e3, 2),
+        "numpy_split_cpu_ms": round(np_split_cpu_s * 1e3, 2),
+        "aggregate_vs_numpy_ratio": round(agg_s / np_agg_s, 3),
+        "disaggregate_vs_numpy_ratio": round(dis_s / np_split_s, 3),
+        # CPU ratios: what a shared machine's queue for the cores does not stretch.
+        "aggregate_vs_numpy_cpu_ratio": round(agg_cpu_s / np_agg_cpu_s, 3),
+        "disaggregate_vs_numpy_cpu_ratio": round(dis_cpu_s / np_split_cpu_s, 3),
         "reference_pandas_aggregate_ms": round(ref_agg_s * 1e3, 2),
         "reference_flat_disaggregate_ms": round(ref_dis_s * 1e3, 2),
         "aggregate_vs_pandas_ratio": round(agg_s / ref_agg_s, 4),

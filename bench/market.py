@@ -11,19 +11,20 @@ the figures are the exchange's throughput, not the Python client's encoding spee
 reports the CPU time the exchange process and the load generator spent per bid, which a busy
 machine disturbs less than the wall-clock rate.
 
-* `nem_bids_per_s` (the issue's target, `target_bids_per_s`): one bid per message on
-  `SubmitBidStream`, the bid session. `--streams` streams (default 8) on one channel
-  (grpc.aio), together keeping `--concurrency` bids (default 32, as many as the unary run's
-  calls in flight) unanswered: each stream sends its next bid when one of its own is answered.
-  Every bid is still its own submission, individually validated, committed and acknowledged;
-  `server_cpu_us_per_bid` and `client_cpu_us_per_bid` belong to this run.
-* `nem_bids_per_s_unary` (`--unary 0` skips it): one bid per SubmitBids call, `--concurrency`
-  calls in flight on one channel (gRPC futures); `server_cpu_us_per_bid_unary`, ….
+* `nem_bids_per_s` (the headline, against `target_bids_per_s`): the cycle's own submission path,
+  one bid per unary SubmitBids call in the form `submit_bids` sends it
+  (`ExchangeClient.submit_bid`: the request's `bid`, an EnergyBid of discharge and charge bands),
+  `--concurrency` calls in flight on one channel (gRPC futures); `server_cpu_us_per_bid` and
+  `client_cpu_us_per_bid` belong to this run.
+* `nem_bids_per_s_stream` (secondary; `--streams 0` skips it): one bid per message on
+  `SubmitBidStream`, the bid session the cycle does not use. `--streams` streams (default 8) on
+  one channel (grpc.aio), together keeping `--concurrency` bids unanswered: each stream sends its
+  next bid when one of its own is answered; `server_cpu_us_per_bid_stream`, ….
 * `empty_calls_per_s` (`--reference-calls`, 0 skips it): the unary load generator against the
   empty `Health` call, gRPC's own ceiling per call on the machine; `ratio_to_empty_call` is
-  `nem_bids_per_s` over it and `ratio_unary_to_empty_call` the unary rate over it.
+  `nem_bids_per_s` over it and `ratio_stream_to_empty_call` the stream rate over it.
 * `nem_bids_per_s_batched` (`--batched-size` bids per SubmitBids call, 0 skips it): the same
-  bids, all or none per call; `server_cpu_us_per_bid_batched`, `ratio_batched_to_unary`.
+  bids as MarketBids, all or none per call; `server_cpu_us_per_bid_batched`, `ratio_batched_to_unary`.
 
 Clearing: in this process, an exchange with `--clear-portfolios` bids per interval clears
 `--clear-intervals` intervals (`Exchange.clear_interval`: energy plus two FCAS services with
@@ -62,13 +63,14 @@ from typing import Any
 import grpc
 
 from autobidder.clock import NEM_TZ
-from autobidder.domain import Region
+from autobidder.domain import EnergyBid, PriceBand, Region
 from autobidder.facts import make_engine
 from autobidder.prices import load_prices
 from exchange.core import Exchange, ExchangeParts
 from exchange.replay_prices import SHARED_FCAS_FILE, load_nem_fcas
 from market_adapters.bids import Band, Market, MarketBid, MarketRun, Product, ProductOffer, Side, UnitLimits
 from market_adapters.market_codec import market_bid_to_proto
+from market_adapters.nem_codec import energy_bid_to_proto
 from market_adapters.nem_fcas import FCAS_SERVICES, battery_fcas_offer, battery_fcas_offers
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 
@@ -261,6 +263,39 @@ def exchange_run(
     }
 
 
+def cycle_requests(bids: list[MarketBid]) -> list[pb.SubmitBidsRequest]:
+    """Each bid as the cycle's `submit_bids` sends it: one EnergyBid per request (same bands)."""
+    requests = []
+    for bid in bids:
+        supply, demand = (o for o in bid.offers if o.product is Product.ENERGY)
+        energy = EnergyBid(
+            bid_id=bid.bid_id,
+            portfolio=bid.portfolio,
+            region=Region(bid.location),
+            interval_end=bid.interval_end,
+            discharge_bands=tuple(
+                PriceBand(price_aud_per_mwh=b.price_per_mwh, volume_mw=b.quantity_mw) for b in supply.bands
+            ),
+            charge_bands=tuple(
+                PriceBand(price_aud_per_mwh=b.price_per_mwh, volume_mw=b.quantity_mw) for b in demand.bands
+            ),
+        )
+        requests.append(pb.SubmitBidsRequest(bid=energy_bid_to_proto(energy)))
+    return requests
+
+
+def cycle_path_run(bids: list[MarketBid], concurrency: int, portfolios: int) -> dict[str, float]:
+    requests = cycle_requests(bids)
+    result = exchange_run(
+        f"SubmitBids x {len(requests)} (the cycle's unary path, {concurrency} calls in flight)",
+        lambda address: _drive(address, "SubmitBids", requests, concurrency),
+        portfolios,
+    )
+    if result["accepted"] != len(bids):
+        raise SystemExit(f"bench: {result['accepted']} of {len(bids)} bids accepted")
+    return result
+
+
 def submission_run(bids: list[MarketBid], batch: int, concurrency: int, portfolios: int) -> dict[str, float]:
     requests = _requests(bids, batch)
     result = exchange_run(
@@ -403,11 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=32, help="unary calls in flight; unanswered bids on the streams"
     )
-    parser.add_argument("--streams", type=int, default=8, help="SubmitBidStream calls in the stream run")
-    parser.add_argument("--reference-calls", type=int, default=10_000, help="empty Health calls (0: skip)")
     parser.add_argument(
-        "--unary", type=int, default=1, help="run one bid per SubmitBids call (0: skip)", choices=(0, 1)
+        "--streams", type=int, default=8, help="SubmitBidStream calls in the stream run (0: skip it)"
     )
+    parser.add_argument("--reference-calls", type=int, default=10_000, help="empty Health calls (0: skip)")
     parser.add_argument(
         "--batched-size", type=int, default=20, help="bids per call in the batched run (0: skip)"
     )
@@ -427,23 +461,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
 
     bids = bench_bids(args.bids, args.portfolios)
-    stream = stream_run(bids, args.streams, args.concurrency, args.portfolios)
+    unary = cycle_path_run(bids, args.concurrency, args.portfolios)
     out: dict[str, Any] = {
-        "nem_bids_per_s": round(stream["per_s"], 1),
-        "bids": int(stream["accepted"]),
-        "streams": args.streams,
+        "nem_bids_per_s": round(unary["per_s"], 1),
+        "bids": int(unary["accepted"]),
         "concurrency": args.concurrency,
-        "server_cpu_us_per_bid": round(stream["server_cpu_us"], 1),
-        "client_cpu_us_per_bid": round(stream["client_cpu_us"], 1),
+        "server_cpu_us_per_bid": round(unary["server_cpu_us"], 1),
+        "client_cpu_us_per_bid": round(unary["client_cpu_us"], 1),
         "target_bids_per_s": 2000,
-        "ratio_to_target": round(stream["per_s"] / 2000, 3),
+        "ratio_to_target": round(unary["per_s"] / 2000, 3),
     }
-    unary: dict[str, float] | None = None
-    if args.unary:
-        unary = submission_run(bids, 1, args.concurrency, args.portfolios)
-        out["nem_bids_per_s_unary"] = round(unary["per_s"], 1)
-        out["server_cpu_us_per_bid_unary"] = round(unary["server_cpu_us"], 1)
-        out["client_cpu_us_per_bid_unary"] = round(unary["client_cpu_us"], 1)
+    stream: dict[str, float] | None = None
+    if args.streams:
+        stream = stream_run(bids, args.streams, args.concurrency, args.portfolios)
+        out["nem_bids_per_s_stream"] = round(stream["per_s"], 1)
+        out["streams"] = args.streams
+        out["server_cpu_us_per_bid_stream"] = round(stream["server_cpu_us"], 1)
+        out["client_cpu_us_per_bid_stream"] = round(stream["client_cpu_us"], 1)
         out["ratio_stream_to_unary"] = round(stream["per_s"] / unary["per_s"], 3)
     if args.reference_calls:
         # The same unary load generator against an empty call: gRPC's own ceiling per call here.
@@ -456,17 +490,16 @@ def main(argv: list[str] | None = None) -> int:
         out["empty_calls_per_s"] = round(health["per_s"], 1)
         out["server_cpu_us_per_empty_call"] = round(health["server_cpu_us"], 1)
         out["client_cpu_us_per_empty_call"] = round(health["client_cpu_us"], 1)
-        out["ratio_to_empty_call"] = round(stream["per_s"] / health["per_s"], 3)
-        if unary is not None:
-            out["ratio_unary_to_empty_call"] = round(unary["per_s"] / health["per_s"], 3)
+        out["ratio_to_empty_call"] = round(unary["per_s"] / health["per_s"], 3)
+        if stream is not None:
+            out["ratio_stream_to_empty_call"] = round(stream["per_s"] / health["per_s"], 3)
     if args.batched_size:
         batched = submission_run(bids, args.batched_size, args.concurrency, args.portfolios)
         out["nem_bids_per_s_batched"] = round(batched["per_s"], 1)
         out["batched_bids_per_request"] = args.batched_size
         out["server_cpu_us_per_bid_batched"] = round(batched["server_cpu_us"], 1)
         out["client_cpu_us_per_bid_batched"] = round(batched["client_cpu_us"], 1)
-        if unary is not None:
-            out["ratio_batched_to_unary"] = round(batched["per_s"] / unary["per_s"], 3)
+        out["ratio_batched_to_unary"] = round(batched["per_s"] / unary["per_s"], 3)
     if args.nemde_intervals:
         nemde = nemde_clearing_run(args.clear_portfolios, args.nemde_intervals)
         out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in nemde.items()})

@@ -135,7 +135,9 @@ class QuantileForecast:
         fallback_reason: str | None = None,
     ) -> Forecast:
         def series(row: FloatArray) -> tuple[float, ...]:
-            return tuple(float(x) for x in row)
+            # ndarray.tolist() makes the Python floats in C; a generator of float(x) over the row
+            # was 5 % of the backtest's per-interval step. Same values (float64 -> float exactly).
+            return tuple(row.tolist())
 
         return Forecast(
             region=region,

@@ -2,6 +2,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -108,3 +109,98 @@ def test_fact_id_is_the_hash_of_the_whole_canonical_fact(store: FactStore) -> No
     }
     expected = hashlib.sha256(json.dumps(whole, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert store.put(FactKind.FORECAST, value, prov) == expected
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FactStore]:
+    """A fact store of its own: a SQLite file, or a fresh PostgreSQL schema dropped afterwards, so
+    the trigger a test adds never touches the shared `facts` table other runs write to."""
+    if request.param == "sqlite":
+        store = FactStore.from_url(f"sqlite:///{tmp_path / 'facts.db'}")
+        yield store
+        store.engine.dispose()
+        return
+    if not _postgres_available():
+        pytest.skip(f"no PostgreSQL server answers at {PG_URL}")
+    schema = f"facts_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield FactStore(engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+def _refuse_component(store: FactStore, component: str) -> None:
+    """A database trigger that refuses any fact row from `component`: a real failure of the
+    database in the middle of a batch's insert."""
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON facts WHEN NEW.component = '{component}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.component = '{component}' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON facts FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+
+
+def _series(*prices: float) -> PriceSeries:
+    return PriceSeries(first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=prices)
+
+
+def test_batch_stores_all_facts_with_the_ids_put_gives(own_store: FactStore) -> None:
+    prov = Provenance(cycle_id="bid-cycle/batch/1", component="test", component_version="1")
+    already = own_store.put(FactKind.FORECAST, _series(3.0), prov)
+    with own_store.batch() as facts:
+        a = facts.put(FactKind.MARKET_SNAPSHOT, _series(1.0), prov)
+        b = facts.put(FactKind.TELEMETRY_SNAPSHOT, _series(2.0), prov)
+        # A fact already stored (a retried activity) and one staged twice are stored once.
+        assert facts.put(FactKind.FORECAST, _series(3.0), prov) == already
+        assert facts.put(FactKind.MARKET_SNAPSHOT, _series(1.0), prov) == a
+        assert own_store.count() == 1  # nothing is written before the block ends
+    assert own_store.count() == 3
+    assert own_store.get(a, PriceSeries, FactKind.MARKET_SNAPSHOT) == _series(1.0)
+    assert own_store.get(b, PriceSeries, FactKind.TELEMETRY_SNAPSHOT) == _series(2.0)
+    # Same ids as storing each fact alone: the batch changes how facts are written, not what they are.
+    assert own_store.put(FactKind.MARKET_SNAPSHOT, _series(1.0), prov) == a
+    assert own_store.count() == 3
+
+
+def test_a_failure_inside_the_batch_stores_none_of_it(own_store: FactStore) -> None:
+    prov = Provenance(cycle_id="bid-cycle/batch/2", component="test", component_version="1")
+    with pytest.raises(RuntimeError, match="activity failed"), own_store.batch() as facts:
+        staged = facts.put(FactKind.MARKET_SNAPSHOT, _series(1.0), prov)
+        raise RuntimeError("activity failed")
+    assert own_store.count() == 0
+    with pytest.raises(FactNotFoundError):
+        own_store.get(staged, PriceSeries)
+
+
+def test_a_database_failure_mid_batch_stores_none_of_it(own_store: FactStore) -> None:
+    """The second row of the batch is refused by the database: the first, written before it in the
+    same transaction, is rolled back with it, and an earlier fact stays as it was."""
+    ok = Provenance(cycle_id="bid-cycle/batch/3", component="test", component_version="1")
+    bad = Provenance(cycle_id="bid-cycle/batch/3", component="refused", component_version="1")
+    kept = own_store.put(FactKind.FORECAST, _series(9.0), ok)
+    _refuse_component(own_store, "refused")
+    with pytest.raises(sa.exc.DBAPIError, match="refused by test trigger"), own_store.batch() as facts:
+        first = facts.put(FactKind.MARKET_SNAPSHOT, _series(1.0), ok)
+        facts.put(FactKind.TELEMETRY_SNAPSHOT, _series(2.0), bad)
+        last = facts.put(FactKind.SCHEDULE, _series(3.0), ok)
+    assert own_store.count() == 1
+    assert own_store.get(kept, PriceSeries) == _series(9.0)
+    for fact_id in (first, last):
+        with pytest.raises(FactNotFoundError):
+            own_store.get(fact_id, PriceSeries)

@@ -23,6 +23,7 @@ from autobidder import (
     CycleFallback,
     Dispatch,
     EnergyBid,
+    FactBatch,
     FactKind,
     FactStore,
     Provenance,
@@ -201,13 +202,17 @@ class CycleActivities:
             Region(inp.region), as_of, inp.lookback_intervals
         )
         telemetry = self._fleet_for(inp.portfolio).telemetry(inp.portfolio, as_of)
-        return FetchDataResult(
-            market_fact_id=self._store.put(
+        # One transaction for the activity's facts: both snapshots are stored, or neither.
+        with self._store.batch() as facts:
+            market_fact_id = facts.put(
                 FactKind.MARKET_SNAPSHOT, market, self._provenance(inp.cycle_id, "exchange")
-            ),
-            telemetry_fact_id=self._store.put(
+            )
+            telemetry_fact_id = facts.put(
                 FactKind.TELEMETRY_SNAPSHOT, telemetry, self._provenance(inp.cycle_id, "fleet")
-            ),
+            )
+        return FetchDataResult(
+            market_fact_id=market_fact_id,
+            telemetry_fact_id=telemetry_fact_id,
             strategy_version=version.ref if version else "",
             forecast_model=version.strategy.forecaster.model if version else "",
             horizon_intervals=(
@@ -387,8 +392,9 @@ class CycleActivities:
                 return fact_id, schedule
         return None
 
-    def _telemetry_for(self, inp: FallbackInput) -> str:
-        """The cycle's telemetry fact, or a fresh one if fetch_data never ran ("" if the fleet is down)."""
+    def _telemetry_for(self, inp: FallbackInput, facts: FactBatch) -> str:
+        """The cycle's telemetry fact, or a fresh one staged in `facts` if fetch_data never ran
+        ("" if the fleet is down)."""
         if inp.telemetry_fact_id:
             return inp.telemetry_fact_id
         as_of = parse_instant(inp.interval_end, "interval_end") - timedelta(minutes=inp.interval_minutes)
@@ -397,12 +403,12 @@ class CycleActivities:
         except Exception as exc:  # any fleet failure just means the ladder's last rung
             log.warning("fallback for %s: no telemetry: %s", inp.cycle_id, exc)
             return ""
-        return self._store.put(
-            FactKind.TELEMETRY_SNAPSHOT, telemetry, self._provenance(inp.cycle_id, "fleet")
-        )
+        return facts.put(FactKind.TELEMETRY_SNAPSHOT, telemetry, self._provenance(inp.cycle_id, "fleet"))
 
-    def _put_fallback(self, cycle_id: str, fallback: CycleFallback, *inputs: str) -> str:
-        return self._store.put(
+    def _put_fallback(
+        self, cycle_id: str, fallback: CycleFallback, *inputs: str, facts: FactBatch | None = None
+    ) -> str:
+        return (facts or self._store).put(
             FactKind.FALLBACK, fallback, self._provenance(cycle_id, "fallback-ladder", *inputs)
         )
 
@@ -414,7 +420,12 @@ class CycleActivities:
                 f"first_rung: {inp.first_rung!r} is not one of {RUNGS}", type="InvalidInput"
             )
         interval_end = parse_instant(inp.interval_end, "interval_end")
-        telemetry_fact_id = self._telemetry_for(inp)
+        # The telemetry, shifted schedule and fallback facts are stored in one transaction.
+        with self._store.batch() as facts:
+            return self._walk_ladder(inp, interval_end, facts)
+
+    def _walk_ladder(self, inp: FallbackInput, interval_end: datetime, facts: FactBatch) -> FallbackResult:
+        telemetry_fact_id = self._telemetry_for(inp, facts)
         rungs = RUNGS[RUNGS.index(inp.first_rung) :]
         source, schedule_fact_id, rung = "", "", NO_BID
         if not telemetry_fact_id:
@@ -423,7 +434,7 @@ class CycleActivities:
             source, schedule = found
             shifted = shift_schedule(schedule, interval_end)
             assert shifted is not None
-            schedule_fact_id = self._store.put(
+            schedule_fact_id = facts.put(
                 FactKind.SCHEDULE,
                 shifted,
                 self._provenance(inp.cycle_id, "fallback/shifted-schedule", source),
@@ -440,7 +451,9 @@ class CycleActivities:
             reason=f"{inp.reason} -> {rung} ({detail})",
             source_schedule_fact_id=source,
         )
-        fact_id = self._put_fallback(inp.cycle_id, fallback, *(f for f in (source, telemetry_fact_id) if f))
+        fact_id = self._put_fallback(
+            inp.cycle_id, fallback, *(f for f in (source, telemetry_fact_id) if f), facts=facts
+        )
         log.warning("cycle %s fell back to %s: %s", inp.cycle_id, rung, fallback.reason)
         return FallbackResult(rung, fact_id, schedule_fact_id, telemetry_fact_id)
 
