@@ -17,7 +17,10 @@ if TYPE_CHECKING:
         perfect_foresight_revenue_aud as perfect_foresight_revenue_aud,
         stored_energy_value_by_perturbation as stored_energy_value_by_perturbation,
     )
-    from optimization.bids import build_energy_bid as build_energy_bid
+    from optimization.bids import (
+        build_energy_bid as build_energy_bid,
+        build_reserve_offers as build_reserve_offers,
+    )
     from optimization.cache import ModelCache as ModelCache
     from optimization.problem import (
         ArbitrageProblem as ArbitrageProblem,
@@ -72,6 +75,7 @@ __all__ = [
     "ValueCurveSettings",
     "aggregate_portfolio",
     "build_energy_bid",
+    "build_reserve_offers",
     "build_value_curve_bid",
     "check_feasibility",
     "convexity_violation",
@@ -96,7 +100,7 @@ _EXPORTS = {
         "perfect_foresight_revenue_aud",
         "stored_energy_value_by_perturbation",
     ),
-    "optimization.bids": ("build_energy_bid",),
+    "optimization.bids": ("build_energy_bid", "build_reserve_offers"),
     "optimization.cache": ("ModelCache",),
     "optimization.problem": (
         "ArbitrageProblem",

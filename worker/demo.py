@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +17,12 @@ from tqdm import tqdm
 
 from autobidder import (
     NEM_TZ,
+    FactKind,
+    FactStore,
     Forecast,
     PriceSeries,
     Settings,
+    Settlement,
     load_prices,
     slice_prices,
 )
@@ -58,6 +61,22 @@ class DemoSummary:
     wall_seconds: float
     temporal_ui: str
     strategy_version: str = ""  # the version every cycle bid under ("" : none applied)
+    # Revenue of each product the cycles traded ("energy", "raise_reg", ...): the sum of the
+    # stored settlements' lines; the values add up to `revenue_aud`.
+    revenue_by_product_aud: dict[str, float] = field(default_factory=dict)
+
+
+def revenue_by_product(store: FactStore, outcome: ReplayOutcome) -> dict[str, float]:
+    """Each product's revenue over the replay, AUD, summed from the cycles' settlement facts."""
+    out: dict[str, float] = {"energy": 0.0}
+    for result in outcome.results:
+        if not result.settlement_fact_id:
+            continue
+        settlement = store.get(result.settlement_fact_id, Settlement, FactKind.SETTLEMENT)
+        out["energy"] += settlement.energy_revenue_aud
+        for line in settlement.reserves:
+            out[line.product] = out.get(line.product, 0.0) + line.revenue_aud
+    return out
 
 
 def default_day(settings: Settings) -> date:
@@ -81,6 +100,7 @@ def summarise(
     settings: Settings, day: date, outcome: ReplayOutcome, pf_revenue: float, wall_s: float
 ) -> DemoSummary:
     revenue = outcome.revenue_aud
+    store = FactStore.from_url(settings.resolved_database_url)
     return DemoSummary(
         trading_day=day.isoformat(),
         region=str(settings.region),
@@ -98,6 +118,7 @@ def summarise(
         strategy_version=", ".join(
             sorted({r.strategy_version for r in outcome.results if r.strategy_version})
         ),
+        revenue_by_product_aud={k: round(v, 2) for k, v in revenue_by_product(store, outcome).items()},
     )
 
 
