@@ -33,6 +33,11 @@ if TYPE_CHECKING:
         check_feasibility as check_feasibility,
         prepare_problem as prepare_problem,
     )
+    from optimization.products import (
+        NEM_FCAS_PRICE_COLUMNS as NEM_FCAS_PRICE_COLUMNS,
+        Direction as Direction,
+        products_named as products_named,
+    )
     from optimization.queue_handler import handle_optimize_request as handle_optimize_request
     from optimization.results import extract_schedule as extract_schedule
     from optimization.solve import SolverOptions as SolverOptions
@@ -59,7 +64,9 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "NEM_FCAS_PRICE_COLUMNS",
     "ArbitrageProblem",
+    "Direction",
     "FloatArray",
     "ModelCache",
     "OptimizationError",
@@ -88,6 +95,7 @@ __all__ = [
     "plan_portfolio_curve",
     "plan_value_curve",
     "prepare_problem",
+    "products_named",
     "resolve_convexity",
     "stored_energy_value_by_perturbation",
     "value_curve_settings",
@@ -113,6 +121,7 @@ _EXPORTS = {
         "check_feasibility",
         "prepare_problem",
     ),
+    "optimization.products": ("NEM_FCAS_PRICE_COLUMNS", "Direction", "products_named"),
     "optimization.queue_handler": ("handle_optimize_request",),
     "optimization.results": ("extract_schedule",),
     "optimization.solve": ("SolverOptions",),
