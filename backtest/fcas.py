@@ -1,11 +1,11 @@
 """AEMO's FCAS price file as a backtest tape: energy, each FCAS market, and which intervals trade.
 
 The file (for example ../shared/data/nem/price_fcas_2025-12.parquet: `interval_end` in NEM time,
-`region`, `rrp` in AUD/MWh and the ten `*rrp` FCAS columns in AUD/MW/h) has gaps: intervals with no
-published price (SA1 of the 2025-12 file misses 2025-12-19 00:20 and 00:55 and 2025-12-20 11:40 to
-14:55, 41 intervals). A tape must be regular, so each missing interval is filled with a stand-in,
-the same interval a day earlier (the last published price where there is none), for the
-forecasters only, and marked not traded: the engine neither bids nor settles it, and the
+`region`, `rrp` in AUD/MWh and the ten `*rrp` FCAS columns in AUD/MW/h) has gaps: intervals with
+no published price (SA1 of the 2025-12 file: 2025-12-19 00:15 and 00:40 to 00:50, and 2025-12-20
+11:45 to 14:50; 42 intervals in all). A tape must be regular, so each missing interval is filled
+with a stand-in, the same interval a day earlier (the last published price where there is none), for
+the forecasters only, and marked not traded: the engine neither bids nor settles it, and the
 perfect-foresight bound prices it at 0 (`backtest.runner`).
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from autobidder import NEM_TZ, PriceDataError, PriceSeries, Region
+from autobidder import NEM_TZ, PriceDataError, PriceFileNotFoundError, PriceSeries, Region
 from optimization import NEM_FCAS_PRICE_COLUMNS, FloatArray
 
 INTERVAL = timedelta(minutes=5)
@@ -54,6 +54,8 @@ def _filled(values: FloatArray, published: npt.NDArray[np.bool_]) -> FloatArray:
 
 def load_fcas_prices(path: Path, region: Region, products: tuple[str, ...]) -> FcasPrices:
     """`region`'s energy and `products`' FCAS prices from `path` on a regular 5-minute grid."""
+    if not path.exists():
+        raise PriceFileNotFoundError(f"FCAS prices {path}: not found")
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (OSError, ValueError) as exc:

@@ -288,7 +288,9 @@ def simulated_products(strategy: Strategy, tape: PriceTape | None = None) -> tup
     return ("energy", *(p for p in strategy.market.products if p != "energy" and p in reserve))
 
 
-def _notes(request: BacktestRequest, tape: PriceTape | None = None) -> list[str]:
+def _notes(
+    request: BacktestRequest, tape: PriceTape | None = None, window: Window | None = None
+) -> list[str]:
     strategy = request.strategy
     notes = []
     skipped = [p for p in strategy.market.products if p not in simulated_products(strategy, tape)]
@@ -297,11 +299,14 @@ def _notes(request: BacktestRequest, tape: PriceTape | None = None) -> list[str]
             f"products {', '.join(skipped)} are not simulated: the price file carries no prices for them "
             "(FCAS: pass an FCAS price file)"
         )
-    if tape is not None and tape.traded is not None and not tape.traded.all():
-        notes.append(
-            f"{int((~tape.traded).sum())} interval(s) of the tape have no published price (a gap in the "
-            "file): not traded, and priced 0 in the bound"
-        )
+
+    if tape is not None and tape.traded is not None and window is not None:
+        span = tape.traded[window.first_index : window.first_index + window.intervals]
+        if not span.all():
+            notes.append(
+                f"{int((~span).sum())} interval(s) have no published price (a gap in the price file): "
+                "not traded, and priced 0 in the bound"
+            )
     if not strategy.safety.submit_enabled:
         notes.append(
             "safety.submit_enabled is false: live cycles would build and record these bids but submit "
@@ -474,7 +479,7 @@ def run_backtest(
             bar.set_postfix_str("perfect forecast and bound")
             reference = reference_runs(request, tape, window, spec, planner_factory, bar.update)
     timings = {"run_s": run.wall_seconds, **reference.timings_s, "wall_s": time.perf_counter() - started}
-    notes = _notes(request, tape)
+    notes = _notes(request, tape, window)
     restarts = int(getattr(planner, "fresh_restarts", 0)) + reference.fresh_restarts
     if restarts:
         notes.append(f"{restarts} re-solve(s) stalled and were solved again on a fresh optimizer session")

@@ -7,8 +7,8 @@ MW per hour), 2025-12-18 11:35 to 2026-01-04 15:40 NEM time. The run is `backtes
 over every whole NEM trading day the file covers after a day of forecast history: 2025-12-20 to
 2026-01-03 (15 days, 4,320 intervals; the part-days at either end are the first day's history
 and past the last whole day). The file's gaps (`backtest.fcas.load_fcas_prices`: 42 intervals,
-among them 2025-12-20 11:40 to 14:55) are filled with the same interval a day earlier for the
-forecaster only, never traded, and priced 0 in the bound.
+38 of them 2025-12-20 11:45 to 14:50, inside the traded days) are filled with the same interval a
+day earlier for the forecaster only, never traded, and priced 0 in the bound.
 
 The strategy trades `energy, raise_reg, lower_reg, raise_6s, lower_6s` on seasonal-naive forecasts
 (every market's own history), re-optimizing every `reoptimize_every` intervals; the engine builds

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange.replay_prices import SHARED_FCAS_FILE
 from tests.test_cli_strategy import CAUTIOUS, EXAMPLE, data_dir, run
 from worker.cli import main
 
@@ -98,6 +99,12 @@ def test_compare_two_strategies(capsys: pytest.CaptureFixture[str]) -> None:
         (["backtest", "--strategy", "sa1-vpp@v4", *DAY], 3, "autobidder strategy apply"),
         (["backtest", "--strategy", "missing.toml", *DAY], 3, "not found"),
         (["backtest", "compare", "--strategy", EXAMPLE, *DAY], 2, "compare two strategies"),
+        (["backtest", "--strategy", EXAMPLE, *DAY, "--fcas-prices", "fcas.parquet"], 2, "trades energy only"),
+        (
+            ["backtest", "--strategy", EXAMPLE, *DAY, "--fcas-prices", "f.parquet", "--prices", "p.csv"],
+            2,
+            "leave out --prices",
+        ),
     ],
 )
 def test_errors_exit_with_meaning_and_say_what_to_do(
@@ -140,3 +147,39 @@ def test_compare_two_forecasters_shares_the_reference_runs(capsys: pytest.Captur
     assert (a["forecaster"], b["forecaster"]) == ("seasonal_naive@1", "seasonal_naive_weekly@1")
     assert a["revenue_perfect_forecast_aud"] == b["revenue_perfect_forecast_aud"]
     assert a["forecast_mae_aud_per_mwh"] != b["forecast_mae_aud_per_mwh"]
+
+
+@pytest.mark.skipif(
+    not Path(SHARED_FCAS_FILE).exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
+)
+def test_backtest_trades_fcas_from_an_fcas_price_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--fcas-prices`: the strategy's FCAS markets are traded, and revenue is reported per product."""
+    strategy = tmp_path / "sa1-fcas.toml"
+    strategy.write_text(
+        Path(EXAMPLE)
+        .read_text()
+        .replace(
+            'products = ["energy"]', 'products = ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]'
+        )
+        .replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    )
+    argv = ["--strategy", str(strategy), "--from", "2025-12-21", "--to", "2025-12-21", "--no-split"]
+    code, out, err = run(
+        capsys,
+        "backtest",
+        *argv,
+        "--fcas-prices",
+        str(SHARED_FCAS_FILE),
+        "--reoptimize-every",
+        "60",
+        "--json",
+    )
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["products"] == ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]
+    by_product = figures["revenue_by_product_aud"]
+    assert set(by_product) == set(figures["products"]) and by_product["raise_reg"] > 0
+    assert sum(by_product.values()) == pytest.approx(figures["revenue_settled_aud"], abs=0.05)
+    assert 0 < figures["fcas_capture_ratio"] <= 1 and figures["bids_rejected"] == 0
