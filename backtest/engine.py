@@ -29,6 +29,10 @@ co-optimises them, and each is settled as enabled MW × price × Δt. Regulation
 optimizer assumes (its `call_fraction` of the enablement): that energy moves the SoC and is
 settled at the energy price, in the energy line. An interval the tape does not trade (a gap in
 the price file) is neither bid nor settled.
+
+Long because `simulate` is the live cycle's whole interval in one loop, in the order the live cycle
+runs it (forecast, plan, bid, limits, exchange, dispatch, settle); the FCAS markets' part lives in
+`backtest.fcas`.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder import Award, BatterySpec, EnergyBid, Forecast, Schedule, TelemetrySnapshot, settle
+from autobidder import Award, BatterySpec, EnergyBid, Forecast, TelemetrySnapshot, settle
 from autobidder.strategy import (
     BidContext,
     Limit,
@@ -51,35 +55,24 @@ from autobidder.strategy import (
     nem_trading_day,
     planning_telemetry,
 )
-from backtest.forecasters import ForecastSource, PriceTape, reserve_forecast_source
+from backtest.fcas import ReserveMarkets
+from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
 from fleet import SimulatedFleet, disaggregate_flat
 from market_adapters import (
     MARKET_PRICE_FLOOR_AUD_PER_MWH,
-    BidViolation,
-    MarketAward,
-    NemAdapter,
-    Product,
-    UnitLimits,
-    battery_reserve_offers,
     clear_energy_bid,
-    clear_nem_bid_cooptimised,
     energy_bid_violations,
     in_nem_format,
-    market_bid_of,
-    nem_product,
     price_cap_aud_per_mwh,
-    reserve_awards,
 )
 from optimization import (
-    Direction,
     FloatArray,
     OptimizationError,
     OptimizerSettings,
     ValueCurve,
     ValueCurveSettings,
     build_energy_bid,
-    build_reserve_offers,
     build_value_curve_bid,
     forecast_for_risk,
     optimizer_settings,
@@ -281,7 +274,10 @@ def simulate(
         for n in strategy.market.products
         if n in tape.reserve_prices_aud_per_mw_h and spec.value_curve is None
     )
-    reserves = ReserveMarkets.of(fcas, tape, forecaster, spec.clearing, max_discharge_mw, max_charge_mw)
+    try:
+        reserves = ReserveMarkets.of(fcas, tape, forecaster, spec.clearing, max_discharge_mw, max_charge_mw)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from exc
     if fcas:
         settings = dataclasses.replace(settings, products=products_named(*fcas))
         trace.reserve_enabled_mw = {n: np.zeros(spec.intervals) for n in fcas}
@@ -524,103 +520,3 @@ def _replan(
     run.forecast_seconds += planned - started
     run.plan_seconds += done - planned
     return forecast, plan, curve, reserve
-
-
-@dataclass(frozen=True)
-class ReserveMarkets:
-    """The FCAS markets a run trades (none: an energy-only run) and how it bids, clears and calls
-    them, as the live cycle's submit_bids and the exchange do (module docstring)."""
-
-    names: tuple[str, ...]
-    tape: PriceTape
-    forecaster: ForecastSource | None
-    clearing: str
-    limits: UnitLimits
-    # MW a called MW of enablement delivers on the net axis: call fraction, + raise, − lower.
-    called_per_enabled: dict[str, float]
-
-    @classmethod
-    def of(
-        cls,
-        names: tuple[str, ...],
-        tape: PriceTape,
-        forecaster: ForecastSource,
-        clearing: str,
-        max_discharge_mw: float,
-        max_charge_mw: float,
-    ) -> ReserveMarkets:
-        if clearing not in ("price_taker", "co_optimised"):
-            raise BacktestError(f"clearing: {clearing!r} is not price_taker or co_optimised")
-        return cls(
-            names,
-            tape,
-            reserve_forecast_source(forecaster) if names else None,
-            clearing,
-            UnitLimits(max_discharge_mw, max_charge_mw),
-            {
-                p.name: p.call_fraction * (1.0 if p.direction is Direction.RAISE else -1.0)
-                for p in products_named(*names)
-            },
-        )
-
-    def forecast(self, g: int, horizon: int) -> FloatArray | None:
-        """Each market's price forecast made at index `g` (products × horizon, AUD/MW/h)."""
-        if not self.names or self.forecaster is None:
-            return None
-        rows = [
-            self.forecaster.forecast(self.tape.reserve_tape(n), g, horizon).p50.prices_aud_per_mwh
-            for n in self.names
-        ]
-        return np.array(rows, dtype=np.float64)
-
-    def offered(
-        self, bid: EnergyBid, schedule: Schedule, seen: TelemetrySnapshot, forecast: FloatArray, cap: float
-    ) -> EnergyBid:
-        """`bid` with one offer per market the schedule plans, as submit_bids lodges them."""
-        if not schedule.reserves:
-            return bid
-        offers = build_reserve_offers(
-            schedule,
-            seen,
-            interval_end=bid.interval_end,
-            reserve_prices_aud_per_mw_h={n: float(forecast[i]) for i, n in enumerate(self.names)},
-            price_cap=cap,
-        )
-        net_mw = schedule.discharge_mw[0] - schedule.charge_mw[0]
-        lodged = tuple(
-            drawn
-            for o in offers
-            for drawn in battery_reserve_offers(
-                o.product,
-                self.limits,
-                o.total_mw,
-                [b.price_aud_per_mwh for b in o.bands],
-                [b.volume_mw for b in o.bands],
-                net_mw,
-            )
-        )
-        return bid.model_copy(update={"reserve_offers": lodged})
-
-    def violations(self, bid: EnergyBid) -> list[BidViolation]:
-        return _ADAPTER.violations(market_bid_of(bid), self.limits)
-
-    def clear(self, bid: EnergyBid, energy_price: float, g: int) -> Award:
-        """The award of a bid with FCAS offers at the tape's prices of interval `g`."""
-        prices = {Product.ENERGY: energy_price} | {
-            nem_product(n): float(self.tape.reserve_prices_aud_per_mw_h[n][g]) for n in self.names
-        }
-        market_bid = market_bid_of(bid)
-        hours = self.tape.interval_minutes / 60.0
-        cleared: MarketAward = (
-            clear_nem_bid_cooptimised(market_bid, prices, hours)
-            if self.clearing == "co_optimised"
-            else _ADAPTER.clear(market_bid, prices)
-        )
-        return cleared.energy_award(energy_price).model_copy(update={"reserves": reserve_awards(cleared)})
-
-    def called_mw(self, award: Award) -> float:
-        """Net MW regulation delivers when called as the optimizer assumes (raise +, lower −)."""
-        return math.fsum(self.called_per_enabled.get(r.product, 0.0) * r.enabled_mw for r in award.reserves)
-
-
-_ADAPTER = NemAdapter(None)

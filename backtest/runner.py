@@ -52,6 +52,7 @@ from tqdm import tqdm
 from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
 from autobidder.strategy import Strategy, planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
+from backtest.fcas import realised_prices
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,
     ForecastSource,
@@ -208,16 +209,8 @@ def hindsight(
     dt_h = tape.interval_minutes / 60.0
     telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(strategy.portfolio, as_of, dt_h)
     value = stored_energy_value(request, tape, window)
-    span = slice(window.first_index, window.first_index + window.intervals)
-    traded = np.ones(window.intervals, dtype=bool) if tape.traded is None else tape.traded[span]
-    # An interval the market did not trade earns nothing: priced 0 (the bound may idle there).
-    prices = np.where(traded, tape.prices_aud_per_mwh[span], 0.0)
     names = simulated_products(strategy, tape)[1:]
-    reserve = (
-        np.array([np.where(traded, tape.reserve_prices_aud_per_mw_h[n][span], 0.0) for n in names])
-        if names
-        else None
-    )
+    prices, reserve = realised_prices(tape, window.first_index, window.intervals, names)
     chosen = products_named(*names)
     realised = Forecast(
         region=tape.region,
