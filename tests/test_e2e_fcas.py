@@ -34,11 +34,10 @@ from exchange.replay_prices import SHARED_FCAS_FILE
 from tests.test_e2e_loop import isolated_settings
 from worker.demo import DemoSummary, run_demo
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not SHARED_FCAS_FILE.exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+needs_fcas = pytest.mark.skipif(
+    not SHARED_FCAS_FILE.exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
+)
 
 # A trading day inside the file's gap-free SA1 stretch (2025-12-20 15:00 on), a week after it
 # starts, so the forecaster sees a full week of history.
@@ -136,12 +135,16 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     yield Replayed(summary, store, indexed)
 
 
+@needs_fcas
 def test_every_interval_completes_without_falling_back(replayed: Replayed) -> None:
     summary = replayed.summary
     assert (summary.intervals_completed, summary.intervals_failed) == (INTERVALS, 0)
     assert summary.intervals_fallback == 0, summary
+    # The bound co-optimises the same FCAS markets on AEMO's prices: energy + FCAS over both.
+    assert 0 < summary.capture_ratio <= 1, summary
 
 
+@needs_fcas
 def test_each_interval_bids_all_five_products(replayed: Replayed) -> None:
     bids = _facts(replayed.store, FactKind.BID, EnergyBid)
     assert len(bids) == INTERVALS
@@ -152,6 +155,7 @@ def test_each_interval_bids_all_five_products(replayed: Replayed) -> None:
         assert {("raise_reg", "demand"), ("lower_reg", "demand")} <= sides  # regulation's LOAD side too
 
 
+@needs_fcas
 def test_awards_clear_at_aemo_prices_and_revenue_per_product_adds_up(replayed: Replayed) -> None:
     awards = _facts(replayed.store, FactKind.AWARD, Award)
     assert len(awards) == INTERVALS
@@ -173,6 +177,7 @@ def test_awards_clear_at_aemo_prices_and_revenue_per_product_adds_up(replayed: R
         assert all(expected[p] > 0 for p in FCAS), expected
 
 
+@needs_fcas
 def test_settlements_pay_each_product_enabled_mw_times_price(replayed: Replayed) -> None:
     for settlement in _facts(replayed.store, FactKind.SETTLEMENT, Settlement):
         lines = {r.product: r for r in settlement.reserves}
@@ -182,6 +187,28 @@ def test_settlements_pay_each_product_enabled_mw_times_price(replayed: Replayed)
         assert settlement.revenue_aud == pytest.approx(
             settlement.energy_revenue_aud + sum(r.revenue_aud for r in lines.values())
         )
+
+
+def test_a_strategy_naming_fcas_bids_energy_where_the_exchange_has_no_fcas_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped 2022 sample has no FCAS prices: the cycles bid energy alone, none falls back."""
+    monkeypatch.delenv("AUTOBIDDER_FCAS_PRICES_FILE", raising=False)
+    strategy_file = tmp_path / "sa1-fcas.toml"
+    strategy_file.write_text(STRATEGY)
+    settings = isolated_settings(tmp_path / "stack")
+    summary = run_demo(
+        settings,
+        date(2022, 10, 6),
+        keep=False,
+        out_dir=tmp_path / "out",
+        strategy=read_strategy_file(strategy_file),
+        intervals=3,
+    )
+    assert (summary.intervals_completed, summary.intervals_fallback) == (3, 0), summary
+    assert summary.revenue_by_product_aud == {"energy": summary.revenue_aud}
+    store = FactStore.from_url(settings.resolved_database_url)
+    assert all(not bid.reserve_offers for bid in _facts(store, FactKind.BID, EnergyBid))
 
 
 def _facts(store: FactStore, kind: FactKind, model: type[M]) -> list[M]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from autobidder import (
@@ -27,8 +29,16 @@ from autobidder import (
     slice_prices,
 )
 from autobidder.strategy import StrategyDocument, StrategyStore
+from exchange import load_nem_fcas
 from fleet import SimulatedFleet
-from optimization import perfect_foresight_revenue_aud, prepare_problem
+from market_adapters import MarketRun, nem_product
+from optimization import (
+    FloatArray,
+    OptimizerSettings,
+    perfect_foresight_revenue_aud,
+    prepare_problem,
+    products_named,
+)
 from worker.stack import Stack, interrupt_on_sigterm
 from workflows import CycleResult, ReplayOutcome, connect_temporal, replay_cycles, trading_day_interval_ends
 
@@ -86,14 +96,40 @@ def default_day(settings: Settings) -> date:
     return last_start.astimezone(NEM_TZ).date()
 
 
-def perfect_foresight(settings: Settings, day_prices: PriceSeries) -> float:
-    """Revenue upper bound: the same LP, on the realised prices, from the same initial state."""
+def perfect_foresight(
+    settings: Settings, day_prices: PriceSeries, reserve: tuple[tuple[str, ...], FloatArray] | None = None
+) -> float:
+    """Revenue upper bound: the same LP, on the realised prices, from the same initial state;
+    co-optimised with the FCAS markets of `reserve` (names, prices names × intervals) when given."""
     as_of = day_prices.first_interval_end - timedelta(minutes=5)
     telemetry = SimulatedFleet(settings.portfolio, settings.fleet).telemetry(settings.portfolio, as_of)
     realised = Forecast(
         region=settings.region, as_of=as_of, model_name="perfect_foresight", model_version="1", p50=day_prices
     )
-    return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
+    if reserve is None:
+        return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
+    names, prices = reserve
+    settings_fcas = OptimizerSettings(products=products_named(*names))
+    return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised, settings_fcas, prices))
+
+
+def fcas_day_prices(
+    settings: Settings, strategy: StrategyDocument | None, day_prices: PriceSeries
+) -> tuple[tuple[str, ...], FloatArray] | None:
+    """The day's FCAS prices (AUD/MW/h) of the markets `strategy` trades, from the file the
+    exchange replays (AUTOBIDDER_FCAS_PRICES_FILE, worker/exchange.py), read as it reads them; an
+    interval the file lacks counts 0. None when the strategy trades no FCAS or there is no file."""
+    names = tuple(p for p in strategy.strategy.market.products if p != "energy") if strategy else ()
+    path = os.environ.get("AUTOBIDDER_FCAS_PRICES_FILE")
+    if not names or not path:
+        return None
+    replay = load_nem_fcas(settings.region, Path(path), include_energy=False)
+    ends = [
+        day_prices.first_interval_end + i * day_prices.interval
+        for i in range(len(day_prices.prices_aud_per_mwh))
+    ]
+    rows = [[replay.price(MarketRun.NEM_DISPATCH, nem_product(n), end) or 0.0 for end in ends] for n in names]
+    return names, np.array(rows, dtype=np.float64)
 
 
 def summarise(
@@ -185,9 +221,9 @@ def run_demo(
         end_supervision = stack.start_supervisor()
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
-        summary = summarise(
-            settings, day, outcome, perfect_foresight(settings, day_prices), time.monotonic() - started
-        )
+        # With FCAS the bound co-optimises them, so the capture ratio is energy + FCAS over both.
+        bound = perfect_foresight(settings, day_prices, fcas_day_prices(settings, strategy, day_prices))
+        summary = summarise(settings, day, outcome, bound, time.monotonic() - started)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2) + "\n")
         print(json.dumps(summary.__dict__, indent=2))

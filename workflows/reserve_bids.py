@@ -31,6 +31,7 @@ from autobidder.strategy import Strategy
 from market_adapters import (
     ExchangeClient,
     MarketRun,
+    Product,
     UnitLimits,
     battery_reserve_offers,
     market_bid_of,
@@ -57,10 +58,14 @@ def reserve_history(
         return ()
     wanted = [nem_product(n) for n in names]
     seen: dict[str, dict[datetime, float]] = {n: {} for n in names}
+    # Energy is asked for too: the stream sends (and counts) only intervals with a price of some
+    # product asked for, and energy has one in every interval, so exactly `count` intervals come,
+    # the last ending at the snapshot's as_of. Asked for FCAS alone, an FCAS gap (or an exchange
+    # without FCAS prices) would make it wait for intervals that have not ended.
     for published in exchange.stream_market_data(
         str(market.region),
         MarketRun.NEM_DISPATCH,
-        products=wanted,
+        products=[Product.ENERGY, *wanted],
         after_interval_end=prices.first_interval_end - prices.interval,
         max_intervals=count,
     ):
