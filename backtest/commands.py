@@ -96,20 +96,21 @@ def _prices(args: argparse.Namespace, settings: Settings, strategy: Strategy) ->
     return load_prices(strategy.region, args.prices or settings.prices_file)
 
 
-def _fcas_prices(args: argparse.Namespace, strategy: Strategy) -> FcasPrices | None:
-    """`--fcas-prices`: the file's energy and FCAS prices for the strategy's FCAS products."""
+def _fcas_prices(args: argparse.Namespace, *strategies: Strategy) -> FcasPrices | None:
+    """`--fcas-prices`: the file's energy and FCAS prices for the strategies' FCAS products (a
+    compare may set an energy-only strategy against one that trades FCAS, on the same prices)."""
     path = getattr(args, "fcas_prices", None)
     if path is None:
         return None
     if args.prices is not None:
         raise UsageError("--fcas-prices FILE gives the energy prices too; leave out --prices")
-    names = tuple(p for p in strategy.market.products if p != "energy")
+    names = tuple(dict.fromkeys(p for s in strategies for p in s.market.products if p != "energy"))
     if not names:
         raise UsageError(
-            f"--fcas-prices: strategy {strategy.portfolio} trades energy only; list FCAS markets in "
-            '[market] products (e.g. "raise_reg") to trade them'
+            f"--fcas-prices: strategy {strategies[0].portfolio} trades energy only; list FCAS markets "
+            'in [market] products (e.g. "raise_reg") to trade them'
         )
-    return load_fcas_prices(path, strategy.region, names)
+    return load_fcas_prices(path, strategies[0].region, names)
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -221,12 +222,22 @@ def compare_command(args: argparse.Namespace) -> int:
             "(--strategy FILE --forecaster X --forecaster Y); "
             f"got {len(strategies)} --strategy and {len(forecasters)} --forecaster"
         )
-    prices = _prices(args, settings, requests[0].strategy)
+    fcas = _fcas_prices(args, *(r.strategy for r in requests))
+    prices = fcas.prices if fcas is not None else _prices(args, settings, requests[0].strategy)
+    with_fcas: dict[str, Any] = (
+        {}
+        if fcas is None
+        else {
+            "reserve_prices": fcas.reserve_prices_aud_per_mw_h,
+            "traded": fcas.traded,
+            "clearing": args.clearing,
+        }
+    )
     results: list[BacktestResult] = []
     for request in requests:
         # Two forecasters under one strategy share the perfect-forecast run and the bound.
         previous = results[0] if results else None
-        results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
+        results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous, **with_fcas))
     all_figures = [figures(r) for r in results]
     path = _report_path(args, settings, results[0], compare_suffix(labels))
     if path is not None:

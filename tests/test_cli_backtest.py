@@ -149,37 +149,56 @@ def test_compare_two_forecasters_shares_the_reference_runs(capsys: pytest.Captur
     assert a["forecast_mae_aud_per_mwh"] != b["forecast_mae_aud_per_mwh"]
 
 
-@pytest.mark.skipif(
-    not Path(SHARED_FCAS_FILE).exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
+FCAS_PRODUCTS = ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]
+needs_fcas = pytest.mark.skipif(
+    not SHARED_FCAS_FILE.exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
 )
+
+
+@needs_fcas
 def test_backtest_trades_fcas_from_an_fcas_price_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """`--fcas-prices`: the strategy's FCAS markets are traded, and revenue is reported per product."""
     strategy = tmp_path / "sa1-fcas.toml"
-    strategy.write_text(
-        Path(EXAMPLE)
-        .read_text()
-        .replace(
-            'products = ["energy"]', 'products = ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]'
-        )
-        .replace("spike_mlp@sa1-2022", "seasonal_naive@1")
-    )
-    argv = ["--strategy", str(strategy), "--from", "2025-12-21", "--to", "2025-12-21", "--no-split"]
+    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    strategy.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))
     code, out, err = run(
         capsys,
         "backtest",
-        *argv,
-        "--fcas-prices",
-        str(SHARED_FCAS_FILE),
-        "--reoptimize-every",
-        "60",
-        "--json",
+        *("--strategy", str(strategy), "--from", "2025-12-21", "--to", "2025-12-21", "--no-split"),
+        *("--fcas-prices", str(SHARED_FCAS_FILE), "--reoptimize-every", "60", "--json"),
     )
     assert code == 0, err
     figures = json.loads(out)
-    assert figures["products"] == ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]
+    assert figures["products"] == FCAS_PRODUCTS
     by_product = figures["revenue_by_product_aud"]
-    assert set(by_product) == set(figures["products"]) and by_product["raise_reg"] > 0
+    assert set(by_product) == set(FCAS_PRODUCTS) and by_product["raise_reg"] > 0
     assert sum(by_product.values()) == pytest.approx(figures["revenue_settled_aud"], abs=0.05)
     assert 0 < figures["fcas_capture_ratio"] <= 1 and figures["bids_rejected"] == 0
+
+
+@needs_fcas
+def test_compare_energy_only_against_energy_and_fcas_on_one_fcas_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`backtest compare --fcas-prices`: both runs on the file's prices; each trades its own products
+    and is measured against its own bound."""
+    energy_only = tmp_path / "sa1-energy.toml"
+    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    energy_only.write_text(text)
+    with_fcas = tmp_path / "sa1-fcas.toml"
+    with_fcas.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))
+    code, out, err = run(
+        capsys,
+        "backtest",
+        "compare",
+        *("--strategy", str(energy_only), "--strategy", str(with_fcas)),
+        *("--from", "2025-12-21", "--to", "2025-12-21", "--no-split", "--reoptimize-every", "60"),
+        *("--fcas-prices", str(SHARED_FCAS_FILE), "--json"),
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    a, b = result["a"], result["b"]
+    assert "revenue_by_product_aud" not in a and set(b["revenue_by_product_aud"]) == set(FCAS_PRODUCTS)
+    assert b["perfect_foresight_revenue"] > a["perfect_foresight_revenue"]  # FCAS widens the bound

@@ -34,7 +34,9 @@ from exchange.replay_prices import SHARED_FCAS_FILE
 from tests.test_e2e_loop import isolated_settings
 from worker.demo import DemoSummary, run_demo
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# A whole day through the stack takes about 4 minutes on the 2-core machine: more than the
+# suite's 300 s per test when it is loaded.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 needs_fcas = pytest.mark.skipif(
     not SHARED_FCAS_FILE.exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
 )
