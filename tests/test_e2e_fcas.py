@@ -14,6 +14,7 @@ project (it is MIT-licensed, not CC0, so no sample of it ships; see docs/markets
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from autobidder.domain import Award, EnergyBid, FactKind, Settlement
 from autobidder.facts import FactStore, facts_table
 from autobidder.strategy import read_strategy_file
 from exchange.replay_prices import SHARED_FCAS_FILE
+from market_adapters.bids import award_from_dict
 from tests.test_e2e_loop import isolated_settings
 from worker.demo import DemoSummary, run_demo
 
@@ -95,6 +97,7 @@ class Replayed:
     summary: DemoSummary
     store: FactStore
     prices: pd.DataFrame  # SA1 rows of the FCAS file, indexed by interval end (NEM time)
+    exchange_database_url: str
 
 
 def _sa1(path: Path) -> pd.DataFrame:
@@ -134,7 +137,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
             os.environ["AUTOBIDDER_FCAS_PRICES_FILE"] = saved
     store = FactStore.from_url(settings.resolved_database_url)
     indexed = sa1.set_index(sa1["interval_end"].dt.tz_localize(NEM_TZ))
-    yield Replayed(summary, store, indexed)
+    yield Replayed(summary, store, indexed, settings.resolved_exchange_database_url)
 
 
 @needs_fcas
@@ -177,6 +180,25 @@ def test_awards_clear_at_aemo_prices_and_revenue_per_product_adds_up(replayed: R
     # FCAS was really traded: some enablement was paid in every market over the day.
     if INTERVALS >= 288:
         assert all(expected[p] > 0 for p in FCAS), expected
+
+
+@needs_fcas
+def test_the_exchange_settled_the_same_money_per_product(replayed: Replayed) -> None:
+    """The counterparty's own books (its stored awards and their settlement lines) agree with the
+    summary, product by product."""
+    engine = sa.create_engine(replayed.exchange_database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT award_json FROM market_awards")).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == INTERVALS
+    paid: dict[str, float] = dict.fromkeys(PRODUCTS, 0.0)
+    for (text,) in rows:
+        for line in award_from_dict(json.loads(text)).settlement.lines:
+            paid[str(line.product).removeprefix("nem_")] += line.amount
+    for product in PRODUCTS:
+        assert replayed.summary.revenue_by_product_aud[product] == pytest.approx(paid[product], abs=0.011)
 
 
 @needs_fcas
