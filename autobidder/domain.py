@@ -110,12 +110,28 @@ class BatteryTelemetry(Frozen):
     discharge_efficiency: Efficiency
 
 
+class ReservePrices(Frozen):
+    """One ancillary product's prices (`optimization.products` name, e.g. `raise_reg`) on a regular
+    grid, in AUD per MW of enablement per hour (AEMO's FCAS `*RRP`): value i belongs to the interval
+    ending at first_interval_end + i·length. A published history in a `MarketSnapshot`, a forecast
+    in a `Forecast`."""
+
+    product: str
+    first_interval_end: AwareDatetime
+    interval_minutes: int = Field(gt=0)
+    prices_aud_per_mw_h: tuple[float, ...]
+
+
 class MarketSnapshot(Frozen):
-    """Published prices for a region: every interval that ended at or before `as_of`."""
+    """Published prices for a region: every interval that ended at or before `as_of`.
+
+    `reserve_prices`: the published history of each ancillary product the portfolio's strategy
+    trades (empty for energy-only strategies and snapshots stored before FCAS was traded)."""
 
     region: Region
     as_of: AwareDatetime
     prices: PriceSeries
+    reserve_prices: tuple[ReservePrices, ...] = ()
 
 
 class TelemetrySnapshot(Frozen):
@@ -154,6 +170,9 @@ class Forecast(Frozen):
     # Set when the requested model failed to load or predict and seasonal naive stood in.
     requested_model: str | None = None
     fallback_reason: str | None = None
+    # A forecast of each ancillary product's price on p50's grid, made by the same model from the
+    # snapshot's `reserve_prices` (empty when the strategy trades energy only).
+    reserve_prices: tuple[ReservePrices, ...] = ()
 
 
 class SolveStats(Frozen):
@@ -192,6 +211,20 @@ class PriceBand(Frozen):
     volume_mw: NonNegative
 
 
+class ReserveOfferBands(Frozen):
+    """One FCAS offer sent with an energy bid (the NEM format: 10 bands, a maximum availability and
+    a trapezium on the net-power axis, MW, negative = charging). `product` is the
+    `optimization.products` name; `side` is "supply" (a whole-unit or GEN-side offer) or "demand"
+    (the LOAD side of regulation). Band prices are AUD per MW per hour of enablement, whatever the
+    `PriceBand` field is called."""
+
+    product: str
+    side: str
+    bands: tuple[PriceBand, ...]
+    max_availability_mw: NonNegative
+    trapezium_mw: tuple[float, float, float, float]
+
+
 class EnergyBid(Frozen):
     """A NEM energy bid for one dispatch interval of a bidirectional unit.
 
@@ -209,6 +242,18 @@ class EnergyBid(Frozen):
     # The strategy version that produced the bid (`StrategyVersion.ref`, e.g. "sa1-vpp@v3:9a910fae8223");
     # empty for bids built without one. Stamped by `autobidder.strategy.limits.apply_strategy_limits`.
     strategy_version: str = ""
+    # The FCAS offers lodged in the same submission (empty: an energy-only bid).
+    reserve_offers: tuple[ReserveOfferBands, ...] = ()
+
+
+class ReserveAward(Frozen):
+    """MW of one ancillary product (and side, as offered) enabled for an interval, at its clearing
+    price in AUD per MW per hour."""
+
+    product: str
+    side: str
+    enabled_mw: NonNegative
+    price_aud_per_mw_h: float
 
 
 class Award(Frozen):
@@ -217,6 +262,7 @@ class Award(Frozen):
     clearing_price_aud_per_mwh: float
     discharge_mw: NonNegative
     charge_mw: NonNegative
+    reserves: tuple[ReserveAward, ...] = ()
 
     @property
     def net_mw(self) -> float:
@@ -237,12 +283,29 @@ class Dispatch(Frozen):
     shortfall_mw: float
 
 
+class ReserveSettlement(Frozen):
+    """What one ancillary product paid for an interval: enabled MW × price × interval hours."""
+
+    product: str
+    enabled_mw: NonNegative
+    price_aud_per_mw_h: float
+    revenue_aud: float
+
+
 class Settlement(Frozen):
+    """`revenue_aud` is the whole interval's: energy (net_energy_mwh × price) plus every
+    `reserves` line."""
+
     portfolio: str
     interval_end: AwareDatetime
     net_energy_mwh: float
     price_aud_per_mwh: float
     revenue_aud: float
+    reserves: tuple[ReserveSettlement, ...] = ()
+
+    @property
+    def energy_revenue_aud(self) -> float:
+        return self.net_energy_mwh * self.price_aud_per_mwh
 
 
 class CycleFallback(Frozen):

@@ -61,6 +61,19 @@ def _common(parser: argparse.ArgumentParser, strategy_help: str, forecaster_help
         metavar="FILE",
         help="AEMO price CSV or parquet (default: prices_file from the config, else the shipped sample)",
     )
+    parser.add_argument(
+        "--fcas-prices",
+        type=Path,
+        metavar="FILE",
+        help="AEMO energy and FCAS prices (e.g. ../shared/data/nem/price_fcas_2025-12.parquet): trade the "
+        "strategy's FCAS products too; energy prices come from this file (not with --prices)",
+    )
+    parser.add_argument(
+        "--clearing",
+        choices=("price_taker", "co_optimised"),
+        default="price_taker",
+        help="how bids with FCAS offers clear: band by band (default) or energy and FCAS co-optimised",
+    )
     parser.add_argument("--forecaster", action="append", metavar="NAME@VERSION", help=forecaster_help)
     parser.add_argument(
         "--refit-days",

@@ -22,6 +22,7 @@ from autobidder.strategy import (
     read_strategy_file,
 )
 from backtest.engine import BacktestError
+from backtest.fcas import FcasPrices, load_fcas_prices
 from backtest.forecasters import PriceTape, UnknownForecasterError
 from backtest.metrics import figures
 from backtest.report import default_report_path, render_report, write_report
@@ -95,6 +96,23 @@ def _prices(args: argparse.Namespace, settings: Settings, strategy: Strategy) ->
     return load_prices(strategy.region, args.prices or settings.prices_file)
 
 
+def _fcas_prices(args: argparse.Namespace, *strategies: Strategy) -> FcasPrices | None:
+    """`--fcas-prices`: the file's energy and FCAS prices for the strategies' FCAS products (a
+    compare may set an energy-only strategy against one that trades FCAS, on the same prices)."""
+    path = getattr(args, "fcas_prices", None)
+    if path is None:
+        return None
+    if args.prices is not None:
+        raise UsageError("--fcas-prices FILE gives the energy prices too; leave out --prices")
+    names = tuple(dict.fromkeys(p for s in strategies for p in s.market.products if p != "energy"))
+    if not names:
+        raise UsageError(
+            f"--fcas-prices: strategy {strategies[0].portfolio} trades energy only; list FCAS markets "
+            'in [market] products (e.g. "raise_reg") to trade them'
+        )
+    return load_fcas_prices(path, strategies[0].region, names)
+
+
 def _progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
@@ -131,7 +149,18 @@ def run_command(args: argparse.Namespace) -> int:
     if args.forecaster and len(args.forecaster) > 1:
         raise UsageError("one --forecaster per backtest; to compare two use `autobidder backtest compare`")
     request = _request(args, loaded, settings, forecaster)
-    result = run_backtest(request, _prices(args, settings, request.strategy), progress=_progress(args))
+    fcas = _fcas_prices(args, request.strategy)
+    if fcas is None:
+        result = run_backtest(request, _prices(args, settings, request.strategy), progress=_progress(args))
+    else:
+        result = run_backtest(
+            request,
+            fcas.prices,
+            progress=_progress(args),
+            reserve_prices=fcas.reserve_prices_aud_per_mw_h,
+            traded=fcas.traded,
+            clearing=args.clearing,
+        )
     out = figures(result)
     path = _report_path(args, settings, result)
     if path is not None:
@@ -147,6 +176,11 @@ def run_command(args: argparse.Namespace) -> int:
         f"strategy {out['strategy']}"
     )
     _print_figures([("", out)])
+    if "revenue_by_product_aud" in out:
+        print(
+            "revenue settled by product: "
+            + " · ".join(f"{k} {v:,.2f} AUD" for k, v in out["revenue_by_product_aud"].items())
+        )
     for note in out["notes"]:
         print(f"note: {note}")
     if out.get("first_rejection"):
@@ -188,12 +222,22 @@ def compare_command(args: argparse.Namespace) -> int:
             "(--strategy FILE --forecaster X --forecaster Y); "
             f"got {len(strategies)} --strategy and {len(forecasters)} --forecaster"
         )
-    prices = _prices(args, settings, requests[0].strategy)
+    fcas = _fcas_prices(args, *(r.strategy for r in requests))
+    prices = fcas.prices if fcas is not None else _prices(args, settings, requests[0].strategy)
+    with_fcas: dict[str, Any] = (
+        {}
+        if fcas is None
+        else {
+            "reserve_prices": fcas.reserve_prices_aud_per_mw_h,
+            "traded": fcas.traded,
+            "clearing": args.clearing,
+        }
+    )
     results: list[BacktestResult] = []
     for request in requests:
         # Two forecasters under one strategy share the perfect-forecast run and the bound.
         previous = results[0] if results else None
-        results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous))
+        results.append(run_backtest(request, prices, progress=_progress(args), reuse=previous, **with_fcas))
     all_figures = [figures(r) for r in results]
     path = _report_path(args, settings, results[0], compare_suffix(labels))
     if path is not None:

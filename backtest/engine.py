@@ -11,18 +11,33 @@ Per interval g of the window (NEM interval ENDING at `tape.end_at(g)`), exactly 
                    (value_curve: optimization.build_value_curve_bid on the curve's row k + 1
                    from the current SoC, then withdraw_convexity_overlap after the limits)
     limits         autobidder.strategy.limits.apply_strategy_limits    (band policy, cycles, safety)
+    FCAS offers    (strategy products beyond energy, tape with their prices) optimization
+                   .build_reserve_offers + market_adapters.battery_reserve_offers, as submit_bids
     exchange       market_adapters.nem.energy_bid_violations (reject) and
-                   market_adapters.clearing.clear_energy_bid
+                   market_adapters.clearing.clear_energy_bid; with FCAS offers NemAdapter.violations
+                   and NemAdapter.clear (price-taker) or clear_nem_bid_cooptimised
     dispatch       fleet.simulated.disaggregate_flat + SimulatedFleet.apply
     settle         autobidder.settlement.settle
 
 There is no Temporal, no queue and no database: the loop owns the fleet twin and the plan. The
 only liberty taken with the live cycle is the re-optimization cadence R (the live cycle solves
 every interval; `reoptimize_every_intervals=1` does the same here).
+
+FCAS (docs/backtesting.md, "Energy and FCAS"): each market's price is forecast by the strategy's
+forecaster from that market's own tape (`backtest.forecasters.reserve_forecast_source`), the plan
+co-optimises them, and each is settled as enabled MW × price × Δt. Regulation is called as the
+optimizer assumes (its `call_fraction` of the enablement): that energy moves the SoC and is
+settled at the energy price, in the energy line. An interval the tape does not trade (a gap in
+the price file) is neither bid nor settled.
+
+Long because `simulate` is the live cycle's whole interval in one loop, in the order the live cycle
+runs it (forecast, plan, bid, limits, exchange, dispatch, settle); the FCAS markets' part lives in
+`backtest.fcas`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -40,6 +55,7 @@ from autobidder.strategy import (
     nem_trading_day,
     planning_telemetry,
 )
+from backtest.fcas import ReserveMarkets
 from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
 from fleet import SimulatedFleet, disaggregate_flat
@@ -62,6 +78,7 @@ from optimization import (
     optimizer_settings,
     plan_portfolio_curve,
     prepare_problem,
+    products_named,
     withdraw_convexity_overlap,
 )
 
@@ -91,6 +108,9 @@ class SimulationSpec:
     # How bids are made: None bids the LP schedule with its stored-energy value λ ("lp_lambda",
     # optimization.bids); settings bid the value curve ("value_curve", optimization.value_bids).
     value_curve: ValueCurveSettings | None = None
+    # How the exchange clears a bid with FCAS offers: "price_taker" (band by band) or
+    # "co_optimised" (energy and FCAS dispatched together, market_adapters.nem_cooptimise).
+    clearing: str = "price_taker"
 
     @property
     def bidding_method(self) -> str:
@@ -123,6 +143,19 @@ class Trace:
     shortfall_mw: FloatArray
     limits: np.ndarray  # bitmask of LIMIT_BITS
     rejected: np.ndarray  # the exchange's validation refused the bid
+    # Per FCAS market traded: MW enabled (both regulation sides) and what it paid, AUD.
+    reserve_enabled_mw: dict[str, FloatArray] = field(default_factory=dict)
+    reserve_revenue_aud: dict[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def energy_revenue_aud(self) -> FloatArray:
+        """The energy line of each interval (regulation's called energy included)."""
+        return self.revenue_aud - sum(self.reserve_revenue_aud.values(), np.zeros_like(self.revenue_aud))
+
+    def revenue_by_product_aud(self) -> dict[str, float]:
+        """Revenue over the run per product: "energy" and each FCAS market traded."""
+        out = {"energy": math.fsum(self.energy_revenue_aud.tolist())}
+        return out | {n: math.fsum(v.tolist()) for n, v in self.reserve_revenue_aud.items()}
 
     @classmethod
     def empty(cls, n: int) -> Trace:
@@ -234,6 +267,21 @@ def simulate(
     max_charge_mw = math.fsum(b.max_charge_mw for b in spec.fleet)
     fleet = SimulatedFleet(portfolio, spec.fleet)
     trace = Trace.empty(spec.intervals)
+    # FCAS markets traded: the strategy's, where the tape has their prices (the LP-λ bid only:
+    # a value curve plans energy alone).
+    fcas = tuple(
+        n
+        for n in strategy.market.products
+        if n in tape.reserve_prices_aud_per_mw_h and spec.value_curve is None
+    )
+    try:
+        reserves = ReserveMarkets.of(fcas, tape, forecaster, spec.clearing, max_discharge_mw, max_charge_mw)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from exc
+    if fcas:
+        settings = dataclasses.replace(settings, products=products_named(*fcas))
+        trace.reserve_enabled_mw = {n: np.zeros(spec.intervals) for n in fcas}
+        trace.reserve_revenue_aud = {n: np.zeros(spec.intervals) for n in fcas}
     errors = ForecastErrors()
     run = SimulationRun(forecaster.model, trace, errors)
     run.initial_soc_mwh = math.fsum(fleet.soc_mwh.values())
@@ -244,6 +292,7 @@ def simulate(
     plan_horizon = 0
     plan_start = 0
     plan_forecast: Forecast | None = None
+    reserve_forecast: FloatArray | None = None
     band: tuple[FloatArray | None, FloatArray | None] = (None, None)
     previous_bid: EnergyBid | None = None
     day = None
@@ -255,14 +304,32 @@ def simulate(
         end = tape.end_at(g)
         as_of = end - tape.interval
         telemetry = fleet.telemetry(portfolio, as_of, dt_h)
+        if not tape.is_traded(g):
+            # No market this interval (a gap in the price file): nothing is bid, cleared or settled.
+            fleet.apply(disaggregate_flat(portfolio, end, 0.0, telemetry, dt_h), dt_h)
+            trace.soc_mwh[step] = math.fsum(fleet.soc_mwh.values())
+            on_interval(1)
+            continue
         seen = planning_telemetry(telemetry, strategy, dt_h, spec.fleet if spec.nameplate_planning else ())
         if (
             plan_forecast is None
             or step % spec.reoptimize_every_intervals == 0
             or g - plan_start >= plan_horizon
         ):
-            plan_forecast, plan, curve = _replan(
-                spec, tape, g, horizon, forecaster, planner, seen, settings, end, run, curve, g - plan_start
+            plan_forecast, plan, curve, reserve_forecast = _replan(
+                spec,
+                tape,
+                g,
+                horizon,
+                forecaster,
+                planner,
+                seen,
+                settings,
+                end,
+                run,
+                curve,
+                g - plan_start,
+                reserves,
             )
             plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
@@ -326,7 +393,10 @@ def simulate(
             # overlapping charge bands keeps convexity without moving a price the clamp set.
             bid = withdraw_convexity_overlap(bid)
         bid = in_nem_format(bid)
-        violations = energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
+        if plan is not None and reserve_forecast is not None:
+            bid = reserves.offered(bid, schedule, seen, reserve_forecast[:, k], cap)
+        violations = reserves.violations(bid) if bid.reserve_offers else []
+        violations = violations or energy_bid_violations(bid, max_discharge_mw, max_charge_mw)
         if violations:
             trace.rejected[step] = True
             if not run.first_rejection:
@@ -338,11 +408,17 @@ def simulate(
                 discharge_mw=0.0,
                 charge_mw=0.0,
             )
+        elif bid.reserve_offers:
+            award = reserves.clear(bid, price, g)
         else:
             award = clear_energy_bid(bid, price)
-        dispatch = disaggregate_flat(portfolio, end, award.net_mw, telemetry, dt_h)
+        called_mw = reserves.called_mw(award)
+        dispatch = disaggregate_flat(portfolio, end, award.net_mw + called_mw, telemetry, dt_h)
         fleet.apply(dispatch, dt_h)
         settlement = settle(portfolio, award, dt_h)
+        for line in settlement.reserves:
+            trace.reserve_enabled_mw[line.product][step] = line.enabled_mw
+            trace.reserve_revenue_aud[line.product][step] = line.revenue_aud
         discharged_today_mwh += award.discharge_mw * dt_h
         previous_bid = bid
         if spec.keep_bids:
@@ -356,7 +432,8 @@ def simulate(
             trace.forecast_p90_aud_per_mwh[step] = band[1][k]
         trace.soc_mwh[step] = math.fsum(fleet.soc_mwh.values())
         trace.net_mw[step] = award.net_mw
-        trace.revenue_aud[step] = settlement.revenue_aud
+        # Regulation's called energy is metered and settled as energy at the interval's price.
+        trace.revenue_aud[step] = settlement.revenue_aud + called_mw * price * dt_h
         trace.discharge_price_aud_per_mwh[step] = d_price
         trace.charge_price_aud_per_mwh[step] = c_price
         trace.offered_discharge_mw[step] = offered_d
@@ -415,10 +492,12 @@ def _replan(
     run: SimulationRun,
     previous: ValueCurve | None = None,
     previous_row: int = 0,
-) -> tuple[Forecast, Plan | None, ValueCurve | None]:
+    reserves: ReserveMarkets | None = None,
+) -> tuple[Forecast, Plan | None, ValueCurve | None, FloatArray | None]:
     started = time.perf_counter()
     try:
         forecast = forecaster.forecast(tape, g, horizon)
+        reserve = reserves.forecast(g, horizon) if reserves is not None else None
     except Exception as exc:
         raise BacktestError(
             f"interval ending {end.isoformat()}: forecaster {forecaster.model} failed: {exc}"
@@ -432,11 +511,12 @@ def _replan(
                 forecast, seen, spec.value_curve, tape.interval_minutes / 60.0, previous, previous_row
             )
         else:
-            problem = prepare_problem(seen, forecast_for_risk(forecast, spec.strategy.risk), settings)
+            seen_forecast = forecast_for_risk(forecast, spec.strategy.risk)
+            problem = prepare_problem(seen, seen_forecast, settings, reserve)
             plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
     except (OptimizationError, ValueError) as exc:
         raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
     done = time.perf_counter()
     run.forecast_seconds += planned - started
     run.plan_seconds += done - planned
-    return forecast, plan, curve
+    return forecast, plan, curve, reserve

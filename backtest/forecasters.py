@@ -22,13 +22,14 @@ seasonal naive stands in and counts as a fallback.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from autobidder import Forecast, MarketSnapshot, NotFound, PriceSeries, Region
 from forecasting import (
@@ -43,6 +44,7 @@ from forecasting import (
     SeasonalNaiveForecaster,
     TrainingInfo,
     forecast_for_snapshot,
+    forecast_from_snapshot,
     load_class,
     needs_training,
 )
@@ -59,12 +61,20 @@ class UnknownForecasterError(LookupError, NotFound):
 
 @dataclass(frozen=True, eq=False)
 class PriceTape:
-    """The replayed prices: value g belongs to the interval ending `first_interval_end + g·interval`."""
+    """The replayed prices: value g belongs to the interval ending `first_interval_end + g·interval`.
+
+    `reserve_prices_aud_per_mw_h`: each FCAS market's prices on the same grid (AUD per MW per
+    hour), for a strategy that trades them. `traded`: False where the market published no price
+    (a gap in AEMO's file): those intervals hold a stand-in price so forecasters see a regular
+    series, but nothing is bid or settled in them (None: every interval is traded).
+    """
 
     region: Region
     first_interval_end: datetime
     interval_minutes: int
     prices_aud_per_mwh: FloatArray
+    reserve_prices_aud_per_mw_h: Mapping[str, FloatArray] = field(default_factory=dict)
+    traded: npt.NDArray[np.bool_] | None = None
 
     @classmethod
     def of(cls, region: Region, series: PriceSeries) -> PriceTape:
@@ -85,6 +95,18 @@ class PriceTape:
     def index_of(self, interval_end: datetime) -> int:
         offset = (interval_end - self.first_interval_end) / self.interval
         return round(offset)
+
+    def is_traded(self, index: int) -> bool:
+        return self.traded is None or bool(self.traded[index])
+
+    def reserve_tape(self, product: str) -> PriceTape:
+        """Product `product`'s prices as a tape of their own (what its forecaster reads)."""
+        return PriceTape(
+            self.region,
+            self.first_interval_end,
+            self.interval_minutes,
+            self.reserve_prices_aud_per_mw_h[product],
+        )
 
 
 class ForecastSource(Protocol):
@@ -152,6 +174,17 @@ class PerfectForecast:
                 prices_aud_per_mwh=tuple(known.tolist()),
             ),
         )
+
+
+def reserve_forecast_source(source: ForecastSource) -> ForecastSource:
+    """The source that forecasts FCAS prices in a backtest whose energy forecasts come from
+    `source`: the same one where it forecasts from the tape it is given alone (a registered
+    model through the worker's function, or the oracle), as the live forecast worker forecasts
+    each FCAS market with the strategy's model; seasonal naive for a source that keeps fitted
+    state of the energy tape (rolling refits), which must not forecast another series."""
+    if type(source) in (SnapshotForecaster, PerfectForecast):
+        return source
+    return SnapshotForecaster(SEASONAL_NAIVE, forecast_from_snapshot)
 
 
 def resolve_forecaster(

@@ -92,6 +92,17 @@ def figures(result: BacktestResult) -> dict[str, Any]:
         "stored_energy_value_aud_per_mwh": _round(value, 4),
         "perfect_foresight_revenue_settled_aud": _round(result.bound.total_aud, 2),
     }
+    if len(result.products) > 1:
+        # Energy and FCAS: revenue settled per product; the capture ratio is energy + FCAS over
+        # the co-optimised bound (`fcas_capture_ratio`, the figure bench/backtest.py --fcas reports).
+        by_product = run.trace.revenue_by_product_aud()
+        out |= {
+            "products": list(result.products),
+            "clearing": result.clearing,
+            "revenue_by_product_aud": {k: _round(v, 2) for k, v in by_product.items()},
+            "fcas_revenue_aud": _round(math.fsum(v for k, v in by_product.items() if k != "energy"), 2),
+            "fcas_capture_ratio": out["capture_ratio"],
+        }
     if result.constrained_bound is not None:
         constrained = result.constrained_bound.net_aud
         out |= {

@@ -4,6 +4,10 @@
 same window side by side (`autobidder backtest compare`): one figures table with a column per run
 and their difference, and every chart drawn with both runs.
 
+A run that traded FCAS (strategy products beyond energy, on a price file with FCAS prices) shows
+its settled revenue per product under the capture ratio, which is then energy + FCAS over the
+co-optimised bound.
+
 Charts: price with the forecast the bids were made from (and its P10–P90 band when the forecaster
 gives one); state of charge against the perfect-foresight schedule; bids against clearing prices
 on the day with the most at stake (the largest perfect-foresight revenue); cumulative revenue
@@ -98,6 +102,8 @@ def _table(all_figures: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
         if len(values) == 2:
             cells += f"<td class='delta'>{_delta(values[0], values[1], kind)}</td>"
         rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+        if key == "capture_ratio":
+            rows.extend(_product_rows(all_figures))
     limits = [f.get("limits_bound_intervals", {}) for f in all_figures]
     for limit in limits[0]:
         cells = "".join(f"<td>{lim.get(limit, 0):,}</td>" for lim in limits)
@@ -105,6 +111,22 @@ def _table(all_figures: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
             cells += f"<td class='delta'>{limits[1].get(limit, 0) - limits[0].get(limit, 0):+,}</td>"
         rows.append(f"<tr><th>Intervals where {escape(limit)} changed the bid</th>{cells}</tr>")
     return f"<table class='figures'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _product_rows(all_figures: Sequence[dict[str, Any]]) -> list[str]:
+    """Revenue settled per product (energy and each FCAS market), for runs that traded FCAS."""
+    by_product = [f.get("revenue_by_product_aud") or {} for f in all_figures]
+    names = list(dict.fromkeys(name for products in by_product for name in products))
+    if len(names) < 2:
+        return []
+    rows = []
+    for name in names:
+        values = [products.get(name) for products in by_product]
+        cells = "".join(f"<td>{_format(v, 'money')}</td>" for v in values)
+        if len(values) == 2:
+            cells += f"<td class='delta'>{_delta(values[0], values[1], 'money')}</td>"
+        rows.append(f"<tr><th>Revenue settled, {escape(name.replace('_', ' '))}</th>{cells}</tr>")
+    return rows
 
 
 def _meta(results: Sequence[BacktestResult], labels: Sequence[str]) -> str:

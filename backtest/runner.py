@@ -18,6 +18,12 @@ Three numbers explain where value went (docs/backtesting.md):
     bidding_loss  = perfect_foresight_revenue − revenue_perfect_forecast
     forecast_loss = revenue_perfect_forecast − revenue
 
+With FCAS (a strategy whose products name FCAS markets, run on a tape with their prices:
+`run_backtest(..., reserve_prices=...)`), every run trades them and the bound co-optimises them
+on the realised prices; revenue is energy plus FCAS, and `fcas_capture_ratio` is the capture ratio
+(docs/backtesting.md, "Energy and FCAS"). Intervals the tape does not trade (a gap in the price
+file) earn nothing in the runs and are priced 0 in the bound, which may still use them to idle.
+
 Bidding loss is what the strategy gives up even knowing the prices (rolling horizon, re-optimization
 cadence, bid construction, reserve, cycle limit and degradation cost); forecast loss is what the
 forecaster's errors cost on top. Bidding loss is never negative (the bound is a true bound); forecast
@@ -32,7 +38,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
@@ -40,11 +46,13 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
 from autobidder import NEM_TZ, BatterySpec, Forecast, PriceSeries
 from autobidder.strategy import Strategy, planning_telemetry
 from backtest.engine import SimulationRun, SimulationSpec, simulate
+from backtest.fcas import realised_prices
 from backtest.forecasters import (
     DEFAULT_LOOKBACK_INTERVALS,
     ForecastSource,
@@ -63,6 +71,7 @@ from optimization import (
     optimize,
     optimizer_settings,
     prepare_problem,
+    products_named,
     value_curve_settings,
 )
 
@@ -200,7 +209,9 @@ def hindsight(
     dt_h = tape.interval_minutes / 60.0
     telemetry = SimulatedFleet(strategy.portfolio, request.fleet).telemetry(strategy.portfolio, as_of, dt_h)
     value = stored_energy_value(request, tape, window)
-    prices = tape.prices_aud_per_mwh[window.first_index : window.first_index + window.intervals]
+    names = simulated_products(strategy, tape)[1:]
+    prices, reserve = realised_prices(tape, window.first_index, window.intervals, names)
+    chosen = products_named(*names)
     realised = Forecast(
         region=tape.region,
         as_of=as_of,
@@ -220,16 +231,24 @@ def hindsight(
         battery = aggregate_portfolio(seen)
         # The LP counts stored MWh (x⁺·Δt/η_d) against the limit; the strategy counts grid MWh.
         lp_limit = None if limit is None else limit / battery.discharge_efficiency
-        settings = dataclasses.replace(settings, daily_cycle_limit=lp_limit, terminal_value_aud_per_mwh=value)
+        settings = dataclasses.replace(
+            settings, daily_cycle_limit=lp_limit, terminal_value_aud_per_mwh=value, products=chosen
+        )
         cost = settings.throughput_cost_aud_per_mwh
-        problem = prepare_problem(seen, realised, settings)
+        problem = prepare_problem(seen, realised, settings, reserve)
         schedule = optimize(problem, SolverOptions(time_limit_s=3600.0), cache=ModelCache())
     else:
-        problem = prepare_problem(telemetry, realised, OptimizerSettings(terminal_value_aud_per_mwh=value))
+        settings = OptimizerSettings(terminal_value_aud_per_mwh=value, products=chosen)
+        problem = prepare_problem(telemetry, realised, settings, reserve)
         schedule = planner.hindsight(problem)
     charge, discharge = np.asarray(schedule.charge_mw), np.asarray(schedule.discharge_mw)
+    enabled = {r.product: np.asarray(r.enablement_mw) for r in schedule.reserves}
+    paid = sum(
+        (enabled[n] * reserve[i] * dt_h for i, n in enumerate(names) if reserve is not None and n in enabled),
+        np.zeros(window.intervals),
+    )
     return Hindsight(
-        prices * (discharge - charge) * dt_h,
+        prices * (discharge - charge) * dt_h + paid,
         np.asarray(schedule.soc_mwh),
         initial_soc_mwh=problem.initial_soc_mwh,
         stored_energy_value_aud_per_mwh=value,
@@ -251,21 +270,36 @@ class BacktestResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     optimizer: str = ""
     optimizer_restarts: int = 0  # stalled re-solves solved again on a fresh session (all runs)
+    products: tuple[str, ...] = ("energy",)  # what the runs traded (`simulated_products`)
+    clearing: str = "price_taker"  # how bids with FCAS offers cleared
 
 
-def simulated_products(strategy: Strategy) -> tuple[str, ...]:
-    """The strategy's products the backtest trades: energy (the price files carry no FCAS prices)."""
-    return tuple(p for p in strategy.market.products if p == "energy")
+def simulated_products(strategy: Strategy, tape: PriceTape | None = None) -> tuple[str, ...]:
+    """The strategy's products the backtest trades: energy, and each FCAS market the tape has
+    prices for (`run_backtest(..., reserve_prices=...)`), in the strategy's order."""
+    reserve = tape.reserve_prices_aud_per_mw_h if tape is not None else {}
+    return ("energy", *(p for p in strategy.market.products if p != "energy" and p in reserve))
 
 
-def _notes(request: BacktestRequest) -> list[str]:
+def _notes(
+    request: BacktestRequest, tape: PriceTape | None = None, window: Window | None = None
+) -> list[str]:
     strategy = request.strategy
     notes = []
-    skipped = [p for p in strategy.market.products if p not in simulated_products(strategy)]
+    skipped = [p for p in strategy.market.products if p not in simulated_products(strategy, tape)]
     if skipped:
         notes.append(
-            f"products {', '.join(skipped)} are not simulated: the price files carry energy prices only"
+            f"products {', '.join(skipped)} are not simulated: the price file carries no prices for them "
+            "(FCAS: pass an FCAS price file)"
         )
+
+    if tape is not None and tape.traded is not None and window is not None:
+        span = tape.traded[window.first_index : window.first_index + window.intervals]
+        if not span.all():
+            notes.append(
+                f"{int((~span).sum())} interval(s) have no published price (a gap in the price file): "
+                "not traded, and priced 0 in the bound"
+            )
     if not strategy.safety.submit_enabled:
         notes.append(
             "safety.submit_enabled is false: live cycles would build and record these bids but submit "
@@ -356,6 +390,9 @@ def run_backtest(
     planner_factory: Callable[[], Planner] = WarmPlanner,
     reuse: BacktestResult | None = None,
     forecaster: ForecastSource | None = None,
+    reserve_prices: Mapping[str, FloatArray] | None = None,
+    traded: npt.NDArray[np.bool_] | None = None,
+    clearing: str = "price_taker",
 ) -> BacktestResult:
     """Run the strategy, the perfect-forecast run (when `split_losses`) and the bound over the window.
 
@@ -365,6 +402,10 @@ def run_backtest(
     forecaster, fleet, days and cadence: `backtest compare --forecaster`); they are not run again.
     `forecaster`: a forecast source to use instead of the strategy's registered model (the
     benchmark's rolling refits, `backtest.forecasters.RollingRefitForecaster`).
+    `reserve_prices`: FCAS prices on the grid of `prices` (AUD/MW/h, by product name) for a
+    strategy that trades them; `traded`: False where the market published no price (those
+    intervals are neither bid nor settled); `clearing`: how bids with FCAS offers clear
+    (`SimulationSpec.clearing`).
     """
     started = time.perf_counter()
     if request.reoptimize_every_minutes % prices.interval_minutes or request.reoptimize_every_minutes <= 0:
@@ -373,6 +414,9 @@ def run_backtest(
             f"{prices.interval_minutes} minutes"
         )
     tape = PriceTape.of(request.strategy.region, prices)
+    if reserve_prices or traded is not None:
+        reserve = dict(reserve_prices or {})
+        tape = dataclasses.replace(tape, reserve_prices_aud_per_mw_h=reserve, traded=traded)
     window = resolve_window(tape, request.first_day, request.last_day)
     source: ForecastSource = forecaster or resolve_forecaster(
         request.forecaster,
@@ -390,10 +434,17 @@ def run_backtest(
         reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
         nameplate_planning=request.nameplate_planning,
         value_curve=value_curve_settings(request.strategy),
+        clearing=clearing,
     )
     planner = planner_factory()
     reused: Reference | None = None
-    if reuse is not None and _reference_key(reuse.request) == _reference_key(request):
+    traded_products = simulated_products(request.strategy, tape)
+    if (
+        reuse is not None
+        and _reference_key(reuse.request) == _reference_key(request)
+        and reuse.products == traded_products
+        and reuse.clearing == clearing
+    ):
         reused = Reference(reuse.perfect_forecast_run, reuse.bound, 0, {}, reuse.constrained_bound)
     parallel = reused is None and _use_second_process(request, window)
     runs = 1 if parallel or reused is not None or not request.split_losses else 2
@@ -425,7 +476,7 @@ def run_backtest(
             bar.set_postfix_str("perfect forecast and bound")
             reference = reference_runs(request, tape, window, spec, planner_factory, bar.update)
     timings = {"run_s": run.wall_seconds, **reference.timings_s, "wall_s": time.perf_counter() - started}
-    notes = _notes(request)
+    notes = _notes(request, tape, window)
     restarts = int(getattr(planner, "fresh_restarts", 0)) + reference.fresh_restarts
     if restarts:
         notes.append(f"{restarts} re-solve(s) stalled and were solved again on a fresh optimizer session")
@@ -447,4 +498,6 @@ def run_backtest(
         timings_s=timings,
         optimizer=getattr(planner, "name", type(planner).__name__),
         optimizer_restarts=restarts,
+        products=traded_products,
+        clearing=clearing,
     )

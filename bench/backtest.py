@@ -19,11 +19,11 @@ capture_ratio, and the breakdown and ratios (see the keys).
 
     .venv/bin/python bench/backtest.py --fcas [--fcas-clearing co_optimised]
 
-runs instead energy plus four FCAS services (raise/lower regulation, raise/lower 6 s) on the SA1
-prices of ../shared/data/nem/price_fcas_2025-12.parquet (`bench/fcas_capture.py`): the bids the
-project builds, cleared and settled at the realised prices, against the co-optimised
-perfect-foresight bound; `fcas_capture_ratio` is revenue (energy + FCAS) over the bound, with the
-revenue per product.
+runs instead the backtest engine trading energy plus four FCAS services (raise/lower regulation,
+raise/lower 6 s) on the SA1 prices of ../shared/data/nem/price_fcas_2025-12.parquet, every whole
+trading day the file covers with its gap left untraded (`bench/fcas_capture.py`), against the
+co-optimised perfect-foresight bound; `fcas_capture_ratio` is the engine's capture ratio (energy +
+FCAS over the bound), with the revenue per product.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def reference_cold_solves(
 
 
 def fcas_capture(args: argparse.Namespace) -> dict[str, object]:
-    """`bench/fcas_capture.py`'s run (loaded by path: this folder is not on sys.path, see above)."""
+    """`bench/fcas_capture.py`'s engine run (loaded by path: this folder is not on sys.path, see above)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("fcas_capture", Path(__file__).with_name("fcas_capture.py"))

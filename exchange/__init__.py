@@ -15,9 +15,10 @@ from autobidder import load_export
 
 if TYPE_CHECKING:
     from exchange.clock import MarketClock as MarketClock, ReplayClock as ReplayClock, WallClock as WallClock
+    from exchange.replay_prices import load_nem_fcas as load_nem_fcas
     from exchange.server import create_server as create_server
 
-__all__ = ["MarketClock", "ReplayClock", "WallClock", "create_server"]
+__all__ = ["MarketClock", "ReplayClock", "WallClock", "create_server", "load_nem_fcas"]
 
 _EXPORTS = {
     "exchange.clock": (
@@ -25,6 +26,7 @@ _EXPORTS = {
         "ReplayClock",
         "WallClock",
     ),
+    "exchange.replay_prices": ("load_nem_fcas",),
     "exchange.server": ("create_server",),
 }
 

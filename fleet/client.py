@@ -168,9 +168,15 @@ class FleetClient(GrpcClient):
         return _snapshot(response)
 
     def dispatch(
-        self, portfolio: str, interval_end: datetime, net_mw: float, interval_minutes: int = 5
+        self,
+        portfolio: str,
+        interval_end: datetime,
+        net_mw: float,
+        interval_minutes: int = 5,
+        enablements_mw: Mapping[str, float] | None = None,
     ) -> Dispatch:
-        """Split and apply `net_mw` (positive = discharge) for the interval ending at `interval_end`.
+        """Split and apply `net_mw` (positive = discharge) for the interval ending at `interval_end`,
+        and each ancillary product's enablement (`raise_reg` -> MW) down the hierarchy with it.
 
         Safe to retry: the fleet answers a repeat of an applied interval from its ledger.
         `DispatchRejectedError` when the interval is not after the last applied one.
@@ -180,6 +186,7 @@ class FleetClient(GrpcClient):
             interval_end=require_aware(interval_end, "interval_end").isoformat(),
             net_mw=net_mw,
             interval_minutes=interval_minutes,
+            enablements=[fleet_pb2.Enablement(product=k, mw=v) for k, v in (enablements_mw or {}).items()],
         )
         try:
             response = self._stub.Dispatch(request, timeout=self.timeout_s)

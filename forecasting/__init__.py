@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         MODEL_NAME as MODEL_NAME,
         MODEL_VERSION as MODEL_VERSION,
         SeasonalNaiveForecaster as SeasonalNaiveForecaster,
+        forecast_from_snapshot as forecast_from_snapshot,
     )
     from forecasting.service import (
         DEFAULT_MODEL as DEFAULT_MODEL,
@@ -56,6 +57,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "TrainingInfo",
     "forecast_for_snapshot",
+    "forecast_from_snapshot",
     "forecast_with_fallback",
     "handle_forecast_request",
     "load_class",
@@ -78,6 +80,7 @@ _EXPORTS = {
         "MODEL_NAME",
         "MODEL_VERSION",
         "SeasonalNaiveForecaster",
+        "forecast_from_snapshot",
     ),
     "forecasting.service": ("DEFAULT_MODEL", "forecast_for_snapshot", "forecast_with_fallback"),
 }

@@ -87,6 +87,13 @@ if TYPE_CHECKING:
         convexity_violations as convexity_violations,
         is_convex as is_convex,
     )
+    from market_adapters.nem_reserves import (
+        battery_reserve_offers as battery_reserve_offers,
+        nem_product as nem_product,
+        product_name as product_name,
+        product_offers as product_offers,
+        reserve_awards as reserve_awards,
+    )
     from market_adapters.rule_checks import (
         rebid_event_violations as rebid_event_violations,
         rebid_violations as rebid_violations,
@@ -132,6 +139,7 @@ __all__ = [
     "award_from_dict",
     "award_to_dict",
     "award_to_proto",
+    "battery_reserve_offers",
     "bid_from_dict",
     "bid_id_for",
     "canonical_bid_json",
@@ -154,10 +162,14 @@ __all__ = [
     "market_bid_from_proto",
     "market_bid_of",
     "market_snapshot_to_proto",
+    "nem_product",
     "price_cap_aud_per_mwh",
+    "product_name",
     "product_of",
+    "product_offers",
     "rebid_event_violations",
     "rebid_violations",
+    "reserve_awards",
     "run_of",
     "summarize",
     "time_usable",
@@ -225,6 +237,13 @@ _EXPORTS = {
         "CooptimisationError",
         "clear_nem_bid_cooptimised",
         "cooptimised_awards",
+    ),
+    "market_adapters.nem_reserves": (
+        "battery_reserve_offers",
+        "nem_product",
+        "product_name",
+        "product_offers",
+        "reserve_awards",
     ),
     "market_adapters.nem_format": (
         "convexity_violations",

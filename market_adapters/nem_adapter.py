@@ -73,6 +73,7 @@ from market_adapters.nem_format import (
     round_volume_down,
     volume_precision_violations,
 )
+from market_adapters.nem_reserves import product_offers
 from market_adapters.rule_checks import (
     VOLUME_TOLERANCE_MW,
     band_violations,
@@ -115,7 +116,8 @@ def legacy_revision(bid_id: str) -> int:
 
 
 def market_bid_of(bid: EnergyBid) -> MarketBid:
-    """A foundation NEM `EnergyBid` as a `MarketBid` (energy supply and demand offers)."""
+    """A foundation NEM `EnergyBid` as a `MarketBid`: energy supply and demand offers, then the
+    FCAS offers lodged with it (`bid.reserve_offers`), in one submission."""
     return MarketBid(
         bid_id=bid.bid_id,
         revision=legacy_revision(bid.bid_id),
@@ -135,6 +137,7 @@ def market_bid_of(bid: EnergyBid) -> MarketBid:
                 Side.DEMAND,
                 tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands),
             ),
+            *product_offers(bid.reserve_offers),
         ),
         strategy_version=bid.strategy_version,
     )

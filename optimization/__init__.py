@@ -17,7 +17,10 @@ if TYPE_CHECKING:
         perfect_foresight_revenue_aud as perfect_foresight_revenue_aud,
         stored_energy_value_by_perturbation as stored_energy_value_by_perturbation,
     )
-    from optimization.bids import build_energy_bid as build_energy_bid
+    from optimization.bids import (
+        build_energy_bid as build_energy_bid,
+        build_reserve_offers as build_reserve_offers,
+    )
     from optimization.cache import ModelCache as ModelCache
     from optimization.problem import (
         ArbitrageProblem as ArbitrageProblem,
@@ -29,6 +32,11 @@ if TYPE_CHECKING:
         aggregate_portfolio as aggregate_portfolio,
         check_feasibility as check_feasibility,
         prepare_problem as prepare_problem,
+    )
+    from optimization.products import (
+        NEM_FCAS_PRICE_COLUMNS as NEM_FCAS_PRICE_COLUMNS,
+        Direction as Direction,
+        products_named as products_named,
     )
     from optimization.queue_handler import handle_optimize_request as handle_optimize_request
     from optimization.results import extract_schedule as extract_schedule
@@ -56,7 +64,9 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "NEM_FCAS_PRICE_COLUMNS",
     "ArbitrageProblem",
+    "Direction",
     "FloatArray",
     "ModelCache",
     "OptimizationError",
@@ -72,6 +82,7 @@ __all__ = [
     "ValueCurveSettings",
     "aggregate_portfolio",
     "build_energy_bid",
+    "build_reserve_offers",
     "build_value_curve_bid",
     "check_feasibility",
     "convexity_violation",
@@ -84,6 +95,7 @@ __all__ = [
     "plan_portfolio_curve",
     "plan_value_curve",
     "prepare_problem",
+    "products_named",
     "resolve_convexity",
     "stored_energy_value_by_perturbation",
     "value_curve_settings",
@@ -96,7 +108,7 @@ _EXPORTS = {
         "perfect_foresight_revenue_aud",
         "stored_energy_value_by_perturbation",
     ),
-    "optimization.bids": ("build_energy_bid",),
+    "optimization.bids": ("build_energy_bid", "build_reserve_offers"),
     "optimization.cache": ("ModelCache",),
     "optimization.problem": (
         "ArbitrageProblem",
@@ -109,6 +121,7 @@ _EXPORTS = {
         "check_feasibility",
         "prepare_problem",
     ),
+    "optimization.products": ("NEM_FCAS_PRICE_COLUMNS", "Direction", "products_named"),
     "optimization.queue_handler": ("handle_optimize_request",),
     "optimization.results": ("extract_schedule",),
     "optimization.solve": ("SolverOptions",),

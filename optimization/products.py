@@ -107,3 +107,7 @@ def products(*names: str) -> tuple[Product, ...]:
     if missing:
         raise KeyError(f"unknown product(s) {missing}; known: {sorted(CATALOGUE)}")
     return tuple(CATALOGUE[n] for n in names)
+
+
+# The package exports `products` under this name: `optimization.products` is this module.
+products_named = products

@@ -16,8 +16,9 @@ class RiskSettingError(ValueError):
 
 
 def optimizer_settings(strategy: Strategy) -> OptimizerSettings:
-    """What the strategy sets for the optimizer (energy only: the live cycle and the backtest bid
-    energy; `backtest.runner` notes the products it leaves out).
+    """What the strategy sets for the optimizer. Its FCAS products are added where their prices
+    are known (`optimization.queue_handler.traded_reserves` in the live cycle, `backtest.engine`
+    from the tape), so none is planned at a guessed price.
 
     The degradation cost is the model's throughput cost, never below the ε tie-breaker that keeps
     the LP from charging and discharging at once for free (`optimization.model`).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange.replay_prices import SHARED_FCAS_FILE
 from tests.test_cli_strategy import CAUTIOUS, EXAMPLE, data_dir, run
 from worker.cli import main
 
@@ -98,6 +99,12 @@ def test_compare_two_strategies(capsys: pytest.CaptureFixture[str]) -> None:
         (["backtest", "--strategy", "sa1-vpp@v4", *DAY], 3, "autobidder strategy apply"),
         (["backtest", "--strategy", "missing.toml", *DAY], 3, "not found"),
         (["backtest", "compare", "--strategy", EXAMPLE, *DAY], 2, "compare two strategies"),
+        (["backtest", "--strategy", EXAMPLE, *DAY, "--fcas-prices", "fcas.parquet"], 2, "trades energy only"),
+        (
+            ["backtest", "--strategy", EXAMPLE, *DAY, "--fcas-prices", "f.parquet", "--prices", "p.csv"],
+            2,
+            "leave out --prices",
+        ),
     ],
 )
 def test_errors_exit_with_meaning_and_say_what_to_do(
@@ -140,3 +147,58 @@ def test_compare_two_forecasters_shares_the_reference_runs(capsys: pytest.Captur
     assert (a["forecaster"], b["forecaster"]) == ("seasonal_naive@1", "seasonal_naive_weekly@1")
     assert a["revenue_perfect_forecast_aud"] == b["revenue_perfect_forecast_aud"]
     assert a["forecast_mae_aud_per_mwh"] != b["forecast_mae_aud_per_mwh"]
+
+
+FCAS_PRODUCTS = ["energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"]
+needs_fcas = pytest.mark.skipif(
+    not SHARED_FCAS_FILE.exists(), reason=f"FCAS prices not found at {SHARED_FCAS_FILE}"
+)
+
+
+@needs_fcas
+def test_backtest_trades_fcas_from_an_fcas_price_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--fcas-prices`: the strategy's FCAS markets are traded, and revenue is reported per product."""
+    strategy = tmp_path / "sa1-fcas.toml"
+    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    strategy.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))
+    code, out, err = run(
+        capsys,
+        "backtest",
+        *("--strategy", str(strategy), "--from", "2025-12-21", "--to", "2025-12-21", "--no-split"),
+        *("--fcas-prices", str(SHARED_FCAS_FILE), "--reoptimize-every", "60", "--json"),
+    )
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["products"] == FCAS_PRODUCTS
+    by_product = figures["revenue_by_product_aud"]
+    assert set(by_product) == set(FCAS_PRODUCTS) and by_product["raise_reg"] > 0
+    assert sum(by_product.values()) == pytest.approx(figures["revenue_settled_aud"], abs=0.05)
+    assert 0 < figures["fcas_capture_ratio"] <= 1 and figures["bids_rejected"] == 0
+
+
+@needs_fcas
+def test_compare_energy_only_against_energy_and_fcas_on_one_fcas_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`backtest compare --fcas-prices`: both runs on the file's prices; each trades its own products
+    and is measured against its own bound."""
+    energy_only = tmp_path / "sa1-energy.toml"
+    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    energy_only.write_text(text)
+    with_fcas = tmp_path / "sa1-fcas.toml"
+    with_fcas.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))
+    code, out, err = run(
+        capsys,
+        "backtest",
+        "compare",
+        *("--strategy", str(energy_only), "--strategy", str(with_fcas)),
+        *("--from", "2025-12-21", "--to", "2025-12-21", "--no-split", "--reoptimize-every", "60"),
+        *("--fcas-prices", str(SHARED_FCAS_FILE), "--json"),
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    a, b = result["a"], result["b"]
+    assert "revenue_by_product_aud" not in a and set(b["revenue_by_product_aud"]) == set(FCAS_PRODUCTS)
+    assert b["perfect_foresight_revenue"] > a["perfect_foresight_revenue"]  # FCAS widens the bound

@@ -97,8 +97,8 @@ def test_the_shared_fcas_file_is_found_beside_the_checkout() -> None:
 
 @needs_file
 def test_the_fcas_capture_benchmark_settles_every_product_per_hour() -> None:
-    """`bench/backtest.py --fcas` on one day: every bid valid, revenue split by product, and below
-    the co-optimised perfect-foresight bound."""
+    """`bench/backtest.py --fcas` (the backtest engine trading FCAS) on one day: every bid valid,
+    revenue split by product, and below the co-optimised perfect-foresight bound."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "bench" / "fcas_capture.py"
@@ -106,9 +106,12 @@ def test_the_fcas_capture_benchmark_settles_every_product_per_hour() -> None:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    out = bench.run(days=0.5)
-    assert out["fcas_rejected_bids"] == 0 and out["fcas_traded_intervals"] == 144
+    out = bench.run(days=1, reoptimize_every=6)
+    assert out["fcas_rejected_bids"] == 0
+    # 2025-12-20: 288 intervals, of which the file's gap (11:40 to 14:55) is not traded.
+    assert out["fcas_traded_intervals"] + out["fcas_untraded_gap_intervals"] == 288
+    assert out["fcas_untraded_gap_intervals"] > 30
     by_product = out["fcas_revenue_by_product_aud"]
     assert set(by_product) == {"energy", "raise_reg", "lower_reg", "raise_6s", "lower_6s"}
-    assert sum(by_product.values()) == pytest.approx(out["fcas_revenue_aud"], abs=0.05)
+    assert sum(by_product.values()) == pytest.approx(out["fcas_revenue_settled_aud"], abs=0.05)
     assert 0 < out["fcas_capture_ratio"] <= 1

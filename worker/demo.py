@@ -5,27 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from autobidder import (
     NEM_TZ,
+    FactKind,
+    FactStore,
     Forecast,
     PriceSeries,
     Settings,
+    Settlement,
     load_prices,
     slice_prices,
 )
 from autobidder.strategy import StrategyDocument, StrategyStore
+from exchange import load_nem_fcas
 from fleet import SimulatedFleet
-from optimization import perfect_foresight_revenue_aud, prepare_problem
+from market_adapters import MarketRun, nem_product
+from optimization import (
+    FloatArray,
+    OptimizerSettings,
+    perfect_foresight_revenue_aud,
+    prepare_problem,
+    products_named,
+)
 from worker.stack import Stack, interrupt_on_sigterm
 from workflows import CycleResult, ReplayOutcome, connect_temporal, replay_cycles, trading_day_interval_ends
 
@@ -58,6 +71,22 @@ class DemoSummary:
     wall_seconds: float
     temporal_ui: str
     strategy_version: str = ""  # the version every cycle bid under ("" : none applied)
+    # Revenue of each product the cycles traded ("energy", "raise_reg", ...): the sum of the
+    # stored settlements' lines; the values add up to `revenue_aud`.
+    revenue_by_product_aud: dict[str, float] = field(default_factory=dict)
+
+
+def revenue_by_product(store: FactStore, outcome: ReplayOutcome) -> dict[str, float]:
+    """Each product's revenue over the replay, AUD, summed from the cycles' settlement facts."""
+    out: dict[str, float] = {"energy": 0.0}
+    for result in outcome.results:
+        if not result.settlement_fact_id:
+            continue
+        settlement = store.get(result.settlement_fact_id, Settlement, FactKind.SETTLEMENT)
+        out["energy"] += settlement.energy_revenue_aud
+        for line in settlement.reserves:
+            out[line.product] = out.get(line.product, 0.0) + line.revenue_aud
+    return out
 
 
 def default_day(settings: Settings) -> date:
@@ -67,20 +96,47 @@ def default_day(settings: Settings) -> date:
     return last_start.astimezone(NEM_TZ).date()
 
 
-def perfect_foresight(settings: Settings, day_prices: PriceSeries) -> float:
-    """Revenue upper bound: the same LP, on the realised prices, from the same initial state."""
+def perfect_foresight(
+    settings: Settings, day_prices: PriceSeries, reserve: tuple[tuple[str, ...], FloatArray] | None = None
+) -> float:
+    """Revenue upper bound: the same LP, on the realised prices, from the same initial state;
+    co-optimised with the FCAS markets of `reserve` (names, prices names × intervals) when given."""
     as_of = day_prices.first_interval_end - timedelta(minutes=5)
     telemetry = SimulatedFleet(settings.portfolio, settings.fleet).telemetry(settings.portfolio, as_of)
     realised = Forecast(
         region=settings.region, as_of=as_of, model_name="perfect_foresight", model_version="1", p50=day_prices
     )
-    return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
+    if reserve is None:
+        return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised))
+    names, prices = reserve
+    settings_fcas = OptimizerSettings(products=products_named(*names))
+    return perfect_foresight_revenue_aud(prepare_problem(telemetry, realised, settings_fcas, prices))
+
+
+def fcas_day_prices(
+    settings: Settings, strategy: StrategyDocument | None, day_prices: PriceSeries
+) -> tuple[tuple[str, ...], FloatArray] | None:
+    """The day's FCAS prices (AUD/MW/h) of the markets `strategy` trades, from the file the
+    exchange replays (AUTOBIDDER_FCAS_PRICES_FILE, worker/exchange.py), read as it reads them; an
+    interval the file lacks counts 0. None when the strategy trades no FCAS or there is no file."""
+    names = tuple(p for p in strategy.strategy.market.products if p != "energy") if strategy else ()
+    path = os.environ.get("AUTOBIDDER_FCAS_PRICES_FILE")
+    if not names or not path:
+        return None
+    replay = load_nem_fcas(settings.region, Path(path), include_energy=False)
+    ends = [
+        day_prices.first_interval_end + i * day_prices.interval
+        for i in range(len(day_prices.prices_aud_per_mwh))
+    ]
+    rows = [[replay.price(MarketRun.NEM_DISPATCH, nem_product(n), end) or 0.0 for end in ends] for n in names]
+    return names, np.array(rows, dtype=np.float64)
 
 
 def summarise(
     settings: Settings, day: date, outcome: ReplayOutcome, pf_revenue: float, wall_s: float
 ) -> DemoSummary:
     revenue = outcome.revenue_aud
+    store = FactStore.from_url(settings.resolved_database_url)
     return DemoSummary(
         trading_day=day.isoformat(),
         region=str(settings.region),
@@ -98,6 +154,7 @@ def summarise(
         strategy_version=", ".join(
             sorted({r.strategy_version for r in outcome.results if r.strategy_version})
         ),
+        revenue_by_product_aud={k: round(v, 2) for k, v in revenue_by_product(store, outcome).items()},
     )
 
 
@@ -164,9 +221,9 @@ def run_demo(
         end_supervision = stack.start_supervisor()
         started = time.monotonic()
         outcome = asyncio.run(_drive(settings, ends))
-        summary = summarise(
-            settings, day, outcome, perfect_foresight(settings, day_prices), time.monotonic() - started
-        )
+        # With FCAS the bound co-optimises them, so the capture ratio is energy + FCAS over both.
+        bound = perfect_foresight(settings, day_prices, fcas_day_prices(settings, strategy, day_prices))
+        summary = summarise(settings, day, outcome, bound, time.monotonic() - started)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").write_text(json.dumps(summary.__dict__, indent=2) + "\n")
         print(json.dumps(summary.__dict__, indent=2))

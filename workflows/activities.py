@@ -2,8 +2,10 @@
 service, and write facts. Dependencies are injected so tests can run them against real
 services on loopback.
 
-Long because every stage of the cycle and its fallback ladder share one class (`CycleActivities`)
-and its clients, strategy lookups and fact store; split, each part would re-wire the same set."""
+Long because the cycle's activities are methods of one class sharing its injected clients, store
+and strategy registry (the Temporal worker registers that one object); the pure work each does
+lives in the stage packages and in `workflows.curve_bids`, `workflows.reserve_bids` and
+`workflows.fallback`."""
 
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ from market_adapters import (
     BidValidationError,
     ExchangeClient,
     ExchangeRequestError,
+    UnitLimits,
     UnknownBidError,
     bid_id_for,
     in_nem_format,
@@ -67,6 +70,13 @@ from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
 from workflows.curve_bids import schedule_bid
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
+from workflows.reserve_bids import (
+    enablements_mw,
+    send_bid,
+    with_reserve_awards,
+    with_reserve_history,
+    with_reserve_offers,
+)
 from workflows.types import (
     AwaitAwardInput,
     DispatchInput,
@@ -201,6 +211,8 @@ class CycleActivities:
         market = self._exchange_for(inp.portfolio).market_snapshot(
             Region(inp.region), as_of, inp.lookback_intervals
         )
+        if version is not None:
+            market = with_reserve_history(self._exchange_for(inp.portfolio), market, version.strategy)
         telemetry = self._fleet_for(inp.portfolio).telemetry(inp.portfolio, as_of)
         # One transaction for the activity's facts: both snapshots are stored, or neither.
         with self._store.batch() as facts:
@@ -307,7 +319,13 @@ class CycleActivities:
         limited = apply_strategy_limits(bid, version.strategy, context, version.ref).bid
         # As in the backtest: an overlap the rebid clamp re-creates in a value-curve bid is withdrawn.
         limited = withdraw_convexity_overlap(limited) if curve else limited
-        return in_nem_format(limited, self._price_caps), source
+        formatted = in_nem_format(limited, self._price_caps)
+        if inp.bid_kind == CONSERVATIVE or curve:
+            # A conservative bid plans nothing to enable; a value-curve plan has no FCAS.
+            return formatted, source
+        limits = UnitLimits(self._max_discharge_mw, self._max_charge_mw)
+        cap = common["price_cap"]
+        return with_reserve_offers(self._store, formatted, source, telemetry, cap, limits), source
 
     def _store_bid(
         self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
@@ -343,13 +361,13 @@ class CycleActivities:
                 bid_fact_id, "", duplicate=False, paused=True, reason=reason, strategy_version=ref
             )
         try:
-            result = self._exchange_for(inp.portfolio).submit_bid(bid)
+            duplicate = send_bid(self._exchange_for(inp.portfolio), bid)
         except ExchangeRequestError as exc:
             # The exchange judged this bid (rules, a taken bid_id, credentials) and will judge it
             # the same way again: no retry, the cycle walks its fallback ladder and records why.
             raise _refused(exc) from exc
         bid_fact_id = self._store_bid(inp, bid, source)
-        return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=result.duplicate, strategy_version=ref)
+        return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=duplicate, strategy_version=ref)
 
     @activity.defn(name="find_bid")
     def find_bid(self, inp: SubmitBidsInput) -> SubmitBidsResult:
@@ -362,7 +380,7 @@ class CycleActivities:
             # not make the bid there ours: the identical bid sent again returns its original
             # acceptance (even after gate closure), another caller's bid under it is ALREADY_EXISTS.
             exchange.get_bid(bid.bid_id)
-            exchange.submit_bid(bid)
+            send_bid(exchange, bid)
         except UnknownBidError as exc:
             raise ApplicationError(str(exc), type="UnknownBidError", non_retryable=True) from exc
         except ExchangeRequestError as exc:
@@ -470,14 +488,15 @@ class CycleActivities:
 
     @activity.defn(name="await_award")
     def await_award(self, inp: AwaitAwardInput) -> str:
-        award = self._exchange_for(_portfolio_of(inp.cycle_id)).get_award(inp.bid_id)
+        exchange = self._exchange_for(_portfolio_of(inp.cycle_id))
+        award = with_reserve_awards(self._store, exchange, inp.cycle_id, exchange.get_award(inp.bid_id))
         return self._store.put(FactKind.AWARD, award, self._provenance(inp.cycle_id, "exchange"))
 
     @activity.defn(name="dispatch")
     def dispatch(self, inp: DispatchInput) -> str:
         award = self._store.get(inp.award_fact_id, Award, FactKind.AWARD)
         dispatch = self._fleet_for(inp.portfolio).dispatch(
-            inp.portfolio, award.interval_end, award.net_mw, inp.interval_minutes
+            inp.portfolio, award.interval_end, award.net_mw, inp.interval_minutes, enablements_mw(award)
         )
         return self._store.put(
             FactKind.DISPATCH, dispatch, self._provenance(inp.cycle_id, "fleet", inp.award_fact_id)

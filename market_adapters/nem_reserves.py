@@ -1,0 +1,95 @@
+"""FCAS offers and awards of the bidding cycle, between the core's value types and the market's.
+
+The core keeps a bid's FCAS offers (`autobidder.ReserveOfferBands`) and a cycle's FCAS awards
+(`autobidder.ReserveAward`) by the co-optimizer's product names (`raise_reg`); the market types
+name them `Product.NEM_RAISE_REG`. Offers are drawn as a bidirectional battery lodges them
+(`nem_fcas.battery_fcas_offers`: regulation as a GEN and a LOAD side offer, contingency services
+for the whole unit, trapezia on the net-power axis), so the live cycle and the backtest send the
+same offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from autobidder import PriceBand, ReserveAward, ReserveOfferBands
+from market_adapters.bids import Band, MarketAward, Product, ProductOffer, Side, Trapezium, UnitLimits
+from market_adapters.nem_fcas import FCAS_SERVICES, battery_fcas_offers
+
+_PREFIX = "nem_"
+
+
+def nem_product(name: str) -> Product:
+    """`raise_reg` -> `Product.NEM_RAISE_REG`; ValueError for a name that is no NEM FCAS service."""
+    try:
+        product = Product(f"{_PREFIX}{name}")
+    except ValueError:
+        raise ValueError(f"product: {name!r} is not a NEM FCAS service") from None
+    if product not in FCAS_SERVICES:
+        raise ValueError(f"product: {name!r} is not a NEM FCAS service")
+    return product
+
+
+def product_name(product: Product) -> str:
+    """`Product.NEM_RAISE_REG` -> `raise_reg` (the co-optimizer's and the fleet's name)."""
+    return str(product).removeprefix(_PREFIX)
+
+
+def battery_reserve_offers(
+    name: str,
+    limits: UnitLimits,
+    availability_mw: float,
+    band_prices: Sequence[float],
+    band_mw: Sequence[float],
+    scheduled_net_mw: float,
+) -> tuple[ReserveOfferBands, ...]:
+    """Every offer a bidirectional battery lodges for product `name` (`battery_fcas_offers`), as
+    the core's `ReserveOfferBands`. An offer with no MW is still lodged (a unit offers every
+    market it trades each interval, at zero availability when it has no headroom)."""
+    out = []
+    for offer in battery_fcas_offers(
+        nem_product(name), limits, availability_mw, band_prices, band_mw, scheduled_net_mw
+    ):
+        if offer.max_availability_mw is None or offer.trapezium is None:
+            raise AssertionError("battery_fcas_offers draws every offer with a trapezium")
+        out.append(
+            ReserveOfferBands(
+                product=name,
+                side=str(offer.side),
+                bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in offer.bands),
+                max_availability_mw=offer.max_availability_mw,
+                trapezium_mw=tuple(offer.trapezium),
+            )
+        )
+    return tuple(out)
+
+
+def product_offers(offers: Sequence[ReserveOfferBands]) -> tuple[ProductOffer, ...]:
+    """The market's `ProductOffer`s of a bid's FCAS offers."""
+    return tuple(
+        ProductOffer(
+            product=nem_product(o.product),
+            side=Side(o.side),
+            bands=tuple(Band(b.price_aud_per_mwh, b.volume_mw) for b in o.bands),
+            max_availability_mw=o.max_availability_mw,
+            trapezium=Trapezium(*o.trapezium_mw),
+        )
+        for o in offers
+    )
+
+
+def reserve_awards(award: MarketAward) -> tuple[ReserveAward, ...]:
+    """The FCAS lines of a market award (every product but energy, per side as offered)."""
+    return tuple(
+        ReserveAward(
+            product=product_name(p.product),
+            side=str(p.side),
+            enabled_mw=p.quantity_mw,
+            price_aud_per_mw_h=p.clearing_price_per_mwh,
+        )
+        for p in award.products
+        if p.product != Product.ENERGY
+    )
+
+
+__all__ = ["battery_reserve_offers", "nem_product", "product_name", "product_offers", "reserve_awards"]
