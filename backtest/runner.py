@@ -28,6 +28,9 @@ Bidding loss is what the strategy gives up even knowing the prices (rolling hori
 cadence, bid construction, reserve, cycle limit and degradation cost); forecast loss is what the
 forecaster's errors cost on top. Bidding loss is never negative (the bound is a true bound); forecast
 loss can be (a lucky forecast), and the two always add up to the total gap.
+
+Long because the three runs share one request, one window and one forecast source, and the reuse
+of reference runs and the second process for them must see all three.
 """
 
 from __future__ import annotations
@@ -418,12 +421,13 @@ def run_backtest(
         reserve = dict(reserve_prices or {})
         tape = dataclasses.replace(tape, reserve_prices_aud_per_mw_h=reserve, traded=traded)
     window = resolve_window(tape, request.first_day, request.last_day)
+    step = request.reoptimize_every_minutes // prices.interval_minutes
     source: ForecastSource = forecaster or resolve_forecaster(
         request.forecaster,
         request.models_dir,
         request.lookback_intervals,
         request.refit_days,
-        step_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
+        step_intervals=step,
     )
     spec = SimulationSpec(
         strategy=request.strategy,
@@ -431,7 +435,7 @@ def run_backtest(
         fleet=request.fleet,
         first_index=window.first_index,
         intervals=window.intervals,
-        reoptimize_every_intervals=request.reoptimize_every_minutes // prices.interval_minutes,
+        reoptimize_every_intervals=step,
         nameplate_planning=request.nameplate_planning,
         value_curve=value_curve_settings(request.strategy),
         clearing=clearing,
