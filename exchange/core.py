@@ -613,12 +613,27 @@ class Exchange:
                 latest.bid.bid_id,
             )
         end = stored.bid.interval_end
+        now = self._clock.now()
         if self._clock.mode == "live":
-            now = self._clock.now()
             if now is not None and now < end:
                 raise IntervalNotEndedError(
                     f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
                     f"(market time {now.isoformat()})"
+                )
+        else:
+            # In replay an award ends its interval, so it moves the clock. A bid's owner may ask
+            # only once the bid's auction has closed or is the next to close (its gate closure at
+            # most one interval past market time): for the NEM the interval under way or the
+            # next, for a day-ahead run its operating day once the run has closed. So asking for
+            # awards moves the clock as far as the market's own gate rules reach, not by the
+            # 14-day bid horizon. (A clock that has not started is started by the first award;
+            # over gRPC only the market operator may do that: `exchange.server.exchange_policies`.)
+            interval = self._adapter.rules.runs[stored.bid.run].interval
+            gate = self._adapter.gate_closure(stored.bid.run, end)
+            if now is not None and gate > now + interval:
+                raise IntervalNotEndedError(
+                    f"bid_id {bid_id!r}: its auction has not closed (gate closure "
+                    f"{gate.isoformat()}, replay market time {now.isoformat()}); ask again once it has"
                 )
         with self._award_lock:
             award = self._ledger.award(bid_id)

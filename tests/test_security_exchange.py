@@ -256,3 +256,29 @@ def test_the_core_refuses_the_same_way_without_grpc(engine: sa.Engine) -> None:
         assert exchange.clock.now() is None
     finally:
         exchange.close()
+
+
+# --- awards move the replay clock by one auction at most -----------------------------------------
+
+
+def test_an_award_cannot_move_the_replay_clock_ahead(served: Served, engine: sa.Engine) -> None:
+    """A trader's own bid for an interval five days ahead (within the bid horizon) is accepted, but its
+    award is refused FAILED_PRECONDITION until the clock reaches its auction: asking does not
+    move the market two weeks forward. Once the clock is there, the award clears."""
+    stub = served.stub
+    ahead = NEM_INTERVAL_END + timedelta(days=5)  # the replay history ends 2022-10-07
+    [acceptance] = submit(stub, sample_nem_bid(offers=ENERGY_ONLY, interval_end=ahead)).acceptances
+    assert acceptance.accepted
+    clock, rows = clock_of(stub), snapshot(engine)
+    error = refused(stub.GetAwards, pb.GetAwardsRequest(bid_id=acceptance.bid_id))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "auction has not closed" in error.details()
+    assert (clock_of(stub), snapshot(engine)) == (clock, rows)
+    # The next interval (its gate closure, its start, is one interval past market time): the
+    # award moves the clock by ten minutes, to that interval's end.
+    [nxt] = submit(stub, sample_nem_bid(offers=ENERGY_ONLY)).acceptances
+    assert nxt.accepted and datetime.fromisoformat(clock) == NEM_INTERVAL_END - timedelta(minutes=10)
+    stub.GetAwards(pb.GetAwardsRequest(bid_id=nxt.bid_id), timeout=30)
+    assert datetime.fromisoformat(clock_of(stub)) == NEM_INTERVAL_END
+    to = pb.AdvanceMarketClockRequest(to=(ahead - timedelta(minutes=5)).isoformat())
+    stub.AdvanceMarketClock(to, timeout=10)  # the market operator's replay driver
+    assert stub.GetAwards(pb.GetAwardsRequest(bid_id=acceptance.bid_id), timeout=30).HasField("market_award")
