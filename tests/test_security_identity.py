@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from autobidder.clock import NEM_TZ
-from autobidder.config import Settings
+from autobidder.config import Settings, dump_settings
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.identity import (
@@ -30,6 +32,7 @@ from autobidder.identity import (
     ClientCredentials,
     Grant,
     IdentityFiles,
+    Registry,
     Role,
     ServerSecurity,
     ensure_local_identity,
@@ -333,3 +336,118 @@ def test_a_far_future_dispatch_cannot_block_the_node(files: IdentityFiles, servi
         interval_minutes=5,
     )
     assert stub.Dispatch(nxt, timeout=10).requested_net_mw == 1.0
+
+
+def test_only_the_market_operator_starts_the_replay_clock_with_an_award(
+    files: IdentityFiles, services: Services
+) -> None:
+    """On an exchange whose replay clock has not started, the first award would set market time
+    outright: a trader asking for its own bid's award is PERMISSION_DENIED and the clock stays
+    unset; the stack's service (the replay driver) may."""
+    trader = market(files, services, f"trader-{PORTFOLIO}")
+    [acceptance] = trader.SubmitBids(bid_request(), timeout=10).acceptances  # no as_of: no clock move
+    assert acceptance.accepted and stored(services.engine) == (1, 0)
+    award = pb.GetAwardsRequest(bid_id=acceptance.bid_id)
+    assert code_of(trader.GetAwards, award) == grpc.StatusCode.PERMISSION_DENIED
+    assert trader.GetMarketClock(pb.GetMarketClockRequest(), timeout=10).market_time == ""
+    service = market(files, services, SERVICE_PRINCIPAL)
+    assert service.GetAwards(award, timeout=10).HasField("market_award")
+    assert trader.GetAwards(award, timeout=10).HasField("market_award")  # once cleared, its owner reads it
+
+
+def test_the_first_dispatch_after_a_start_is_bounded(files: IdentityFiles, services: Services) -> None:
+    """A fresh fleet's first dispatch may not start more than an hour past the wall clock (a
+    replay's intervals are in the past), nor, once telemetry or a dispatch has set the fleet
+    clock, more than an hour past it: a principal allowed to dispatch cannot block a freshly
+    started node with a far-future interval."""
+    stub = fleet_stub(files, services, SERVICE_PRINCIPAL)
+    soon = datetime.now(NEM_TZ).replace(microsecond=0) + timedelta(days=2)
+    first = fleet_pb2.DispatchRequest(
+        portfolio=PORTFOLIO, interval_end=soon.isoformat(), net_mw=1.0, interval_minutes=5
+    )
+    assert code_of(stub.Dispatch, first) == grpc.StatusCode.INVALID_ARGUMENT
+    reader = fleet_stub(files, services, READ_ONLY_PRINCIPAL)
+    reader.GetTelemetry(fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat()), timeout=10)
+    ahead = dispatch()
+    ahead.interval_end = (T1 + timedelta(hours=2)).isoformat()
+    assert code_of(stub.Dispatch, ahead) == grpc.StatusCode.INVALID_ARGUMENT
+    before = services.fleet.soc_mwh
+    nxt = dispatch()
+    nxt.interval_end = (T1 + timedelta(minutes=5)).isoformat()
+    assert stub.Dispatch(nxt, timeout=10).requested_net_mw == 10.0
+    assert services.fleet.soc_mwh != before
+
+
+def _credentials_cli(*argv: str) -> tuple[int, str]:
+    """`python -m worker.credentials …` as an operator runs it, in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.credentials", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_revoked_certificate_or_token_is_refused_without_a_restart(tmp_path: Path) -> None:
+    """Over real mTLS: `python -m worker.credentials revoke NAME` puts the principal's client
+    certificate and token on `<identity>/revoked.json`, and the running exchange refuses both at
+    once; rotating the principal (`issue`) revokes its old certificate and the new one works."""
+    settings = Settings(data_dir=tmp_path)
+    files = ensure_local_identity(settings.identity_files.root, [PORTFOLIO])
+    settings_file = tmp_path / "run" / "settings.json"
+    dump_settings(settings, settings_file)
+    engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+    parts = ExchangeParts(
+        region=Region.SA1, prices=load_prices(Region.SA1), limits={PORTFOLIO: SAMPLE_LIMITS}, engine=engine
+    )
+    security = ServerSecurity.of(files, mtls=True, reload_every_s=0.0)  # re-check files every call
+    server, port = create_exchange(parts, "127.0.0.1:0", security=security)
+    server.start()
+    address, name = f"127.0.0.1:{port}", f"trader-{PORTFOLIO}"
+
+    def stub(token: bool, cert_of: str = name) -> Any:
+        cert = ClientCredentials.of(files, cert_of, with_cert=True)
+        creds = ClientCredentials(cert.ca_pem, cert.token if token else None, cert.cert_pem, cert.key_pem)
+        return pb_grpc.MarketGatewayStub(creds.channel(address))  # type: ignore[no-untyped-call]
+
+    try:
+        old_cert_only, old_token = stub(token=False), stub(token=True)
+        assert old_cert_only.SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        assert old_token.SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        code, out = _credentials_cli("revoke", "--settings", str(settings_file), "--name", name)
+        assert code == 0 and f"revoked {name}" in out, out
+        assert stat.S_IMODE(files.revoked.stat().st_mode) == 0o600
+        for revoked in (old_cert_only, old_token):
+            assert code_of(revoked.SubmitBids, bid_request()) == grpc.StatusCode.UNAUTHENTICATED
+        # A valid token of another principal over the revoked certificate is refused too.
+        service_token = ClientCredentials.of(files, SERVICE_PRINCIPAL).token
+        cert = ClientCredentials.of(files, name, with_cert=True)
+        mixed = ClientCredentials(cert.ca_pem, service_token, cert.cert_pem, cert.key_pem)
+        mixed_stub: Any = pb_grpc.MarketGatewayStub(mixed.channel(address))  # type: ignore[no-untyped-call]
+        assert (
+            code_of(mixed_stub.GetMarketClock, pb.GetMarketClockRequest()) == grpc.StatusCode.UNAUTHENTICATED
+        )
+
+        code, out = _credentials_cli(
+            "issue", "--settings", str(settings_file), "--name", name, "--grant", f"trader:{PORTFOLIO}"
+        )
+        assert code == 0, out
+        assert code_of(old_cert_only.SubmitBids, bid_request()) == grpc.StatusCode.UNAUTHENTICATED
+        assert stub(token=False).SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        assert _credentials_cli("revoke", "--settings", str(settings_file), "--name", "nobody")[0] == 3
+    finally:
+        server.stop(None).wait()
+        engine.dispose()
+
+
+def test_a_rotation_revokes_the_old_certificate(tmp_path: Path) -> None:
+    files = ensure_local_identity(tmp_path / "identity", [PORTFOLIO])
+    old = files.client_cert(f"trader-{PORTFOLIO}").read_bytes()
+    issue_principal(files, f"trader-{PORTFOLIO}", [Grant(Role.TRADER, PORTFOLIO)])
+    registry = Registry.load(files.principals)
+    assert registry.cert_revoked(old)
+    assert not registry.cert_revoked(files.client_cert(f"trader-{PORTFOLIO}").read_bytes())
+    assert registry.by_name(f"trader-{PORTFOLIO}") is not None
