@@ -14,19 +14,21 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import Region
 from autobidder.prices import load_prices
 from exchange.clock import MarketClock, WallClock
 from exchange.core import MAX_REVISION, Exchange, ExchangeParts
+from exchange.errors import ExchangeServiceError, IntervalNotEndedError
 from exchange.server import create_server
 from exchange.store import market_awards, market_bids, market_clock
 from market_adapters.bids import Band, MarketBid, Product, ProductOffer, Rebid, Side, bid_id_for
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, violations_from_proto
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
-from market_adapters.violations import Rule
+from market_adapters.violations import BidValidationError, Rule
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 from tests.test_market_store import BACKENDS, ledger_engine
 
@@ -282,3 +284,40 @@ def test_an_award_cannot_move_the_replay_clock_ahead(served: Served, engine: sa.
     to = pb.AdvanceMarketClockRequest(to=(ahead - timedelta(minutes=5)).isoformat())
     stub.AdvanceMarketClock(to, timeout=10)  # the market operator's replay driver
     assert stub.GetAwards(pb.GetAwardsRequest(bid_id=acceptance.bid_id), timeout=30).HasField("market_award")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    clock_steps=st.integers(0, 1_000),  # market time: 5-minute steps after the history's start
+    # the bid's interval end, relative to market time: near it (where awards clear) or days ahead
+    ahead_steps=st.one_of(st.integers(-2, 4), st.integers(-50, 1_500)),
+)
+def test_no_award_moves_the_clock_more_than_one_interval_past_the_next(
+    tmp_path_factory: pytest.TempPathFactory, clock_steps: int, ahead_steps: int
+) -> None:
+    """Whatever bid (within the horizon) its owner lodged and whenever it asks for the award, the
+    replay clock ends at most two NEM intervals past where it was, or the award is refused with
+    the `interval_not_ended` reason and the clock has not moved."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('awards') / 'x.db'}")
+    exchange = Exchange(parts(engine))
+    try:
+        first = load_prices(Region.SA1).first_interval_end
+        now = first + timedelta(minutes=5 * clock_steps)
+        end = max(now + timedelta(minutes=5 * ahead_steps), first + timedelta(minutes=5))
+        exchange.advance_clock(now)
+        try:  # no as_of: lodged on market time, so one after gate closure is refused
+            [outcome] = exchange.submit_bids([sample_nem_bid(offers=ENERGY_ONLY, interval_end=end)])
+        except BidValidationError:
+            return
+        try:
+            exchange.market_award(outcome.bid_id)
+        except IntervalNotEndedError:
+            assert exchange.clock.now() == now
+            return
+        except ExchangeServiceError:
+            return  # no price for it in the history, say: refused without a move
+        moved = exchange.clock.now()
+        assert moved is not None and moved <= now + timedelta(minutes=10)
+    finally:
+        exchange.close()
+        engine.dispose()

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.config import Settings, dump_settings
@@ -31,8 +32,10 @@ from autobidder.identity import (
     SERVICE_PRINCIPAL,
     ClientCredentials,
     Grant,
+    IdentityError,
     IdentityFiles,
     Registry,
+    Revocations,
     Role,
     ServerSecurity,
     ensure_local_identity,
@@ -42,8 +45,11 @@ from autobidder.prices import load_prices
 from exchange.core import ExchangeParts
 from exchange.server import create_server as create_exchange
 from exchange.store import market_bids, market_clock
+from fleet.control import FleetController
+from fleet.hierarchy import FLEET
 from fleet.service import create_server as create_fleet
 from fleet.simulated import SimulatedFleet
+from fleet.twins import TwinFleet, synthetic_layout
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
@@ -451,3 +457,56 @@ def test_a_rotation_revokes_the_old_certificate(tmp_path: Path) -> None:
     assert registry.cert_revoked(old)
     assert not registry.cert_revoked(files.client_cert(f"trader-{PORTFOLIO}").read_bytes())
     assert registry.by_name(f"trader-{PORTFOLIO}") is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.integers(-20, 100_000), min_size=1, max_size=8))
+def test_no_dispatch_sequence_pushes_the_fleet_clock_more_than_an_hour(steps: list[int]) -> None:
+    """Any sequence of dispatches (5-minute steps from the fleet clock, some far ahead): each one
+    applied starts at most an hour past the fleet clock before it, the refused ones change
+    nothing, and the next real interval after them is still applied."""
+    layout = synthetic_layout(12, feeders_per_region=2, seed=1)
+    controller = FleetController(PORTFOLIO, TwinFleet(layout, start=T1))
+    for step in steps:
+        clock = controller.telemetry_view(FLEET).as_of
+        end = clock + timedelta(minutes=5 * step)
+        try:
+            controller.dispatch(PORTFOLIO, end, 0.5, 5)
+        except (ValueError, RuntimeError):
+            assert controller.telemetry_view(FLEET).as_of == clock
+            continue
+        assert end - timedelta(minutes=5) <= clock + timedelta(hours=1)
+    clock = controller.telemetry_view(FLEET).as_of
+    assert controller.dispatch(PORTFOLIO, clock + timedelta(minutes=5), 0.5, 5).interval_end
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=st.one_of(
+        JSON,
+        st.fixed_dictionaries({}, optional={f: JSON for f in ("names", "token_sha256", "cert_sha256")}),
+    ),
+    raw=st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_any_revocation_file_is_read_or_refused_with_one_line(
+    tmp_path_factory: pytest.TempPathFactory, doc: Any, raw: str | None
+) -> None:
+    """A revocation list of any shape either loads or raises IdentityError naming the file (the
+    servers then keep the previous registry); nothing else escapes."""
+    import json
+
+    path = tmp_path_factory.mktemp("revoked") / "revoked.json"
+    path.write_text(raw if raw is not None else json.dumps(doc))
+    try:
+        revocations = Revocations.load(path)
+    except IdentityError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    assert all(isinstance(n, str) for n in revocations.names | revocations.cert_fingerprints)
