@@ -96,6 +96,11 @@ MAX_REBID_CATEGORY_CHARS = 100
 # Revisions per interval: each accepted bid stays in the in-memory index, so the index is bounded
 # by portfolios x intervals within the horizon x revisions rather than by what callers send.
 MAX_REVISION = 99
+# Bids (every revision) one portfolio may hold for intervals that have not closed. A cycle lodges
+# one bid per interval, so the whole 14-day horizon of 5-minute intervals (4,032) fits with room
+# for rebids; without it the in-memory index could grow by horizon x 100 revisions (403,200 bids,
+# about 2.8 GB) per portfolio before market time moved.
+MAX_OPEN_BIDS_PER_PORTFOLIO = 5_000
 # How far ahead of market time a bid may be lodged (AEMO takes bids about two weeks ahead):
 # further out, a bid only fills the exchange's index.
 BID_HORIZON = timedelta(days=14)
@@ -135,6 +140,8 @@ class ExchangeParts:
     # "co_optimised" (NEM: energy and FCAS dispatched together, as NEMDE does; one HiGHS LP per
     # interval for every bid, `market_adapters.cooptimised_awards`).
     clearing: str = "price_taker"
+    # `MAX_OPEN_BIDS_PER_PORTFOLIO`; tests lower it.
+    max_open_bids: int = MAX_OPEN_BIDS_PER_PORTFOLIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,7 @@ class Exchange:
         if parts.clearing not in CLEARING_MODES:
             raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
         self._co_optimised = parts.clearing == "co_optimised" and parts.market == Market.NEM
+        self._max_open_bids = parts.max_open_bids
 
     @property
     def region(self) -> Region | str:
@@ -475,6 +483,8 @@ class Exchange:
                 static = fresh_static[i]
                 found = list(static) if static is not None else check()
                 found.extend(self._stateful_violations(bid, market_time, latest_in_request))
+                if not found:
+                    found.extend(self._open_bid_violations(bid, market_time, new))
                 if found:
                     prefix = f"bids[{i}]." if many else ""
                     violations.extend(v.under(prefix) for v in found)
@@ -577,6 +587,28 @@ class Exchange:
                 )
             )
         return out
+
+    def _open_bid_violations(
+        self, bid: MarketBid, market_time: datetime | None, new: Sequence[StoredBid]
+    ) -> list[BidViolation]:
+        """At most `max_open_bids` bids of one portfolio for intervals not yet closed (this
+        request's accepted ones included): the bound on what a trader can make the exchange hold."""
+        open_now = self._ledger.open_bids(bid.portfolio, market_time) + sum(
+            1
+            for s in new
+            if s.bid.portfolio == bid.portfolio and (market_time is None or s.bid.interval_end > market_time)
+        )
+        if open_now < self._max_open_bids:
+            return []
+        return [
+            BidViolation(
+                "portfolio",
+                None,
+                Rule.OPEN_BIDS_ABOVE_MAX,
+                f"portfolio {bid.portfolio[:100]!r} already holds {open_now} bids for intervals that "
+                f"have not closed; at most {self._max_open_bids}",
+            )
+        ]
 
     def stored_bid(self, bid_id: str) -> SubmitOutcome:
         """The original acceptance of `bid_id` (once durable); `BidNotFoundError` if never stored."""
