@@ -159,6 +159,12 @@ class FleetController:
         self._version += 1
         self._changed.notify_all()
 
+    @property
+    def clock(self) -> datetime | None:
+        """The fleet clock without starting it (None until telemetry or a dispatch has set it)."""
+        now_s = self._twins.now_s
+        return None if now_s is None else from_posix_s(now_s)
+
     def _now(self) -> datetime:
         now_s = self._twins.now_s
         if now_s is None:

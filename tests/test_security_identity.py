@@ -372,8 +372,7 @@ def test_the_first_dispatch_after_a_start_is_bounded(files: IdentityFiles, servi
         portfolio=PORTFOLIO, interval_end=soon.isoformat(), net_mw=1.0, interval_minutes=5
     )
     assert code_of(stub.Dispatch, first) == grpc.StatusCode.INVALID_ARGUMENT
-    reader = fleet_stub(files, services, READ_ONLY_PRINCIPAL)
-    reader.GetTelemetry(fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat()), timeout=10)
+    stub.GetTelemetry(fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat()), timeout=10)
     ahead = dispatch()
     ahead.interval_end = (T1 + timedelta(hours=2)).isoformat()
     assert code_of(stub.Dispatch, ahead) == grpc.StatusCode.INVALID_ARGUMENT
@@ -510,3 +509,26 @@ def test_any_revocation_file_is_read_or_refused_with_one_line(
         assert str(path) in str(exc) and "\n" not in str(exc)
         return
     assert all(isinstance(n, str) for n in revocations.names | revocations.cert_fingerprints)
+
+
+def test_only_who_may_dispatch_moves_the_fleet_clock_with_a_read(
+    files: IdentityFiles, services: Services
+) -> None:
+    """A read's `as_of` moves the fleet clock, which bounds how far ahead a dispatch may start:
+    ahead of the clock (or before it has started) it needs dispatch rights, so a reader cannot
+    open the dispatch window into the far future; at or before the clock any reader may read."""
+    reader = fleet_stub(files, services, READ_ONLY_PRINCIPAL)
+    trader = fleet_stub(files, services, f"trader-{PORTFOLIO}")
+    far = fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of="2099-01-01T00:00:00+00:00")
+    at_t1 = fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat())
+    state = fleet_pb2.GetNodeStateRequest(node="", as_of="2099-01-01T00:00:00+00:00")
+    for stub in (reader, trader):
+        assert code_of(stub.GetTelemetry, at_t1) == grpc.StatusCode.PERMISSION_DENIED  # not started
+        assert code_of(stub.GetNodeState, state) == grpc.StatusCode.PERMISSION_DENIED
+    service = fleet_stub(files, services, SERVICE_PRINCIPAL)
+    assert len(service.GetTelemetry(at_t1, timeout=10).batteries) == 3
+    assert len(reader.GetTelemetry(at_t1, timeout=10).batteries) == 3  # at the clock: a plain read
+    assert code_of(reader.GetTelemetry, far) == grpc.StatusCode.PERMISSION_DENIED
+    after = dispatch()
+    after.interval_end = (T1 + timedelta(minutes=5)).isoformat()
+    assert service.Dispatch(after, timeout=10).requested_net_mw == 10.0  # the clock did not move
