@@ -116,6 +116,7 @@ if TYPE_CHECKING:
         ensure_local_identity as ensure_local_identity,
         issue_principal as issue_principal,
         parse_grant as parse_grant,
+        revoke_principal as revoke_principal,
         write_private as write_private,
     )
     from autobidder.loopback import is_loopback_host as is_loopback_host
@@ -248,6 +249,7 @@ __all__ = [
     "read_settings",
     "read_toml_file",
     "require_aware",
+    "revoke_principal",
     "round_price_down",
     "round_price_up",
     "round_volume_down",
@@ -366,6 +368,7 @@ _EXPORTS = {
         "ensure_local_identity",
         "issue_principal",
         "parse_grant",
+        "revoke_principal",
         "write_private",
     ),
     "autobidder.prices": (

@@ -18,6 +18,12 @@ default under the data directory (CA, server certificate, one token and client c
 local principal; directories 0700, files 0600); production points `Settings.security` at real
 certificates and a principals file.
 
+Revocation: `revoked.json` beside the principals file lists revoked principal names, token
+digests and client-certificate fingerprints (SHA-256 of the DER); the servers re-read it like the
+principals file, so a revoked token or certificate is refused within a second, without a
+restart. Rotating a principal (`issue_principal`) revokes its previous certificate, and
+`revoke_principal` revokes a principal outright.
+
 `AuthInterceptor` (grpc) and `AioAuthInterceptor` (grpc.aio) authenticate every call but
 `Health`: no valid credential is UNAUTHENTICATED, a call outside the principal's rights
 PERMISSION_DENIED (each logged once per principal, method and minute). What a method needs is
@@ -32,6 +38,7 @@ a reader would have to assemble what a caller must present from four modules.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import datetime as dt
 import hashlib
@@ -184,6 +191,11 @@ class IdentityFiles:
         return self.principals_file or self.root / "principals.json"
 
     @property
+    def revoked(self) -> Path:
+        """The revocation list, beside the principals file (`Revocations`)."""
+        return self.principals.parent / "revoked.json"
+
+    @property
     def queue_key(self) -> Path:
         """The per-stack key that signs queue messages (`autobidder.queues`)."""
         return self.root / "queue-hmac.key"
@@ -204,19 +216,88 @@ def _check_name(name: str) -> str:
     return name
 
 
-class Registry:
-    """The principals a server accepts: by token digest (bearer) and by name (client certificate)."""
+def cert_fingerprint(pem: bytes | str) -> str:
+    """SHA-256 (hex) of a PEM certificate's DER bytes: the same whatever the PEM's line layout,
+    so a certificate file and the copy gRPC reports for a peer match."""
+    text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
+    body = "".join(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("-----")
+    )
+    try:
+        der = base64.b64decode(body, validate=True)
+    except ValueError:
+        der = body.encode()
+    return hashlib.sha256(der).hexdigest()
 
-    def __init__(self, principals: Iterable[tuple[Principal, str | None]]) -> None:
+
+@dataclass(frozen=True)
+class Revocations:
+    """What no server accepts any more, whatever the principals file says: principal names,
+    token digests (SHA-256) and client-certificate fingerprints (`cert_fingerprint`)."""
+
+    names: frozenset[str] = frozenset()
+    token_digests: frozenset[str] = frozenset()
+    cert_fingerprints: frozenset[str] = frozenset()
+
+    @classmethod
+    def load(cls, path: Path) -> Revocations:
+        """The list at `path`; none when the file does not exist (nothing was ever revoked)."""
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except json.JSONDecodeError as exc:
+            raise IdentityError(
+                f"revocation list {path}: not JSON ({exc.msg} at line {exc.lineno})"
+            ) from None
+        fields = ("names", "token_sha256", "cert_sha256")
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(f, []), list) and all(isinstance(v, str) for v in data.get(f, []))
+            for f in fields
+        ):
+            raise IdentityError(f"revocation list {path}: expected lists of strings {', '.join(fields)}")
+        return cls(
+            frozenset(data.get("names", [])),
+            frozenset(data.get("token_sha256", [])),
+            frozenset(data.get("cert_sha256", [])),
+        )
+
+    def save(self, path: Path) -> None:
+        data = {
+            "names": sorted(self.names),
+            "token_sha256": sorted(self.token_digests),
+            "cert_sha256": sorted(self.cert_fingerprints),
+        }
+        write_private(path, json.dumps(data, indent=2).encode())
+
+
+class Registry:
+    """The principals a server accepts: by token digest (bearer) and by name (client certificate),
+    less what `revocations` lists."""
+
+    def __init__(
+        self, principals: Iterable[tuple[Principal, str | None]], revocations: Revocations | None = None
+    ) -> None:
+        self.revocations = revocations or Revocations()
         self._by_digest: dict[str, Principal] = {}
         self._by_name: dict[str, Principal] = {}
         for principal, digest in principals:
+            if principal.name in self.revocations.names:
+                continue
             self._by_name[principal.name] = principal
-            if digest:
+            if digest and digest not in self.revocations.token_digests:
                 self._by_digest[digest] = principal
 
+    def cert_revoked(self, pem: bytes | str) -> bool:
+        return bool(self.revocations.cert_fingerprints) and (
+            cert_fingerprint(pem) in self.revocations.cert_fingerprints
+        )
+
     @classmethod
-    def load(cls, path: Path) -> Registry:
+    def load(cls, path: Path, revoked: Path | None = None) -> Registry:
+        """The principals file at `path`, less the revocation list `revoked` (default: the
+        `revoked.json` beside it)."""
+        revocations = Revocations.load(revoked or path.parent / "revoked.json")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -242,7 +323,7 @@ class Registry:
                 raise IdentityError(f"{where}: {exc}") from None
             digest = entry.get("token_sha256")
             out.append((principal, digest if isinstance(digest, str) else None))
-        return cls(out)
+        return cls(out, revocations)
 
     def by_token(self, token: str) -> Principal | None:
         digest = token_digest(token)
@@ -270,6 +351,15 @@ def issue_principal(files: IdentityFiles, name: str, grants: Iterable[Grant]) ->
             "token_sha256": token_digest(token),
         }
     )
+    # Rotation: the previous client certificate still carries the name, so it is revoked; a
+    # principal revoked outright and issued again is accepted again (under its new credentials).
+    revoked = Revocations.load(files.revoked)
+    old_cert = files.client_cert(name)
+    old = {cert_fingerprint(old_cert.read_bytes())} if old_cert.exists() else set()
+    if old - revoked.cert_fingerprints or name in revoked.names:
+        Revocations(revoked.names - {name}, revoked.token_digests, revoked.cert_fingerprints | old).save(
+            files.revoked
+        )
     write_private(files.principals, json.dumps({"principals": entries}, indent=2).encode())
     write_private(files.token(name), token.encode())
     if files.ca_key.exists():
@@ -277,6 +367,27 @@ def issue_principal(files: IdentityFiles, name: str, grants: Iterable[Grant]) ->
         write_private(files.client_key(name), key_pem)
         write_private(files.client_cert(name), cert_pem)
     return token
+
+
+def revoke_principal(files: IdentityFiles, name: str) -> Revocations:
+    """Revoke `name` outright: its name, its current token and its current client certificate go
+    on the revocation list (running servers refuse them within a second). Its files are kept
+    so the revocation can be audited; `issue_principal` issues it again."""
+    _check_name(name)
+    known = files.principals.exists() and any(
+        e.get("name") == name for e in json.loads(files.principals.read_text()).get("principals", [])
+    )
+    if not known:
+        raise IdentityError(f"principal {name!r}: not in {files.principals}")
+    revoked = Revocations.load(files.revoked)
+    tokens, certs = set(revoked.token_digests), set(revoked.cert_fingerprints)
+    if files.token(name).exists():
+        tokens.add(token_digest(files.token(name).read_text().strip()))
+    if files.client_cert(name).exists():
+        certs.add(cert_fingerprint(files.client_cert(name).read_bytes()))
+    out = Revocations(revoked.names | {name}, frozenset(tokens), frozenset(certs))
+    out.save(files.revoked)
+    return out
 
 
 def ensure_local_identity(root: Path, portfolios: Iterable[str]) -> IdentityFiles:
@@ -466,17 +577,19 @@ class ServerSecurity:
     # `reload_every_s`), so an issued or rotated token takes effect without a restart.
     principals_path: Path | None = None
     reload_every_s: float = 1.0
+    revoked_path: Path | None = None
 
     @classmethod
     def of(cls, files: IdentityFiles, *, mtls: bool = False, reload_every_s: float = 1.0) -> ServerSecurity:
         return cls(
-            Registry.load(files.principals),
+            Registry.load(files.principals, files.revoked),
             files.server_cert.read_bytes(),
             files.server_key.read_bytes(),
             files.ca_cert.read_bytes(),
             mtls,
             files.principals,
             reload_every_s,
+            files.revoked,
         )
 
     def credentials(self) -> grpc.ServerCredentials:
@@ -520,20 +633,25 @@ def _bearer(metadata: Iterable[Any]) -> str | None:
 
 
 class _ReloadingRegistry:
-    """The registry of a principals file, re-read when the file's modification time changes; a
-    file that does not parse keeps the previous registry (and is logged)."""
+    """The registry of a principals file and its revocation list, re-read when either file's
+    modification time changes; a file that does not parse keeps the previous registry (and is
+    logged)."""
 
-    def __init__(self, registry: Registry, path: Path | None, every_s: float) -> None:
+    def __init__(self, registry: Registry, path: Path | None, every_s: float, revoked: Path | None) -> None:
         self._registry, self._path, self._every_s = registry, path, every_s
+        self._revoked = revoked if revoked is not None else (path.parent / "revoked.json" if path else None)
         self._checked = time.monotonic()
         self._mtime = self._stat()
         self._lock = threading.Lock()
 
-    def _stat(self) -> int | None:
-        try:
-            return None if self._path is None else self._path.stat().st_mtime_ns
-        except OSError:
-            return None
+    def _stat(self) -> tuple[int | None, int | None]:
+        def mtime(path: Path | None) -> int | None:
+            try:
+                return None if path is None else path.stat().st_mtime_ns
+            except OSError:
+                return None
+
+        return mtime(self._path), mtime(self._revoked)
 
     def current(self) -> Registry:
         if self._path is None:
@@ -544,9 +662,9 @@ class _ReloadingRegistry:
         with self._lock:
             self._checked = now
             mtime = self._stat()
-            if mtime is not None and mtime != self._mtime:
+            if mtime[0] is not None and mtime != self._mtime:
                 try:
-                    self._registry = Registry.load(self._path)
+                    self._registry = Registry.load(self._path, self._revoked)
                 except (IdentityError, OSError, KeyError, TypeError) as exc:
                     log.error(
                         "principals file %s not reloaded, keeping the previous one: %s", self._path, exc
@@ -558,17 +676,22 @@ class _ReloadingRegistry:
 class _Authenticator:
     def __init__(self, security: ServerSecurity, policies: Mapping[str, Policy]) -> None:
         self._registry = _ReloadingRegistry(
-            security.registry, security.principals_path, security.reload_every_s
+            security.registry, security.principals_path, security.reload_every_s, security.revoked_path
         )
         self._policies = policies
         self.log = _RateLimitedLog()
 
     def principal(self, context: Any) -> Principal | None:
         registry = self._registry.current()
+        auth = context.auth_context() or {}
+        # A revoked client certificate is refused whatever else the call presents: its key is
+        # what revocation says can no longer be trusted.
+        if any(registry.cert_revoked(pem) for pem in auth.get("x509_pem_cert") or []):
+            return None
         token = _bearer(context.invocation_metadata())
         if token is not None:
             return registry.by_token(token)
-        names = (context.auth_context() or {}).get("x509_common_name") or []
+        names = auth.get("x509_common_name") or []
         for raw in names:
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
             found = registry.by_name(name)
@@ -723,12 +846,15 @@ __all__ = [
     "Policy",
     "Principal",
     "Registry",
+    "Revocations",
     "Role",
     "ServerSecurity",
+    "cert_fingerprint",
     "current_principal",
     "ensure_local_identity",
     "issue_principal",
     "parse_grant",
+    "revoke_principal",
     "token_digest",
     "write_private",
 ]

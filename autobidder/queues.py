@@ -8,6 +8,14 @@ With a `signing_key` (the stack's per-stack key, docs/security.md) every message
 message received must carry a valid one: a forged or altered message (a result with a stolen
 task token, say) is deleted, logged, and never handed to the caller. The queue name is in the
 MAC so a request cannot be replayed as a result.
+
+Replays: the signed envelope also carries `nonce` (random, per message) and `signed_at` (epoch
+seconds). A receiver refuses a message signed more than `max_age_s` ago (or more than
+`MAX_CLOCK_SKEW_S` in the future) and one whose nonce it has already accepted under another SQS
+message id: a re-sent copy of a genuine message gets a new message id, while SQS's own
+redelivery (a visibility timeout, a worker handing a job back) keeps it, so redelivery still
+works. Both are deleted and logged (a nonce's duplicates once). The seen-set is per `SqsQueues`
+(per consumer process) and bounded; see `_SeenNonces`.
 """
 
 from __future__ import annotations
@@ -16,7 +24,10 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +47,18 @@ RESULT_VISIBILITY_TIMEOUT_S = 5
 log = logging.getLogger(__name__)
 
 SIGNATURE_FIELD = "signature"
+NONCE_FIELD = "nonce"
+SIGNED_AT_FIELD = "signed_at"
+_ENVELOPE = (SIGNATURE_FIELD, NONCE_FIELD, SIGNED_AT_FIELD)
+# A queue-backed activity attempt lasts at most 60 s (workflows.QUEUE_STAGE_TIMEOUT) and a
+# request is redelivered at most MAX_RECEIVES times 15 s: a message older than 10 minutes can
+# only be a replay or useless, so the receiver refuses it and need remember nonces that long only.
+MAX_MESSAGE_AGE_S = 600.0
+# Senders on other machines may run a little ahead of the receiver's clock.
+MAX_CLOCK_SKEW_S = 60.0
+# Nonces remembered per consumer: 10 minutes at about 160 messages a second (the local endpoint
+# answers about 100 requests a second in all); about 150 bytes each, so at most ~15 MB.
+MAX_SEEN_NONCES = 100_000
 
 # Local endpoints accept any credentials; AWS gets the default credential chain instead.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -51,13 +74,62 @@ class QueueMessage:
     sent_at_s: float | None = None  # epoch seconds when it was sent (SQS SentTimestamp)
 
 
+class _SeenNonces:
+    """The nonces a consumer accepted, with their SQS message ids, for the freshness window.
+
+    Bounded: entries older than the window are dropped (their messages are refused as stale
+    anyway); when the set is full of fresh entries the oldest is dropped and `floor` rises to its
+    `signed_at`, and anything signed at or before `floor` is refused too, so an evicted nonce can
+    never be accepted twice (under such a flood a genuine late message is refused, and logged)."""
+
+    def __init__(self, max_age_s: float, capacity: int) -> None:
+        self._max_age_s, self._capacity = max_age_s, capacity
+        self._seen: OrderedDict[tuple[str, str], tuple[float, str, bool]] = OrderedDict()
+        self.floor = float("-inf")
+        self._lock = threading.Lock()
+
+    def verdict(self, queue: str, nonce: str, signed_at: float, message_id: str, now: float) -> str | None:
+        """None to accept (and remember) the message, else why it is refused; a nonce's
+        duplicates after the first answer "" (refuse without another log line)."""
+        if signed_at < now - self._max_age_s or signed_at <= self.floor:
+            return f"signed {now - signed_at:.0f} s ago (older than the {self._max_age_s:.0f} s window)"
+        if signed_at > now + MAX_CLOCK_SKEW_S:
+            return f"signed {signed_at - now:.0f} s in the future"
+        key = (queue, nonce)
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None:
+                first_at, first_id, logged = seen
+                if first_id == message_id:
+                    return None  # SQS redelivering the same message, not a copy
+                self._seen[key] = (first_at, first_id, True)
+                return "" if logged else f"a replay of message {first_id} (same nonce)"
+            # Insertion order is nearly signed_at order; drop what the window refuses anyway.
+            while self._seen:
+                oldest_key, (oldest_at, _, _) = next(iter(self._seen.items()))
+                if oldest_at >= now - self._max_age_s and len(self._seen) < self._capacity:
+                    break
+                del self._seen[oldest_key]
+                if oldest_at >= now - self._max_age_s:
+                    self.floor = max(self.floor, oldest_at)
+            self._seen[key] = (signed_at, message_id, False)
+        return None
+
+
 class SqsQueues:
     """Thin, thread-safe wrapper: queue URLs are resolved once and cached."""
 
     def __init__(
-        self, endpoint_url: str | None, *, connect_timeout_s: float = 2.0, signing_key: bytes | None = None
+        self,
+        endpoint_url: str | None,
+        *,
+        connect_timeout_s: float = 2.0,
+        signing_key: bytes | None = None,
+        max_age_s: float = MAX_MESSAGE_AGE_S,
+        max_seen: int = MAX_SEEN_NONCES,
     ) -> None:
         self._key = signing_key
+        self._seen = _SeenNonces(max_age_s, max_seen)
         kwargs: dict[str, Any] = {}
         if endpoint_url is not None:
             kwargs |= {"region_name": AWS_REGION, "endpoint_url": endpoint_url, **_LOCAL_CREDENTIALS}
@@ -109,7 +181,9 @@ class SqsQueues:
 
     def send(self, name: str, body: dict[str, Any]) -> str:
         if self._key is not None:
-            body = {**body, SIGNATURE_FIELD: message_signature(self._key, name, body)}
+            body = {k: v for k, v in body.items() if k not in _ENVELOPE}
+            body |= {NONCE_FIELD: secrets.token_hex(16), SIGNED_AT_FIELD: round(time.time(), 3)}
+            body[SIGNATURE_FIELD] = message_signature(self._key, name, body)
         out = self._client.send_message(QueueUrl=self.ensure(name), MessageBody=json.dumps(body))
         return str(out["MessageId"])
 
@@ -137,13 +211,29 @@ class SqsQueues:
             body = dict(message.body)
             signature = body.pop(SIGNATURE_FIELD, None)
             expected = message_signature(self._key, name, body)
-            if isinstance(signature, str) and hmac.compare_digest(signature, expected):
+            if not (isinstance(signature, str) and hmac.compare_digest(signature, expected)):
+                why = "no signature" if signature is None else "a bad signature"
+                log.warning(
+                    "queue %s: dropped message %s with %s (forged or altered)", name, message.message_id, why
+                )
+                self.delete(name, message)
+                continue
+            nonce, signed_at = body.pop(NONCE_FIELD, None), body.pop(SIGNED_AT_FIELD, None)
+            if (
+                not isinstance(nonce, str)
+                or not isinstance(signed_at, int | float)
+                or isinstance(signed_at, bool)
+            ):
+                refusal: str | None = "no nonce or signing time"
+            else:
+                refusal = self._seen.verdict(name, nonce, float(signed_at), message.message_id, time.time())
+            if refusal is None:
                 kept.append(QueueMessage(body, *_rest(message)))
                 continue
-            why = "no signature" if signature is None else "a bad signature"
-            log.warning(
-                "queue %s: dropped message %s with %s (forged or altered)", name, message.message_id, why
-            )
+            if refusal:
+                log.warning(
+                    "queue %s: dropped message %s: %s (replayed)", name, message.message_id, refusal[:200]
+                )
             self.delete(name, message)
         return kept
 

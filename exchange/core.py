@@ -96,6 +96,12 @@ MAX_REBID_CATEGORY_CHARS = 100
 # Revisions per interval: each accepted bid stays in the in-memory index, so the index is bounded
 # by portfolios x intervals within the horizon x revisions rather than by what callers send.
 MAX_REVISION = 99
+# Bids (every revision) one portfolio may hold for intervals that have not closed. A cycle lodges
+# one bid per interval, so the whole 14-day horizon of 5-minute intervals (4,032) fits with room
+# for rebids; without it the in-memory index could grow by horizon x 100 revisions (403,200 bids,
+# about 1 GB at the 2.5 KB a NEM sample bid measured in-process) per portfolio before market time
+# moved; with it, about 12.5 MB.
+MAX_OPEN_BIDS_PER_PORTFOLIO = 5_000
 # How far ahead of market time a bid may be lodged (AEMO takes bids about two weeks ahead):
 # further out, a bid only fills the exchange's index.
 BID_HORIZON = timedelta(days=14)
@@ -138,6 +144,8 @@ class ExchangeParts:
     # Further NEM regions this exchange replays (energy only) beside `region`: one exchange for
     # portfolios in several regions (`[[portfolios]] region`).
     more_regions: Mapping[Region, PriceSeries] = field(default_factory=dict)
+    # `MAX_OPEN_BIDS_PER_PORTFOLIO`; tests lower it.
+    max_open_bids: int = MAX_OPEN_BIDS_PER_PORTFOLIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +256,7 @@ class Exchange:
         if parts.clearing not in CLEARING_MODES:
             raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
         self._co_optimised = parts.clearing == "co_optimised" and parts.market == Market.NEM
+        self._max_open_bids = parts.max_open_bids
 
     @property
     def region(self) -> Region | str:
@@ -519,6 +528,8 @@ class Exchange:
                 static = fresh_static[i]
                 found = list(static) if static is not None else check()
                 found.extend(self._stateful_violations(bid, market_time, latest_in_request))
+                if not found:
+                    found.extend(self._open_bid_violations(bid, market_time, new))
                 if found:
                     prefix = f"bids[{i}]." if many else ""
                     violations.extend(v.under(prefix) for v in found)
@@ -626,6 +637,28 @@ class Exchange:
             )
         return out
 
+    def _open_bid_violations(
+        self, bid: MarketBid, market_time: datetime | None, new: Sequence[StoredBid]
+    ) -> list[BidViolation]:
+        """At most `max_open_bids` bids of one portfolio for intervals not yet closed (this
+        request's accepted ones included): the bound on what a trader can make the exchange hold."""
+        open_now = self._ledger.open_bids(bid.portfolio, market_time) + sum(
+            1
+            for s in new
+            if s.bid.portfolio == bid.portfolio and (market_time is None or s.bid.interval_end > market_time)
+        )
+        if open_now < self._max_open_bids:
+            return []
+        return [
+            BidViolation(
+                "portfolio",
+                None,
+                Rule.OPEN_BIDS_ABOVE_MAX,
+                f"portfolio {bid.portfolio[:100]!r} already holds {open_now} bids for intervals that "
+                f"have not closed; at most {self._max_open_bids}",
+            )
+        ]
+
     def stored_bid(self, bid_id: str) -> SubmitOutcome:
         """The original acceptance of `bid_id` (once durable); `BidNotFoundError` if never stored."""
         self._ledger.sync([bid_id])
@@ -665,12 +698,27 @@ class Exchange:
             )
         end = stored.bid.interval_end
         clock = self._clock_of(stored.bid.location)
+        now = clock.now()
         if clock.mode == "live":
-            now = clock.now()
             if now is not None and now < end:
                 raise IntervalNotEndedError(
                     f"bid_id {bid_id!r}: the interval ending {end.isoformat()} has not ended "
                     f"(market time {now.isoformat()})"
+                )
+        else:
+            # In replay an award ends its interval, so it moves the clock. A bid's owner may ask
+            # only once the bid's auction has closed or is the next to close (its gate closure at
+            # most one interval past market time): for the NEM the interval under way or the
+            # next, for a day-ahead run its operating day once the run has closed. So asking for
+            # awards moves the clock as far as the market's own gate rules reach, not by the
+            # 14-day bid horizon. (A clock that has not started is started by the first award;
+            # over gRPC only the market operator may do that: `exchange.server.exchange_policies`.)
+            interval = self._adapter.rules.runs[stored.bid.run].interval
+            gate = self._adapter.gate_closure(stored.bid.run, end)
+            if now is not None and gate > now + interval:
+                raise IntervalNotEndedError(
+                    f"bid_id {bid_id!r}: its auction has not closed (gate closure "
+                    f"{gate.isoformat()}, replay market time {now.isoformat()}); ask again once it has"
                 )
         with self._award_lock:
             award = self._ledger.award(bid_id)

@@ -181,6 +181,18 @@ def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
     def by_bid(p: Principal, r: Any) -> str | None:
         return p.refusal(READ_ROLES, r.bid_id.split("/", 1)[0], "", "read the bids of")
 
+    def awards(p: Principal, r: Any) -> str | None:
+        # An award ends its interval on a replay exchange; the core lets it move the clock by at
+        # most that one interval, but the first award of a clock that has not started sets market
+        # time outright, which is the market operator's act.
+        if exchange.clock.mode == "replay" and exchange.clock.now() is None:
+            refusal = p.refusal(
+                CLOCK_ROLES, MARKET_SCOPE, "", "start the replay market clock (it has not started)"
+            )
+            if refusal is not None:
+                return refusal
+        return by_bid(p, r)
+
     def advance(p: Principal, r: Any) -> str | None:
         return p.refusal(CLOCK_ROLES, MARKET_SCOPE, "", "move the market clock")
 
@@ -188,7 +200,7 @@ def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
         "SubmitBids": submit,
         "GetMarketData": market_data,
         "GetBid": by_bid,
-        "GetAwards": by_bid,
+        "GetAwards": awards,
         "AdvanceMarketClock": advance,
     }
 

@@ -30,6 +30,7 @@ question together (is this bid new, and durable?); apart, each would need the ot
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import operator
@@ -315,6 +316,9 @@ class BidLedger:
         self._by_id: dict[str, StoredBid] = {}
         self._latest: dict[tuple[str, str, str, str, str], StoredBid] = {}
         self._keys_by_interval: dict[tuple[str, str, str], set[tuple[str, str, str, str, str]]] = {}
+        # Per portfolio, the interval ends of its stored bids not yet closed, sorted: what
+        # `open_bids` counts (closed ones are dropped as market time passes them).
+        self._open_ends: dict[str, list[datetime]] = {}
         self._awards: dict[str, MarketAward] = {}
         self._pending: dict[str, Commit] = {}
         self._market_time: datetime | None = None  # see `market_time`
@@ -403,6 +407,17 @@ class BidLedger:
         if latest is None or bid.revision > latest.bid.revision:
             self._latest[key] = stored
         self._keys_by_interval.setdefault((bid.run, bid.location, key[4]), set()).add(key)
+        bisect.insort(self._open_ends.setdefault(bid.portfolio, []), bid.interval_end.astimezone(UTC))
+
+    def open_bids(self, portfolio: str, market_time: datetime | None) -> int:
+        """How many of `portfolio`'s stored bids (every revision) are for intervals ending after
+        `market_time` (all of them before a replay clock has started). Market time only moves
+        forward, so the ones it has passed are dropped for good."""
+        with self.lock:
+            ends = self._open_ends.get(portfolio, [])
+            if market_time is not None:
+                del ends[: bisect.bisect_right(ends, market_time)]
+            return len(ends)
 
     def get(self, bid_id: str) -> StoredBid | None:
         return self._by_id.get(bid_id)
@@ -473,6 +488,10 @@ class BidLedger:
                 bid = s.bid
                 if self._by_id.get(bid.bid_id) is s:
                     del self._by_id[bid.bid_id]
+                ends = self._open_ends.get(bid.portfolio, [])
+                at = bisect.bisect_left(ends, bid.interval_end.astimezone(UTC))
+                if at < len(ends) and ends[at] == bid.interval_end:
+                    del ends[at]
             for key, previous in commit.previous.items():
                 if previous is None:
                     self._latest.pop(key, None)

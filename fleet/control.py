@@ -65,10 +65,13 @@ LEDGER_MAX_ENTRIES = 2016  # a week of 5-minute intervals for one node
 LEDGER_MAX_CELLS = 20_000_000  # per-battery plan values kept for repeats (~160 MB at most)
 # Two plan boundaries closer than this are the same instant (float seconds since 1970).
 _SAME_INSTANT_S = 1e-3
-# How far past a node's last applied interval a dispatch may start: a dispatch far ahead (say
-# for 9999-12-31) would otherwise make every real interval "not later than the last applied" and
-# block the node until the service restarts. Two weeks, as the exchange's bidding horizon.
-MAX_DISPATCH_AHEAD_S = 14 * 24 * 3600.0
+# How far past the fleet's clock a dispatch may start. The fleet clock is where telemetry and
+# applied dispatches have brought it (the cycle reads telemetry at the interval's start, then
+# dispatches that interval: 0 ahead), or the wall clock before anything has set it (a replay's
+# intervals are in the past, a live one's within minutes). A dispatch far ahead (say for
+# 9999-12-31) would make every real interval "not later than the last applied" and block the
+# node until the service restarts: this bounds that to one hour, the first dispatch included.
+MAX_DISPATCH_AHEAD_S = 3600.0
 
 
 class DispatchOutOfOrderError(RuntimeError):
@@ -191,6 +194,12 @@ class FleetController:
         self._version += 1
         self._changed.notify_all()
 
+    @property
+    def clock(self) -> datetime | None:
+        """The fleet clock without starting it (None until telemetry or a dispatch has set it)."""
+        now_s = self._twins.now_s
+        return None if now_s is None else from_posix_s(now_s)
+
     def _now(self) -> datetime:
         now_s = self._twins.now_s
         if now_s is None:
@@ -294,11 +303,16 @@ class FleetController:
                     f"interval, which ended {from_posix_s(float(until.max())).isoformat()}, on node "
                     f"{award.node!r} (rule: each battery's intervals are applied in time order)"
                 )
-            if len(until) and float(until.max()) > 0 and start_s > float(until.max()) + MAX_DISPATCH_AHEAD_S:
+            known_s = self._twins.now_s
+            reference_s = known_s if known_s is not None else datetime.now(UTC).timestamp()
+            if start_s > reference_s + MAX_DISPATCH_AHEAD_S:
+                which = (
+                    "fleet clock" if known_s is not None else "wall clock (the fleet clock has not started)"
+                )
                 raise ValueError(
                     f"interval_end: {award.interval_end.isoformat()} starts more than "
-                    f"{MAX_DISPATCH_AHEAD_S / 86400:.0f} days after the last interval applied on node "
-                    f"{award.node!r} (which ended {from_posix_s(float(until.max())).isoformat()})"
+                    f"{MAX_DISPATCH_AHEAD_S / 60:.0f} minutes after the {which}, "
+                    f"{from_posix_s(reference_s).isoformat()}"
                 )
             self._advance(award.interval_start)
             before = self._twins.plan_state().take(batteries) if self._store is not None else None

@@ -13,8 +13,9 @@ applied dispatches, behind one lock. `FleetControlServicer` only adapts protobuf
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
+from datetime import datetime
 from typing import Any, NoReturn, cast
 
 import grpc
@@ -193,21 +194,57 @@ class FleetControlServicer(fleet_pb2_grpc.FleetControlServicer):
         return fleet_pb2.HealthResponse(status=fleet_pb2.SERVING_STATUS_SERVING)
 
 
-def fleet_policies(default_portfolio: str) -> dict[str, Policy]:
+def fleet_policies(
+    default_portfolio: str,
+    clock_of: Callable[[str], datetime | None] = lambda _: None,
+    portfolios: Iterable[str] = (),
+) -> dict[str, Policy]:
     """What each FleetControl call needs (docs/security.md): dispatch needs operator or service
     on the node (its scope is the portfolio, or a node path of it, and everything below); every
-    read needs some role on what it reads. A request without a portfolio means `default_portfolio`."""
+    read needs some role on what it reads. A request without a portfolio means `default_portfolio`.
+
+    A read's `as_of` moves the fleet clock forward, and the clock bounds how far ahead a dispatch
+    may start: an `as_of` ahead of the fleet clock `clock_of(portfolio)` (or any, before it has
+    started) therefore needs what a dispatch needs, as the exchange's clock needs the operator."""
+    known = {default_portfolio, *portfolios}
+
+    def clock_refusal(p: Principal, portfolio: str, node: str, as_of: str) -> str | None:
+        if not as_of:
+            return None
+        try:
+            t = parse_wire_instant(as_of, "as_of")
+        except ValueError:
+            return None  # refused INVALID_ARGUMENT by the handler
+        if portfolio not in known:
+            return None  # answered NOT_FOUND by the handler, which names the portfolio
+        now = clock_of(portfolio)
+        if now is not None and t <= now:
+            return None
+        return p.refusal(
+            DISPATCH_ROLES, portfolio, node, f"move the fleet clock (as_of {as_of[:40]!r} is ahead of it)"
+        )
 
     def dispatch(p: Principal, r: Any) -> str | None:
         return p.refusal(DISPATCH_ROLES, r.portfolio or default_portfolio, r.node, "dispatch")
 
     def telemetry(p: Principal, r: Any) -> str | None:
-        return p.refusal(READ_ROLES, r.portfolio or default_portfolio, "", "read the telemetry of")
+        portfolio = r.portfolio or default_portfolio
+        return p.refusal(READ_ROLES, portfolio, "", "read the telemetry of") or clock_refusal(
+            p, portfolio, "", r.as_of
+        )
 
     def node(p: Principal, r: Any) -> str | None:
         return p.refusal(READ_ROLES, default_portfolio, r.node, "read")
 
-    return {"Dispatch": dispatch, "GetTelemetry": telemetry, "GetNodeState": node, "StreamTelemetry": node}
+    def node_state(p: Principal, r: Any) -> str | None:
+        return node(p, r) or clock_refusal(p, default_portfolio, "", r.as_of)
+
+    return {
+        "Dispatch": dispatch,
+        "GetTelemetry": telemetry,
+        "GetNodeState": node_state,
+        "StreamTelemetry": node,
+    }
 
 
 def _require_loopback(address: str) -> None:
@@ -239,7 +276,14 @@ def create_server(
         controller = FleetController.for_simulated(
             fleet if fleet is not None else SimulatedFleet(settings.portfolio, settings.fleet)
         )
-    interceptors = [AuthInterceptor(security, fleet_policies(controller.portfolio))] if security else []
+    controllers = {controller.portfolio: controller, **dict(more or {})}
+
+    def clock_of(portfolio: str) -> datetime | None:
+        found = controllers.get(portfolio)
+        return found.clock if found is not None else None
+
+    policies = fleet_policies(controller.portfolio, clock_of, controllers)
+    interceptors = [AuthInterceptor(security, policies)] if security else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="fleet-rpc"),
         options=GRPC_OPTIONS,

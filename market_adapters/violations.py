@@ -78,6 +78,7 @@ class Rule:
     REVISION_ABOVE_MAX = "revision_above_max"
     INTERVAL_BEYOND_HORIZON = "interval_beyond_horizon"
     TOO_MANY_BIDS = "too_many_bids"
+    OPEN_BIDS_ABOVE_MAX = "open_bids_above_max"
 
     @classmethod
     def all(cls) -> frozenset[str]:

@@ -52,7 +52,7 @@ def test_validate_reports_every_issue_and_exits_1(capsys: pytest.CaptureFixture[
 def test_apply_show_diff_history(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "strategy", "show", "sa1-vpp")
     assert code == 3
-    code, out, _ = run(capsys, "strategy", "apply", EXAMPLE, "--note", "first", "--by", "ana")
+    code, out, _ = run(capsys, "strategy", "apply", EXAMPLE, "--note", "first")
     assert code == 0 and out.startswith("applied sa1-vpp@v1:") and "next cycle" in out
     code, out, _ = run(capsys, "strategy", "apply", EXAMPLE)
     assert code == 0 and out.startswith("unchanged: sa1-vpp@v1")
@@ -62,7 +62,7 @@ def test_apply_show_diff_history(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"field": "operation.daily_cycle_limit", "old": 2.0, "new": 1.0} in applied["changes"]
 
     code, out, _ = run(capsys, "strategy", "show", "sa1-vpp@v1")
-    assert code == 0 and "applied" in out and "by ana" in out and Path(EXAMPLE).read_text() in out
+    assert code == 0 and "applied" in out and "by trader-sa1-vpp" in out and Path(EXAMPLE).read_text() in out
     code, out, _ = run(capsys, "strategy", "show", "sa1-vpp", "--json")
     assert json.loads(out)["ref"].startswith("sa1-vpp@v2:")
 

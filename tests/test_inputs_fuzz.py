@@ -374,7 +374,8 @@ def test_fuzz_strategy_apply_changes_nothing_when_refused(
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     if code != 0:
-        assert code == 1, err
+        # 1: the file is refused; 4: no identity for its portfolio (not one the stack trades)
+        assert code in (1, 4), err
         assert stored_versions(strategy_env) == before
 
 

@@ -135,6 +135,13 @@ def too_many_bids(ex: Exchange) -> list[BidViolation]:
     return []
 
 
+def open_bids_above_max(ex: Exchange) -> list[BidViolation]:
+    ex._max_open_bids = 1  # the default (5,000) needs 5,001 bids to reach
+    return submitted(sample_nem_bid(), sample_nem_bid(interval_end=NEM_INTERVAL_END + timedelta(minutes=5)))(
+        ex
+    )
+
+
 FCAS = 2  # index of the raise-regulation offer in the NEM sample
 REG_UP = 2  # index of the Reg-Up offer in the ERCOT sample
 ercot_demand = sample_ercot_bid().offers[1]
@@ -301,6 +308,7 @@ CASES: dict[str, Case] = {
     Rule.REVISION_ABOVE_MAX: Case(submitted(rebid(100)), "revision"),
     Rule.INTERVAL_BEYOND_HORIZON: Case(submitted(far_future(), as_of=GATE_OK), "interval_end"),
     Rule.TOO_MANY_BIDS: Case(too_many_bids, "bids"),
+    Rule.OPEN_BIDS_ABOVE_MAX: Case(open_bids_above_max, "portfolio"),
 }
 
 # Rules checked at the gRPC boundary only, tested where that boundary is (test_market_gateway).

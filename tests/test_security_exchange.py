@@ -14,19 +14,21 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import Region
 from autobidder.prices import load_prices
 from exchange.clock import MarketClock, WallClock
 from exchange.core import MAX_REVISION, Exchange, ExchangeParts
+from exchange.errors import ExchangeServiceError, IntervalNotEndedError
 from exchange.server import create_server
 from exchange.store import market_awards, market_bids, market_clock
 from market_adapters.bids import Band, MarketBid, Product, ProductOffer, Rebid, Side, bid_id_for
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.nem_codec import VIOLATIONS_METADATA_KEY, violations_from_proto
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
-from market_adapters.violations import Rule
+from market_adapters.violations import BidValidationError, Rule
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 from tests.test_market_store import BACKENDS, ledger_engine
 
@@ -256,3 +258,66 @@ def test_the_core_refuses_the_same_way_without_grpc(engine: sa.Engine) -> None:
         assert exchange.clock.now() is None
     finally:
         exchange.close()
+
+
+# --- awards move the replay clock by one auction at most -----------------------------------------
+
+
+def test_an_award_cannot_move_the_replay_clock_ahead(served: Served, engine: sa.Engine) -> None:
+    """A trader's own bid for an interval five days ahead (within the bid horizon) is accepted, but its
+    award is refused FAILED_PRECONDITION until the clock reaches its auction: asking does not
+    move the market two weeks forward. Once the clock is there, the award clears."""
+    stub = served.stub
+    ahead = NEM_INTERVAL_END + timedelta(days=5)  # the replay history ends 2022-10-07
+    [acceptance] = submit(stub, sample_nem_bid(offers=ENERGY_ONLY, interval_end=ahead)).acceptances
+    assert acceptance.accepted
+    clock, rows = clock_of(stub), snapshot(engine)
+    error = refused(stub.GetAwards, pb.GetAwardsRequest(bid_id=acceptance.bid_id))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "auction has not closed" in error.details()
+    assert (clock_of(stub), snapshot(engine)) == (clock, rows)
+    # The next interval (its gate closure, its start, is one interval past market time): the
+    # award moves the clock by ten minutes, to that interval's end.
+    [nxt] = submit(stub, sample_nem_bid(offers=ENERGY_ONLY)).acceptances
+    assert nxt.accepted and datetime.fromisoformat(clock) == NEM_INTERVAL_END - timedelta(minutes=10)
+    stub.GetAwards(pb.GetAwardsRequest(bid_id=nxt.bid_id), timeout=30)
+    assert datetime.fromisoformat(clock_of(stub)) == NEM_INTERVAL_END
+    to = pb.AdvanceMarketClockRequest(to=(ahead - timedelta(minutes=5)).isoformat())
+    stub.AdvanceMarketClock(to, timeout=10)  # the market operator's replay driver
+    assert stub.GetAwards(pb.GetAwardsRequest(bid_id=acceptance.bid_id), timeout=30).HasField("market_award")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    clock_steps=st.integers(0, 1_000),  # market time: 5-minute steps after the history's start
+    # the bid's interval end, relative to market time: near it (where awards clear) or days ahead
+    ahead_steps=st.one_of(st.integers(-2, 4), st.integers(-50, 1_500)),
+)
+def test_no_award_moves_the_clock_more_than_one_interval_past_the_next(
+    tmp_path_factory: pytest.TempPathFactory, clock_steps: int, ahead_steps: int
+) -> None:
+    """Whatever bid (within the horizon) its owner lodged and whenever it asks for the award, the
+    replay clock ends at most two NEM intervals past where it was, or the award is refused with
+    the `interval_not_ended` reason and the clock has not moved."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('awards') / 'x.db'}")
+    exchange = Exchange(parts(engine))
+    try:
+        first = load_prices(Region.SA1).first_interval_end
+        now = first + timedelta(minutes=5 * clock_steps)
+        end = max(now + timedelta(minutes=5 * ahead_steps), first + timedelta(minutes=5))
+        exchange.advance_clock(now)
+        try:  # no as_of: lodged on market time, so one after gate closure is refused
+            [outcome] = exchange.submit_bids([sample_nem_bid(offers=ENERGY_ONLY, interval_end=end)])
+        except BidValidationError:
+            return
+        try:
+            exchange.market_award(outcome.bid_id)
+        except IntervalNotEndedError:
+            assert exchange.clock.now() == now
+            return
+        except ExchangeServiceError:
+            return  # no price for it in the history, say: refused without a move
+        moved = exchange.clock.now()
+        assert moved is not None and moved <= now + timedelta(minutes=10)
+    finally:
+        exchange.close()
+        engine.dispose()

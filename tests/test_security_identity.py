@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +20,10 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings, strategies as st
 
 from autobidder.clock import NEM_TZ
-from autobidder.config import Settings
+from autobidder.config import Settings, dump_settings
 from autobidder.domain import Region
 from autobidder.facts import make_engine
 from autobidder.identity import (
@@ -29,7 +32,10 @@ from autobidder.identity import (
     SERVICE_PRINCIPAL,
     ClientCredentials,
     Grant,
+    IdentityError,
     IdentityFiles,
+    Registry,
+    Revocations,
     Role,
     ServerSecurity,
     ensure_local_identity,
@@ -39,8 +45,11 @@ from autobidder.prices import load_prices
 from exchange.core import ExchangeParts
 from exchange.server import create_server as create_exchange
 from exchange.store import market_bids, market_clock
+from fleet.control import FleetController
+from fleet.hierarchy import FLEET
 from fleet.service import create_server as create_fleet
 from fleet.simulated import SimulatedFleet
+from fleet.twins import TwinFleet, synthetic_layout
 from market_adapters.market_codec import market_bid_to_proto
 from market_adapters.samples import NEM_INTERVAL_END, SAMPLE_LIMITS, sample_nem_bid
 from protogen.fleet.v1 import fleet_pb2, fleet_pb2_grpc
@@ -333,3 +342,193 @@ def test_a_far_future_dispatch_cannot_block_the_node(files: IdentityFiles, servi
         interval_minutes=5,
     )
     assert stub.Dispatch(nxt, timeout=10).requested_net_mw == 1.0
+
+
+def test_only_the_market_operator_starts_the_replay_clock_with_an_award(
+    files: IdentityFiles, services: Services
+) -> None:
+    """On an exchange whose replay clock has not started, the first award would set market time
+    outright: a trader asking for its own bid's award is PERMISSION_DENIED and the clock stays
+    unset; the stack's service (the replay driver) may."""
+    trader = market(files, services, f"trader-{PORTFOLIO}")
+    [acceptance] = trader.SubmitBids(bid_request(), timeout=10).acceptances  # no as_of: no clock move
+    assert acceptance.accepted and stored(services.engine) == (1, 0)
+    award = pb.GetAwardsRequest(bid_id=acceptance.bid_id)
+    assert code_of(trader.GetAwards, award) == grpc.StatusCode.PERMISSION_DENIED
+    assert trader.GetMarketClock(pb.GetMarketClockRequest(), timeout=10).market_time == ""
+    service = market(files, services, SERVICE_PRINCIPAL)
+    assert service.GetAwards(award, timeout=10).HasField("market_award")
+    assert trader.GetAwards(award, timeout=10).HasField("market_award")  # once cleared, its owner reads it
+
+
+def test_the_first_dispatch_after_a_start_is_bounded(files: IdentityFiles, services: Services) -> None:
+    """A fresh fleet's first dispatch may not start more than an hour past the wall clock (a
+    replay's intervals are in the past), nor, once telemetry or a dispatch has set the fleet
+    clock, more than an hour past it: a principal allowed to dispatch cannot block a freshly
+    started node with a far-future interval."""
+    stub = fleet_stub(files, services, SERVICE_PRINCIPAL)
+    soon = datetime.now(NEM_TZ).replace(microsecond=0) + timedelta(days=2)
+    first = fleet_pb2.DispatchRequest(
+        portfolio=PORTFOLIO, interval_end=soon.isoformat(), net_mw=1.0, interval_minutes=5
+    )
+    assert code_of(stub.Dispatch, first) == grpc.StatusCode.INVALID_ARGUMENT
+    stub.GetTelemetry(fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat()), timeout=10)
+    ahead = dispatch()
+    ahead.interval_end = (T1 + timedelta(hours=2)).isoformat()
+    assert code_of(stub.Dispatch, ahead) == grpc.StatusCode.INVALID_ARGUMENT
+    before = services.fleet.soc_mwh
+    nxt = dispatch()
+    nxt.interval_end = (T1 + timedelta(minutes=5)).isoformat()
+    assert stub.Dispatch(nxt, timeout=10).requested_net_mw == 10.0
+    assert services.fleet.soc_mwh != before
+
+
+def _credentials_cli(*argv: str) -> tuple[int, str]:
+    """`python -m worker.credentials …` as an operator runs it, in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.credentials", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_revoked_certificate_or_token_is_refused_without_a_restart(tmp_path: Path) -> None:
+    """Over real mTLS: `python -m worker.credentials revoke NAME` puts the principal's client
+    certificate and token on `<identity>/revoked.json`, and the running exchange refuses both at
+    once; rotating the principal (`issue`) revokes its old certificate and the new one works."""
+    settings = Settings(data_dir=tmp_path)
+    files = ensure_local_identity(settings.identity_files.root, [PORTFOLIO])
+    settings_file = tmp_path / "run" / "settings.json"
+    dump_settings(settings, settings_file)
+    engine = make_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+    parts = ExchangeParts(
+        region=Region.SA1, prices=load_prices(Region.SA1), limits={PORTFOLIO: SAMPLE_LIMITS}, engine=engine
+    )
+    security = ServerSecurity.of(files, mtls=True, reload_every_s=0.0)  # re-check files every call
+    server, port = create_exchange(parts, "127.0.0.1:0", security=security)
+    server.start()
+    address, name = f"127.0.0.1:{port}", f"trader-{PORTFOLIO}"
+
+    def stub(token: bool, cert_of: str = name) -> Any:
+        cert = ClientCredentials.of(files, cert_of, with_cert=True)
+        creds = ClientCredentials(cert.ca_pem, cert.token if token else None, cert.cert_pem, cert.key_pem)
+        return pb_grpc.MarketGatewayStub(creds.channel(address))  # type: ignore[no-untyped-call]
+
+    try:
+        old_cert_only, old_token = stub(token=False), stub(token=True)
+        assert old_cert_only.SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        assert old_token.SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        code, out = _credentials_cli("revoke", "--settings", str(settings_file), "--name", name)
+        assert code == 0 and f"revoked {name}" in out, out
+        assert stat.S_IMODE(files.revoked.stat().st_mode) == 0o600
+        for revoked in (old_cert_only, old_token):
+            assert code_of(revoked.SubmitBids, bid_request()) == grpc.StatusCode.UNAUTHENTICATED
+        # A valid token of another principal over the revoked certificate is refused too.
+        service_token = ClientCredentials.of(files, SERVICE_PRINCIPAL).token
+        cert = ClientCredentials.of(files, name, with_cert=True)
+        mixed = ClientCredentials(cert.ca_pem, service_token, cert.cert_pem, cert.key_pem)
+        mixed_stub: Any = pb_grpc.MarketGatewayStub(mixed.channel(address))  # type: ignore[no-untyped-call]
+        assert (
+            code_of(mixed_stub.GetMarketClock, pb.GetMarketClockRequest()) == grpc.StatusCode.UNAUTHENTICATED
+        )
+
+        code, out = _credentials_cli(
+            "issue", "--settings", str(settings_file), "--name", name, "--grant", f"trader:{PORTFOLIO}"
+        )
+        assert code == 0, out
+        assert code_of(old_cert_only.SubmitBids, bid_request()) == grpc.StatusCode.UNAUTHENTICATED
+        assert stub(token=False).SubmitBids(bid_request(), timeout=10).acceptances[0].accepted
+        assert _credentials_cli("revoke", "--settings", str(settings_file), "--name", "nobody")[0] == 3
+    finally:
+        server.stop(None).wait()
+        engine.dispose()
+
+
+def test_a_rotation_revokes_the_old_certificate(tmp_path: Path) -> None:
+    files = ensure_local_identity(tmp_path / "identity", [PORTFOLIO])
+    old = files.client_cert(f"trader-{PORTFOLIO}").read_bytes()
+    issue_principal(files, f"trader-{PORTFOLIO}", [Grant(Role.TRADER, PORTFOLIO)])
+    registry = Registry.load(files.principals)
+    assert registry.cert_revoked(old)
+    assert not registry.cert_revoked(files.client_cert(f"trader-{PORTFOLIO}").read_bytes())
+    assert registry.by_name(f"trader-{PORTFOLIO}") is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.integers(-20, 100_000), min_size=1, max_size=8))
+def test_no_dispatch_sequence_pushes_the_fleet_clock_more_than_an_hour(steps: list[int]) -> None:
+    """Any sequence of dispatches (5-minute steps from the fleet clock, some far ahead): each one
+    applied starts at most an hour past the fleet clock before it, the refused ones change
+    nothing, and the next real interval after them is still applied."""
+    layout = synthetic_layout(12, feeders_per_region=2, seed=1)
+    controller = FleetController(PORTFOLIO, TwinFleet(layout, start=T1))
+    for step in steps:
+        clock = controller.telemetry_view(FLEET).as_of
+        end = clock + timedelta(minutes=5 * step)
+        try:
+            controller.dispatch(PORTFOLIO, end, 0.5, 5)
+        except (ValueError, RuntimeError):
+            assert controller.telemetry_view(FLEET).as_of == clock
+            continue
+        assert end - timedelta(minutes=5) <= clock + timedelta(hours=1)
+    clock = controller.telemetry_view(FLEET).as_of
+    assert controller.dispatch(PORTFOLIO, clock + timedelta(minutes=5), 0.5, 5).interval_end
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=st.one_of(
+        JSON,
+        st.fixed_dictionaries({}, optional={f: JSON for f in ("names", "token_sha256", "cert_sha256")}),
+    ),
+    raw=st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_any_revocation_file_is_read_or_refused_with_one_line(
+    tmp_path_factory: pytest.TempPathFactory, doc: Any, raw: str | None
+) -> None:
+    """A revocation list of any shape either loads or raises IdentityError naming the file (the
+    servers then keep the previous registry); nothing else escapes."""
+    import json
+
+    path = tmp_path_factory.mktemp("revoked") / "revoked.json"
+    path.write_text(raw if raw is not None else json.dumps(doc))
+    try:
+        revocations = Revocations.load(path)
+    except IdentityError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    assert all(isinstance(n, str) for n in revocations.names | revocations.cert_fingerprints)
+
+
+def test_only_who_may_dispatch_moves_the_fleet_clock_with_a_read(
+    files: IdentityFiles, services: Services
+) -> None:
+    """A read's `as_of` moves the fleet clock, which bounds how far ahead a dispatch may start:
+    ahead of the clock (or before it has started) it needs dispatch rights, so a reader cannot
+    open the dispatch window into the far future; at or before the clock any reader may read."""
+    reader = fleet_stub(files, services, READ_ONLY_PRINCIPAL)
+    trader = fleet_stub(files, services, f"trader-{PORTFOLIO}")
+    far = fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of="2099-01-01T00:00:00+00:00")
+    at_t1 = fleet_pb2.GetTelemetryRequest(portfolio=PORTFOLIO, as_of=T1.isoformat())
+    state = fleet_pb2.GetNodeStateRequest(node="", as_of="2099-01-01T00:00:00+00:00")
+    for stub in (reader, trader):
+        assert code_of(stub.GetTelemetry, at_t1) == grpc.StatusCode.PERMISSION_DENIED  # not started
+        assert code_of(stub.GetNodeState, state) == grpc.StatusCode.PERMISSION_DENIED
+    service = fleet_stub(files, services, SERVICE_PRINCIPAL)
+    assert len(service.GetTelemetry(at_t1, timeout=10).batteries) == 3
+    assert len(reader.GetTelemetry(at_t1, timeout=10).batteries) == 3  # at the clock: a plain read
+    assert code_of(reader.GetTelemetry, far) == grpc.StatusCode.PERMISSION_DENIED
+    after = dispatch()
+    after.interval_end = (T1 + timedelta(minutes=5)).isoformat()
+    assert service.Dispatch(after, timeout=10).requested_net_mw == 10.0  # the clock did not move

@@ -1,4 +1,4 @@
-"""Issue 16's attacks 1, 2 and 4 replayed against the real local stack (`Stack`: Temporal dev
+"""Issue 16's attacks 1 to 5 and 7 replayed against the real local stack (`Stack`: Temporal dev
 server, moto SQS, the exchange and fleet processes over TLS with the local credentials, the
 Temporal worker and queue workers), then three bidding cycles. Each attack is refused with its
 status code; the cycles around it bid exactly once, and the cycle whose bid id was squatted
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from autobidder.domain import CycleFallback, FactKind
 from autobidder.facts import FactStore
 from autobidder.identity import ClientCredentials
 from fleet.client import FleetAccessError, FleetClient
+from market_adapters.bids import Band, Product, ProductOffer, Rebid, Side
 from market_adapters.exchange_client import ExchangeAccessError, ExchangeClient
+from market_adapters.market_codec import market_bid_to_proto
+from market_adapters.samples import sample_nem_bid
 from protogen.market.v1 import market_pb2 as pb, market_pb2_grpc as pb_grpc
 from tests.test_e2e_loop import DAY, isolated_settings
 from tests.test_faults_stack import exchange_bid_ids
@@ -80,6 +85,30 @@ def test_attacks_are_refused_and_the_cycles_bid_once_or_record_why(stack: Stack,
         squat = make_bid(interval_end=SQUATTED, discharge_volume=0.3)
         assert as_trader.submit_bid(squat).accepted
 
+    # Attacks 3, 5 and 7, as that trader over the stack's TLS: each is INVALID_ARGUMENT with a
+    # bounded answer, and none is stored (the exchange's database is checked after the cycles).
+    as_trader_stub: Any = pb_grpc.MarketGatewayStub(  # type: ignore[no-untyped-call]
+        trader.channel(exchange_address)
+    )
+    own = sample_nem_bid(
+        portfolio=settings.portfolio, interval_end=ENDS[2], offers=sample_nem_bid().offers[:2]
+    )
+    hijack = replace(  # 3: a revision under a foreign id, to supersede the portfolio's bid
+        own,
+        bid_id="anything-goes",
+        revision=7,
+        rebid=Rebid("price change", ENDS[0] - timedelta(hours=1), "P"),
+    )
+    bands = tuple(Band(float(-i), 1.0) for i in range(100_000))  # 5: every band breaks a rule
+    huge = replace(own, offers=(ProductOffer(Product.ENERGY, Side.SUPPLY, bands), own.offers[1]))
+    long_id = replace(own, bid_id="b" * 308)  # 7: stored on SQLite, UNAVAILABLE on PostgreSQL before
+    for attack, bid in (("3", hijack), ("5", huge), ("7", long_id)):
+        with pytest.raises(grpc.RpcError) as info:
+            as_trader_stub.SubmitBids(pb.SubmitBidsRequest(bids=[market_bid_to_proto(bid)]), timeout=60)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, attack
+        assert len(info.value.details() or "") <= 1_100, attack
+        assert sum(len(v) for _, v in info.value.trailing_metadata() or ()) <= 8 * 1024, attack
+
     # Attack 4: move the batteries as someone without dispatch rights.
     fleet = FleetClient(f"127.0.0.1:{settings.ports.fleet}", credentials=trader)
     with fleet, pytest.raises(FleetAccessError, match="PERMISSION_DENIED"):
@@ -105,3 +134,6 @@ def test_attacks_are_refused_and_the_cycles_bid_once_or_record_why(stack: Stack,
     assert stored == sorted(
         [by_end[ENDS[0].isoformat()].bid_id, squat.bid_id, by_end[ENDS[2].isoformat()].bid_id]
     )
+    # Attack 5's log: the exchange process wrote no line over 8 KB for the 100,000-band bid.
+    exchange_log = stack.log_dir / "exchange.log"
+    assert max(len(line) for line in exchange_log.read_bytes().splitlines()) <= 8 * 1024

@@ -2,10 +2,14 @@
 principal (docs/security.md).
 
     python -m worker.credentials issue --settings PATH --name NAME --grant ROLE:SCOPE [...]
+    python -m worker.credentials revoke --settings PATH --name NAME
 
-issues NAME (or rotates it: the running services re-read the principals file within a second,
-and the old token stops working) and prints where its token and client certificate are.
-Exit codes: 0 issued, 2 bad arguments or settings.
+`issue` issues NAME (or rotates it: the running services re-read the principals file within a
+second, the old token stops working and the old client certificate is revoked) and prints where
+its token and client certificate are. `revoke` puts NAME, its token and its client certificate
+on the revocation list (`<identity>/revoked.json`): the running services refuse them within a
+second, without a restart; `issue` issues it again.
+Exit codes: 0 done, 2 bad arguments or settings, 3 no such principal.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import sys
 from pathlib import Path
 
 from autobidder import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
     ClientCredentials,
     ConfigError,
     IdentityError,
@@ -24,6 +31,7 @@ from autobidder import (
     issue_principal,
     parse_grant,
     read_settings,
+    revoke_principal,
 )
 
 
@@ -68,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     issue.add_argument("--settings", type=Path, required=True, help="settings JSON from dump_settings")
     issue.add_argument("--name", required=True, help="principal name (a-z 0-9 - _ .)")
     issue.add_argument("--grant", action="append", default=[], help="ROLE:SCOPE, repeatable")
+    revoke = sub.add_parser("revoke", help="revoke a principal's name, token and client certificate")
+    revoke.add_argument("--settings", type=Path, required=True, help="settings JSON from dump_settings")
+    revoke.add_argument("--name", required=True, help="principal name")
     args = parser.parse_args(argv)
+    if args.command == "revoke":
+        return _revoke(args.settings, args.name)
     try:
         settings = read_settings(args.settings)
         grants = [parse_grant(g) for g in args.grant]
@@ -78,11 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         issue_principal(files, args.name, grants)
     except (ConfigError, IdentityError, OSError) as exc:
         print(f"worker.credentials: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"token: {files.token(args.name)}")
     if files.client_cert(args.name).exists():
         print(f"client certificate: {files.client_cert(args.name)} (key {files.client_key(args.name)})")
-    return 0
+    return EXIT_OK
+
+
+def _revoke(settings_path: Path, name: str) -> int:
+    try:
+        files = read_settings(settings_path).identity_files
+        revoked = revoke_principal(files, name)
+    except IdentityError as exc:
+        print(f"worker.credentials: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND if "not in" in str(exc) else EXIT_USAGE
+    except (ConfigError, OSError) as exc:
+        print(f"worker.credentials: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"revoked {name} in {files.revoked} ({len(revoked.names)} principals, "
+        f"{len(revoked.cert_fingerprints)} certificates revoked in all); "
+        "running services refuse it within a second"
+    )
+    return EXIT_OK
 
 
 if __name__ == "__main__":

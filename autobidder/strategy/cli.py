@@ -13,14 +13,15 @@ AUTOBIDDER_DATABASE_URL). Every command takes --json for scripts.
 
 `validate` and `apply` also resolve the forecaster (`forecaster.model`) against the registry, as
 the backtest does. `diff` exits 1 when the two differ.
-`apply --token-file` exits 4 when the token is not a principal's or the principal may not trade
-the portfolio.
+`apply` needs an identity (docs/security.md): `--token-file`, or by default this stack's own
+local `trader-<portfolio>` token under `<data_dir>/identity`; the history records that principal.
+It exits 4 when there is none, the token is not a principal's, its file is readable by others,
+or the principal may not trade the portfolio.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import importlib
 import os
 from collections.abc import Callable
@@ -78,16 +79,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", type=Path, metavar="FILE", help="strategy TOML file")
     p.add_argument("--note", default="", help="why this change (kept with the version)")
     p.add_argument(
-        "--by",
-        default=os.environ.get("USER") or _user(),
-        help="who applies it, self-reported and recorded as unauthenticated (default: $USER)",
-    )
-    p.add_argument(
         "--token-file",
         type=Path,
         default=Path(t) if (t := os.environ.get("AUTOBIDDER_TOKEN_FILE")) else None,
-        help="a principal's token file (docs/security.md): the history records that principal, which "
-        "needs trader or service on the portfolio (exit 4 if not) [env AUTOBIDDER_TOKEN_FILE]",
+        help="a principal's token file, 0600 (docs/security.md): the history records that principal, "
+        "which needs trader or service on the portfolio (exit 4 if not); default: the local stack's "
+        "<data_dir>/identity/principals/trader-<portfolio>.token [env AUTOBIDDER_TOKEN_FILE]",
     )
     p.set_defaults(handler=_lazy("apply_command"))
 
@@ -128,10 +125,3 @@ def register(subparsers: Any) -> None:
         "  autobidder strategy list",
     )
     p.set_defaults(handler=_lazy("list_command"))
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers; the version still records ""
-        return ""

@@ -114,21 +114,45 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def _applier(args: argparse.Namespace, portfolio: str) -> tuple[str, str | None]:
-    """Who the history records (the authenticated principal of `--token-file`, else the
-    self-reported `--by`, marked unauthenticated) and, if refused, why."""
+    """The principal the history records and, if refused, the one-line reason (exit 4).
+
+    An identity is required: the token of `--token-file` (or AUTOBIDDER_TOKEN_FILE), else, on a
+    stack with the local default identity, that stack's own `trader-<portfolio>` token under
+    `<data_dir>/identity` (made as `autobidder up` makes it when the stack has not run yet). The
+    token file must be the caller's own and readable by no one else (0600), as the services'
+    credentials are: whoever can read it can already act as that principal."""
+    from autobidder import STRATEGY_ROLES, IdentityError, Registry, ensure_local_identity
+
+    settings = load_settings(args.config)
+    files = settings.identity_files
     token_file: Path | None = getattr(args, "token_file", None)
     if token_file is None:
-        return f"{args.by} (unauthenticated)", None
-    from autobidder import STRATEGY_ROLES, IdentityError, Registry
-
+        if not (settings.security.enabled and settings.security.local):
+            return "", "no identity: pass --token-file with a principal's token (docs/security.md)"
+        if portfolio not in settings.all_portfolios:
+            return "", (
+                f"no identity: portfolio {portfolio!r} is not one this stack trades, so it has no "
+                "local trader; pass --token-file with a principal's token (docs/security.md)"
+            )
+        try:
+            ensure_local_identity(files.root, list(settings.all_portfolios))
+        except (OSError, IdentityError, ValueError, KeyError) as exc:
+            return "", f"no identity: the local identity under {files.root} is unusable: {exc}"
+        token_file = files.token(f"trader-{portfolio}")
     try:
+        mode = token_file.stat()
+        if mode.st_mode & 0o077 or mode.st_uid != os.getuid():
+            return "", (
+                f"token file {token_file}: readable by others or not yours (mode "
+                f"{mode.st_mode & 0o777:o}); it must be yours and 0600"
+            )
         token = token_file.read_text().strip()
-        registry = Registry.load(load_settings(args.config).identity_files.principals)
+        registry = Registry.load(files.principals)
     except (OSError, IdentityError) as exc:
-        return "", f"--token-file {token_file}: {exc}"
+        return "", f"token file {token_file}: {exc}"
     principal = registry.by_token(token)
     if principal is None:
-        return "", f"--token-file {token_file}: not the token of any principal (unauthenticated)"
+        return "", f"token file {token_file}: not the token of any principal (unauthenticated)"
     refusal = principal.refusal(STRATEGY_ROLES, portfolio, "", "apply a strategy")
     return principal.name, refusal
 
@@ -142,8 +166,7 @@ def apply_command(args: argparse.Namespace) -> int:
         return _exit_for(exc)
     applied_by, refusal = _applier(args, doc.strategy.portfolio)
     if refusal is not None:
-        _error(refusal)
-        _error("nothing was applied")
+        _error(f"{refusal}; nothing was applied")
         return EXIT_DENIED
     store = _store(args)
     try:
