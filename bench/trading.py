@@ -5,8 +5,9 @@
     .venv/bin/python bench/trading.py --forecaster seasonal_naive
 
 Battery: 10 MW / 20 MWh (the shipped sa1-vpp fleet), with the shipped strategy's costs and limits
-(strategies/sa1-vpp.toml: 5 AUD/MWh degradation, 2 cycles a day, 10 % reserve), re-optimised
-every 30 minutes over 24 h, every interval bid, cleared and settled by the in-process backtest.
+(strategies/sa1-vpp.toml: 5 AUD/MWh degradation, 2 cycles a day, 10 % reserve), re-forecast and
+re-planned every 5 minutes over 24 h as the live cycle does (`--reoptimize-every`), every
+interval bid, cleared and settled by the in-process backtest.
 
 Forecasts are out of sample only. The default, `seasonal_ensemble`
 (`backtest.forecasters.SeasonalEnsembleForecaster`), learns nothing: the quantiles of the same
@@ -114,6 +115,17 @@ def _source(
     if args.forecaster == "seasonal_ensemble":
         return SeasonalEnsembleForecaster(days=args.ensemble_days, persistence=args.persistence)
     history = load_nem(Region(region), args.prices)
+    if args.forecaster == "spike_mlp":
+        # The shipped model's code and defaults, refitted on the prices before each refit point
+        # (the packaged spike_mlp@sa1-2022 has seen Jan-Sep 2022: in sample here).
+        return RollingRefitForecaster.of_model(
+            "spike_mlp",
+            history=history,
+            region=Region(region),
+            refit_days=args.refit_days,
+            first_fit_days=args.first_fit_days,
+            step_intervals=args.reoptimize_every // 5,
+        )
     return RollingRefitForecaster(
         lambda: mlp_factory(args),
         history,
@@ -282,7 +294,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=364, help="default 364: 2022-01-02 .. 2022-12-31")
     parser.add_argument(
         "--forecaster",
-        choices=("quantile_mlp", "seasonal_naive", "seasonal_ensemble", "perfect"),
+        choices=("spike_mlp", "quantile_mlp", "seasonal_naive", "seasonal_ensemble", "perfect"),
         default="seasonal_ensemble",
     )
     parser.add_argument("--refit-days", type=int, default=28)
@@ -300,7 +312,9 @@ def main() -> None:
     parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
     parser.add_argument("--soc-points", type=int, default=41)
     parser.add_argument("--price-atoms", type=int, default=12)
-    parser.add_argument("--reoptimize-every", type=int, default=30, help="minutes")
+    parser.add_argument(
+        "--reoptimize-every", type=int, default=5, help="minutes (default 5: the live cycle's cadence)"
+    )
     parser.add_argument("--lp-everywhere", action="store_true", help="LP-λ in every region, not only SA1")
     parser.add_argument("--skip-shipped", action="store_true")
     parser.add_argument("--skip-lp", action="store_true", help="--grid: no LP-λ run")

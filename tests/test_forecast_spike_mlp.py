@@ -214,3 +214,18 @@ def test_the_one_forecast_level_and_spread_match_the_rolling_pass() -> None:
         for n, index in enumerate(many):
             one = location_scale(prices, np.array([index]), window, periods)
             np.testing.assert_allclose([one[0][0], one[1][0]], [location[n], scale[n]], equal_nan=True)
+
+
+def test_predict_many_gives_the_numbers_predict_gives_one_by_one() -> None:
+    """The batched path the rolling backtest uses is the live forecast, as-of time by as-of time,
+    short histories (a lag block before the tape) included."""
+    history = synthetic_history(4, interval_minutes=5, seed=4)
+    model = SpikeMLPForecaster(**TINY)
+    model.fit(history)
+    as_of = np.array([20, 300, 700, 1000, len(history) - 300])
+    many = model.predict_many(history, as_of, 288)
+    assert many.shape == (len(as_of), len(model.config.levels), 288)
+    for row, i in zip(many, as_of, strict=True):
+        window = history.window(0, int(i) + 1)
+        one = model.predict(window, history.interval_end_at(int(i) + 1), 288)
+        np.testing.assert_allclose(row, one.values, rtol=1e-5, atol=1e-3)  # float32 batches
