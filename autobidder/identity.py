@@ -444,10 +444,10 @@ class ClientCredentials:
 
 
 class _BearerInterceptor(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
     """Adds `authorization: Bearer <token>` to every call's metadata (docs/security.md)."""
 
@@ -479,7 +479,7 @@ class _BearerInterceptor(
 
 
 @dataclass(frozen=True, slots=True)
-class _CallDetails(grpc.ClientCallDetails):
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
     """grpc.ClientCallDetails is an abstract interface; a call's details with the token added."""
 
     method: str
