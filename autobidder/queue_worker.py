@@ -72,10 +72,17 @@ class QueueWorker:
         except Exception:  # the lease then simply runs out; nothing is lost
             log.exception("could not hand back message %s", message.message_id)
 
-    def process(self, message: QueueMessage, *, finished: list[QueueMessage] | None = None) -> bool:
+    def process(
+        self,
+        message: QueueMessage,
+        *,
+        finished: list[QueueMessage] | None = None,
+        waiting: list[QueueMessage] | None = None,
+    ) -> bool:
         """Handle one request; False when it was abandoned on stop and handed back. With
         `finished`, the handled request is appended there for the caller to delete in a batch
-        instead of being deleted at once."""
+        instead of being deleted at once; `waiting`: the batch's requests not started yet, handed
+        back (and the list emptied) if this job runs long."""
         received_at = time.time()
         started = time.perf_counter()
         outcome: list[dict[str, Any]] = []
@@ -100,10 +107,15 @@ class QueueWorker:
                     return False
             elif waited >= renew_every and job.is_alive():
                 waited = 0.0
+                # A long job: the batch's finished requests are deleted and its waiting ones handed
+                # back to another worker before their leases (started at the receive; this job
+                # started within half of one) run out.
                 if finished:
-                    # A long job: the batch's finished requests are deleted before their lease
-                    # (started at the receive, this job started within half of it) runs out.
                     self._delete_finished(finished)
+                if waiting:
+                    for pending in waiting:
+                        self._release(pending)
+                    waiting.clear()
                 try:
                     self._queues.extend(self._request_queue, message, self._lease_s)
                 except Exception:
@@ -150,15 +162,19 @@ class QueueWorker:
     def _run_batch(self, messages: list[QueueMessage]) -> None:
         received = time.monotonic()
         finished: list[QueueMessage] = []
+        waiting = list(messages)
         try:
-            for i, message in enumerate(messages):
-                if self._stop.is_set() or (i and time.monotonic() - received > self._lease_s / 2):
-                    for pending in messages[i:]:
+            first = True
+            while waiting:
+                if self._stop.is_set() or (not first and time.monotonic() - received > self._lease_s / 2):
+                    for pending in waiting:
                         self._release(pending)
                     break
+                first = False
+                message = waiting.pop(0)
                 try:
-                    if not self.process(message, finished=finished):
-                        for pending in messages[i + 1 :]:
+                    if not self.process(message, finished=finished, waiting=waiting):
+                        for pending in waiting:
                             self._release(pending)
                         break
                 except Exception:  # result not sent: the request reappears after its lease

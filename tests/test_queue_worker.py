@@ -1,6 +1,7 @@
 """The queue worker loop against a real SQS endpoint on loopback."""
 
 import threading
+import time
 from typing import Any
 
 from autobidder.queue_worker import RECEIVE_BATCH, QueueWorker
@@ -101,3 +102,38 @@ def test_waiting_requests_are_received_and_deleted_in_batches(sqs_endpoint: str,
     assert sender.receive(req, wait_seconds=0) == []  # every request deleted
     assert queues.receives_with_messages == 2
     assert (queues.batch_deletes, queues.single_deletes) == (2, 0)
+
+
+def test_a_long_job_hands_the_rest_of_its_batch_to_another_worker(
+    sqs_endpoint: str, queue_prefix: str
+) -> None:
+    """Requests waiting behind a long job in the same batch are handed back when the job first
+    renews its lease, so they neither wait for it nor outlive their own leases."""
+    sender = SqsQueues(sqs_endpoint)
+    req, res = f"{queue_prefix}-requests", f"{queue_prefix}-results"
+    for x in range(RECEIVE_BATCH):
+        sender.send(req, {"x": x, "task_token": f"t{x}"})
+
+    def slow_first(request: dict[str, Any]) -> dict[str, Any]:
+        if request["x"] == 0:
+            time.sleep(2.5)  # past the first lease renewal (lease_s / 3 = 2 s), short of half a lease
+        return _double(request)
+
+    worker = QueueWorker(SqsQueues(sqs_endpoint), req, res, slow_first, lease_s=6)
+    thread = threading.Thread(target=worker.run, kwargs={"wait_seconds": 1})
+    thread.start()
+    try:
+        results: dict[str, Any] = {}
+        for _ in range(30):
+            for message in sender.receive(res, max_messages=10, wait_seconds=1):
+                results[message.body["task_token"]] = message.body["y"]
+                sender.delete(res, message)
+            if len(results) == RECEIVE_BATCH:
+                break
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert results == {f"t{x}": 2 * x for x in range(RECEIVE_BATCH)}
+    assert worker.released == RECEIVE_BATCH - 1
+    assert worker.handled == RECEIVE_BATCH
+    assert sender.receive(req, wait_seconds=0) == []
