@@ -544,9 +544,61 @@ class ClientCredentials:
 
     def channel(self, address: str, options: Iterable[tuple[str, Any]] = ()) -> grpc.Channel:
         creds = grpc.ssl_channel_credentials(self.ca_pem, self.key_pem, self.cert_pem)
-        if self.token:
-            creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(self.token))
-        return grpc.secure_channel(address, creds, options=list(options))
+        channel = grpc.secure_channel(address, creds, options=list(options))
+        if not self.token:
+            return channel
+        # The token goes as call metadata from one prebuilt tuple. grpc's call credentials
+        # (`access_token_call_credentials`) run a metadata plugin on a new thread for every call,
+        # about 1 ms of CPU per bidding cycle for a constant header. The channel is TLS either way,
+        # so the token never travels in the clear.
+        return grpc.intercept_channel(channel, _BearerInterceptor(self.token))
+
+
+class _BearerInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Adds `authorization: Bearer <token>` to every call's metadata (docs/security.md)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ((AUTHORIZATION_METADATA_KEY, f"Bearer {token}"),)
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = tuple(details.metadata or ()) + self._header
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+
+@dataclass(frozen=True, slots=True)
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    """grpc.ClientCallDetails is an abstract interface; a call's details with the token added."""
+
+    method: str
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...]
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
 
 
 # --- server side ------------------------------------------------------------------------------------

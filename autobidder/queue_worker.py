@@ -22,6 +22,10 @@ from autobidder.queues import REQUEST_VISIBILITY_TIMEOUT_S, QueueMessage, SqsQue
 
 log = logging.getLogger(__name__)
 
+# Requests taken in one receive (SQS allows 10). Kept small: a worker handles its batch one by
+# one, so a large batch would leave the stage's other workers idle while requests wait here.
+RECEIVE_BATCH = 3
+
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 RESULT_ECHO_FIELDS = ("task_token", "cycle_id", "request_id")
@@ -68,8 +72,17 @@ class QueueWorker:
         except Exception:  # the lease then simply runs out; nothing is lost
             log.exception("could not hand back message %s", message.message_id)
 
-    def process(self, message: QueueMessage) -> bool:
-        """Handle one request; False when it was abandoned on stop and handed back."""
+    def process(
+        self,
+        message: QueueMessage,
+        *,
+        finished: list[QueueMessage] | None = None,
+        waiting: list[QueueMessage] | None = None,
+    ) -> bool:
+        """Handle one request; False when it was abandoned on stop and handed back. With
+        `finished`, the handled request is appended there for the caller to delete in a batch
+        instead of being deleted at once; `waiting`: the batch's requests not started yet, handed
+        back (and the list emptied) if this job runs long."""
         received_at = time.time()
         started = time.perf_counter()
         outcome: list[dict[str, Any]] = []
@@ -94,13 +107,25 @@ class QueueWorker:
                     return False
             elif waited >= renew_every and job.is_alive():
                 waited = 0.0
+                # A long job: the batch's finished requests are deleted and its waiting ones handed
+                # back to another worker before their leases (started at the receive; this job
+                # started within half of one) run out.
+                if finished:
+                    self._delete_finished(finished)
+                if waiting:
+                    for pending in waiting:
+                        self._release(pending)
+                    waiting.clear()
                 try:
                     self._queues.extend(self._request_queue, message, self._lease_s)
                 except Exception:
                     log.exception("could not extend the lease of %s", message.message_id)
         compute_s = time.perf_counter() - started
         self._queues.send(self._result_queue, outcome[0])
-        self._queues.delete(self._request_queue, message)
+        if finished is None:
+            self._queues.delete(self._request_queue, message)
+        else:
+            finished.append(message)
         self.handled += 1
         # One line per job, for operators and bench/cycle.py: time queued, time computing.
         log.info(
@@ -114,25 +139,54 @@ class QueueWorker:
 
     def run(self, *, wait_seconds: int = 3) -> None:
         """Poll until stopped; a long poll returns as soon as a request arrives, so `wait_seconds`
-        only trades idle requests against how long a stop waits for the poll in progress."""
+        only trades idle requests against how long a stop waits for the poll in progress.
+
+        Up to RECEIVE_BATCH requests come in one receive and their deletes go in one batch: when
+        the cycles of many portfolios fire together, a receive and a delete per request were a
+        third of this process's SQS requests (each about 1 ms of CPU here and 1.5 ms on the local
+        endpoint). Requests wait in a batch only while their lease is young: past half of it the
+        rest are handed back for another worker, and the finished ones are deleted."""
         self._queues.ensure(self._request_queue)
         self._queues.ensure(self._result_queue)
         while not self._stop.is_set():
             try:
                 messages = self._queues.receive(
-                    self._request_queue, max_messages=1, wait_seconds=wait_seconds
+                    self._request_queue, max_messages=RECEIVE_BATCH, wait_seconds=wait_seconds
                 )
             except Exception:  # the endpoint is down or slow: keep polling, do not die
                 log.exception("receive from %s failed; retrying", self._request_queue)
                 self._stop.wait(1.0)
                 continue
-            for i, message in enumerate(messages):
-                if self._stop.is_set():
-                    for pending in messages[i:]:
+            self._run_batch(messages)
+
+    def _run_batch(self, messages: list[QueueMessage]) -> None:
+        received = time.monotonic()
+        finished: list[QueueMessage] = []
+        waiting = list(messages)
+        try:
+            first = True
+            while waiting:
+                if self._stop.is_set() or (not first and time.monotonic() - received > self._lease_s / 2):
+                    for pending in waiting:
                         self._release(pending)
                     break
+                first = False
+                message = waiting.pop(0)
                 try:
-                    if not self.process(message):
+                    if not self.process(message, finished=finished, waiting=waiting):
+                        for pending in waiting:
+                            self._release(pending)
                         break
                 except Exception:  # result not sent: the request reappears after its lease
                     log.exception("could not finish message %s; it will be redelivered", message.message_id)
+        finally:
+            self._delete_finished(finished)
+
+    def _delete_finished(self, finished: list[QueueMessage]) -> None:
+        if not finished:
+            return
+        try:
+            self._queues.delete_many(self._request_queue, finished)
+        except Exception:  # their results are sent: a redelivery is answered again, harmlessly
+            log.exception("could not delete %d handled requests", len(finished))
+        finished.clear()

@@ -115,9 +115,20 @@ def _extra_portfolios(
         # One identity for the whole bench: the stack's service principal serves every portfolio.
         names = [base.portfolio, *(f"bench-p{i}" for i in range(1, count + 1))]
         ensure_local_identity(base.identity_files.root, names)
+    # free_port() only finds a port nobody holds now: two picks before the processes bind can be
+    # the same port, and then one portfolio's requests reach another's exchange (seen once in 30).
+    taken: set[int] = set()
+
+    def unused_port() -> int:
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        taken.add(port)
+        return port
+
     for i in range(1, count + 1):
         name = f"bench-p{i}"
-        ports = base.ports.model_copy(update={"exchange": free_port(), "fleet": free_port()})
+        ports = base.ports.model_copy(update={"exchange": unused_port(), "fleet": unused_port()})
         settings = base.model_copy(
             update={
                 "portfolio": name,

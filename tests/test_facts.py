@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -109,6 +110,38 @@ def test_fact_id_is_the_hash_of_the_whole_canonical_fact(store: FactStore) -> No
     }
     expected = hashlib.sha256(json.dumps(whole, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert store.put(FactKind.FORECAST, value, prov) == expected
+
+
+def _random_prices(seed: int, n: int) -> tuple[float, ...]:
+    """Floats of every magnitude a price or quantity takes, and the edges of the fast path."""
+    rng = np.random.default_rng(seed)
+    scales = 10.0 ** rng.integers(-8, 18, n)
+    values = rng.uniform(-1.0, 1.0, n) * scales
+    edges = (0.0, -0.0, 1e-4, -1e-4, np.nextafter(1e-4, 0.0), 1e16, np.nextafter(1e16, 0.0), 300.0, 0.1 + 0.2)
+    return tuple(float(v) for v in (*values, *edges, *np.round(values, 2)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_long_float_arrays_keep_the_canonical_fact_id(store: FactStore, seed: int) -> None:
+    """Long float arrays are written by a fast path (pydantic-core) where it writes what `json`
+    does; a fact's id is still the hash of `json.dumps` of the whole fact, whatever the values,
+    so ids of facts stored before the fast path do not change."""
+    prices = _random_prices(seed, 1000)
+    value = PriceSeries(first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=prices)
+    plain = PriceSeries(
+        first_interval_end=END, interval_minutes=5, prices_aud_per_mwh=tuple(abs(p) + 1.0 for p in prices)
+    )
+    prov = Provenance(cycle_id=f"bid-cycle/ids/{seed}", component="test", component_version="1")
+    for series in (value, plain):
+        whole = {
+            "kind": str(FactKind.FORECAST),
+            "payload": series.model_dump(mode="json"),
+            "provenance": prov.model_dump(mode="json"),
+        }
+        text = json.dumps(whole, sort_keys=True, separators=(",", ":"))
+        fact_id = store.put(FactKind.FORECAST, series, prov)
+        assert fact_id == hashlib.sha256(text.encode()).hexdigest()
+        assert store.get(fact_id, PriceSeries) == series
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

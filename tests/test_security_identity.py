@@ -11,6 +11,7 @@ import logging
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -532,3 +533,29 @@ def test_only_who_may_dispatch_moves_the_fleet_clock_with_a_read(
     after = dispatch()
     after.interval_end = (T1 + timedelta(minutes=5)).isoformat()
     assert service.Dispatch(after, timeout=10).requested_net_mw == 10.0  # the clock did not move
+
+
+def test_a_token_call_starts_no_thread(
+    files: IdentityFiles, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bearer token is plain call metadata: grpc's call credentials ran their metadata plugin
+    on a new thread for every call, CPU for a constant header on each RPC of a bidding cycle."""
+    stub = market(files, services, f"trader-{PORTFOLIO}")
+    request = pb.GetBidRequest(bid_id="no-such-bid")
+    code_of(stub.GetBid, request)  # the server's handler threads exist before counting
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        target = getattr(thread, "_target", None)
+        # The in-process servers' executor may add a handler thread; the client's are what count.
+        if getattr(target, "__module__", "") != "concurrent.futures.thread":
+            started.append(repr(target))
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    codes = [code_of(stub.GetBid, request) for _ in range(20)]
+    # Denied, not unauthenticated: the server read the principal from the token (an unknown bid
+    # id belongs to no portfolio of this trader's).
+    assert set(codes) == {grpc.StatusCode.PERMISSION_DENIED}
+    assert started == []
