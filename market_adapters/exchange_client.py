@@ -22,6 +22,9 @@ Error tree::
         ├── ExchangeAccessError      UNAUTHENTICATED, PERMISSION_DENIED: no or insufficient credentials
         ├── ClockNotAdvanceableError the exchange runs on a live clock
         └── PriceUnavailableError    the replay history has no price for the interval / as_of
+
+Long because it is one typed call per MarketGateway RPC (and the bid stream's session) over one
+error mapping, which split in two would have to be shared back.
 """
 
 from __future__ import annotations
