@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from autobidder import NEM_TZ, Award, EnergyBid, MarketSnapshot, PriceSeries, Region
-from exchange.clock import MarketClock, ReplayClock
+from exchange.clock import MarketClock, PortfolioClock, RegionClock, ReplayClock
 from exchange.errors import (
     BidIdConflictError,
     BidNotFoundError,
@@ -171,6 +171,7 @@ class StreamPlan:
     interval: timedelta
     max_intervals: int
     location: str = ""  # empty: the exchange's primary location
+    portfolio: str = ""  # whose market time ends an interval (empty: the location's clock)
     sent: int = 0
 
     def interval_ends(self) -> Iterator[datetime]:
@@ -199,7 +200,8 @@ class PendingSubmit:
     unwritten: Commit | None = None
     # Where the request's `as_of` moves a replay clock once its bids are stored (never before).
     advance_to: datetime | None = None
-    location: str = ""  # whose clock `advance_to` moves (empty: the primary location's)
+    # Whose clocks `advance_to` moves: the (location, portfolio) of each bid stored.
+    clocks: tuple[tuple[str, str], ...] = ()
 
 
 def _grid_floor(ts: datetime, interval: timedelta) -> datetime:
@@ -237,34 +239,76 @@ class Exchange:
             self._regions[str(region)] = region
             self._histories[str(region)] = history
             self._replays[str(region)] = ReplayPrices.of(self._energy_run, [(Product.ENERGY, history)])
-        self._limits = dict(parts.limits)
         self._clock: MarketClock = parts.clock or ReplayClock()
         self._ledger = BidLedger(parts.engine)
-        # A replay clock per location served: each region's replay moves on its own portfolios'
-        # requests, so one region's awards never close another's open interval. A live clock is
-        # the wall clock, one for all.
+        # A replay clock per location served, and one per portfolio there (`exchange.clock`):
+        # each portfolio's replay is its own timeline, so one portfolio's award never closes an
+        # interval another is still bidding, and one region's never another region's. A live
+        # clock is the wall clock, one for all.
         self._clocks: dict[str, MarketClock] = {
             location: self._clock
             if location == self._location or self._clock.mode != "replay"
             else ReplayClock()
             for location in self._regions
         }
-        if self._clock.mode == "replay" and (resumed := self._ledger.market_time) is not None:
-            for clock in self._clocks.values():
-                clock.observe(resumed)
+        # Per location, each registered portfolio's clock there (made on first use).
+        self._portfolio_clocks: dict[str, dict[str, PortfolioClock]] = {loc: {} for loc in self._regions}
+        # Per location, the clock of requests that name no portfolio (`RegionClock`).
+        self._region_clocks: dict[str, MarketClock] = {
+            location: RegionClock(floor, partial(self._owns, location))
+            if isinstance(floor, ReplayClock)
+            else floor
+            for location, floor in self._clocks.items()
+        }
+        self._clocks_lock = threading.Lock()
+        self._limits = dict(parts.limits)
+        if self._clock.mode == "replay":
+            self._resume(self._ledger.market_times)
         self._award_lock = threading.Lock()
         if parts.clearing not in CLEARING_MODES:
             raise ValueError(f"clearing: {parts.clearing!r} is not one of {', '.join(CLEARING_MODES)}")
         self._co_optimised = parts.clearing == "co_optimised" and parts.market == Market.NEM
         self._max_open_bids = parts.max_open_bids
 
+    def _resume(self, times: Mapping[tuple[str, str], datetime]) -> None:
+        """Start each replay clock where the ledger says it was (see `BidLedger.market_times`)."""
+        for (location, portfolio), at in times.items():
+            if not location and not portfolio:  # recorded before clocks were per portfolio: every location's
+                for clock in self._clocks.values():
+                    clock.observe(at)
+            else:
+                self._clock_of(location, portfolio).observe(at)
+
+    def _owns(self, location: str) -> list[PortfolioClock]:
+        return list(self._portfolio_clocks[location].values())
+
     @property
     def region(self) -> Region | str:
         return self._region
 
     @property
+    def portfolios(self) -> tuple[str, ...]:
+        """The registered portfolios (those that may bid here)."""
+        return tuple(self._limits)
+
+    def market_time(self, location: str = "", portfolio: str = "") -> datetime | None:
+        """Market time of `portfolio` in `location` (empty location: the primary one; empty
+        portfolio: the location's clock, which every portfolio there is at least at)."""
+        return self._clock_of(location, portfolio).now()
+
+    def bid_clock(self, bid_id: str) -> tuple[str, str]:
+        """The (location, portfolio) whose clock the award of `bid_id` moves: the stored bid's,
+        else the portfolio its bid_id names in the primary location."""
+        stored = self._ledger.get(bid_id)
+        if stored is not None:
+            return stored.bid.location, stored.bid.portfolio
+        return self._location, bid_id.split("/", 1)[0]
+
+    @property
     def clock(self) -> MarketClock:
-        return self._clock
+        """The primary location's clock for requests that name no portfolio (a replay's is the
+        latest any portfolio there has reached: `exchange.clock.RegionClock`)."""
+        return self._region_clocks[self._location]
 
     @property
     def adapter(self) -> MarketAdapter:
@@ -276,8 +320,12 @@ class Exchange:
 
     # --- market data ------------------------------------------------------------------------------
 
-    def market_data(self, region: str, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
-        """Energy prices published by `as_of` (a replay clock moves there; a live one caps it)."""
+    def market_data(
+        self, region: str, as_of: datetime, lookback_intervals: int, portfolio: str = ""
+    ) -> MarketSnapshot:
+        """Energy prices published by `as_of` (a replay clock moves there: `portfolio`'s, or the
+        region's when empty; a live one caps it)."""
+        self._require_registered(portfolio)
         if region not in self._regions:
             if self._market == Market.NEM and region not in {r.value for r in Region}:
                 raise InvalidRequestError(f"region: {region!r} is not a NEM region")
@@ -293,17 +341,35 @@ class Exchange:
             raise InvalidRequestError(
                 f"lookback_intervals: {lookback_intervals} is not between 1 and {MAX_LOOKBACK_INTERVALS}"
             )
-        clock = self._clock_of(region)
+        clock = self._clock_of(region, portfolio)
         now = clock.peek(as_of)
         visible = as_of if now is None or clock.mode == "replay" else min(as_of, now)
         prices = published_prices(self._histories[region], visible, lookback_intervals)
         # Only an answered request moves the clock: a failed one (as_of past the history) leaves it.
-        self._reveal(as_of, region)
+        self._reveal(as_of, region, portfolio)
         return MarketSnapshot(region=served, as_of=as_of, prices=prices)
 
-    def _clock_of(self, location: str) -> MarketClock:
-        """The market clock of `location` (empty or unknown: the primary location's)."""
-        return self._clocks.get(location, self._clock)
+    def _require_registered(self, portfolio: str) -> None:
+        # Clocks are kept only for registered portfolios: a caller cannot grow the exchange's
+        # memory (or its clock table) by naming new ones.
+        if portfolio and portfolio not in self._limits:
+            raise InvalidRequestError(f"portfolio: {clip(portfolio, 100)!r} is not registered")
+
+    def _clock_of(self, location: str, portfolio: str = "") -> MarketClock:
+        """The market clock of `portfolio` in `location` (empty or unknown location: the primary
+        one; empty or unregistered portfolio, or a live clock: the location's)."""
+        location = location if location in self._clocks else self._location
+        floor = self._clocks[location]
+        if not portfolio or floor.mode != "replay" or portfolio not in self._limits:
+            # An unregistered portfolio may not bid, and gets no clock of its own: naming new
+            # ones cannot grow the exchange's memory.
+            return self._region_clocks[location]
+        clocks = self._portfolio_clocks[location]
+        clock = clocks.get(portfolio)
+        if clock is None:
+            with self._clocks_lock:
+                clock = clocks.setdefault(portfolio, PortfolioClock(floor, ReplayClock()))
+        return clock
 
     def _served(self) -> str:
         """The locations served, for messages: `SA1` or `SA1, VIC1`."""
@@ -334,8 +400,10 @@ class Exchange:
         products: Sequence[Product],
         after_interval_end: datetime | None,
         max_intervals: int,
+        portfolio: str = "",
     ) -> StreamPlan:
         """Which intervals a market-data stream sends (see `MarketGateway.StreamMarketData`)."""
+        self._require_registered(portfolio)
         if location not in self._regions:
             raise RegionNotReplayedError(f"location: this exchange replays {self._served()}, not {location}")
         replay = self._replays[location]
@@ -349,14 +417,15 @@ class Exchange:
         if after_interval_end is not None:
             next_end = _grid_floor(after_interval_end, interval) + interval
         else:
-            now = self._clock_of(location).now()
+            now = self._clock_of(location, portfolio).now()
             next_end = first if now is None else max(first, _grid_floor(now, interval) + interval)
         wanted = tuple(products) or tuple(replay.products(run))
-        return StreamPlan(run, wanted, next_end, last, interval, max_intervals, location)
+        return StreamPlan(run, wanted, next_end, last, interval, max_intervals, location, portfolio)
 
-    def ended(self, interval_end: datetime, location: str = "") -> bool:
-        """Whether the interval ending `interval_end` has ended in `location`'s market time."""
-        now = self._clock_of(location).now()
+    def ended(self, interval_end: datetime, location: str = "", portfolio: str = "") -> bool:
+        """Whether the interval ending `interval_end` has ended in `portfolio`'s market time in
+        `location` (empty portfolio: the location's clock)."""
+        now = self._clock_of(location, portfolio).now()
         return now is not None and now >= interval_end
 
     # --- bids -------------------------------------------------------------------------------------
@@ -506,9 +575,14 @@ class Exchange:
         self._ledger.sync((bid.bid_id for bid, _ in items), (bid.key for bid, _ in items))
         fresh_static = [None if self._ledger.get(bid.bid_id) else check() for bid, check in items]
         with self._ledger.lock:
-            # Judged at `as_of`, but the clock moves there only once the bids are stored (`finish`).
-            clock = self._clock_of(items[0][0].location)
-            market_time = clock.peek(as_of) if as_of is not None else clock.now()
+            # Each bid is judged on its own portfolio's clock at `as_of`, but the clock moves
+            # there only once the bids are stored (`finish`).
+            times: dict[tuple[str, str], datetime | None] = {}
+            for bid, _ in items:
+                key = (bid.location, bid.portfolio)
+                if key not in times:
+                    clock = self._clock_of(*key)
+                    times[key] = clock.peek(as_of) if as_of is not None else clock.now()
             outcomes: list[SubmitOutcome | None] = []
             new: list[StoredBid] = []
             pending: dict[str, StoredBid] = {}
@@ -526,6 +600,7 @@ class Exchange:
                     outcomes.append(_outcome(stored, duplicate=stored.bid.bid_id not in pending))
                     continue
                 static = fresh_static[i]
+                market_time = times[(bid.location, bid.portfolio)]
                 found = list(static) if static is not None else check()
                 found.extend(self._stateful_violations(bid, market_time, latest_in_request))
                 if not found:
@@ -554,13 +629,12 @@ class Exchange:
                 pending_commit = self._ledger.pending_commit(outcome.bid_id)
                 if pending_commit is not None:
                     waits.append(pending_commit)
-        advance_to = market_time if as_of is not None and new else None
         return PendingSubmit(
             [o for o in outcomes if o is not None],
             waits,
             commit if defer_write else None,
-            advance_to,
-            items[0][0].location,
+            as_of if as_of is not None and new else None,
+            tuple(dict.fromkeys((s.bid.location, s.bid.portfolio) for s in new)),
         )
 
     def write_now(self, pendings: Sequence[PendingSubmit]) -> None:
@@ -583,7 +657,8 @@ class Exchange:
             raise ExchangeStorageError(str(exc)) from exc
         if pending.advance_to is not None:
             # The stored bids record this market time, so a restart resumes here too.
-            self._clock_of(pending.location).observe(pending.advance_to)
+            for location, portfolio in pending.clocks:
+                self._clock_of(location, portfolio).observe(pending.advance_to)
         return pending.outcomes
 
     def _stateful_violations(
@@ -697,7 +772,7 @@ class Exchange:
                 latest.bid.bid_id,
             )
         end = stored.bid.interval_end
-        clock = self._clock_of(stored.bid.location)
+        clock = self._clock_of(stored.bid.location, stored.bid.portfolio)
         now = clock.now()
         if clock.mode == "live":
             if now is not None and now < end:
@@ -810,16 +885,22 @@ class Exchange:
             self._reveal(to, location)
         return self._reveal(to)
 
-    def _reveal(self, market_time: datetime, location: str = "") -> datetime | None:
-        """Move the clock to `market_time`. A replay clock's new time is in the database before
-        the caller shows anything it allows, so a restarted exchange resumes there (bids and
-        awards record their own times; market data and explicit advances need this row). A write
-        that fails leaves the clock where it was."""
-        clock = self._clock_of(location)
-        now = clock.peek(market_time)
-        if clock.mode == "replay" and now is not None:
+    def _reveal(self, market_time: datetime, location: str = "", portfolio: str = "") -> datetime | None:
+        """Move the clock of `portfolio` in `location` (empty: the location's) to `market_time`.
+        A replay clock's new time is in the database before the caller shows anything it allows,
+        so a restarted exchange resumes there (bids and awards record their own times; market
+        data and explicit advances need this row). A write that fails leaves the clock where it
+        was."""
+        location = location if location in self._clocks else self._location
+        clock = self._clock_of(location, portfolio)
+        if isinstance(clock, PortfolioClock | RegionClock):
+            # What is recorded is where the clock this request moves (the portfolio's own, or
+            # the region's floor) will be, not the later market time it reads.
+            moved_to = clock.moves.peek(market_time)
+            portfolio = portfolio if isinstance(clock, PortfolioClock) else ""
             try:
-                self._ledger.record_market_time(now)
+                if moved_to is not None:
+                    self._ledger.record_market_time(moved_to, location, portfolio)
             except StorageError as exc:
                 raise ExchangeStorageError(str(exc)) from exc
         return clock.observe(market_time)

@@ -23,7 +23,7 @@ import gc
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,31 +134,86 @@ def parts_from_settings(
 # --- who may do what (docs/security.md) -----------------------------------------------------------
 
 
-def _moves_clock(exchange: Exchange, as_of: str) -> bool:
-    """Whether a request's `as_of` would move this exchange's replay clock forward."""
+Clock = tuple[str, str]  # (location, portfolio): one replay clock (`Exchange.market_time`)
+
+
+def _as_of_time(exchange: Exchange, as_of: str) -> datetime | None:
+    """A request's `as_of` on a replay exchange (None: live, absent, or refused by the handler)."""
     if not as_of or exchange.clock.mode != "replay":
-        return False
+        return None
     try:
         t = datetime.fromisoformat(as_of)
     except ValueError:
-        return False  # refused INVALID_ARGUMENT by the handler
+        return None  # refused INVALID_ARGUMENT by the handler
     if t.tzinfo is None or t.utcoffset() is None:
+        return None
+    return t
+
+
+def _moves_clock(exchange: Exchange, as_of: str, clocks: Iterable[Clock] = (("", ""),)) -> bool:
+    """Whether a request's `as_of` would move any of `clocks` (each portfolio's replay clock in
+    a location; portfolio "": the location's) forward."""
+    t = _as_of_time(exchange, as_of)
+    if t is None:
         return False
-    now = exchange.clock.now()
-    return now is None or t > now
+    for location, portfolio in clocks:
+        now = exchange.market_time(location, portfolio)
+        if now is None or t > now:
+            return True
+    return False
 
 
-def _clock_refusal(exchange: Exchange, principal: Principal, as_of: str) -> str | None:
-    if not _moves_clock(exchange, as_of):
+def _clock_refusal(
+    exchange: Exchange, principal: Principal, as_of: str, clocks: Iterable[Clock] = (("", ""),)
+) -> str | None:
+    if not _moves_clock(exchange, as_of, clocks):
         return None
     return principal.refusal(
         CLOCK_ROLES, MARKET_SCOPE, "", f"move the replay market clock (as_of {as_of[:40]!r} is ahead of it)"
     )
 
 
-def _bid_refusal(exchange: Exchange, principal: Principal, portfolio: str, as_of: str) -> str | None:
+def _bidder_clocks(exchange: Exchange, principal: Principal, location: str) -> list[Clock]:
+    """The clocks in `location` of every registered portfolio `principal` may bid for."""
+    return [(location, p) for p in exchange.portfolios if principal.may(BID_ROLES, p)]
+
+
+def _hindsight_refusal(exchange: Exchange, principal: Principal, location: str, as_of: str) -> str | None:
+    """Prices up to `as_of` may be shown to a principal that does not drive the replay (no
+    operator or service role on `market`) only once every portfolio it may bid for in `location`
+    has reached `as_of`: else it could read one portfolio's later prices and bid them for another
+    whose clock has not passed them."""
+    t = _as_of_time(exchange, as_of)
+    if t is None or principal.may(CLOCK_ROLES, MARKET_SCOPE):
+        return None
+    for clock in _bidder_clocks(exchange, principal, location):
+        now = exchange.market_time(*clock)
+        if now is None or t > now:
+            return (
+                f"principal {principal.name!r} may not see prices at {as_of[:40]!r}: portfolio "
+                f"{clock[1][:100]!r}, which it bids for, is at market time "
+                f"{now.isoformat() if now else 'not started'}"
+            )
+    return None
+
+
+def _bid_refusal(
+    exchange: Exchange, principal: Principal, portfolio: str, location: str, as_of: str
+) -> str | None:
     return principal.refusal(BID_ROLES, portfolio, "", "bid for") or _clock_refusal(
-        exchange, principal, as_of
+        exchange, principal, as_of, [(location, portfolio)]
+    )
+
+
+def _market_data_refusal(
+    exchange: Exchange, principal: Principal, location: str, portfolio: str, as_of: str
+) -> str | None:
+    """Market data on a portfolio's clock needs a role on it; moving a clock needs operator or
+    service on `market`; and no principal is shown a price ahead of a portfolio it bids for."""
+    if portfolio and (refusal := principal.refusal(READ_ROLES, portfolio, "", "read the market data of")):
+        return refusal
+    return _clock_refusal(exchange, principal, as_of, [(location, portfolio)]) or _hindsight_refusal(
+        exchange, principal, location, as_of
     )
 
 
@@ -169,23 +224,34 @@ def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
     part). SubmitBidStream is checked per message by the servicer."""
 
     def submit(p: Principal, r: Any) -> str | None:
-        portfolios = [r.bid.portfolio] if r.HasField("bid") else [b.portfolio for b in r.bids]
-        for portfolio in dict.fromkeys(portfolios):
+        clocks = (
+            [(r.bid.region, r.bid.portfolio)]
+            if r.HasField("bid")
+            else [(b.location, b.portfolio) for b in r.bids]
+        )
+        for _, portfolio in dict.fromkeys(clocks):
             if (refusal := p.refusal(BID_ROLES, portfolio, "", "bid for")) is not None:
                 return refusal
-        return _clock_refusal(exchange, p, r.as_of)
+        return _clock_refusal(exchange, p, r.as_of, dict.fromkeys(clocks))
 
     def market_data(p: Principal, r: Any) -> str | None:
-        return _clock_refusal(exchange, p, r.as_of)
+        return _market_data_refusal(exchange, p, r.region, r.portfolio, r.as_of)
+
+    def stream(p: Principal, r: Any) -> str | None:
+        # A stream waits for market time (its own and, for a trader, that of every portfolio it
+        # bids for: `MarketGatewayServicer.StreamMarketData`); it never moves a clock.
+        if r.portfolio:
+            return p.refusal(READ_ROLES, r.portfolio, "", "read the market data of")
+        return None
 
     def by_bid(p: Principal, r: Any) -> str | None:
         return p.refusal(READ_ROLES, r.bid_id.split("/", 1)[0], "", "read the bids of")
 
     def awards(p: Principal, r: Any) -> str | None:
-        # An award ends its interval on a replay exchange; the core lets it move the clock by at
-        # most that one interval, but the first award of a clock that has not started sets market
-        # time outright, which is the market operator's act.
-        if exchange.clock.mode == "replay" and exchange.clock.now() is None:
+        # An award ends its interval on a replay exchange; the core lets it move the bid's
+        # portfolio's clock by at most that one interval, but the first award of a clock that has
+        # not started sets market time outright, which is the market operator's act.
+        if exchange.clock.mode == "replay" and exchange.market_time(*exchange.bid_clock(r.bid_id)) is None:
             refusal = p.refusal(
                 CLOCK_ROLES, MARKET_SCOPE, "", "start the replay market clock (it has not started)"
             )
@@ -199,6 +265,7 @@ def exchange_policies(exchange: Exchange) -> dict[str, Policy]:
     return {
         "SubmitBids": submit,
         "GetMarketData": market_data,
+        "StreamMarketData": stream,
         "GetBid": by_bid,
         "GetAwards": awards,
         "AdvanceMarketClock": advance,
@@ -391,7 +458,11 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
             as_of = _instant(request.as_of, "as_of")
             # In a thread: a replay clock that moves is recorded in the database first.
             snapshot = await asyncio.to_thread(
-                self._exchange.market_data, request.region, as_of, request.lookback_intervals
+                self._exchange.market_data,
+                request.region,
+                as_of,
+                request.lookback_intervals,
+                request.portfolio,
             )
             return market_snapshot_to_proto(snapshot)
 
@@ -538,7 +609,9 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
                 )
             principal = current_principal()
             if principal is not None:
-                refusal = _bid_refusal(self._exchange, principal, request.bid.portfolio, request.as_of)
+                refusal = _bid_refusal(
+                    self._exchange, principal, request.bid.portfolio, request.bid.location, request.as_of
+                )
                 if refusal is not None:
                     return _Streamed(
                         request.sequence,
@@ -608,8 +681,15 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
                 stop.code, clip(stop.details, MAX_DETAILS_CHARS), trailing_metadata=stop.metadata
             )
             return
+        # Whose market time ends an interval: the plan's portfolio (or the location's clock), and
+        # for a principal that does not drive the replay every portfolio it bids for there, so
+        # that one portfolio's stream never shows another a price ahead of its own clock.
+        clocks = [(plan.location, plan.portfolio)]
+        principal = current_principal()
+        if principal is not None and not principal.may(CLOCK_ROLES, MARKET_SCOPE):
+            clocks.extend(_bidder_clocks(self._exchange, principal, plan.location))
         for end in plan.interval_ends():
-            while not self._exchange.ended(end, plan.location):
+            while not all(self._exchange.ended(end, *clock) for clock in clocks):
                 await asyncio.sleep(self._poll_s)
             prices = self._exchange.interval_prices(plan.run, end, plan.products, plan.location)
             if prices.prices_per_mwh and plan.take():
@@ -628,14 +708,26 @@ class MarketGatewayServicer(pb_grpc.MarketGatewayServicer):
         after = (
             _instant(request.after_interval_end, "after_interval_end") if request.after_interval_end else None
         )
-        return self._exchange.stream_plan(request.location, run, products, after, request.max_intervals)
+        return self._exchange.stream_plan(
+            request.location, run, products, after, request.max_intervals, request.portfolio
+        )
 
     async def GetMarketClock(
         self, request: pb.GetMarketClockRequest, context: Any
     ) -> pb.GetMarketClockResponse:
-        clock = self._exchange.clock
-        now = clock.now()
-        return pb.GetMarketClockResponse(mode=clock.mode, market_time=now.isoformat() if now else "")
+        async def work() -> pb.GetMarketClockResponse:
+            exchange = self._exchange
+            if request.portfolio and request.portfolio not in exchange.portfolios:
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"portfolio: {clip(request.portfolio, 100)!r} is not registered",
+                )
+            now = exchange.market_time(request.location, request.portfolio)
+            return pb.GetMarketClockResponse(
+                mode=exchange.clock.mode, market_time=now.isoformat() if now else ""
+            )
+
+        return await self._answer(context, work)
 
     async def AdvanceMarketClock(
         self, request: pb.AdvanceMarketClockRequest, context: Any

@@ -87,15 +87,25 @@ market_awards = sa.Table(
     sa.Column("cleared_at_utc", sa.String(40), nullable=False),
 )
 
-# Where a replay exchange's market clock has been, beyond what its bids (`market_time_utc`) and
+# Where a replay exchange's market clocks have been, beyond what its bids (`market_time_utc`) and
 # awards (`interval_end_utc`) record: a row each time a market-data request or an explicit advance
-# moved the clock further. Append-only; a restarted exchange resumes at the latest of the three.
+# moved a clock further. Append-only; a restarted exchange resumes each clock at the latest of the
+# three. A clock is a (location, portfolio): portfolio "" is the location's own clock, which every
+# portfolio there is at least at; location "" (rows written before clocks were per portfolio, when
+# the table had neither column) is every location's.
 market_clock = sa.Table(
     "market_clock",
     metadata,
     sa.Column("market_time_utc", sa.String(40), nullable=False, index=True),
     sa.Column("recorded_at_utc", sa.String(40), nullable=False),
+    sa.Column("location", sa.String(40), nullable=False, server_default=""),
+    sa.Column("portfolio", sa.String(100), nullable=False, server_default=""),
 )
+# The columns per-portfolio clocks added to `market_clock`: an older database gets them (with ""
+# for its existing rows) when an exchange opens it.
+_CLOCK_COLUMNS = (("location", 40), ("portfolio", 100))
+
+ClockKey = tuple[str, str]  # (location, portfolio); see `market_clock`
 
 _TABLES = (market_bids, market_awards, market_clock)
 
@@ -300,6 +310,22 @@ def _driver_insert(
     return str(compiled), getter
 
 
+def _add_clock_columns(engine: Engine) -> None:
+    """Give a `market_clock` table created before per-portfolio clocks its `location` and
+    `portfolio` columns; its rows get "" (every location's clock: what they meant)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns("market_clock")}
+    missing = [(name, length) for name, length in _CLOCK_COLUMNS if name not in have]
+    if not missing:
+        return
+    # PostgreSQL: IF NOT EXISTS, as another exchange on the database may add it at the same time.
+    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        for name, length in missing:
+            column = f"{guard}{name} VARCHAR({length}) NOT NULL DEFAULT ''"
+            conn.execute(sa.text(f"ALTER TABLE market_clock ADD COLUMN {column}"))
+    log.info("market_clock: added %s (clocks are kept per portfolio)", ", ".join(n for n, _ in missing))
+
+
 class BidLedger:
     """Accepted bids and awards (see the module docstring). Callers hold `lock` around
     check-then-add sequences so that two submissions of one bid_id cannot both pass the check."""
@@ -312,6 +338,7 @@ class BidLedger:
             # Another exchange on the same database created a table between this one's check
             # and its CREATE (several machines starting at once); they exist now.
             metadata.create_all(engine)
+        _add_clock_columns(engine)
         self.lock = threading.RLock()
         self._by_id: dict[str, StoredBid] = {}
         self._latest: dict[tuple[str, str, str, str, str], StoredBid] = {}
@@ -321,7 +348,7 @@ class BidLedger:
         self._open_ends: dict[str, list[datetime]] = {}
         self._awards: dict[str, MarketAward] = {}
         self._pending: dict[str, Commit] = {}
-        self._market_time: datetime | None = None  # see `market_time`
+        self._market_times: dict[ClockKey, datetime] = {}  # see `market_times`
         self.shared = engine.dialect.name == "postgresql"
         self._load()
         self._writer = _GroupWriter(engine, self._rollback)
@@ -330,17 +357,22 @@ class BidLedger:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(market_bids).order_by(market_bids.c.revision)).all()
             awards = conn.execute(sa.select(market_awards.c.bid_id, market_awards.c.award_json)).all()
-            clock = conn.execute(sa.select(sa.func.max(market_clock.c.market_time_utc))).scalar_one()
-        times = [datetime.fromisoformat(clock)] if clock else []
+            c = market_clock.c
+            clocks = conn.execute(
+                sa.select(c.location, c.portfolio, sa.func.max(c.market_time_utc)).group_by(
+                    c.location, c.portfolio
+                )
+            ).all()
+        for location, portfolio, at in clocks:
+            self._reached(datetime.fromisoformat(at), location, portfolio)
         for r in rows:
             stored = _stored_of(r)
             self._index(stored)
             if stored.market_time is not None:
-                times.append(stored.market_time)
+                self._reached(stored.market_time, stored.bid.location, stored.bid.portfolio)
         for a in awards:
             award = self._awards[a.bid_id] = award_from_dict(json.loads(a.award_json))
-            times.append(award.interval_end)
-        self._market_time = max(times, default=None)
+            self._reached(award.interval_end, award.location, award.portfolio)
 
     def sync(self, bid_ids: Iterable[str] = (), keys: Iterable[tuple[str, str, str, str, str]] = ()) -> None:
         """On a shared database, index what any exchange stored under `bid_ids` and for the
@@ -377,27 +409,42 @@ class BidLedger:
 
     @property
     def market_time(self) -> datetime | None:
-        """The latest market time the database records: a stored bid's market time, an awarded
-        interval's end, or a recorded clock move (None for an empty ledger). A replay exchange
-        starts its clock here, so a restart cannot reopen an interval whose price it has shown."""
-        return self._market_time
+        """The latest market time the database records for any clock (None for an empty ledger)."""
+        return max(self._market_times.values(), default=None)
 
-    def _reached(self, market_time: datetime) -> None:
+    @property
+    def market_times(self) -> dict[ClockKey, datetime]:
+        """The latest market time the database records per clock, (location, portfolio): a
+        stored bid's market time (its location and portfolio), an awarded interval's end (the
+        same), or a recorded clock move (`market_clock`). A replay exchange starts each clock
+        here, so a restart cannot reopen an interval whose price a portfolio has been shown."""
         with self.lock:
-            if self._market_time is None or market_time > self._market_time:
-                self._market_time = market_time
+            return dict(self._market_times)
 
-    def record_market_time(self, market_time: datetime) -> None:
-        """Record that the replay clock has reached `market_time`, unless the database records
-        that or later already; blocks until written (`StorageError` if it could not be)."""
-        current = self._market_time
+    def _reached(self, market_time: datetime, location: str = "", portfolio: str = "") -> None:
+        key = (location, portfolio)
+        with self.lock:
+            current = self._market_times.get(key)
+            if current is None or market_time > current:
+                self._market_times[key] = market_time
+
+    def record_market_time(self, market_time: datetime, location: str = "", portfolio: str = "") -> None:
+        """Record that the replay clock of (`location`, `portfolio`) has reached `market_time`,
+        unless the database records that or later for it already; blocks until written
+        (`StorageError` if it could not be)."""
+        current = self._market_times.get((location, portfolio))
         if current is not None and market_time <= current:
             return
-        row = {"market_time_utc": _utc(market_time), "recorded_at_utc": datetime.now(UTC).isoformat()}
+        row = {
+            "market_time_utc": _utc(market_time),
+            "recorded_at_utc": datetime.now(UTC).isoformat(),
+            "location": location,
+            "portfolio": portfolio,
+        }
         commit = Commit(market_clock, [row])
         self._writer.submit(commit)
         self.wait(commit)
-        self._reached(market_time)
+        self._reached(market_time, location, portfolio)
 
     def _index(self, stored: StoredBid) -> None:
         bid = stored.bid
@@ -524,11 +571,12 @@ class BidLedger:
         self.wait(commit)
         for a in fresh:
             self._awards[a.bid_id] = a
-        self._reached(max(a.interval_end for a in fresh))
+            self._reached(a.interval_end, a.location, a.portfolio)
 
 
 __all__ = [
     "BidLedger",
+    "ClockKey",
     "Commit",
     "StorageError",
     "StoredBid",

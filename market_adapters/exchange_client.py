@@ -22,11 +22,15 @@ Error tree::
         ├── ExchangeAccessError      UNAUTHENTICATED, PERMISSION_DENIED: no or insufficient credentials
         ├── ClockNotAdvanceableError the exchange runs on a live clock
         └── PriceUnavailableError    the replay history has no price for the interval / as_of
+
+Long because it is one typed call per MarketGateway RPC (and the bid stream's session) over one
+error mapping, which split in two would have to be shared back.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -257,9 +261,19 @@ class ExchangeClient(GrpcClient):
     ) -> None:
         self._address = address
         self._timeout_s = timeout_s
+        # Whose replay market data is read on (see `for_portfolio`); empty: the region's clock.
+        self._portfolio = ""
         super().__init__(address, credentials=credentials)
         # protogen's grpc module is untyped; the stub is used through `Any` on purpose.
         self._stub: Any = cast(Callable[[Any], Any], pb_grpc.MarketGatewayStub)(self._channel)
+
+    def for_portfolio(self, portfolio: str) -> ExchangeClient:
+        """This client (the same channel) reading market data on `portfolio`'s replay clock: a
+        replay exchange keeps market time per portfolio, so one portfolio's requests never move
+        another's. Closing either closes both."""
+        view = copy.copy(self)
+        view._portfolio = portfolio
+        return view
 
     @property
     def address(self) -> str:
@@ -276,10 +290,16 @@ class ExchangeClient(GrpcClient):
         except (ValidationError, ValueError, KeyError) as exc:
             raise ExchangeInternalError(f"{operation}: undecodable response: {exc}") from exc
 
-    def market_snapshot(self, region: Region, as_of: datetime, lookback_intervals: int) -> MarketSnapshot:
-        """Prices of the (at most) `lookback_intervals` intervals that ended at or before `as_of`."""
+    def market_snapshot(
+        self, region: Region, as_of: datetime, lookback_intervals: int, portfolio: str | None = None
+    ) -> MarketSnapshot:
+        """Prices of the (at most) `lookback_intervals` intervals that ended at or before `as_of`,
+        on `portfolio`'s replay clock (None: this client's, `for_portfolio`)."""
         request = pb.GetMarketDataRequest(
-            region=str(region), as_of=format_instant(as_of, "as_of"), lookback_intervals=lookback_intervals
+            region=str(region),
+            as_of=format_instant(as_of, "as_of"),
+            lookback_intervals=lookback_intervals,
+            portfolio=self._portfolio if portfolio is None else portfolio,
         )
         return self._call("GetMarketData", request, market_snapshot_from_proto)
 
@@ -406,8 +426,10 @@ class ExchangeClient(GrpcClient):
         after_interval_end: datetime | None = None,
         max_intervals: int = 0,
         timeout_s: float | None = None,
+        portfolio: str | None = None,
     ) -> Iterator[IntervalPrices]:
-        """Each interval's published prices, in order, as it ends in market time.
+        """Each interval's published prices, in order, as it ends in market time (`portfolio`'s;
+        None: this client's, `for_portfolio`).
 
         Without `max_intervals` the stream lasts until the history ends: pass `timeout_s` (the
         stream's deadline, None for none) or stop iterating, which cancels it.
@@ -420,6 +442,7 @@ class ExchangeClient(GrpcClient):
             if after_interval_end
             else "",
             max_intervals=max_intervals,
+            portfolio=self._portfolio if portfolio is None else portfolio,
         )
         stream = self._stub.StreamMarketData(request, timeout=timeout_s)
         try:
@@ -430,11 +453,15 @@ class ExchangeClient(GrpcClient):
         finally:
             stream.cancel()
 
-    def market_clock(self) -> MarketClockState:
+    def market_clock(self, location: str = "", portfolio: str = "") -> MarketClockState:
+        """The market clock of `portfolio` in `location` (empty: the primary location; the
+        location's own clock, which every portfolio there is at least at)."""
+
         def decode(response: pb.GetMarketClockResponse) -> MarketClockState:
             return MarketClockState(response.mode, _instant_or_none(response.market_time))
 
-        return self._call("GetMarketClock", pb.GetMarketClockRequest(), decode)
+        request = pb.GetMarketClockRequest(location=location, portfolio=portfolio)
+        return self._call("GetMarketClock", request, decode)
 
     def advance_market_clock(self, to: datetime) -> datetime | None:
         """Move a replay exchange's clock forward to `to` (never back); the market time after."""

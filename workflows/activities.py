@@ -143,7 +143,9 @@ class CycleActivities:
 
     def _exchange_for(self, portfolio: str) -> ExchangeClient:
         route = self._routes.get(portfolio)
-        return route[0] if route else self._exchange_default
+        # On the portfolio's own replay clock: one exchange serves many portfolios, and one's
+        # market data must not move (or be read on) another's market time.
+        return (route[0] if route else self._exchange_default).for_portfolio(portfolio)
 
     def _fleet_for(self, portfolio: str) -> FleetClient:
         route = self._routes.get(portfolio)

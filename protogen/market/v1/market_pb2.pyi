@@ -141,14 +141,16 @@ class BidViolations(_message.Message):
     def __init__(self, violations: _Optional[_Iterable[_Union[BidViolation, _Mapping]]] = ...) -> None: ...
 
 class GetMarketDataRequest(_message.Message):
-    __slots__ = ("region", "as_of", "lookback_intervals")
+    __slots__ = ("region", "as_of", "lookback_intervals", "portfolio")
     REGION_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     LOOKBACK_INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIO_FIELD_NUMBER: _ClassVar[int]
     region: str
     as_of: str
     lookback_intervals: int
-    def __init__(self, region: _Optional[str] = ..., as_of: _Optional[str] = ..., lookback_intervals: _Optional[int] = ...) -> None: ...
+    portfolio: str
+    def __init__(self, region: _Optional[str] = ..., as_of: _Optional[str] = ..., lookback_intervals: _Optional[int] = ..., portfolio: _Optional[str] = ...) -> None: ...
 
 class GetMarketDataResponse(_message.Message):
     __slots__ = ("region", "as_of", "first_interval_end", "interval_minutes", "prices_aud_per_mwh")
@@ -403,18 +405,20 @@ class MarketAward(_message.Message):
     def __init__(self, bid_id: _Optional[str] = ..., revision: _Optional[int] = ..., portfolio: _Optional[str] = ..., market: _Optional[_Union[Market, str]] = ..., run: _Optional[_Union[MarketRun, str]] = ..., location: _Optional[str] = ..., interval_end: _Optional[str] = ..., products: _Optional[_Iterable[_Union[ProductAward, _Mapping]]] = ..., settlement: _Optional[_Union[IntervalSettlement, _Mapping]] = ...) -> None: ...
 
 class StreamMarketDataRequest(_message.Message):
-    __slots__ = ("location", "run", "products", "after_interval_end", "max_intervals")
+    __slots__ = ("location", "run", "products", "after_interval_end", "max_intervals", "portfolio")
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     AFTER_INTERVAL_END_FIELD_NUMBER: _ClassVar[int]
     MAX_INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIO_FIELD_NUMBER: _ClassVar[int]
     location: str
     run: MarketRun
     products: _containers.RepeatedScalarFieldContainer[Product]
     after_interval_end: str
     max_intervals: int
-    def __init__(self, location: _Optional[str] = ..., run: _Optional[_Union[MarketRun, str]] = ..., products: _Optional[_Iterable[_Union[Product, str]]] = ..., after_interval_end: _Optional[str] = ..., max_intervals: _Optional[int] = ...) -> None: ...
+    portfolio: str
+    def __init__(self, location: _Optional[str] = ..., run: _Optional[_Union[MarketRun, str]] = ..., products: _Optional[_Iterable[_Union[Product, str]]] = ..., after_interval_end: _Optional[str] = ..., max_intervals: _Optional[int] = ..., portfolio: _Optional[str] = ...) -> None: ...
 
 class ProductPrice(_message.Message):
     __slots__ = ("product", "price_per_mwh")
@@ -439,8 +443,12 @@ class IntervalPrices(_message.Message):
     def __init__(self, location: _Optional[str] = ..., run: _Optional[_Union[MarketRun, str]] = ..., interval_end: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ProductPrice, _Mapping]]] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class GetMarketClockRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("location", "portfolio")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIO_FIELD_NUMBER: _ClassVar[int]
+    location: str
+    portfolio: str
+    def __init__(self, location: _Optional[str] = ..., portfolio: _Optional[str] = ...) -> None: ...
 
 class GetMarketClockResponse(_message.Message):
     __slots__ = ("mode", "market_time")
