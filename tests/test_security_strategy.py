@@ -96,3 +96,20 @@ def test_a_token_file_readable_by_others_is_refused(
     assert "must be yours and 0600" in _refused(
         capsys, EXAMPLE, "--token-file", str(files.token("trader-sa1-vpp"))
     )
+
+
+def test_the_demo_records_its_strategy_under_the_local_trader_not_a_claimed_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`autobidder demo --strategy` applies through the same identity check as `strategy apply`:
+    the history names the stack's own trader principal, and an unusable identity refuses the
+    demo with exit 4 before anything starts."""
+    from autobidder.strategy import authenticated_applier
+
+    assert authenticated_applier(Settings(data_dir=tmp_path / "var"), "sa1-vpp") == ("trader-sa1-vpp", None)
+    out_dir = tmp_path / "demo"
+    (out_dir / "identity").mkdir(parents=True, mode=0o700)
+    (out_dir / "identity" / "principals.json").write_text("not json")
+    code, _, err = run(capsys, "demo", "--strategy", EXAMPLE, "--out", str(out_dir), "--intervals", "1")
+    assert code == 4 and "no identity" in err and len(err.strip().splitlines()) == 1
+    assert not (out_dir / "run" / "stack.json").exists()  # nothing was started

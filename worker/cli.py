@@ -30,6 +30,7 @@ from pathlib import Path
 
 from autobidder import (
     EXIT_CODES_HELP,
+    EXIT_DENIED,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
@@ -299,6 +300,15 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return EXIT_FAILED
+            applied_by = "autobidder demo (security disabled)"
+            if strategy is not None and settings.security.enabled:
+                # Recorded under the stack's own trader principal, as `strategy apply` would.
+                from autobidder.strategy import authenticated_applier
+
+                applied_by, refusal = authenticated_applier(settings, strategy.strategy.portfolio)
+                if refusal is not None:
+                    print(f"autobidder demo: {args.strategy}: {refusal}", file=sys.stderr)
+                    return EXIT_DENIED
             summary = run_demo(
                 settings,
                 args.day,
@@ -307,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 strategy,
                 record_file=record_file,
                 intervals=args.intervals,
+                applied_by=applied_by,
             )
             return EXIT_OK if summary.intervals_failed == 0 else EXIT_FAILED
         settings = _settings(args)

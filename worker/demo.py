@@ -196,9 +196,11 @@ def run_demo(
     *,
     record_file: Path | None = None,
     intervals: int = 0,
+    applied_by: str = "",
 ) -> DemoSummary:
     """`record_file`: where the running stack is recorded for `status`/`down` (default: in the
-    demo's own run directory); `intervals`: replay only the first N (0: the whole day)."""
+    demo's own run directory); `intervals`: replay only the first N (0: the whole day);
+    `applied_by`: the authenticated principal `strategy` is recorded under."""
     interrupt_on_sigterm()  # SIGTERM stops the stack as Ctrl-C does (the `finally` below)
     day = day or default_day(settings)
     ends = trading_day_interval_ends(day)
@@ -209,7 +211,7 @@ def run_demo(
     reset_state(settings)
     if strategy is not None:
         applied = StrategyStore.from_url(settings.resolved_database_url).apply(
-            strategy.strategy, strategy.source_text, applied_by="autobidder demo", note=strategy.source
+            strategy.strategy, strategy.source_text, applied_by=applied_by, note=strategy.source
         )
         print(f"strategy {applied.version.ref} applied from {strategy.source}")
     stack = Stack(settings, record_file=record_file, started_by="demo")

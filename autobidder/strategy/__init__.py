@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from autobidder import load_export
 
 if TYPE_CHECKING:
+    from autobidder.strategy.commands import authenticated_applier as authenticated_applier
     from autobidder.strategy.limits import (
         BidContext as BidContext,
         Limit as Limit,
@@ -52,6 +53,7 @@ __all__ = [
     "StrategyVersion",
     "VersionRefError",
     "apply_strategy_limits",
+    "authenticated_applier",
     "nem_trading_day",
     "parse_ref",
     "planning_telemetry",
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 _EXPORTS = {
+    "autobidder.strategy.commands": ("authenticated_applier",),
     "autobidder.strategy.limits": (
         "BidContext",
         "Limit",

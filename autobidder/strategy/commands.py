@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autobidder import EXIT_DENIED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, exit_code_for, load_settings
+from autobidder import (
+    EXIT_DENIED,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Settings,
+    exit_code_for,
+    load_settings,
+)
 from autobidder.strategy.model import (
     Strategy,
     StrategyDocument,
@@ -114,6 +122,13 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def _applier(args: argparse.Namespace, portfolio: str) -> tuple[str, str | None]:
+    """`authenticated_applier` for the command's config and `--token-file`."""
+    return authenticated_applier(load_settings(args.config), portfolio, getattr(args, "token_file", None))
+
+
+def authenticated_applier(
+    settings: Settings, portfolio: str, token_file: Path | None = None
+) -> tuple[str, str | None]:
     """The principal the history records and, if refused, the one-line reason (exit 4).
 
     An identity is required: the token of `--token-file` (or AUTOBIDDER_TOKEN_FILE), else, on a
@@ -123,9 +138,7 @@ def _applier(args: argparse.Namespace, portfolio: str) -> tuple[str, str | None]
     credentials are: whoever can read it can already act as that principal."""
     from autobidder import STRATEGY_ROLES, IdentityError, Registry, ensure_local_identity
 
-    settings = load_settings(args.config)
     files = settings.identity_files
-    token_file: Path | None = getattr(args, "token_file", None)
     if token_file is None:
         if not (settings.security.enabled and settings.security.local):
             return "", "no identity: pass --token-file with a principal's token (docs/security.md)"
