@@ -253,3 +253,12 @@ def test_value_curve_method_and_settings() -> None:
     assert back.bidding.method == "lp_lambda" and back.content_hash == plain.content_hash
     changed = {c.field for c in diff_strategies(plain, strategy)}
     assert {"bidding.method", "bidding.cycle_shadow_price_aud_per_mwh", "bidding.price_dispersion"} <= changed
+
+
+def test_a_value_curve_strategy_naming_fcas_is_refused_not_silently_energy_only() -> None:
+    text = MINIMAL.replace('region = "SA1"', 'region = "SA1"\nproducts = ["energy", "raise_reg"]')
+    assert parse_strategy(text).market.products == ("energy", "raise_reg")  # LP-λ trades them
+    found = issues(text + '\n[bidding]\nmethod = "value_curve"\n')
+    assert list(found) == ["bidding.method"]
+    value, rule = found["bidding.method"]
+    assert value == "value_curve" and "raise_reg" in rule and 'method = "lp_lambda"' in rule

@@ -338,6 +338,20 @@ class Strategy(BaseModel):
     bidding: BiddingSection = BiddingSection()
     safety: SafetySection
 
+    @model_validator(mode="after")
+    def _value_curve_bids_energy_only(self) -> Self:
+        # The value-curve planner has no reserve dimension: rather than drop FCAS products from
+        # the bids without a word, a strategy that asks for both is refused.
+        fcas = [p for p in self.market.products if p != "energy"]
+        if self.bidding.method == "value_curve" and fcas:
+            raise StrategyRuleError(
+                "bidding.method",
+                self.bidding.method,
+                f"bids energy only; market.products also names {', '.join(fcas)}: use "
+                'method = "lp_lambda" to trade FCAS, or products = ["energy"]',
+            )
+        return self
+
     @property
     def region(self) -> Region:
         return self.market.region
@@ -404,7 +418,8 @@ def _issues(exc: ValidationError) -> list[StrategyIssue]:
         if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), StrategyRuleError):
             rule_error: StrategyRuleError = err["ctx"]["error"]
             field = rule_error.field
-            joined = _path(loc) + (field if field.startswith("[") or not field else "." + field)
+            at = _path(loc)
+            joined = at + (field if field.startswith("[") or not field or not at else "." + field)
             issues.append(StrategyIssue(joined, rule_error.value, rule_error.rule))
             continue
         if err["type"] == "extra_forbidden":
