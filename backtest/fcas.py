@@ -41,8 +41,8 @@ from market_adapters import (
     NemAdapter,
     Product,
     UnitLimits,
-    battery_reserve_offers,
     clear_nem_bid_cooptimised,
+    lodged_reserve_offers,
     market_bid_of,
     nem_product,
     reserve_awards,
@@ -187,18 +187,7 @@ class ReserveMarkets:
             price_cap=cap,
         )
         net_mw = schedule.discharge_mw[0] - schedule.charge_mw[0]
-        lodged = tuple(
-            drawn
-            for o in offers
-            for drawn in battery_reserve_offers(
-                o.product,
-                self.limits,
-                o.total_mw,
-                [b.price_aud_per_mwh for b in o.bands],
-                [b.volume_mw for b in o.bands],
-                net_mw,
-            )
-        )
+        lodged = lodged_reserve_offers(((o.product, o.bands) for o in offers), self.limits, net_mw)
         return bid.model_copy(update={"reserve_offers": lodged})
 
     def violations(self, bid: EnergyBid) -> list[BidViolation]:

@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     )
     from market_adapters.nem_reserves import (
         battery_reserve_offers as battery_reserve_offers,
+        lodged_reserve_offers as lodged_reserve_offers,
         nem_product as nem_product,
         product_name as product_name,
         product_offers as product_offers,
@@ -158,6 +159,7 @@ __all__ = [
     "interval_prices_to_proto",
     "is_convex",
     "legacy_revision",
+    "lodged_reserve_offers",
     "market_award_to_proto",
     "market_bid_from_proto",
     "market_bid_of",
@@ -240,6 +242,7 @@ _EXPORTS = {
     ),
     "market_adapters.nem_reserves": (
         "battery_reserve_offers",
+        "lodged_reserve_offers",
         "nem_product",
         "product_name",
         "product_offers",

@@ -10,7 +10,8 @@ same offers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 
 from autobidder import PriceBand, ReserveAward, ReserveOfferBands
 from market_adapters.bids import Band, MarketAward, Product, ProductOffer, Side, Trapezium, UnitLimits
@@ -62,6 +63,26 @@ def battery_reserve_offers(
             )
         )
     return tuple(out)
+
+
+def lodged_reserve_offers(
+    offers: Iterable[tuple[str, Sequence[PriceBand]]], limits: UnitLimits, scheduled_net_mw: float
+) -> tuple[ReserveOfferBands, ...]:
+    """Every offer the battery lodges for each (product, bands) its plan offers
+    (`battery_reserve_offers` per product): one drawing for the live cycle and the backtest, so
+    what a backtest clears is what `submit_bids` would have sent."""
+    return tuple(
+        drawn
+        for name, bands in offers
+        for drawn in battery_reserve_offers(
+            name,
+            limits,
+            math.fsum(b.volume_mw for b in bands),
+            [b.price_aud_per_mwh for b in bands],
+            [b.volume_mw for b in bands],
+            scheduled_net_mw,
+        )
+    )
 
 
 def product_offers(offers: Sequence[ReserveOfferBands]) -> tuple[ProductOffer, ...]:

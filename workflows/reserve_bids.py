@@ -33,7 +33,7 @@ from market_adapters import (
     MarketRun,
     Product,
     UnitLimits,
-    battery_reserve_offers,
+    lodged_reserve_offers,
     market_bid_of,
     nem_product,
     reserve_awards,
@@ -125,7 +125,7 @@ def with_reserve_offers(
 ) -> EnergyBid:
     """`bid` with one offer per FCAS market the schedule plans (`optimization.build_reserve_offers`:
     the first interval's enablement at the floor, the headroom the energy bid leaves laddered from
-    the forecast price), drawn as the battery lodges them (`market_adapters.battery_reserve_offers`:
+    the forecast price), drawn as the battery lodges them (`market_adapters.lodged_reserve_offers`:
     regulation on its GEN and LOAD side); `bid` as it is when the schedule plans no FCAS."""
     schedule = store.get(schedule_fact_id, Schedule, FactKind.SCHEDULE)
     if not schedule.reserves:
@@ -140,18 +140,7 @@ def with_reserve_offers(
         price_cap=price_cap,
     )
     net_mw = schedule.discharge_mw[0] - schedule.charge_mw[0]
-    lodged = tuple(
-        drawn
-        for o in offers
-        for drawn in battery_reserve_offers(
-            o.product,
-            limits,
-            o.total_mw,
-            [b.price_aud_per_mwh for b in o.bands],
-            [b.volume_mw for b in o.bands],
-            net_mw,
-        )
-    )
+    lodged = lodged_reserve_offers(((o.product, o.bands) for o in offers), limits, net_mw)
     return bid.model_copy(update={"reserve_offers": lodged}) if lodged else bid
 
 
