@@ -565,8 +565,9 @@ def main() -> None:
             f"AUTOBIDDER_PORT_{n}": str(free_port())
             for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
         }
-        if args.topology != "pairs":
-            env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, total))
+        # Every topology's driver plans each portfolio's cycle from these settings (region,
+        # strategy); with routes the extra exchanges and fleets serve them instead.
+        env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, total))
         settings = load_settings(env=env)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
