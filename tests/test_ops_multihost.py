@@ -34,7 +34,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from autobidder.config import Settings, dump_settings, load_settings, temporal_connect_options
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.test_ops_portfolios import three_region_prices
 from worker.credentials import prepare_identity
 from worker.stack import Component, Stack, build_components, tcp_open
@@ -274,7 +274,7 @@ def test_two_groups_share_temporal_sqs_and_postgresql_and_survive_one_sigkilled(
     tmp_path: Path, database: str
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    temporal, temporal_ui, sqs = free_port(), free_port(), free_port()
+    temporal, temporal_ui, sqs, *group_ports = free_ports(7)
     shared = {
         "AUTOBIDDER_QUEUE_PREFIX": f"mh{tag}",
         "AUTOBIDDER_TASK_QUEUE": f"multihost-{tag}",
@@ -293,9 +293,16 @@ def test_two_groups_share_temporal_sqs_and_postgresql_and_survive_one_sigkilled(
     groups = [
         Group(
             name,
-            _settings(tmp_path, database, shared, tmp_path / name, exchange=free_port(), fleet=free_port()),
+            _settings(
+                tmp_path,
+                database,
+                shared,
+                tmp_path / name,
+                exchange=group_ports[2 * k],
+                fleet=group_ports[2 * k + 1],
+            ),
         )
-        for name in ("a", "b")
+        for k, name in enumerate(("a", "b"))
     ]
     a, b = groups
     infra.start()
