@@ -7,6 +7,7 @@ AUD/MWh); timestamps are timezone-aware and name interval ENDS unless they say o
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
@@ -244,6 +245,16 @@ class EnergyBid(Frozen):
     strategy_version: str = ""
     # The FCAS offers lodged in the same submission (empty: an energy-only bid).
     reserve_offers: tuple[ReserveOfferBands, ...] = ()
+
+    @property
+    def discharge_offered_mw(self) -> float:
+        """MW of all discharge bands together (what a cap price would dispatch)."""
+        return math.fsum(b.volume_mw for b in self.discharge_bands)
+
+    @property
+    def charge_offered_mw(self) -> float:
+        """MW of all charge bands together (what a floor price would dispatch)."""
+        return math.fsum(b.volume_mw for b in self.charge_bands)
 
 
 class ReserveAward(Frozen):

@@ -354,8 +354,7 @@ def simulate(
                 price_cap=cap,
             )
             # The value curve has no schedule: every band is its plan, none is headroom.
-            scheduled_discharge_mw = math.fsum(b.volume_mw for b in bid.discharge_bands)
-            scheduled_charge_mw = math.fsum(b.volume_mw for b in bid.charge_bands)
+            scheduled_discharge_mw, scheduled_charge_mw = bid.discharge_offered_mw, bid.charge_offered_mw
         else:
             assert plan is not None
             schedule = plan.shifted(k)

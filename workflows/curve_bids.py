@@ -3,7 +3,6 @@ forecast behind the cycle's schedule, exactly as the backtest plans and bids it.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from autobidder import EnergyBid, FactKind, FactStore, Forecast, Schedule, TelemetrySnapshot
@@ -52,11 +51,11 @@ def value_curve_bid(
         return None
     interval_end = common["interval_end"]
     step = round((interval_end - forecast.p50.first_interval_end) / forecast.p50.interval)
+    if not 0 <= step < len(forecast.p50.prices_aud_per_mwh):  # the curve's horizon is the forecast's
+        return None
     curve = plan_portfolio_curve(
         forecast, telemetry, settings, hours, common["price_floor"], common["price_cap"]
     )
-    if not 0 <= step < curve.horizon:
-        return None
     return build_value_curve_bid(curve, step, telemetry, **common)
 
 
@@ -74,8 +73,7 @@ def schedule_bid(
     schedule."""
     curve_bid = value_curve_bid(store, schedule_fact_id, telemetry, strategy, hours, common)
     if curve_bid is not None:
-        discharge = math.fsum(b.volume_mw for b in curve_bid.discharge_bands)
-        return curve_bid, discharge, math.fsum(b.volume_mw for b in curve_bid.charge_bands), True
+        return curve_bid, curve_bid.discharge_offered_mw, curve_bid.charge_offered_mw, True
     schedule = store.get(schedule_fact_id, Schedule, FactKind.SCHEDULE)
     bid = build_energy_bid(schedule, telemetry, **common)
     return bid, schedule.discharge_mw[0], schedule.charge_mw[0], False
