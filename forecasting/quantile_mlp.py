@@ -462,10 +462,8 @@ class QuantileMLPForecaster:
                 continue
             z, spikes = self._predict_z(samples.inputs[ok])
             prices = from_z(z, samples.location[ok], samples.scale[ok]).transpose(0, 2, 1)  # (n, L, H)
-            if spikes is not None and self.config.spike_adjust and self.config.spike_threshold is not None:
-                above = levels[None, :, None] > 1.0 - spikes[:, None, :]
-                threshold = self.config.spike_threshold
-                prices = np.where(above, np.maximum(prices, threshold), np.minimum(prices, threshold))
+            if spikes is not None and self.config.spike_adjust:
+                prices = spike_adjusted(prices, self.config.levels, spikes, self.config.spike_threshold)
             out[chunk[ok]] = self._within_limits(prices, history)[:, :, :horizon_intervals]
         return out
 
@@ -537,7 +535,8 @@ class QuantileMLPForecaster:
 def spike_adjusted(
     prices: FloatArray, levels: tuple[float, ...], probability: FloatArray, threshold: float | None
 ) -> FloatArray:
-    """Quantiles (levels, horizon) moved so they cross `threshold` at level 1 - P(spike).
+    """Quantiles (…, levels, horizon) moved so they cross `threshold` at level 1 - P(spike)
+    (`probability` (…, horizon): any leading batch axes match `prices`').
 
     The spike head is trained on the spike indicator alone (log loss), so its probability is the
     sharper estimate of how likely the price is to pass the threshold; the quantile net keeps the
@@ -547,5 +546,5 @@ def spike_adjusted(
     """
     if threshold is None:
         return prices
-    above = np.asarray(levels)[:, None] > 1.0 - probability[None, :]
+    above = np.asarray(levels)[:, None] > 1.0 - probability[..., None, :]
     return np.where(above, np.maximum(prices, threshold), np.minimum(prices, threshold))
