@@ -112,4 +112,7 @@ def test_the_demo_records_its_strategy_under_the_local_trader_not_a_claimed_name
     (out_dir / "identity" / "principals.json").write_text("not json")
     code, _, err = run(capsys, "demo", "--strategy", EXAMPLE, "--out", str(out_dir), "--intervals", "1")
     assert code == 4 and "no identity" in err and len(err.strip().splitlines()) == 1
-    assert not (out_dir / "run" / "stack.json").exists()  # nothing was started
+    # Refused before anything starts: the demo's data folder holds only the identity it was given,
+    # and no stack is recorded where `status` looks (the config's run folder).
+    assert [p.name for p in out_dir.iterdir()] == ["identity"]
+    assert not (Settings(data_dir=tmp_path / "var").run_dir / "stack.json").exists()
