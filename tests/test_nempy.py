@@ -20,6 +20,7 @@ import pytest
 
 from autobidder.clock import NEM_TZ
 from autobidder.domain import BatteryTelemetry, Forecast, PriceSeries, Region, TelemetrySnapshot
+from autobidder.strategy.model import NEM_PRODUCTS
 from market_adapters.adapter import BidCurves
 from market_adapters.bids import MarketBid, MarketRun, Product, Side, UnitLimits
 from market_adapters.nem import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
@@ -42,18 +43,7 @@ PRODUCT_SETS: dict[str, tuple[str, ...]] = {
     "energy": (),
     "regulation": ("raise_reg", "lower_reg"),
     "contingency": ("raise_6s", "raise_60s", "lower_6s", "lower_5min"),
-    "all ten": (
-        "raise_reg",
-        "lower_reg",
-        "raise_1s",
-        "raise_6s",
-        "raise_60s",
-        "raise_5min",
-        "lower_1s",
-        "lower_6s",
-        "lower_60s",
-        "lower_5min",
-    ),
+    "all ten": tuple(p for p in NEM_PRODUCTS if p != "energy"),
 }
 # Half a cent off the cent grid, so no level ties with a band price (every band price is whole cents).
 ENERGY_LEVELS = (-999.995, -223.545, -40.005, 0.005, 35.005, 120.005, 310.005, 2500.005, 17000.005)
