@@ -335,6 +335,40 @@ def bench_bids(count: int, portfolios: int) -> list[MarketBid]:
 # --- clearing -------------------------------------------------------------------------------------
 
 
+def timed_clearing(
+    history: Any,
+    fcas: Any,
+    portfolios: int,
+    ends: list[datetime],
+    offers_of: Callable[[int], tuple[ProductOffer, ...]],
+    clearing: str,
+) -> tuple[float, float]:
+    """(wall s, CPU s) to clear `ends` on a fresh exchange holding one bid per portfolio and
+    interval (`offers_of(portfolio index)` its FCAS offers); every bid must be awarded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'clearing.db'}")
+        exchange = Exchange(
+            ExchangeParts(
+                region=Region.SA1,
+                prices=history,
+                limits={portfolio(i): LIMITS for i in range(portfolios)},
+                engine=engine,
+                extra_prices=fcas,
+                clearing=clearing,
+            )
+        )
+        for end in ends:
+            exchange.submit_bids([make_bid(p, end, offers_of(p)) for p in range(portfolios)])
+        start, cpu = time.perf_counter(), time.process_time()
+        awards = sum(len(exchange.clear_interval(MarketRun.NEM_DISPATCH, end)) for end in ends)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+        exchange.close()
+        engine.dispose()
+    if awards != portfolios * len(ends):
+        raise SystemExit(f"bench: {clearing}: cleared {awards} awards, expected {portfolios * len(ends)}")
+    return seconds, cpu_seconds
+
+
 def clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     fcas = load_nem_fcas(Region.SA1, SHARED_FCAS_FILE) if SHARED_FCAS_FILE.exists() else None
     history = load_prices(Region.SA1)
@@ -347,25 +381,7 @@ def clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     else:
         first, offers = history.first_interval_end, ()
     ends = [first + i * timedelta(minutes=5) for i in range(intervals)]
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'clearing.db'}")
-        exchange = Exchange(
-            ExchangeParts(
-                region=Region.SA1,
-                prices=history,
-                limits={portfolio(i): LIMITS for i in range(portfolios)},
-                engine=engine,
-                extra_prices=fcas,
-            )
-        )
-        for end in ends:
-            exchange.submit_bids([make_bid(p, end, offers) for p in range(portfolios)])
-        start = time.perf_counter()
-        awards = sum(len(exchange.clear_interval(MarketRun.NEM_DISPATCH, end)) for end in ends)
-        seconds = time.perf_counter() - start
-        engine.dispose()
-    if awards != portfolios * intervals:
-        raise SystemExit(f"bench: cleared {awards} awards, expected {portfolios * intervals}")
+    seconds, _ = timed_clearing(history, fcas, portfolios, ends, lambda p: offers, "price_taker")
     return {
         "clearing_ms_per_interval": 1000 * seconds / intervals,
         "clearing_bids_per_interval": portfolios,
@@ -402,27 +418,7 @@ def nemde_clearing_run(portfolios: int, intervals: int) -> dict[str, float]:
     ends = [first + i * timedelta(minutes=5) for i in range(intervals)]
     out: dict[str, float] = {}
     for mode in ("co_optimised", "price_taker"):
-        with tempfile.TemporaryDirectory() as tmp:
-            engine = make_engine(f"sqlite:///{Path(tmp) / 'nemde.db'}")
-            exchange = Exchange(
-                ExchangeParts(
-                    region=Region.SA1,
-                    prices=history,
-                    limits={portfolio(i): LIMITS for i in range(portfolios)},
-                    engine=engine,
-                    extra_prices=fcas,
-                    clearing=mode,
-                )
-            )
-            for end in ends:
-                exchange.submit_bids([make_bid(p, end, all_products_offers(p)) for p in range(portfolios)])
-            start, cpu = time.perf_counter(), time.process_time()
-            awards = sum(len(exchange.clear_interval(MarketRun.NEM_DISPATCH, end)) for end in ends)
-            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-            exchange.close()
-            engine.dispose()
-        if awards != portfolios * intervals:
-            raise SystemExit(f"bench: {mode}: cleared {awards} awards, expected {portfolios * intervals}")
+        seconds, cpu_seconds = timed_clearing(history, fcas, portfolios, ends, all_products_offers, mode)
         key = "nemde_clear" if mode == "co_optimised" else "nemde_price_taker"
         out[f"{key}_ms_per_interval"] = 1000 * seconds / intervals
         out[f"{key}_cpu_ms_per_interval"] = 1000 * cpu_seconds / intervals
