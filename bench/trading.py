@@ -310,10 +310,8 @@ def main() -> None:
         "--dispersion", type=float, default=1.0, help="value curve: atoms drawn to the median"
     )
     parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
-    # Coarser than a strategy's default (41, 12): a third of the plan time over a year, and on
-    # March 2022 a capture within a month's noise of it (docs/optimization.md).
-    parser.add_argument("--soc-points", type=int, default=21)
-    parser.add_argument("--price-atoms", type=int, default=8)
+    parser.add_argument("--soc-points", type=int, default=41)
+    parser.add_argument("--price-atoms", type=int, default=12)
     parser.add_argument(
         "--reoptimize-every", type=int, default=5, help="minutes (default 5: the live cycle's cadence)"
     )
