@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from forecasting.service import (
         DEFAULT_MODEL as DEFAULT_MODEL,
         forecast_for_snapshot as forecast_for_snapshot,
-        forecast_with_fallback as forecast_with_fallback,
     )
 
 __all__ = [
@@ -58,7 +57,6 @@ __all__ = [
     "TrainingInfo",
     "forecast_for_snapshot",
     "forecast_from_snapshot",
-    "forecast_with_fallback",
     "handle_forecast_request",
     "load_class",
     "needs_training",
@@ -82,7 +80,7 @@ _EXPORTS = {
         "SeasonalNaiveForecaster",
         "forecast_from_snapshot",
     ),
-    "forecasting.service": ("DEFAULT_MODEL", "forecast_for_snapshot", "forecast_with_fallback"),
+    "forecasting.service": ("DEFAULT_MODEL", "forecast_for_snapshot"),
 }
 
 
