@@ -67,6 +67,7 @@ from market_adapters import (
     price_cap_aud_per_mwh,
 )
 from optimization import (
+    DailyLimit,
     FloatArray,
     OptimizationError,
     OptimizerSettings,
@@ -297,6 +298,8 @@ def simulate(
     previous_bid: EnergyBid | None = None
     day = None
     discharged_today_mwh = 0.0
+    cycle_limit = strategy.operation.daily_cycle_limit
+    day_limit_mwh = None if cycle_limit is None else cycle_limit * spec.capacity_mwh
     solve_started = planner_solve_seconds(planner)
     started = time.perf_counter()
     for step in range(spec.intervals):
@@ -316,6 +319,8 @@ def simulate(
             or step % spec.reoptimize_every_intervals == 0
             or g - plan_start >= plan_horizon
         ):
+            if nem_trading_day(end) != day:
+                day, discharged_today_mwh = nem_trading_day(end), 0.0
             plan_forecast, plan, curve, reserve_forecast = _replan(
                 spec,
                 tape,
@@ -330,6 +335,7 @@ def simulate(
                 curve,
                 g - plan_start,
                 reserves,
+                None if day_limit_mwh is None else DailyLimit(day_limit_mwh, discharged_today_mwh),
             )
             plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
@@ -462,6 +468,7 @@ def plan_curve(
     interval_hours: float,
     previous: ValueCurve | None = None,
     previous_row: int = 0,
+    daily_limit: DailyLimit | None = None,
 ) -> ValueCurve:
     """The value curve as the live cycle plans it (`optimization.plan_portfolio_curve`), with
     the NEM floor and the cap in force at the forecast's first interval."""
@@ -475,6 +482,7 @@ def plan_curve(
         price_cap_aud_per_mwh(end),
         previous,
         previous_row,
+        daily_limit,
     )
 
 
@@ -492,6 +500,7 @@ def _replan(
     previous: ValueCurve | None = None,
     previous_row: int = 0,
     reserves: ReserveMarkets | None = None,
+    daily_limit: DailyLimit | None = None,
 ) -> tuple[Forecast, Plan | None, ValueCurve | None, FloatArray | None]:
     started = time.perf_counter()
     try:
@@ -506,9 +515,8 @@ def _replan(
     curve: ValueCurve | None = None
     try:
         if spec.value_curve is not None:
-            curve = plan_curve(
-                forecast, seen, spec.value_curve, tape.interval_minutes / 60.0, previous, previous_row
-            )
+            hours = tape.interval_minutes / 60.0
+            curve = plan_curve(forecast, seen, spec.value_curve, hours, previous, previous_row, daily_limit)
         else:
             seen_forecast = forecast_for_risk(forecast, spec.strategy.risk)
             problem = prepare_problem(seen, seen_forecast, settings, reserve)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         value_curve_settings as value_curve_settings,
     )
     from optimization.value_bids import (
+        DailyLimit as DailyLimit,
         build_value_curve_bid as build_value_curve_bid,
         convexity_violation as convexity_violation,
         plan_portfolio_curve as plan_portfolio_curve,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         withdraw_convexity_overlap as withdraw_convexity_overlap,
     )
     from optimization.value_curve import (
+        CycleBudget as CycleBudget,
         PriceDistribution as PriceDistribution,
         StorageModel as StorageModel,
         ValueCurve as ValueCurve,
@@ -66,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = [
     "NEM_FCAS_PRICE_COLUMNS",
     "ArbitrageProblem",
+    "CycleBudget",
+    "DailyLimit",
     "Direction",
     "FloatArray",
     "ModelCache",
@@ -132,6 +136,7 @@ _EXPORTS = {
         "value_curve_settings",
     ),
     "optimization.value_bids": (
+        "DailyLimit",
         "build_value_curve_bid",
         "convexity_violation",
         "plan_portfolio_curve",
@@ -139,6 +144,7 @@ _EXPORTS = {
         "withdraw_convexity_overlap",
     ),
     "optimization.value_curve": (
+        "CycleBudget",
         "PriceDistribution",
         "StorageModel",
         "ValueCurve",

@@ -33,15 +33,19 @@ and bids every interval in between from row k + 1 of the last plan).
 
 from __future__ import annotations
 
+import bisect
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot, nem_energy_bands
+from autobidder.strategy import nem_trading_day
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, aggregate_portfolio
 from optimization.value_curve import (
+    CycleBudget,
     FloatArray,
     PriceDistribution,
     StorageModel,
@@ -130,7 +134,7 @@ def value_curve_band_prices(
     v_down = curve.value_at(row, e_down)
     v_up = curve.value_at(row, e_up)
     discharge = np.clip(
-        v_down / st.discharge_efficiency + s.discharge_cost_aud_per_mwh, price_floor, price_cap
+        v_down / st.discharge_efficiency + curve.discharge_cost_aud_per_mwh[row - 1], price_floor, price_cap
     )
     charge = np.clip(st.charge_efficiency * v_up - s.charge_cost_aud_per_mwh, price_floor, price_cap)
     # Exact monotone already (v is non-increasing); accumulate guards the last ulp of interpolation.
@@ -235,13 +239,51 @@ def plan_portfolio_curve(
     price_cap: float,
     previous: ValueCurve | None = None,
     previous_row: int = 0,
+    daily_limit: DailyLimit | None = None,
 ) -> ValueCurve:
     """The portfolio's value curve against the forecast's price distribution (clipped to the
     market's floor and cap); `previous` (the last plan, `previous_row` intervals ago) warm-starts
-    the periodic terminal value. The live cycle and the backtest both plan through here."""
+    the periodic terminal value; `daily_limit` (the strategy's daily cycle limit and what today
+    has used of it) prices what is left of today's budget. The live cycle and the backtest both
+    plan through here."""
     distribution = PriceDistribution.from_forecast(forecast, settings.price_atoms, price_floor, price_cap)
     if previous is not None and previous.horizon != distribution.horizon:
         previous = None
+    budget = None
+    if daily_limit is not None:
+        budget = daily_limit.budget(forecast, aggregate_portfolio(telemetry).soc_mwh, previous)
     return plan_value_curve(
-        portfolio_storage(telemetry, interval_hours), distribution, settings, previous, previous_row
+        portfolio_storage(telemetry, interval_hours), distribution, settings, previous, previous_row, budget
     )
+
+
+@dataclass(frozen=True)
+class DailyLimit:
+    """The strategy's daily cycle limit as grid MWh a NEM trading day may discharge, and what the
+    day of the interval being planned has discharged so far (as `apply_strategy_limits` counts)."""
+
+    day_limit_mwh: float
+    discharged_today_mwh: float
+
+    def budget(self, forecast: Forecast, soc_mwh: float, previous: ValueCurve | None = None) -> CycleBudget:
+        """The planner's `CycleBudget` over `forecast`'s horizon from `soc_mwh`, starting its
+        search from `previous`'s extra shadow price when that plan priced the same day."""
+        series = forecast.p50
+        first_day = nem_trading_day(series.first_interval_end)
+        start = 0.0
+        last = previous.budget if previous is not None else None
+        if previous is not None and last is not None and last.trading_day == str(first_day):
+            start = previous.budget_shadow_price_aud_per_mwh
+        left = bisect.bisect_left(
+            range(len(series.prices_aud_per_mwh)),
+            True,
+            key=lambda k: nem_trading_day(series.interval_end_at(k)) != first_day,
+        )
+        remaining = max(0.0, self.day_limit_mwh - self.discharged_today_mwh)
+        return CycleBudget(
+            remaining_today_mwh=remaining,
+            intervals_left_today=left,
+            soc_mwh=soc_mwh,
+            start_extra_aud_per_mwh=max(start, 0.0),
+            trading_day=str(first_day),
+        )

@@ -34,6 +34,14 @@ Terminal value: either given, or periodic (`passes` ≥ 2): the first pass ends 
 price times η_d, each later pass ends at the first interval's curve of the pass before (a 24 h
 horizon's value is periodic by day under a fixed daily price model; two passes converge).
 
+The daily cycle limit: a `CycleBudget` (grid MWh that may still be discharged in the NEM day of
+the first interval, and how many of the horizon's intervals that day has left) raises the
+discharge cost of today's intervals by the smallest extra shadow price at which the policy's
+discharge over the rest of today, simulated forward from the current SoC along the
+forecast's median path (`path_discharge_mwh`), fits the budget (bisection; none when it
+already fits). Later days keep the settings' own shadow price. A constant shadow price alone
+spends the budget early on some days and hoards it on others; the cap then cuts the bid.
+
 Pure numpy, vectorised over price atoms and SoC points: one backward step is a handful of array
 operations on an (atoms × SoC points) array.
 """
@@ -41,6 +49,7 @@ operations on an (atoms × SoC points) array.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +59,14 @@ from autobidder import Forecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+
+
+# The cycle budget's extra shadow price (AUD per grid MWh): searched from this, doubling up to
+# the max, then bisected; a plan within the tolerance of the budget needs none.
+BUDGET_SEARCH_START_AUD_PER_MWH = 32.0
+BUDGET_SEARCH_MAX_AUD_PER_MWH = 20000.0
+BUDGET_BISECTIONS = 4
+BUDGET_TOLERANCE_MWH = 1e-6
 
 
 class ValueCurveError(ValueError):
@@ -82,6 +99,36 @@ class StorageModel:
             value = getattr(self, name)
             if not (ok and math.isfinite(value)):
                 raise ValueCurveError(f"{name}: {value} is out of range")
+
+
+@dataclass(frozen=True)
+class CycleBudget:
+    """What is left of the daily cycle limit when planning (module docstring).
+
+    `remaining_today_mwh`: grid MWh that may still be discharged in the NEM trading day of the
+    horizon's first interval; `intervals_left_today`: how many of the horizon's intervals (from
+    the first) belong to that day; `soc_mwh`: the stored energy the forward simulation starts from.
+    """
+
+    remaining_today_mwh: float
+    intervals_left_today: int
+    soc_mwh: float
+    # The extra shadow price to try first (the last plan's, when it planned the same day) and
+    # that day's label, so the next plan can tell.
+    start_extra_aud_per_mwh: float = 0.0
+    trading_day: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.remaining_today_mwh) and self.remaining_today_mwh >= 0):
+            raise ValueCurveError(f"remaining_today_mwh: {self.remaining_today_mwh} must be finite and >= 0")
+        if self.intervals_left_today < 0:
+            raise ValueCurveError(f"intervals_left_today: {self.intervals_left_today} must be >= 0")
+        if not math.isfinite(self.soc_mwh):
+            raise ValueCurveError(f"soc_mwh: {self.soc_mwh} is not finite")
+        if not (math.isfinite(self.start_extra_aud_per_mwh) and self.start_extra_aud_per_mwh >= 0):
+            raise ValueCurveError(
+                f"start_extra_aud_per_mwh: {self.start_extra_aud_per_mwh} must be finite and >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -155,6 +202,16 @@ class PriceDistribution:
     def horizon(self) -> int:
         return int(self.prices.shape[0])
 
+    @property
+    def median(self) -> FloatArray:
+        """Each interval's median price (linear between the two atoms around level 0.5)."""
+        mids = np.cumsum(self.weights) - self.weights / 2  # the level of each atom (atoms are sorted)
+        if mids.size == 1:
+            return np.asarray(self.prices[:, 0], dtype=np.float64)
+        j = int(np.clip(np.searchsorted(mids, 0.5) - 1, 0, mids.size - 2))
+        f = float(np.clip((0.5 - mids[j]) / (mids[j + 1] - mids[j]), 0.0, 1.0))
+        return np.asarray(self.prices[:, j] * (1 - f) + self.prices[:, j + 1] * f, dtype=np.float64)
+
     @classmethod
     def point(cls, prices: npt.ArrayLike) -> PriceDistribution:
         """A known price path (one atom per interval): the deterministic case."""
@@ -214,10 +271,19 @@ class ValueCurve:
     values: FloatArray
     storage: StorageModel
     settings: ValueCurveSettings
+    # Discharge cost (AUD per grid MWh) of each interval t < T: the settings' degradation and
+    # shadow price, plus today's extra shadow price where a `CycleBudget` asked for one.
+    discharge_cost_aud_per_mwh: FloatArray
+    budget: CycleBudget | None = None
 
     @property
     def horizon(self) -> int:
         return int(self.values.shape[0] - 1)
+
+    @property
+    def budget_shadow_price_aud_per_mwh(self) -> float:
+        """The extra shadow price the cycle budget put on the first interval (0 when none)."""
+        return float(self.discharge_cost_aud_per_mwh[0] - self.settings.discharge_cost_aud_per_mwh)
 
     def value_at(self, row: int, soc_mwh: float | FloatArray) -> FloatArray:
         """v_row at `soc_mwh` (linear between grid points, held flat outside the grid)."""
@@ -258,12 +324,13 @@ def backward_step(
     up: _Shift,
     down: _Shift,
     storage: StorageModel,
-    settings: ValueCurveSettings,
+    charge_cost: float,
+    discharge_cost: float,
 ) -> FloatArray:
-    """v_t from v_{t+1} and interval t's price atoms (module docstring)."""
+    """v_t from v_{t+1} and interval t's price atoms (module docstring); costs in AUD per grid MWh."""
     lam = prices[:, None]
-    a = (lam + settings.charge_cost_aud_per_mwh) / storage.charge_efficiency
-    b = storage.discharge_efficiency * (lam - settings.discharge_cost_aud_per_mwh)
+    a = (lam + charge_cost) / storage.charge_efficiency
+    b = storage.discharge_efficiency * (lam - discharge_cost)
     v_up = up.at(v_next, -np.inf)
     v_down = down.at(v_next, np.inf)
     given = np.where(a < v_next, np.maximum(a, v_up), np.where(b > v_next, np.minimum(b, v_down), v_next))
@@ -277,6 +344,7 @@ def plan_value_curve(
     settings: ValueCurveSettings | None = None,
     terminal: ValueCurve | None = None,
     terminal_row: int = 0,
+    budget: CycleBudget | None = None,
 ) -> ValueCurve:
     """Backward recursion over the distribution's horizon (module docstring).
 
@@ -302,24 +370,122 @@ def plan_value_curve(
         end = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
         passes = s.passes
     prices, weights = distribution.prices, distribution.weights
+    centre = distribution.median
     if s.dispersion != 1.0:
-        mids = np.cumsum(weights) - weights / 2  # the level of each atom (atoms are sorted)
-        j = int(np.clip(np.searchsorted(mids, 0.5) - 1, 0, max(mids.size - 2, 0)))
-        if mids.size == 1:
-            centre = prices[:, 0]
-        else:
-            f = float(np.clip((0.5 - mids[j]) / (mids[j + 1] - mids[j]), 0.0, 1.0))
-            centre = prices[:, j] * (1 - f) + prices[:, j + 1] * f
         prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
+    today = 0 if budget is None else min(budget.intervals_left_today, horizon)
+    cost = np.full(horizon, s.discharge_cost_aud_per_mwh)
+    if budget is not None:
+        cost[:today] += budget.start_extra_aud_per_mwh
+
+    def backward(first: int, last: int) -> None:
+        """Rows first … last − 1 from row last."""
+        v = values[last]
+        for t in range(last - 1, first - 1, -1):
+            v = backward_step(v, prices[t], weights, up, down, storage, s.charge_cost_aud_per_mwh, cost[t])
+            # Exact arithmetic keeps every row non-increasing; round-off may not.
+            values[t] = np.minimum.accumulate(v)
+            v = values[t]
+
     for _ in range(passes):
         values[horizon] = end
-        v = end
-        for t in range(horizon - 1, -1, -1):
-            v = backward_step(v, prices[t], weights, up, down, storage, s)
-            values[t] = v
+        backward(0, horizon)
         end = values[0].copy()
-    # Exact arithmetic keeps every row non-increasing; round-off may not.
-    values = np.minimum.accumulate(values, axis=1)
+    if budget is not None and today > 0:
+        # Spending is simulated on the median path: the recursion's atoms are independent from one
+        # interval to the next, so simulating over them has prices swing every interval and
+        # overstates the discharge (measured: the budget then bound too early and cost capture).
+        _price_budget(budget, today, cost, backward, grid, values, centre, storage, s)
     values.setflags(write=False)
     grid.setflags(write=False)
-    return ValueCurve(grid, values, storage, s)
+    cost.setflags(write=False)
+    return ValueCurve(grid, values, storage, s, cost, budget)
+
+
+def _price_budget(
+    budget: CycleBudget,
+    today: int,
+    cost: FloatArray,
+    backward: Callable[[int, int], None],
+    grid: FloatArray,
+    values: FloatArray,
+    path: FloatArray,
+    storage: StorageModel,
+    s: ValueCurveSettings,
+) -> None:
+    """Set today's extra shadow price in `cost[:today]` (and its rows of `values`) to about the
+    smallest at which the discharge along `path` fits the budget: kept when the start value
+    (the last plan's) fits within one interval's full discharge of the budget, else bracketed
+    and bisected a few times, ending on a price that fits."""
+    base = s.discharge_cost_aud_per_mwh
+    limit = budget.remaining_today_mwh
+    slack = storage.max_discharge_mw * storage.interval_hours
+
+    def spent(extra: float, replan: bool = True) -> float:
+        if replan:
+            cost[:today] = base + extra
+            backward(0, today)
+        return path_discharge_mwh(grid, values, path, storage, s, cost, budget.soc_mwh, today)
+
+    extra = budget.start_extra_aud_per_mwh
+    used = spent(extra, replan=False)
+    if used <= limit + BUDGET_TOLERANCE_MWH and (extra == 0.0 or used >= limit - slack):
+        return
+    if used <= limit:
+        low, high = 0.0, extra
+    else:
+        low, high = extra, max(2.0 * extra, BUDGET_SEARCH_START_AUD_PER_MWH)
+        while high < BUDGET_SEARCH_MAX_AUD_PER_MWH and spent(high) > limit:
+            low, high = high, 2.0 * high
+    for _ in range(BUDGET_BISECTIONS):
+        mid = 0.5 * (low + high)
+        used = spent(mid)
+        low, high = (mid, high) if used > limit else (low, mid)
+        if used <= limit and used >= limit - slack:
+            return
+    spent(high)
+
+
+def _crossings(rows: FloatArray, grid: FloatArray, x: FloatArray) -> FloatArray:
+    """sup{e : v_t(e) ≥ x_t} for each non-increasing row v_t on `grid`: the reserve when
+    v_t < x_t everywhere, the capacity when v_t ≥ x_t everywhere, linear between grid points."""
+    count = np.sum(rows >= x[:, None], axis=1)
+    k = np.clip(count, 1, grid.size - 1)
+    t = np.arange(rows.shape[0])
+    above, below = rows[t, k - 1], rows[t, k]
+    gap = above - below
+    frac = np.where(gap > 0, (above - x) / np.where(gap > 0, gap, 1.0), 0.0)
+    e = grid[k - 1] + np.clip(frac, 0.0, 1.0) * (grid[1] - grid[0])
+    out: FloatArray = np.where(count == 0, grid[0], np.where(count == grid.size, grid[-1], e))
+    return out
+
+
+def path_discharge_mwh(
+    grid: FloatArray,
+    values: FloatArray,
+    prices: FloatArray,
+    storage: StorageModel,
+    settings: ValueCurveSettings,
+    discharge_cost: FloatArray,
+    soc_mwh: float,
+    intervals: int,
+) -> float:
+    """Grid MWh the threshold policy of `values` (row t + 1 prices interval t, as a bid does)
+    discharges over the first `intervals` intervals of the price path `prices` from `soc_mwh`:
+    it charges up to where v falls to the charge threshold and discharges down to where v rises
+    to the discharge threshold, at most one interval's power each, and holds between."""
+    rows = values[1 : intervals + 1]
+    p = prices[:intervals]
+    fill_to = _crossings(rows, grid, (p + settings.charge_cost_aud_per_mwh) / storage.charge_efficiency)
+    empty_to = _crossings(rows, grid, storage.discharge_efficiency * (p - discharge_cost[:intervals]))
+    up = storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours
+    down = storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency
+    low, high = float(grid[0]), float(grid[-1])
+    e = min(max(soc_mwh, low), high)
+    total = 0.0
+    for fill, empty in zip(fill_to.tolist(), empty_to.tolist(), strict=True):
+        target = min(max(e, fill), max(empty, fill))
+        moved = min(max(target, e - down, low), e + up, high)
+        total += max(e - moved, 0.0)
+        e = moved
+    return storage.discharge_efficiency * total

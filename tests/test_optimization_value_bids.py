@@ -163,3 +163,26 @@ def test_higher_soc_never_raises_discharge_prices() -> None:
     curve = _curve(rng.normal(120, 200, size=(7, 24)))
     lows = [_bid(curve, soc).discharge_bands[0].price_aud_per_mwh for soc in np.linspace(3, 19, 9)]
     assert lows == sorted(lows, reverse=True)
+
+
+def test_daily_limit_counts_the_nem_day_left_and_carries_the_shadow_price() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from autobidder import Forecast, PriceSeries
+    from optimization.value_bids import DailyLimit
+
+    nem = timezone(timedelta(hours=10))
+    first = datetime(2022, 6, 13, 23, 5, tzinfo=nem)  # 12 intervals left in the NEM day
+    forecast = Forecast(
+        region=Region.SA1,
+        as_of=first - timedelta(minutes=5),
+        model_name="t",
+        model_version="1",
+        p50=PriceSeries(first_interval_end=first, interval_minutes=5, prices_aud_per_mwh=(50.0,) * 48),
+    )
+    limit = DailyLimit(day_limit_mwh=40.0, discharged_today_mwh=31.5)
+    budget = limit.budget(forecast, soc_mwh=12.0)
+    assert budget.intervals_left_today == 12
+    assert budget.remaining_today_mwh == pytest.approx(8.5)
+    assert budget.start_extra_aud_per_mwh == 0.0 and budget.trading_day == "2022-06-13"
+    assert DailyLimit(40.0, 55.0).budget(forecast, 12.0).remaining_today_mwh == 0.0

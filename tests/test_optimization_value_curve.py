@@ -141,3 +141,93 @@ def test_bad_inputs_name_the_field() -> None:
         ValueCurveSettings(soc_points=1)
     with pytest.raises(ValueCurveError, match="weights"):
         PriceDistribution(np.zeros((3, 2)), np.array([0.5, 0.6]))
+
+
+# The daily cycle budget (CycleBudget): today's extra shadow price.
+
+
+def _budget_day() -> tuple[StorageModel, np.ndarray]:
+    # Full at the start; two moderate peaks with free charging between, then a spike to end the day.
+    storage = StorageModel(
+        capacity_mwh=4.0,
+        reserve_mwh=0.0,
+        max_charge_mw=1.0,
+        max_discharge_mw=1.0,
+        charge_efficiency=1.0,
+        discharge_efficiency=1.0,
+        interval_hours=1.0,
+    )
+    prices = np.array([100.0] * 4 + [0.0] * 4 + [100.0] * 4 + [0.0] * 4 + [1000.0] * 4)
+    return storage, prices
+
+
+def test_budget_saves_the_cycle_for_the_spike() -> None:
+    from optimization.value_curve import CycleBudget, path_discharge_mwh
+
+    storage, prices = _budget_day()
+    settings = ValueCurveSettings(terminal_value_aud_per_mwh=0.0)
+    free = plan_value_curve(storage, PriceDistribution.point(prices), settings)
+    # Without the budget the policy sells at both moderate peaks and the spike: 12 MWh.
+    assert path_discharge_mwh(
+        free.soc_grid_mwh, free.values, prices, storage, settings, free.discharge_cost_aud_per_mwh, 4.0, 20
+    ) == pytest.approx(12.0, abs=0.3)
+    budget = CycleBudget(remaining_today_mwh=4.0, intervals_left_today=20, soc_mwh=4.0)
+    held = plan_value_curve(storage, PriceDistribution.point(prices), settings, budget=budget)
+    used = path_discharge_mwh(
+        held.soc_grid_mwh, held.values, prices, storage, settings, held.discharge_cost_aud_per_mwh, 4.0, 20
+    )
+    assert 4.0 - 1.0 - 1e-9 <= used <= 4.0 + 1e-6  # within one interval's discharge of the budget
+    # Selling at 100 now is priced out; the spike (1000) still clears.
+    extra = held.budget_shadow_price_aud_per_mwh
+    assert 100.0 < extra < 1000.0
+    assert held.value_at(1, 3.5) + held.discharge_cost_aud_per_mwh[0] > 100.0
+    assert free.value_at(1, 3.5) + free.discharge_cost_aud_per_mwh[0] < 100.0
+    # Only today's intervals carry the extra; without a budget nothing does.
+    assert np.all(held.discharge_cost_aud_per_mwh == pytest.approx(extra))
+    assert free.budget_shadow_price_aud_per_mwh == 0.0
+
+
+def test_budget_prices_only_today_and_spent_budget_stops_discharge() -> None:
+    from optimization.value_curve import CycleBudget, path_discharge_mwh
+
+    storage, prices = _budget_day()
+    settings = ValueCurveSettings(terminal_value_aud_per_mwh=0.0, cycle_shadow_price_aud_per_mwh=2.0)
+    spent = CycleBudget(remaining_today_mwh=0.0, intervals_left_today=8, soc_mwh=4.0)
+    curve = plan_value_curve(storage, PriceDistribution.point(prices), settings, budget=spent)
+    cost = curve.discharge_cost_aud_per_mwh
+    assert np.all(cost[8:] == 2.0) and np.all(cost[:8] > 100.0)  # the 100 AUD/MWh peak is priced out
+    assert (
+        path_discharge_mwh(curve.soc_grid_mwh, curve.values, prices, storage, settings, cost, 4.0, 8) == 0.0
+    )
+    # A budget that already fits adds nothing.
+    roomy = CycleBudget(remaining_today_mwh=100.0, intervals_left_today=20, soc_mwh=4.0)
+    assert plan_value_curve(
+        storage, PriceDistribution.point(prices), settings, budget=roomy
+    ).budget_shadow_price_aud_per_mwh == pytest.approx(0.0)
+
+
+def test_budget_with_a_price_fan_stays_monotone_and_fits() -> None:
+    from optimization.value_curve import CycleBudget, path_discharge_mwh
+
+    rng = np.random.default_rng(3)
+    storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.95, 0.95, 5 / 60)
+    base = 80 + 60 * np.sin(np.linspace(0, 4 * np.pi, 288))
+    fan = np.sort(base[:, None] + rng.normal(0, 40, (288, 12)), axis=1)
+    dist = PriceDistribution(fan, np.full(12, 1 / 12))
+    settings = ValueCurveSettings(degradation_cost_aud_per_mwh=5.0)
+    budget = CycleBudget(remaining_today_mwh=10.0, intervals_left_today=200, soc_mwh=11.0)
+    curve = plan_value_curve(storage, dist, settings, budget=budget)
+    assert np.all(np.diff(curve.values, axis=1) <= 1e-9)
+    used = path_discharge_mwh(
+        curve.soc_grid_mwh,
+        curve.values,
+        dist.median,
+        storage,
+        settings,
+        curve.discharge_cost_aud_per_mwh,
+        11.0,
+        200,
+    )
+    assert used <= 10.0 + 1e-6
+    with pytest.raises(ValueCurveError, match="remaining_today_mwh"):
+        CycleBudget(remaining_today_mwh=-1.0, intervals_left_today=1, soc_mwh=0.0)

@@ -65,7 +65,7 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import withdraw_convexity_overlap
+from optimization import DailyLimit, withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
 from workflows.curve_bids import schedule_bid
@@ -298,23 +298,29 @@ class CycleActivities:
             "price_floor": MARKET_PRICE_FLOOR_AUD_PER_MWH,
             "price_cap": price_cap_aud_per_mwh(interval_end, self._price_caps),
         }
+        cycle_limit = strategy.operation.daily_cycle_limit if strategy is not None else None
+        discharged = (
+            discharged_today_mwh(self._store, inp.portfolio, interval_end, interval)
+            if cycle_limit is not None
+            else 0.0
+        )
+        capacity_mwh = math.fsum(b.capacity_mwh for b in telemetry.batteries if b.online)
+        daily_limit = None if cycle_limit is None else DailyLimit(cycle_limit * capacity_mwh, discharged)
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
             source, scheduled_d, scheduled_c, curve = inp.telemetry_fact_id, 0.0, 0.0, False
         else:
             source = inp.schedule_fact_id
             bid, scheduled_d, scheduled_c, curve = schedule_bid(
-                self._store, source, telemetry, strategy, hours, common
+                self._store, source, telemetry, strategy, hours, common, daily_limit
             )
         if version is None:
             return bid, source
         context = BidContext(
             scheduled_discharge_mw=scheduled_d,
             scheduled_charge_mw=scheduled_c,
-            discharged_today_mwh=discharged_today_mwh(self._store, inp.portfolio, interval_end, interval)
-            if version.strategy.operation.daily_cycle_limit is not None
-            else 0.0,
-            capacity_mwh=math.fsum(b.capacity_mwh for b in telemetry.batteries if b.online),
+            discharged_today_mwh=discharged,
+            capacity_mwh=capacity_mwh,
             interval_hours=hours,
             previous_bid=previous_bid(self._store, inp.portfolio, interval_end, interval),
         )

@@ -8,6 +8,7 @@ from typing import Any
 from autobidder import EnergyBid, FactKind, FactStore, Forecast, Schedule, TelemetrySnapshot
 from autobidder.strategy import Strategy
 from optimization import (
+    DailyLimit,
     build_energy_bid,
     build_value_curve_bid,
     plan_portfolio_curve,
@@ -37,12 +38,14 @@ def value_curve_bid(
     strategy: Strategy | None,
     hours: float,
     common: dict[str, Any],
+    daily_limit: DailyLimit | None = None,
 ) -> EnergyBid | None:
     """The value-curve bid for `common["interval_end"]` from the forecast behind the schedule when
     `strategy` bids `method = "value_curve"`; None otherwise, or when that forecast cannot be found
     or does not cover the interval (the LP-λ bid of the schedule stands in). `common` holds the
-    bid's id, portfolio, region, interval end, floor and cap. Deterministic, so a retry rebuilds
-    the same bid."""
+    bid's id, portfolio, region, interval end, floor and cap; `daily_limit` the strategy's daily
+    cycle limit and what today has discharged (the planner prices what is left). Deterministic,
+    so a retry rebuilds the same bid."""
     settings = value_curve_settings(strategy) if strategy is not None else None
     if settings is None:
         return None
@@ -53,9 +56,8 @@ def value_curve_bid(
     step = round((interval_end - forecast.p50.first_interval_end) / forecast.p50.interval)
     if not 0 <= step < len(forecast.p50.prices_aud_per_mwh):  # the curve's horizon is the forecast's
         return None
-    curve = plan_portfolio_curve(
-        forecast, telemetry, settings, hours, common["price_floor"], common["price_cap"]
-    )
+    floor, cap = common["price_floor"], common["price_cap"]
+    curve = plan_portfolio_curve(forecast, telemetry, settings, hours, floor, cap, daily_limit=daily_limit)
     return build_value_curve_bid(curve, step, telemetry, **common)
 
 
@@ -66,12 +68,13 @@ def schedule_bid(
     strategy: Strategy | None,
     hours: float,
     common: dict[str, Any],
+    daily_limit: DailyLimit | None = None,
 ) -> tuple[EnergyBid, float, float, bool]:
     """(bid, scheduled discharge MW, scheduled charge MW, whether it is a value-curve bid) for a
     cycle with a schedule: the value-curve bid (every band is its plan, none is headroom) when the
     strategy bids `method = "value_curve"` and the forecast is found, else the LP-λ bid of the
     schedule."""
-    curve_bid = value_curve_bid(store, schedule_fact_id, telemetry, strategy, hours, common)
+    curve_bid = value_curve_bid(store, schedule_fact_id, telemetry, strategy, hours, common, daily_limit)
     if curve_bid is not None:
         return curve_bid, curve_bid.discharge_offered_mw, curve_bid.charge_offered_mw, True
     schedule = store.get(schedule_fact_id, Schedule, FactKind.SCHEDULE)
