@@ -295,45 +295,46 @@ class ValueCurve:
 
 @dataclass(frozen=True)
 class _Shift:
-    """Linear interpolation of a grid function at grid + shift, with the out-of-range mask."""
+    """Linear interpolation of a grid function at grid + shift, as one matrix product, plus the
+    `fill` (−∞ or +∞) where grid + shift leaves the grid."""
 
-    lo: IntArray
-    frac: FloatArray
-    outside: npt.NDArray[np.bool_]
+    matrix: FloatArray
+    fill: FloatArray
 
     @classmethod
-    def of(cls, grid: FloatArray, shift: float) -> _Shift:
+    def of(cls, grid: FloatArray, shift: float, fill: float) -> _Shift:
         n = grid.size
         step = (grid[-1] - grid[0]) / (n - 1)
         pos = np.arange(n) + shift / step
         outside = (pos > n - 1 + 1e-9) | (pos < -1e-9)
         pos = np.clip(pos, 0.0, n - 1.0)
         lo = np.minimum(np.floor(pos).astype(np.intp), n - 2)
-        return cls(lo, pos - lo, outside)
+        frac = pos - lo
+        matrix = np.zeros((n, n))
+        rows = np.arange(n)
+        matrix[rows, lo] = 1.0 - frac
+        matrix[rows, lo + 1] += frac
+        return cls(matrix, np.where(outside, fill, 0.0))
 
-    def at(self, v: FloatArray, fill: float) -> FloatArray:
-        out = v[self.lo] * (1.0 - self.frac) + v[self.lo + 1] * self.frac
-        out[self.outside] = fill
+    def at(self, v: FloatArray) -> FloatArray:
+        """v at grid + shift along the last axis (one curve or a stack of them)."""
+        out: FloatArray = v @ self.matrix.T + self.fill
         return out
 
 
 def backward_step(
     v_next: FloatArray,
-    prices: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
     weights: FloatArray,
     up: _Shift,
     down: _Shift,
-    storage: StorageModel,
-    charge_cost: float,
-    discharge_cost: float,
 ) -> FloatArray:
-    """v_t from v_{t+1} and interval t's price atoms (module docstring); costs in AUD per grid MWh."""
-    lam = prices[:, None]
-    a = (lam + charge_cost) / storage.charge_efficiency
-    b = storage.discharge_efficiency * (lam - discharge_cost)
-    v_up = up.at(v_next, -np.inf)
-    v_down = down.at(v_next, np.inf)
-    given = np.where(a < v_next, np.maximum(a, v_up), np.where(b > v_next, np.minimum(b, v_down), v_next))
+    """v_t from v_{t+1} given interval t's thresholds per price atom (module docstring):
+    a = (λ + c_c)/η_c and b = η_d·(λ − c_d), each of shape (atoms, 1)."""
+    charge = np.maximum(a, up.at(v_next))
+    discharge = np.minimum(b, down.at(v_next))
+    given = np.where(a < v_next, charge, np.where(b > v_next, discharge, v_next))
     out: FloatArray = weights @ given
     return out
 
@@ -355,8 +356,10 @@ def plan_value_curve(
     """
     s = settings or ValueCurveSettings()
     grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
-    up = _Shift.of(grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours)
-    down = _Shift.of(grid, -storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency)
+    up = _Shift.of(grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours, -np.inf)
+    down = _Shift.of(
+        grid, -storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency, np.inf
+    )
     horizon = distribution.horizon
     values = np.empty((horizon + 1, grid.size))
     if s.terminal_value_aud_per_mwh is not None:
@@ -374,15 +377,19 @@ def plan_value_curve(
     if s.dispersion != 1.0:
         prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
     today = 0 if budget is None else min(budget.intervals_left_today, horizon)
-    cost = np.full(horizon, s.discharge_cost_aud_per_mwh)
+    cost = np.full(horizon, s.discharge_cost_aud_per_mwh, dtype=np.float64)
     if budget is not None:
         cost[:today] += budget.start_extra_aud_per_mwh
+
+    charge_at = ((prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)[:, :, None]
 
     def backward(first: int, last: int) -> None:
         """Rows first … last − 1 from row last."""
         v = values[last]
+        discharge_at = storage.discharge_efficiency * (prices[first:last] - cost[first:last, None])
         for t in range(last - 1, first - 1, -1):
-            v = backward_step(v, prices[t], weights, up, down, storage, s.charge_cost_aud_per_mwh, cost[t])
+            b = discharge_at[t - first][:, None]
+            v = backward_step(v, charge_at[t], b, weights, up, down)
             # Exact arithmetic keeps every row non-increasing; round-off may not.
             values[t] = np.minimum.accumulate(v)
             v = values[t]
