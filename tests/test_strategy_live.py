@@ -178,3 +178,80 @@ def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_
     validate_energy_bid(bid, 10.0, 10.0)
     # It is not the LP-λ bid: that one prices every extra band on a ladder to the cap.
     assert bid.discharge_bands[-1].price_aud_per_mwh < cap
+
+
+def test_a_live_value_curve_bid_prices_what_is_left_of_todays_cycles(store: FactStore) -> None:
+    from autobidder import Forecast, Settings, SqsQueues
+    from autobidder.strategy import planning_telemetry
+    from fleet import FleetClient
+    from market_adapters import ExchangeClient, price_cap_aud_per_mwh
+    from optimization import DailyLimit, build_value_curve_bid, plan_portfolio_curve, value_curve_settings
+    from workflows.activities import CycleActivities
+    from workflows.types import SubmitBidsInput
+
+    strategies = StrategyStore(store.engine)
+    text = (
+        STRATEGY.format(reserve=0.1).replace("[operation]\n", "[operation]\ndaily_cycle_limit = 1.0\n")
+        + '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
+    )
+    version = strategies.apply(parse_strategy(text), text).version
+    forecast_id, telemetry_id = _facts(store, soc_mwh=12.0, shift=144)  # first interval ends 12:05
+    request = {
+        "cycle_id": "c0",
+        "forecast_fact_id": forecast_id,
+        "telemetry_fact_id": telemetry_id,
+        "strategy_version": version.ref,
+    }
+    schedule_id = handle_optimize_request(store, request, strategies=strategies)["fact_id"]
+    end = store.get(schedule_id, Schedule, FactKind.SCHEDULE).first_interval_end
+    # This morning discharged 22 intervals at 10 MW: 18.33 of the day's 20 MWh are spent.
+    for k in range(1, 23):
+        earlier = end - k * FIVE
+        award = Award(
+            bid_id=f"p1/{earlier.isoformat()}/r0",
+            interval_end=earlier,
+            clearing_price_aud_per_mwh=100.0,
+            discharge_mw=10.0,
+            charge_mw=0.0,
+        )
+        _put(store, FactKind.AWARD, award, earlier.isoformat(), "exchange")
+    discharged = discharged_today_mwh(store, "p1", end, FIVE)
+    assert discharged == pytest.approx(22 * 10.0 / 12)
+    nowhere = "127.0.0.1:9"
+    activities = CycleActivities(
+        Settings(portfolio="p1"),
+        store,
+        ExchangeClient(nowhere, timeout_s=1.0),
+        FleetClient(nowhere, timeout_s=1.0),
+        SqsQueues(f"http://{nowhere}"),
+    )
+    bid, _ = activities._build_bid(
+        SubmitBidsInput(
+            "c0", "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
+        ),
+        version,
+    )
+    forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
+    seen = planning_telemetry(
+        store.get(telemetry_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT), version.strategy, 5 / 60
+    )
+    settings = value_curve_settings(version.strategy)
+    assert settings is not None
+    cap = price_cap_aud_per_mwh(end)
+    common = {
+        "bid_id": bid.bid_id,
+        "portfolio": "p1",
+        "region": Region.SA1,
+        "interval_end": end,
+        "price_floor": -1000.0,
+        "price_cap": cap,
+    }
+
+    def prices(limit: DailyLimit | None) -> list[float]:
+        curve = plan_portfolio_curve(forecast, seen, settings, 5 / 60, -1000.0, cap, daily_limit=limit)
+        return [b.price_aud_per_mwh for b in build_value_curve_bid(curve, 0, seen, **common).discharge_bands]
+
+    # The live bid is planned with what is left of today's budget, and that budget binds here.
+    priced = prices(DailyLimit(20.0, discharged))
+    assert [b.price_aud_per_mwh for b in bid.discharge_bands] == pytest.approx(priced)
+    assert priced[0] > prices(None)[0]
