@@ -1,7 +1,9 @@
 """Determinism: every saved BiddingCycle history replays against today's workflow code.
 
 The histories are written by `python -m tests.histories.generate`; `v1-*` by the workflow as it
-was before `DEADLINE_PATCH`, which must keep replaying through the `workflow.patched` branch.
+was before `DEADLINE_PATCH`, which must keep replaying through the `workflow.patched` branch;
+`v2-*` by the workflow before `LEAN_PLAN_PATCH` (fetch_data a regular activity, a timer around
+planning); `v3-*` by today's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ def test_there_are_histories_of_both_versions() -> None:
     names = {p.stem for p in HISTORIES}
     assert "v1-normal" in names
     assert {"v2-normal", "v2-late-forecast-shifted", "v2-fetch-fails-no-bid", "v2-scheduled"} <= names
+    assert {"v3-normal", "v3-late-forecast-shifted", "v3-fetch-fails-no-bid", "v3-scheduled"} <= names
+
+
+def _event_types(path: Path) -> list[str]:
+    return [str(e["eventType"]) for e in json.loads(path.read_text())["events"]]
+
+
+def test_a_lean_cycle_plans_without_a_timer_or_a_fetch_data_activity_task() -> None:
+    """LEAN_PLAN_PATCH's point (issue 20): fetch_data is a marker in the first workflow task and
+    no timer bounds planning, so a normal cycle has 3 workflow tasks, 2 activity tasks, 7 events fewer."""
+    v2, v3 = (_event_types(Path(__file__).parent / "histories" / f"{v}-normal.json") for v in ("v2", "v3"))
+    assert len(v2) == 32
+    assert "EVENT_TYPE_TIMER_STARTED" not in v3
+    assert v3.count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 3
+    assert v3.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 2
+    assert len(v3) == len(v2) - 7  # 25 here
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -46,6 +64,26 @@ class UnpatchedBiddingCycle(BiddingCycle):
     @workflow.run
     async def run(self, inp: CycleInput) -> CycleResult:
         return await self._run(inp)
+
+
+@workflow.defn(name="BiddingCycle")
+class PreLeanBiddingCycle(BiddingCycle):
+    """The lean plan without its guard: what LEAN_PLAN_PATCH protects v2 histories against."""
+
+    @workflow.run
+    async def run(self, inp: CycleInput) -> CycleResult:
+        return await self._run(inp, lean=True)
+
+
+def test_v2_history_breaks_without_the_lean_patch() -> None:
+    async def replay() -> Exception | None:
+        replayer = Replayer(workflows=[PreLeanBiddingCycle])
+        result = await replayer.replay_workflow(
+            _history(Path(__file__).parent / "histories" / "v2-normal.json"), raise_on_replay_failure=False
+        )
+        return result.replay_failure
+
+    assert asyncio.run(replay()) is not None
 
 
 def test_v1_history_breaks_without_the_patch() -> None:

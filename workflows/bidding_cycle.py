@@ -19,12 +19,19 @@ in one deterministic workflow definition that saved histories replay against.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError as ActivityTimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from workflows.deadlines import gate_closure, interval_end_for_fire, market_timing, planning_deadline
@@ -51,14 +58,22 @@ with workflow.unsafe.imports_passed_through():
 
 # The change that made cycles deadline-aware; histories started before it replay the v1 path.
 DEADLINE_PATCH = "deadline-fallback-ladder"
+# The change that made planning cheaper for Temporal (issue 20): fetch_data runs as a local
+# activity in the cycle's first workflow task, and each planning stage is bounded by its own
+# schedule_to_close (the planning deadline) instead of a timer around all three. A cycle's history
+# loses a workflow task, an activity task and the timer's two events (32 -> 22 events); histories
+# started before it (with DEADLINE_PATCH's marker, without this one) replay the path they took.
+LEAN_PLAN_PATCH = "lean-planning"
 
 # I/O against the exchange, the fleet and the database: loopback calls take milliseconds, and the
 # exchange client gives up after 10 s, so 15 s bounds one attempt; retried with backoff.
 # After planning, these run as LOCAL activities: no activity task round trip through the server,
 # and consecutive ones share one workflow task, which halves a cycle's Temporal work. Each is
 # idempotent, so the re-run after a worker crash (the workflow task is retried) is harmless.
-# fetch_data stays a regular activity: a local activity holds the workflow task while it retries,
-# which would delay the planning-deadline timer by up to the workflow task heartbeat (8 s).
+# Before LEAN_PLAN_PATCH fetch_data was a regular activity: a local activity holds the workflow
+# task while it retries, which would have delayed the planning-deadline timer by up to the workflow
+# task heartbeat (8 s). Since then no timer bounds planning: the local fetch_data's own
+# schedule_to_close is the deadline, enforced by the worker that runs it.
 IO_TIMEOUT = timedelta(seconds=15)
 IO_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -93,6 +108,8 @@ QUEUE_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=["StageFailed"],
 )
+# The lean plan's local fetch_data: one attempt per local activity, retried by the workflow.
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # An activity needs some time to run at all; a deadline closer than this counts as passed.
 MIN_ACTIVITY_WINDOW = timedelta(milliseconds=500)
 
@@ -120,6 +137,29 @@ def _cause(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {inner}"
 
 
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, ActivityError) and isinstance(exc.cause, ActivityTimeoutError)
+
+
+def _retryable(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Whether `policy` would retry this activity failure (a failed local activity surfaces as
+    its ApplicationError itself)."""
+    inner = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
+    if isinstance(inner, ApplicationError):
+        return not inner.non_retryable and inner.type not in (policy.non_retryable_error_types or ())
+    return True
+
+
+def _deadline_timeout(exc: BaseException) -> bool:
+    """Whether a planning stage failed by reaching its schedule_to_close: the planning deadline
+    under LEAN_PLAN_PATCH. (A local activity's timeout is judged by the worker, and the workflow
+    task that sees it may have started just before the deadline.)"""
+    inner: BaseException | None = exc
+    while isinstance(inner, ActivityError):
+        inner = inner.cause
+    return isinstance(inner, ActivityTimeoutError) and inner.type == TimeoutType.SCHEDULE_TO_CLOSE
+
+
 @workflow.defn(name="BiddingCycle")
 class BiddingCycle:
     def __init__(self) -> None:
@@ -131,6 +171,9 @@ class BiddingCycle:
 
     @workflow.run
     async def run(self, inp: CycleInput) -> CycleResult:
+        # New cycles record LEAN_PLAN_PATCH's marker only (it implies DEADLINE_PATCH's behaviour).
+        if workflow.patched(LEAN_PLAN_PATCH):
+            return await self._run(inp, lean=True)
         if not workflow.patched(DEADLINE_PATCH):
             return await self._run_v1(inp)
         return await self._run(inp)
@@ -156,28 +199,45 @@ class BiddingCycle:
         if updates:
             workflow.upsert_search_attributes(updates)
 
-    async def _plan(self, inp: CycleInput, cycle_id: str, interval_end_iso: str, plan_by: datetime) -> str:
+    async def _plan(
+        self, inp: CycleInput, cycle_id: str, interval_end_iso: str, plan_by: datetime, *, lean: bool = False
+    ) -> str:
+        """fetch_data -> forecast -> optimize. `lean` (LEAN_PLAN_PATCH): fetch_data is local and
+        each stage's schedule_to_close ends at `plan_by` (ActivityTimeoutError once it has passed);
+        otherwise the caller's timer bounds all three and each stage gets at least
+        MIN_ACTIVITY_WINDOW."""
         interval_start = datetime.fromisoformat(interval_end_iso) - timedelta(minutes=inp.interval_minutes)
 
         def window() -> timedelta:
-            return max(plan_by - workflow.now(), MIN_ACTIVITY_WINDOW)
+            left = plan_by - workflow.now()
+            if not lean:
+                return max(left, MIN_ACTIVITY_WINDOW)
+            if left <= timedelta(0):
+                raise ActivityTimeoutError(
+                    "planning deadline passed", type=TimeoutType.SCHEDULE_TO_CLOSE, last_heartbeat_details=[]
+                )
+            return left
 
         self._stage = "fetch_data"
-        self._fetched = await workflow.execute_activity(
-            "fetch_data",
-            FetchDataInput(
-                cycle_id,
-                inp.portfolio,
-                inp.region,
-                interval_start.isoformat(),
-                inp.lookback_intervals,
-                strategy_version=inp.strategy_version,
-            ),
-            result_type=FetchDataResult,
-            start_to_close_timeout=IO_TIMEOUT,
-            schedule_to_close_timeout=window(),
-            retry_policy=IO_RETRY,
+        fetch_input = FetchDataInput(
+            cycle_id,
+            inp.portfolio,
+            inp.region,
+            interval_start.isoformat(),
+            inp.lookback_intervals,
+            strategy_version=inp.strategy_version,
         )
+        if lean:
+            self._fetched = await self._fetch_locally(fetch_input, window)
+        else:
+            self._fetched = await workflow.execute_activity(
+                "fetch_data",
+                fetch_input,
+                result_type=FetchDataResult,
+                start_to_close_timeout=IO_TIMEOUT,
+                schedule_to_close_timeout=window(),
+                retry_policy=IO_RETRY,
+            )
         # The strategy read this cycle governs it from here on (a pinned version in the input wins;
         # histories from before strategies carry none of these fields).
         fetched = self._fetched
@@ -215,6 +275,45 @@ class BiddingCycle:
         )
         return schedule_fact_id
 
+    async def _fetch_locally(
+        self, fetch_input: FetchDataInput, window: Callable[[], timedelta]
+    ) -> FetchDataResult:
+        """fetch_data as a local activity in the cycle's first workflow task, retried here (IO_RETRY's
+        backoff, as a workflow timer: none on the happy path) while the planning window lasts.
+
+        One attempt per local activity, bounded by what is left of the window: sdk-core (temporalio
+        1.35) retries a local activity past its schedule_to_close when its maximum_attempts is 0, so
+        the SDK's retry could not end at the deadline. `window()` raises ActivityTimeoutError once
+        the deadline has passed; an attempt cut off by it is reported the same way."""
+        backoff = IO_RETRY.initial_interval
+        while True:
+            left = window()
+            try:
+                result: FetchDataResult = await workflow.execute_local_activity(
+                    "fetch_data",
+                    fetch_input,
+                    result_type=FetchDataResult,
+                    start_to_close_timeout=min(IO_TIMEOUT, left),
+                    retry_policy=ONE_ATTEMPT,
+                )
+                return result
+            except (ActivityError, ApplicationError) as exc:
+                if left < IO_TIMEOUT and _timed_out(exc):
+                    raise ActivityTimeoutError(
+                        "planning deadline passed during fetch_data",
+                        type=TimeoutType.SCHEDULE_TO_CLOSE,
+                        last_heartbeat_details=[],
+                    ) from exc
+                if not _retryable(exc, IO_RETRY) or window() <= backoff:
+                    raise
+            await workflow.sleep(backoff)
+            backoff = min(backoff * IO_RETRY.backoff_coefficient, IO_RETRY.maximum_interval or backoff)
+
+    def _planning_failure(self, exc: BaseException, plan_by: datetime, *, lean: bool) -> str:
+        if workflow.now() >= plan_by or (lean and _deadline_timeout(exc)):
+            return f"{self._stage} not finished by the planning deadline {plan_by.isoformat()}"
+        return f"{self._stage} failed: {_cause(exc)}"
+
     async def _record(
         self, cycle_id: str, inp: CycleInput, interval_end_iso: str, rung: str, reason: str
     ) -> str:
@@ -229,7 +328,7 @@ class BiddingCycle:
         )
         return fact_id
 
-    async def _run(self, inp: CycleInput) -> CycleResult:
+    async def _run(self, inp: CycleInput, *, lean: bool = False) -> CycleResult:
         timing = market_timing(inp.market)
         interval_end = self._interval_end(inp)
         interval_end_iso = interval_end.isoformat()
@@ -245,17 +344,22 @@ class BiddingCycle:
 
         schedule_fact_id, reason = "", ""
         try:
-            schedule_fact_id = await asyncio.wait_for(
-                self._plan(inp, cycle_id, interval_end_iso, plan_by),
-                timeout=max((plan_by - started).total_seconds(), 0.0),
-            )
+            if lean:
+                schedule_fact_id = await self._plan(inp, cycle_id, interval_end_iso, plan_by, lean=True)
+            else:
+                schedule_fact_id = await asyncio.wait_for(
+                    self._plan(inp, cycle_id, interval_end_iso, plan_by),
+                    timeout=max((plan_by - started).total_seconds(), 0.0),
+                )
         except (TimeoutError, ActivityError) as exc:
             # At the deadline the running stage is cancelled (or hits its schedule_to_close),
             # which surfaces as an ActivityError as often as a TimeoutError.
-            if workflow.now() >= plan_by:
-                reason = f"{self._stage} not finished by the planning deadline {plan_by.isoformat()}"
-            else:
-                reason = f"{self._stage} failed: {_cause(exc)}"
+            reason = self._planning_failure(exc, plan_by, lean=lean)
+        except FailureError as exc:
+            if not lean:
+                raise
+            # The local fetch_data's failure or timeout, or the deadline passed between stages.
+            reason = self._planning_failure(exc, plan_by, lean=True)
 
         rung, fallback_fact_id, reason_recorded = "", "", ""
         telemetry_fact_id = self._fetched.telemetry_fact_id if self._fetched else ""

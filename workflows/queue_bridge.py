@@ -35,6 +35,11 @@ HEARTBEAT_EVERY_S = 2.0
 # Long poll: returns as soon as a result arrives; longer waits only mean fewer idle requests,
 # and a stopping bridge waits at most this long for its last poll.
 RECEIVE_WAIT_S = 2
+# With acted-on results waiting to be deleted: a shorter poll, so they are deleted within about
+# DELETE_WITHIN_S + this even when no further result comes (well inside the results' visibility
+# timeout, RESULT_VISIBILITY_TIMEOUT_S = 5 s).
+PENDING_RECEIVE_WAIT_S = 1
+DELETE_WITHIN_S = 0.5
 
 
 class WaitingActivities:
@@ -117,18 +122,36 @@ class QueueBridge:
         return True
 
     async def _drain(self, queue: str, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                messages = await asyncio.to_thread(
-                    self._queues.receive, queue, max_messages=10, wait_seconds=RECEIVE_WAIT_S
-                )
-                done = await asyncio.gather(*(self._handle(queue, m) for m in messages))
-                finished = [m for m, ok in zip(messages, done, strict=True) if ok]
-                if finished:
+        # Results acted on but not yet deleted, and when the oldest of them was acted on. Deleting
+        # them DELETE_WITHIN_S later, up to 10 a request, makes one delete of a burst of results
+        # (a Schedule fires every portfolio's cycle together) instead of one each. Should the
+        # bridge die first, they come back after RESULT_VISIBILITY_TIMEOUT_S and are dropped as
+        # stale (their activities are complete).
+        finished: list[QueueMessage] = []
+        oldest = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    wait = RECEIVE_WAIT_S if not finished else PENDING_RECEIVE_WAIT_S
+                    messages = await asyncio.to_thread(
+                        self._queues.receive, queue, max_messages=10, wait_seconds=wait
+                    )
+                    done = await asyncio.gather(*(self._handle(queue, m) for m in messages))
+                    if not finished:
+                        oldest = time.monotonic()
+                    finished += [m for m, ok in zip(messages, done, strict=True) if ok]
+                    if finished and (
+                        len(finished) >= 10 or not messages or time.monotonic() - oldest >= DELETE_WITHIN_S
+                    ):
+                        batch, finished = finished, []
+                        await asyncio.to_thread(self._queues.delete_many, queue, batch)
+                except Exception:  # a transient queue or server fault must not kill the bridge
+                    log.exception("queue bridge error on %s; retrying", queue)
+                    await asyncio.sleep(1.0)
+        finally:
+            if finished:
+                with contextlib.suppress(Exception):  # left undeleted, they come back as stale
                     await asyncio.to_thread(self._queues.delete_many, queue, finished)
-            except Exception:  # a transient queue or server fault must not kill the bridge
-                log.exception("queue bridge error on %s; retrying", queue)
-                await asyncio.sleep(1.0)
 
     async def _heartbeat_one(self, token: bytes) -> None:
         handle = self._client.get_async_activity_handle(task_token=token)

@@ -1,6 +1,6 @@
 """Regenerate the saved BiddingCycle histories that CI replays (tests/test_workflow_replay.py).
 
-    .venv/bin/python -m tests.histories.generate            # every current scenario
+    .venv/bin/python -m tests.histories.generate            # every current scenario (v3-*)
     .venv/bin/python -m tests.histories.generate --prefix v1  # what the pre-patch workflow wrote
 
 Each scenario runs the real workflow code on a throwaway Temporal dev server (the binary from
@@ -11,6 +11,8 @@ depends only on the workflow's code and the scenario. A history is saved as
 `v1-*.json` were written by the workflow as it was before the deadline/fallback change
 (foundation commit 8b0085c); they must keep replaying through the `workflow.patched` branch.
 Never regenerate them from newer code: that would hide exactly the break they guard against.
+Likewise `v2-*.json`, written before `LEAN_PLAN_PATCH` (fetch_data a regular activity, a timer
+around planning): they must keep replaying through the pre-lean branch.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ async def generate(prefix: str, names: list[str] | None) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--prefix", default="v2", help="file name prefix (the workflow's version)")
+    parser.add_argument("--prefix", default="v3", help="file name prefix (the workflow's version)")
     parser.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
     args = parser.parse_args()
     for path in asyncio.run(generate(args.prefix, args.scenario)):
