@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -49,12 +48,6 @@ log = logging.getLogger("worker.temporal_worker")
 
 STAGES = (FORECAST_STAGE, OPTIMIZE_STAGE)
 
-# BiddingCycle runs outside the workflow sandbox here (issue 20). The sandbox re-imports the
-# workflow module for every run and calls into it through exec'd code for every payload of every
-# activation (the SDK's per-command serialization context): a sixth of this process's CPU per
-# cycle, measured with py-spy. What it guards, determinism and no I/O in workflow code, is checked
-# where it costs nothing in production: tests/test_workflow_replay.py replays every saved history
-# in the sandbox (the Replayer's default runner), as does the history generator's worker.
 WORKER_SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
@@ -104,21 +97,7 @@ def build_activities(
     )
 
 
-def keep_workflow_bytecode(settings: Settings) -> None:
-    """Let the workflow sandbox read compiled workflow modules instead of compiling them again.
-
-    The sandbox imports the workflow's modules afresh for every workflow run. Without bytecode on
-    disk (PYTHONDONTWRITEBYTECODE, as in the image and the dev shells) each import compiled
-    `workflows/bidding_cycle.py` from source again: about a sixth of this process's CPU per cycle.
-    Bytecode written once under the data directory (writable wherever the stack runs, unlike an
-    installed source tree) is read by every later import."""
-    if sys.dont_write_bytecode:
-        sys.pycache_prefix = str(settings.run_dir / "pycache")
-        sys.dont_write_bytecode = False
-
-
 async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None = None) -> None:
-    keep_workflow_bytecode(settings)
     client = await connect_temporal(settings)
     queues = SqsQueues(settings.resolved_sqs_endpoint, signing_key=queue_signing_key(settings))
     declare_queues(settings, queues)
@@ -132,7 +111,12 @@ async def run(settings: Settings, stop: asyncio.Event, routes_path: Path | None 
             client,
             task_queue=settings.task_queue,
             workflows=[BiddingCycle],
-            # Unsandboxed (see the comment at STAGES): the tests' replays run the sandbox instead.
+            # Outside the workflow sandbox (issue 20): the sandbox re-imports the workflow module
+            # for every run and calls into it through exec'd code for every payload of every
+            # activation, a sixth of this process's CPU per cycle (py-spy). What it guards,
+            # determinism and no I/O in workflow code, is checked where it costs nothing in
+            # production: tests/test_workflow_replay.py replays every saved history in the
+            # sandbox (the Replayer's default runner), as does the history generator's worker.
             workflow_runner=UnsandboxedWorkflowRunner(),
             activities=activities.all(),
             activity_executor=executor,
