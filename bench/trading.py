@@ -62,7 +62,7 @@ from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noq
 from fleet import SimulatedFleet  # noqa: E402
 from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
 from forecasting.quantile_mlp import QuantileMLPForecaster  # noqa: E402
-from optimization import ValueCurveSettings, value_curve_settings  # noqa: E402
+from optimization import DailyLimit, ValueCurveSettings, value_curve_settings  # noqa: E402
 
 log = logging.getLogger("bench.trading")
 
@@ -258,12 +258,16 @@ def grid(
 
 def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
     """Median ms of one cold 24 h × 5 min value-curve plan (two passes, no warm terminal) on real
-    forecasts of `region`: distribution from the quantiles, the recursion, everything."""
+    forecasts of `region`, as the live cycle plans it: distribution from the quantiles, the
+    recursion, and the pricing of what is left of the day's cycle budget (half of it spent, no
+    previous plan to start the search from), everything."""
     strategy = strategy_for(region)
     tape = PriceTape.of(Region(region), prices)
     source = _source(args, region)
     fleet = SimulatedFleet(strategy.portfolio, default_fleet())
     settings = vc_settings(strategy, args)
+    limit = strategy.operation.daily_cycle_limit or 2.0
+    day_mwh = limit * sum(b.capacity_mwh for b in default_fleet())
     times = []
     first = tape.index_of(tape.end_at(0) + timedelta(days=40))
     for k in range(30):
@@ -279,7 +283,7 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
             default_fleet(),
         )
         started = time.perf_counter()
-        plan_curve(forecast, seen, settings, 5 / 60)
+        plan_curve(forecast, seen, settings, 5 / 60, daily_limit=DailyLimit(day_mwh, day_mwh / 2))
         times.append(time.perf_counter() - started)
     return round(1000 * statistics.median(times), 3)
 
