@@ -3,16 +3,29 @@ stored strategy version, and the bid history the strategy limits read from the f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autobidder.clock import NEM_TZ
-from autobidder.domain import Award, EnergyBid, FactKind, PriceBand, Region, Schedule, TelemetrySnapshot
+from autobidder.domain import (
+    Award,
+    EnergyBid,
+    FactKind,
+    Forecast,
+    PriceBand,
+    Region,
+    Schedule,
+    TelemetrySnapshot,
+)
 from autobidder.facts import FactStore, Provenance
 from autobidder.strategy.model import parse_strategy
-from autobidder.strategy.store import NoSuchVersionError, StrategyStore
+from autobidder.strategy.store import NoSuchVersionError, StrategyStore, StrategyVersion
+from optimization import ValueCurveSettings
 from optimization.queue_handler import handle_optimize_request
 from tests.test_optimization_queue import _facts
 from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
@@ -106,27 +119,39 @@ def test_bid_history_reads_the_previous_bid_and_the_trading_day_so_far(store: Fa
     assert previous_bid(store, "p1", ends[2], FIVE) is None
 
 
-def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_path: Path) -> None:
-    from autobidder import Forecast, Settings, SqsQueues
+VALUE_CURVE = '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
+
+
+@dataclass(frozen=True)
+class LiveCurveBid:
+    """A value-curve strategy's bid as submit_bids builds it, with what the test re-plans it from."""
+
+    bid: EnergyBid
+    source: str
+    schedule_id: str
+    end: datetime
+    forecast: Forecast
+    seen: TelemetrySnapshot
+    settings: ValueCurveSettings
+    version: StrategyVersion
+
+
+def _live_curve_bid(
+    store: FactStore, text: str, shift: int, before: Callable[[datetime], None] = lambda end: None
+) -> LiveCurveBid:
+    """Apply `text`, plan the cycle's schedule, run `before(interval end)`, then build the bid in
+    submit_bids (`CycleActivities._build_bid`, no servers reached)."""
+    from autobidder import Settings, SqsQueues
     from autobidder.strategy import planning_telemetry
     from fleet import FleetClient
-    from market_adapters import ExchangeClient, price_cap_aud_per_mwh, validate_energy_bid
-    from optimization import (
-        build_value_curve_bid,
-        convexity_violation,
-        plan_portfolio_curve,
-        value_curve_settings,
-    )
+    from market_adapters import ExchangeClient
+    from optimization import value_curve_settings
     from workflows.activities import CycleActivities
     from workflows.types import SubmitBidsInput
 
     strategies = StrategyStore(store.engine)
-    text = (
-        STRATEGY.format(reserve=0.1)
-        + '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
-    )
     version = strategies.apply(parse_strategy(text), text).version
-    forecast_id, telemetry_id = _facts(store, soc_mwh=12.0, shift=0)
+    forecast_id, telemetry_id = _facts(store, soc_mwh=12.0, shift=shift)
     request = {
         "cycle_id": "c0",
         "forecast_fact_id": forecast_id,
@@ -134,7 +159,8 @@ def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_
         "strategy_version": version.ref,
     }
     schedule_id = handle_optimize_request(store, request, strategies=strategies)["fact_id"]
-    schedule = store.get(schedule_id, Schedule, FactKind.SCHEDULE)
+    end = store.get(schedule_id, Schedule, FactKind.SCHEDULE).first_interval_end
+    before(end)
     nowhere = "127.0.0.1:9"
     activities = CycleActivities(
         Settings(portfolio="p1"),
@@ -143,21 +169,30 @@ def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_
         FleetClient(nowhere, timeout_s=1.0),
         SqsQueues(f"http://{nowhere}"),
     )
-    end = schedule.first_interval_end
     bid, source = activities._build_bid(
         SubmitBidsInput(
             "c0", "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
         ),
         version,
     )
-    assert source == schedule_id and bid.strategy_version == version.ref
-    # The same bid the backtest would build: the value curve of the forecast behind the schedule.
-    forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
     seen = planning_telemetry(
         store.get(telemetry_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT), version.strategy, 5 / 60
     )
     settings = value_curve_settings(version.strategy)
     assert settings is not None
+    forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
+    return LiveCurveBid(bid, source, schedule_id, end, forecast, seen, settings, version)
+
+
+def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore) -> None:
+    from market_adapters import price_cap_aud_per_mwh, validate_energy_bid
+    from optimization import build_value_curve_bid, convexity_violation, plan_portfolio_curve
+
+    live = _live_curve_bid(store, STRATEGY.format(reserve=0.1) + VALUE_CURVE, shift=0)
+    bid, version, end, seen, settings = live.bid, live.version, live.end, live.seen, live.settings
+    assert live.source == live.schedule_id and bid.strategy_version == version.ref
+    # The same bid the backtest would build: the value curve of the forecast behind the schedule.
+    forecast = live.forecast
     cap = price_cap_aud_per_mwh(end)
     curve = plan_portfolio_curve(forecast, seen, settings, 5 / 60, -1000.0, cap)
     expected = build_value_curve_bid(
@@ -181,64 +216,29 @@ def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore, tmp_
 
 
 def test_a_live_value_curve_bid_prices_what_is_left_of_todays_cycles(store: FactStore) -> None:
-    from autobidder import Forecast, Settings, SqsQueues
-    from autobidder.strategy import planning_telemetry
-    from fleet import FleetClient
-    from market_adapters import ExchangeClient, price_cap_aud_per_mwh
-    from optimization import DailyLimit, build_value_curve_bid, plan_portfolio_curve, value_curve_settings
-    from workflows.activities import CycleActivities
-    from workflows.types import SubmitBidsInput
+    from market_adapters import price_cap_aud_per_mwh
+    from optimization import DailyLimit, build_value_curve_bid, plan_portfolio_curve
 
-    strategies = StrategyStore(store.engine)
-    text = (
-        STRATEGY.format(reserve=0.1).replace("[operation]\n", "[operation]\ndaily_cycle_limit = 1.0\n")
-        + '\n[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
-    )
-    version = strategies.apply(parse_strategy(text), text).version
-    forecast_id, telemetry_id = _facts(store, soc_mwh=12.0, shift=144)  # first interval ends 12:05
-    request = {
-        "cycle_id": "c0",
-        "forecast_fact_id": forecast_id,
-        "telemetry_fact_id": telemetry_id,
-        "strategy_version": version.ref,
-    }
-    schedule_id = handle_optimize_request(store, request, strategies=strategies)["fact_id"]
-    end = store.get(schedule_id, Schedule, FactKind.SCHEDULE).first_interval_end
-    # This morning discharged 22 intervals at 10 MW: 18.33 of the day's 20 MWh are spent.
-    for k in range(1, 23):
-        earlier = end - k * FIVE
-        award = Award(
-            bid_id=f"p1/{earlier.isoformat()}/r0",
-            interval_end=earlier,
-            clearing_price_aud_per_mwh=100.0,
-            discharge_mw=10.0,
-            charge_mw=0.0,
-        )
-        _put(store, FactKind.AWARD, award, earlier.isoformat(), "exchange")
+    def morning(end: datetime) -> None:
+        # This morning discharged 22 intervals at 10 MW: 18.33 of the day's 20 MWh are spent.
+        for k in range(1, 23):
+            earlier = end - k * FIVE
+            award = Award(
+                bid_id=f"p1/{earlier.isoformat()}/r0",
+                interval_end=earlier,
+                clearing_price_aud_per_mwh=100.0,
+                discharge_mw=10.0,
+                charge_mw=0.0,
+            )
+            _put(store, FactKind.AWARD, award, earlier.isoformat(), "exchange")
+
+    text = STRATEGY.format(reserve=0.1).replace("[operation]\n", "[operation]\ndaily_cycle_limit = 1.0\n")
+    live = _live_curve_bid(store, text + VALUE_CURVE, shift=144, before=morning)  # first end 12:05
+    bid, end, forecast, seen, settings = live.bid, live.end, live.forecast, live.seen, live.settings
     discharged = discharged_today_mwh(store, "p1", end, FIVE)
     assert discharged == pytest.approx(22 * 10.0 / 12)
-    nowhere = "127.0.0.1:9"
-    activities = CycleActivities(
-        Settings(portfolio="p1"),
-        store,
-        ExchangeClient(nowhere, timeout_s=1.0),
-        FleetClient(nowhere, timeout_s=1.0),
-        SqsQueues(f"http://{nowhere}"),
-    )
-    bid, _ = activities._build_bid(
-        SubmitBidsInput(
-            "c0", "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
-        ),
-        version,
-    )
-    forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
-    seen = planning_telemetry(
-        store.get(telemetry_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT), version.strategy, 5 / 60
-    )
-    settings = value_curve_settings(version.strategy)
-    assert settings is not None
     cap = price_cap_aud_per_mwh(end)
-    common = {
+    common: dict[str, Any] = {
         "bid_id": bid.bid_id,
         "portfolio": "p1",
         "region": Region.SA1,
