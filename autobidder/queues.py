@@ -30,10 +30,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
+
+from autobidder.loopback import is_loopback_host
 
 # A request is invisible to other workers this long after a receive; a worker still busy with it
 # extends the lease (QueueWorker), so this only bounds how late a crashed worker's job reappears.
@@ -139,10 +142,11 @@ class SqsQueues:
         self._aws = endpoint_url is None
         # The long-poll read timeout must outlast WaitTimeSeconds (at most 20 s).
         config = Config(connect_timeout=connect_timeout_s, read_timeout=25, retries={"max_attempts": 2})
-        if endpoint_url is not None:
-            # A local endpoint checks neither signatures nor credentials, and our requests have
-            # fixed shapes: unsigned and unvalidated, a call costs the client about a quarter less
-            # CPU (SigV4 signing was a ninth of a queue worker's Python time; issue 20).
+        if endpoint_url is not None and is_loopback_host(urlsplit(endpoint_url).hostname or ""):
+            # A local endpoint on this machine checks neither signatures nor credentials, and our
+            # requests have fixed shapes: unsigned and unvalidated, a call costs the client about a
+            # quarter less CPU (SigV4 signing was a ninth of a queue worker's Python time; issue
+            # 20). Any other endpoint keeps SigV4.
             config = config.merge(Config(signature_version=UNSIGNED, parameter_validation=False))
         self._client = boto3.client("sqs", config=config, **kwargs)
         self._urls: dict[str, str] = {}

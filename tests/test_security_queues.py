@@ -160,3 +160,14 @@ def test_the_seen_set_never_accepts_a_nonce_twice_and_stays_bounded(
         if verdict is None:
             assert accepted.setdefault(nonce, message_id) == message_id
         assert len(seen._seen) <= 8
+
+
+def test_only_a_loopback_endpoint_gets_unsigned_requests() -> None:
+    from botocore import UNSIGNED
+
+    from autobidder.queues import SqsQueues
+
+    local = SqsQueues("http://127.0.0.1:9")._client.meta.config
+    assert local.signature_version is UNSIGNED
+    for url in ("https://sqs.ap-southeast-2.amazonaws.com", "http://10.0.0.7:9324"):
+        assert SqsQueues(url)._client.meta.config.signature_version is not UNSIGNED
