@@ -314,13 +314,14 @@ def simulate(
             on_interval(1)
             continue
         seen = planning_telemetry(telemetry, strategy, dt_h, spec.fleet if spec.nameplate_planning else ())
+        today = nem_trading_day(end)
+        if today != day:
+            day, discharged_today_mwh = today, 0.0
         if (
             plan_forecast is None
             or step % spec.reoptimize_every_intervals == 0
             or g - plan_start >= plan_horizon
         ):
-            if nem_trading_day(end) != day:
-                day, discharged_today_mwh = nem_trading_day(end), 0.0
             plan_forecast, plan, curve, reserve_forecast = _replan(
                 spec,
                 tape,
@@ -376,9 +377,6 @@ def simulate(
             )
             scheduled_discharge_mw = schedule.discharge_mw[0]
             scheduled_charge_mw = schedule.charge_mw[0]
-        today = nem_trading_day(end)
-        if today != day:
-            day, discharged_today_mwh = today, 0.0
         limited = apply_strategy_limits(
             bid,
             strategy,

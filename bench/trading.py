@@ -266,8 +266,8 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
     source = _source(args, region)
     fleet = SimulatedFleet(strategy.portfolio, default_fleet())
     settings = vc_settings(strategy, args)
-    limit = strategy.operation.daily_cycle_limit or 2.0
-    day_mwh = limit * sum(b.capacity_mwh for b in default_fleet())
+    limit = strategy.operation.daily_cycle_limit
+    day_mwh = None if limit is None else limit * sum(b.capacity_mwh for b in default_fleet())
     times = []
     first = tape.index_of(tape.end_at(0) + timedelta(days=40))
     for k in range(30):
@@ -283,7 +283,8 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
             default_fleet(),
         )
         started = time.perf_counter()
-        plan_curve(forecast, seen, settings, 5 / 60, daily_limit=DailyLimit(day_mwh, day_mwh / 2))
+        half_spent = None if day_mwh is None else DailyLimit(day_mwh, day_mwh / 2)
+        plan_curve(forecast, seen, settings, 5 / 60, daily_limit=half_spent)
         times.append(time.perf_counter() - started)
     return round(1000 * statistics.median(times), 3)
 

@@ -43,7 +43,7 @@ import numpy as np
 from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot, nem_energy_bands
 from autobidder.strategy import nem_trading_day
 from optimization.bids import soc_safe_power_limits
-from optimization.problem import ProblemDataError, aggregate_portfolio
+from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
 from optimization.value_curve import (
     CycleBudget,
     FloatArray,
@@ -215,9 +215,9 @@ def withdraw_convexity_overlap(bid: EnergyBid) -> EnergyBid:
     return bid.model_copy(update={"charge_bands": bands})
 
 
-def portfolio_storage(telemetry: TelemetrySnapshot, interval_hours: float) -> StorageModel:
-    """The portfolio's online batteries (as the optimizer sees them) as the planner's storage."""
-    battery = aggregate_portfolio(telemetry)
+def portfolio_storage(battery: VirtualBattery, interval_hours: float) -> StorageModel:
+    """The portfolio's online batteries (`aggregate_portfolio`, as the optimizer sees them) as the
+    planner's storage."""
     reserve = min(battery.reserve_mwh, battery.capacity_mwh * (1 - 1e-9))
     return StorageModel(
         capacity_mwh=battery.capacity_mwh,
@@ -249,11 +249,10 @@ def plan_portfolio_curve(
     distribution = PriceDistribution.from_forecast(forecast, settings.price_atoms, price_floor, price_cap)
     if previous is not None and previous.horizon != distribution.horizon:
         previous = None
-    budget = None
-    if daily_limit is not None:
-        budget = daily_limit.budget(forecast, aggregate_portfolio(telemetry).soc_mwh, previous)
+    battery = aggregate_portfolio(telemetry)
+    budget = None if daily_limit is None else daily_limit.budget(forecast, battery.soc_mwh, previous)
     return plan_value_curve(
-        portfolio_storage(telemetry, interval_hours), distribution, settings, previous, previous_row, budget
+        portfolio_storage(battery, interval_hours), distribution, settings, previous, previous_row, budget
     )
 
 
@@ -271,8 +270,11 @@ class DailyLimit:
         series = forecast.p50
         first_day = nem_trading_day(series.first_interval_end)
         start = 0.0
-        last = previous.budget if previous is not None else None
-        if previous is not None and last is not None and last.trading_day == str(first_day):
+        if (
+            previous is not None
+            and previous.budget is not None
+            and previous.budget.trading_day == str(first_day)
+        ):
             start = previous.budget_shadow_price_aud_per_mwh
         left = bisect.bisect_left(
             range(len(series.prices_aud_per_mwh)),
@@ -284,6 +286,6 @@ class DailyLimit:
             remaining_today_mwh=remaining,
             intervals_left_today=left,
             soc_mwh=soc_mwh,
-            start_extra_aud_per_mwh=max(start, 0.0),
+            start_extra_aud_per_mwh=start,
             trading_day=str(first_day),
         )

@@ -44,6 +44,10 @@ spends the budget early on some days and hoards it on others; the cap then cuts 
 
 Pure numpy, vectorised over price atoms and SoC points: one backward step is a handful of array
 operations on an (atoms × SoC points) array.
+
+Long because the budget pricing re-runs the recursion's backward pass over today's rows in place
+(the search holds the plan's arrays) and simulates the same threshold rule the recursion prices;
+split, the two halves would pass the plan's internals back and forth.
 """
 
 from __future__ import annotations
@@ -285,6 +289,12 @@ class ValueCurve:
         """The extra shadow price the cycle budget put on the first interval (0 when none)."""
         return float(self.discharge_cost_aud_per_mwh[0] - self.settings.discharge_cost_aud_per_mwh)
 
+    def budget_shadow_price_on(self, trading_day: str) -> float:
+        """That extra price when this plan priced `trading_day`'s budget, else 0."""
+        if self.budget is None or self.budget.trading_day != trading_day:
+            return 0.0
+        return max(self.budget_shadow_price_aud_per_mwh, 0.0)
+
     def value_at(self, row: int, soc_mwh: float | FloatArray) -> FloatArray:
         """v_row at `soc_mwh` (linear between grid points, held flat outside the grid)."""
         return np.asarray(
@@ -373,8 +383,8 @@ def plan_value_curve(
         end = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
         passes = s.passes
     prices, weights = distribution.prices, distribution.weights
-    centre = distribution.median
     if s.dispersion != 1.0:
+        centre = distribution.median
         prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
     today = 0 if budget is None else min(budget.intervals_left_today, horizon)
     cost = np.full(horizon, s.discharge_cost_aud_per_mwh, dtype=np.float64)
@@ -402,7 +412,8 @@ def plan_value_curve(
         # Spending is simulated on the median path: the recursion's atoms are independent from one
         # interval to the next, so simulating over them has prices swing every interval and
         # overstates the discharge (measured: the budget then bound too early and cost capture).
-        _price_budget(budget, today, cost, backward, grid, values, centre, storage, s)
+        path = distribution.median if s.dispersion == 1.0 else centre
+        _price_budget(budget, today, cost, backward, grid, values, path, storage, s)
     values.setflags(write=False)
     grid.setflags(write=False)
     cost.setflags(write=False)
@@ -428,14 +439,18 @@ def _price_budget(
     limit = budget.remaining_today_mwh
     slack = storage.max_discharge_mw * storage.interval_hours
 
-    def spent(extra: float, replan: bool = True) -> float:
-        if replan:
+    planned = budget.start_extra_aud_per_mwh  # the extra today's rows of `values` hold
+
+    def spent(extra: float) -> float:
+        nonlocal planned
+        if extra != planned:
             cost[:today] = base + extra
             backward(0, today)
+            planned = extra
         return path_discharge_mwh(grid, values, path, storage, s, cost, budget.soc_mwh, today)
 
     extra = budget.start_extra_aud_per_mwh
-    used = spent(extra, replan=False)
+    used = spent(extra)
     if used <= limit + BUDGET_TOLERANCE_MWH and (extra == 0.0 or used >= limit - slack):
         return
     if used <= limit:
@@ -450,7 +465,8 @@ def _price_budget(
         low, high = (mid, high) if used > limit else (low, mid)
         if used <= limit and used >= limit - slack:
             return
-    spent(high)
+    if planned != high:
+        spent(high)
 
 
 def _crossings(rows: FloatArray, grid: FloatArray, x: FloatArray) -> FloatArray:

@@ -186,3 +186,17 @@ def test_daily_limit_counts_the_nem_day_left_and_carries_the_shadow_price() -> N
     assert budget.remaining_today_mwh == pytest.approx(8.5)
     assert budget.start_extra_aud_per_mwh == 0.0 and budget.trading_day == "2022-06-13"
     assert DailyLimit(40.0, 55.0).budget(forecast, 12.0).remaining_today_mwh == 0.0
+    # The next plan starts its search from the last plan's extra price, on the same day only.
+    storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.95, 0.95, 5 / 60)
+    fan = PriceDistribution.point([300.0] * 12 + [20.0] * 36)
+    planned = plan_value_curve(
+        storage, fan, ValueCurveSettings(), budget=DailyLimit(40.0, 39.0).budget(forecast, 20.0)
+    )
+    assert planned.budget_shadow_price_aud_per_mwh > 0
+    assert limit.budget(forecast, 12.0, planned).start_extra_aud_per_mwh == pytest.approx(
+        planned.budget_shadow_price_aud_per_mwh
+    )
+    next_day = forecast.model_copy(
+        update={"p50": forecast.p50.model_copy(update={"first_interval_end": first + timedelta(hours=1)})}
+    )
+    assert limit.budget(next_day, 12.0, planned).start_extra_aud_per_mwh == 0.0

@@ -94,18 +94,23 @@ def _put(store: FactStore, kind: FactKind, value: EnergyBid | Award, end_iso: st
     store.put(kind, value, provenance)
 
 
+def _put_award(store: FactStore, end: datetime, discharge_mw: float) -> None:
+    """The exchange's award for p1's interval ending `end`, at 100 AUD/MWh."""
+    award = Award(
+        bid_id=f"p1/{end.isoformat()}/r0",
+        interval_end=end,
+        clearing_price_aud_per_mwh=100.0,
+        discharge_mw=discharge_mw,
+        charge_mw=0.0,
+    )
+    _put(store, FactKind.AWARD, award, end.isoformat(), "exchange")
+
+
 def test_bid_history_reads_the_previous_bid_and_the_trading_day_so_far(store: FactStore) -> None:
     midnight = datetime(2022, 10, 7, tzinfo=NEM_TZ)  # the 24:00 interval end of 6 October
     ends = [midnight + k * FIVE for k in (-2, -1, 0, 1, 2)]  # 23:50, 23:55, 24:00, 00:05, 00:10
     for end in ends[:4]:
-        award = Award(
-            bid_id=f"p1/{end.isoformat()}/r0",
-            interval_end=end,
-            clearing_price_aud_per_mwh=100.0,
-            discharge_mw=6.0,
-            charge_mw=0.0,
-        )
-        _put(store, FactKind.AWARD, award, end.isoformat(), "exchange")
+        _put_award(store, end, discharge_mw=6.0)
     _put(store, FactKind.BID, _bid(ends[0].isoformat(), 300.0), ends[0].isoformat(), "bid-builder")
     _put(store, FactKind.BID, _bid(ends[1].isoformat(), 400.0), ends[1].isoformat(), PAUSED_BID_COMPONENT)
 
@@ -222,15 +227,7 @@ def test_a_live_value_curve_bid_prices_what_is_left_of_todays_cycles(store: Fact
     def morning(end: datetime) -> None:
         # This morning discharged 22 intervals at 10 MW: 18.33 of the day's 20 MWh are spent.
         for k in range(1, 23):
-            earlier = end - k * FIVE
-            award = Award(
-                bid_id=f"p1/{earlier.isoformat()}/r0",
-                interval_end=earlier,
-                clearing_price_aud_per_mwh=100.0,
-                discharge_mw=10.0,
-                charge_mw=0.0,
-            )
-            _put(store, FactKind.AWARD, award, earlier.isoformat(), "exchange")
+            _put_award(store, end - k * FIVE, discharge_mw=10.0)
 
     text = STRATEGY.format(reserve=0.1).replace("[operation]\n", "[operation]\ndaily_cycle_limit = 1.0\n")
     live = _live_curve_bid(store, text + VALUE_CURVE, shift=144, before=morning)  # first end 12:05
