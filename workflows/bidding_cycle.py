@@ -61,8 +61,9 @@ DEADLINE_PATCH = "deadline-fallback-ladder"
 # The change that made planning cheaper for Temporal (issue 20): fetch_data runs as a local
 # activity in the cycle's first workflow task, and each planning stage is bounded by its own
 # schedule_to_close (the planning deadline) instead of a timer around all three. A cycle's history
-# loses a workflow task, an activity task and the timer's two events (32 -> 22 events); histories
-# started before it (with DEADLINE_PATCH's marker, without this one) replay the path they took.
+# loses a workflow task, an activity task and the deadline timer (a normal cycle: 32 -> 25 events,
+# tests/histories/v2-normal.json against v3-normal.json); histories started before it (with
+# DEADLINE_PATCH's marker, without this one) replay the path they took.
 LEAN_PLAN_PATCH = "lean-planning"
 
 # I/O against the exchange, the fleet and the database: loopback calls take milliseconds, and the
