@@ -55,6 +55,7 @@ from autobidder.strategy import (
     nem_trading_day,
     planning_telemetry,
 )
+from backtest.curve_planner import CurvePlanner, ForecastFailedError
 from backtest.fcas import ReserveMarkets
 from backtest.forecasters import ForecastSource, PriceTape
 from backtest.planning import Plan, Planner
@@ -300,6 +301,18 @@ def simulate(
     discharged_today_mwh = 0.0
     cycle_limit = strategy.operation.daily_cycle_limit
     day_limit_mwh = None if cycle_limit is None else cycle_limit * spec.capacity_mwh
+    curves = (
+        None
+        if spec.value_curve is None
+        else CurvePlanner(
+            spec.value_curve,
+            tape,
+            forecaster,
+            horizon,
+            spec.reoptimize_every_intervals,
+            spec.first_index + spec.intervals - 1,
+        )
+    )
     solve_started = planner_solve_seconds(planner)
     started = time.perf_counter()
     for step in range(spec.intervals):
@@ -322,22 +335,16 @@ def simulate(
             or step % spec.reoptimize_every_intervals == 0
             or g - plan_start >= plan_horizon
         ):
-            plan_forecast, plan, curve, reserve_forecast = _replan(
-                spec,
-                tape,
-                g,
-                horizon,
-                forecaster,
-                planner,
-                seen,
-                settings,
-                end,
-                run,
-                curve,
-                g - plan_start,
-                reserves,
-                None if day_limit_mwh is None else DailyLimit(day_limit_mwh, discharged_today_mwh),
-            )
+            daily_limit = None if day_limit_mwh is None else DailyLimit(day_limit_mwh, discharged_today_mwh)
+            if curves is not None:
+                plan_forecast, curve = _replan_curve(
+                    curves, g, seen, end, run, curve, g - plan_start, daily_limit
+                )
+                plan, reserve_forecast = None, None
+            else:
+                plan_forecast, plan, reserve_forecast = _replan(
+                    spec, tape, g, horizon, forecaster, planner, seen, settings, end, run, reserves
+                )
             plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
             band = _band(plan_forecast)
@@ -495,11 +502,8 @@ def _replan(
     settings: OptimizerSettings,
     end: datetime,
     run: SimulationRun,
-    previous: ValueCurve | None = None,
-    previous_row: int = 0,
     reserves: ReserveMarkets | None = None,
-    daily_limit: DailyLimit | None = None,
-) -> tuple[Forecast, Plan | None, ValueCurve | None, FloatArray | None]:
+) -> tuple[Forecast, Plan, FloatArray | None]:
     started = time.perf_counter()
     try:
         forecast = forecaster.forecast(tape, g, horizon)
@@ -509,19 +513,37 @@ def _replan(
             f"interval ending {end.isoformat()}: forecaster {forecaster.model} failed: {exc}"
         ) from exc
     planned = time.perf_counter()
-    plan: Plan | None = None
-    curve: ValueCurve | None = None
     try:
-        if spec.value_curve is not None:
-            hours = tape.interval_minutes / 60.0
-            curve = plan_curve(forecast, seen, spec.value_curve, hours, previous, previous_row, daily_limit)
-        else:
-            seen_forecast = forecast_for_risk(forecast, spec.strategy.risk)
-            problem = prepare_problem(seen, seen_forecast, settings, reserve)
-            plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
+        seen_forecast = forecast_for_risk(forecast, spec.strategy.risk)
+        problem = prepare_problem(seen, seen_forecast, settings, reserve)
+        plan = planner.plan(problem, warm_key=spec.strategy.portfolio)
     except (OptimizationError, ValueError) as exc:
         raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
     done = time.perf_counter()
     run.forecast_seconds += planned - started
     run.plan_seconds += done - planned
-    return forecast, plan, curve, reserve
+    return forecast, plan, reserve
+
+
+def _replan_curve(
+    curves: CurvePlanner,
+    g: int,
+    seen: TelemetrySnapshot,
+    end: datetime,
+    run: SimulationRun,
+    previous: ValueCurve | None,
+    previous_row: int,
+    daily_limit: DailyLimit | None,
+) -> tuple[Forecast, ValueCurve]:
+    forecast_s, plan_s = curves.forecast_seconds, curves.plan_seconds
+    try:
+        forecast, curve = curves.plan(g, seen, previous, previous_row, daily_limit)
+    except ForecastFailedError as exc:
+        raise BacktestError(
+            f"interval ending {end.isoformat()}: forecaster {curves.model} failed: {exc}"
+        ) from exc
+    except (OptimizationError, ValueError) as exc:
+        raise BacktestError(f"interval ending {end.isoformat()}: optimization failed: {exc}") from exc
+    run.forecast_seconds += curves.forecast_seconds - forecast_s
+    run.plan_seconds += curves.plan_seconds - plan_s
+    return forecast, curve

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
         build_value_curve_bid as build_value_curve_bid,
         convexity_violation as convexity_violation,
         plan_portfolio_curve as plan_portfolio_curve,
+        portfolio_curve_plans as portfolio_curve_plans,
+        portfolio_storage as portfolio_storage,
         resolve_convexity as resolve_convexity,
         withdraw_convexity_overlap as withdraw_convexity_overlap,
     )
@@ -62,6 +64,9 @@ if TYPE_CHECKING:
         ValueCurve as ValueCurve,
         ValueCurveError as ValueCurveError,
         ValueCurveSettings as ValueCurveSettings,
+    )
+    from optimization.value_planning import (
+        ValueCurvePlans as ValueCurvePlans,
         plan_value_curve as plan_value_curve,
     )
 
@@ -83,6 +88,7 @@ __all__ = [
     "StorageModel",
     "ValueCurve",
     "ValueCurveError",
+    "ValueCurvePlans",
     "ValueCurveSettings",
     "aggregate_portfolio",
     "build_energy_bid",
@@ -98,6 +104,8 @@ __all__ = [
     "perfect_foresight_revenue_aud",
     "plan_portfolio_curve",
     "plan_value_curve",
+    "portfolio_curve_plans",
+    "portfolio_storage",
     "prepare_problem",
     "products_named",
     "resolve_convexity",
@@ -140,6 +148,8 @@ _EXPORTS = {
         "build_value_curve_bid",
         "convexity_violation",
         "plan_portfolio_curve",
+        "portfolio_curve_plans",
+        "portfolio_storage",
         "resolve_convexity",
         "withdraw_convexity_overlap",
     ),
@@ -150,8 +160,8 @@ _EXPORTS = {
         "ValueCurve",
         "ValueCurveError",
         "ValueCurveSettings",
-        "plan_value_curve",
     ),
+    "optimization.value_planning": ("ValueCurvePlans", "plan_value_curve"),
 }
 
 

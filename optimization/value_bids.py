@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,8 +52,8 @@ from optimization.value_curve import (
     StorageModel,
     ValueCurve,
     ValueCurveSettings,
-    plan_value_curve,
 )
+from optimization.value_planning import ValueCurvePlans
 
 # The smallest price step between the two sides when convexity is resolved (AUD/MWh).
 PRICE_TICK_AUD_PER_MWH = 0.01
@@ -245,15 +246,61 @@ def plan_portfolio_curve(
     market's floor and cap); `previous` (the last plan, `previous_row` intervals ago) warm-starts
     the periodic terminal value; `daily_limit` (the strategy's daily cycle limit and what today
     has used of it) prices what is left of today's budget. The live cycle and the backtest both
-    plan through here."""
-    distribution = PriceDistribution.from_forecast(forecast, settings.price_atoms, price_floor, price_cap)
-    if previous is not None and previous.horizon != distribution.horizon:
-        previous = None
+    plan through here (the backtest through `portfolio_curve_plans`, several plans at once)."""
+    plans = portfolio_curve_plans(
+        [forecast], telemetry, settings, interval_hours, price_floor, [price_cap], previous, [previous_row]
+    )
     battery = aggregate_portfolio(telemetry)
     budget = None if daily_limit is None else daily_limit.budget(forecast, battery.soc_mwh, previous)
-    return plan_value_curve(
-        portfolio_storage(battery, interval_hours), distribution, settings, previous, previous_row, budget
+    return plans.curve(0, budget)
+
+
+def portfolio_curve_plans(
+    forecasts: Sequence[Forecast],
+    telemetry: TelemetrySnapshot,
+    settings: ValueCurveSettings,
+    interval_hours: float,
+    price_floor: float,
+    price_caps: Sequence[float],
+    previous: ValueCurve | None = None,
+    previous_rows: Sequence[int] = (),
+    with_daily_limit: bool = True,
+) -> ValueCurvePlans:
+    """The value curves of consecutive plans (`forecasts`, one per plan, all of one horizon)
+    for the portfolio as `telemetry` sees it, as one `ValueCurvePlans` stack: `previous_rows[p]`
+    is plan p's distance from `previous`. Plan p's rows of its first trading day start from the
+    extra cycle price `previous` put on that day (what `DailyLimit.budget` will start from when
+    the plans before p agree); `curve(p, DailyLimit.budget(...))` prices the rest."""
+    distributions = [
+        PriceDistribution.from_forecast(f, settings.price_atoms, price_floor, cap)
+        for f, cap in zip(forecasts, price_caps, strict=True)
+    ]
+    if previous is not None and previous.horizon != distributions[0].horizon:
+        previous = None
+    days = [today_of(f) for f in forecasts] if with_daily_limit else []
+    return ValueCurvePlans(
+        portfolio_storage(aggregate_portfolio(telemetry), interval_hours),
+        distributions,
+        settings,
+        previous,
+        previous_rows,
+        [left for left, _ in days],
+        [0.0 if previous is None else previous.budget_shadow_price_on(day) for _, day in days],
+        [day for _, day in days],
     )
+
+
+def today_of(forecast: Forecast) -> tuple[int, str]:
+    """How many of the forecast's intervals (from the first) belong to the NEM trading day of
+    its first interval, and that day."""
+    series = forecast.p50
+    first_day = nem_trading_day(series.first_interval_end)
+    left = bisect.bisect_left(
+        range(len(series.prices_aud_per_mwh)),
+        True,
+        key=lambda k: nem_trading_day(series.interval_end_at(k)) != first_day,
+    )
+    return left, str(first_day)
 
 
 @dataclass(frozen=True)
@@ -267,25 +314,11 @@ class DailyLimit:
     def budget(self, forecast: Forecast, soc_mwh: float, previous: ValueCurve | None = None) -> CycleBudget:
         """The planner's `CycleBudget` over `forecast`'s horizon from `soc_mwh`, starting its
         search from `previous`'s extra shadow price when that plan priced the same day."""
-        series = forecast.p50
-        first_day = nem_trading_day(series.first_interval_end)
-        start = 0.0
-        if (
-            previous is not None
-            and previous.budget is not None
-            and previous.budget.trading_day == str(first_day)
-        ):
-            start = previous.budget_shadow_price_aud_per_mwh
-        left = bisect.bisect_left(
-            range(len(series.prices_aud_per_mwh)),
-            True,
-            key=lambda k: nem_trading_day(series.interval_end_at(k)) != first_day,
-        )
-        remaining = max(0.0, self.day_limit_mwh - self.discharged_today_mwh)
+        left, day = today_of(forecast)
         return CycleBudget(
-            remaining_today_mwh=remaining,
+            remaining_today_mwh=max(0.0, self.day_limit_mwh - self.discharged_today_mwh),
             intervals_left_today=left,
             soc_mwh=soc_mwh,
-            start_extra_aud_per_mwh=start,
-            trading_day=str(first_day),
+            start_extra_aud_per_mwh=0.0 if previous is None else previous.budget_shadow_price_on(day),
+            trading_day=day,
         )

@@ -45,15 +45,13 @@ spends the budget early on some days and hoards it on others; the cap then cuts 
 Pure numpy, vectorised over price atoms and SoC points: one backward step is a handful of array
 operations on an (atoms × SoC points) array.
 
-Long because the budget pricing re-runs the recursion's backward pass over today's rows in place
-(the search holds the plan's arrays) and simulates the same threshold rule the recursion prices;
-split, the two halves would pass the plan's internals back and forth.
+The planning itself (the backward passes of one plan or a stack of them, and the budget's
+price search) lives in `optimization.value_planning`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,14 +61,6 @@ from autobidder import Forecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-
-
-# The cycle budget's extra shadow price (AUD per grid MWh): searched from this, doubling up to
-# the max, then bisected; a plan within the tolerance of the budget needs none.
-BUDGET_SEARCH_START_AUD_PER_MWH = 32.0
-BUDGET_SEARCH_MAX_AUD_PER_MWH = 20000.0
-BUDGET_BISECTIONS = 4
-BUDGET_TOLERANCE_MWH = 1e-6
 
 
 class ValueCurveError(ValueError):
@@ -304,7 +294,7 @@ class ValueCurve:
 
 
 @dataclass(frozen=True)
-class _Shift:
+class SoCShift:
     """Linear interpolation of a grid function at grid + shift, as one matrix product, plus the
     `fill` (−∞ or +∞) where grid + shift leaves the grid."""
 
@@ -312,7 +302,7 @@ class _Shift:
     fill: FloatArray
 
     @classmethod
-    def of(cls, grid: FloatArray, shift: float, fill: float) -> _Shift:
+    def of(cls, grid: FloatArray, shift: float, fill: float) -> SoCShift:
         n = grid.size
         step = (grid[-1] - grid[0]) / (n - 1)
         pos = np.arange(n) + shift / step
@@ -337,178 +327,15 @@ def backward_step(
     a: FloatArray,
     b: FloatArray,
     weights: FloatArray,
-    up: _Shift,
-    down: _Shift,
+    up: SoCShift,
+    down: SoCShift,
 ) -> FloatArray:
     """v_t from v_{t+1} given interval t's thresholds per price atom (module docstring):
-    a = (λ + c_c)/η_c and b = η_d·(λ − c_d), each of shape (atoms, 1)."""
-    charge = np.maximum(a, up.at(v_next))
-    discharge = np.minimum(b, down.at(v_next))
-    given = np.where(a < v_next, charge, np.where(b > v_next, discharge, v_next))
+    a = (λ + c_c)/η_c and b = η_d·(λ − c_d). One plan: v_next of shape (points,), a and b of
+    shape (atoms, 1); a stack of plans adds leading axes to all three."""
+    v = v_next[..., None, :]
+    charge = np.maximum(a, up.at(v))
+    discharge = np.minimum(b, down.at(v))
+    given = np.where(a < v, charge, np.where(b > v, discharge, v))
     out: FloatArray = weights @ given
     return out
-
-
-def plan_value_curve(
-    storage: StorageModel,
-    distribution: PriceDistribution,
-    settings: ValueCurveSettings | None = None,
-    terminal: ValueCurve | None = None,
-    terminal_row: int = 0,
-    budget: CycleBudget | None = None,
-) -> ValueCurve:
-    """Backward recursion over the distribution's horizon (module docstring).
-
-    `terminal` (a curve planned earlier) warm-starts the periodic terminal value: one pass ending
-    at its row `terminal_row` (read at this plan's SoC grid) instead of `settings.passes` passes.
-    With a 24 h horizon re-planned every R intervals, row R of the last plan is the value at this
-    plan's start, which is what a day-periodic terminal value should be.
-    """
-    s = settings or ValueCurveSettings()
-    grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
-    up = _Shift.of(grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours, -np.inf)
-    down = _Shift.of(
-        grid, -storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency, np.inf
-    )
-    horizon = distribution.horizon
-    values = np.empty((horizon + 1, grid.size))
-    if s.terminal_value_aud_per_mwh is not None:
-        end = np.full(grid.size, s.terminal_value_aud_per_mwh)
-        passes = 1
-    elif terminal is not None:
-        end = terminal.value_at(min(max(terminal_row, 0), terminal.horizon), grid)
-        passes = 1
-    else:
-        median = float(np.median(distribution.prices))
-        end = np.full(grid.size, storage.discharge_efficiency * max(median, 0.0))
-        passes = s.passes
-    prices, weights = distribution.prices, distribution.weights
-    if s.dispersion != 1.0:
-        centre = distribution.median
-        prices = centre[:, None] + s.dispersion * (prices - centre[:, None])
-    today = 0 if budget is None else min(budget.intervals_left_today, horizon)
-    cost = np.full(horizon, s.discharge_cost_aud_per_mwh, dtype=np.float64)
-    if budget is not None:
-        cost[:today] += budget.start_extra_aud_per_mwh
-
-    charge_at = ((prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)[:, :, None]
-
-    def backward(first: int, last: int) -> None:
-        """Rows first … last − 1 from row last."""
-        v = values[last]
-        discharge_at = storage.discharge_efficiency * (prices[first:last] - cost[first:last, None])
-        for t in range(last - 1, first - 1, -1):
-            b = discharge_at[t - first][:, None]
-            v = backward_step(v, charge_at[t], b, weights, up, down)
-            # Exact arithmetic keeps every row non-increasing; round-off may not.
-            values[t] = np.minimum.accumulate(v)
-            v = values[t]
-
-    for _ in range(passes):
-        values[horizon] = end
-        backward(0, horizon)
-        end = values[0].copy()
-    if budget is not None and today > 0:
-        # Spending is simulated on the median path: the recursion's atoms are independent from one
-        # interval to the next, so simulating over them has prices swing every interval and
-        # overstates the discharge (measured: the budget then bound too early and cost capture).
-        path = distribution.median if s.dispersion == 1.0 else centre
-        _price_budget(budget, today, cost, backward, grid, values, path, storage, s)
-    values.setflags(write=False)
-    grid.setflags(write=False)
-    cost.setflags(write=False)
-    return ValueCurve(grid, values, storage, s, cost, budget)
-
-
-def _price_budget(
-    budget: CycleBudget,
-    today: int,
-    cost: FloatArray,
-    backward: Callable[[int, int], None],
-    grid: FloatArray,
-    values: FloatArray,
-    path: FloatArray,
-    storage: StorageModel,
-    s: ValueCurveSettings,
-) -> None:
-    """Set today's extra shadow price in `cost[:today]` (and its rows of `values`) to about the
-    smallest at which the discharge along `path` fits the budget: kept when the start value
-    (the last plan's) fits within one interval's full discharge of the budget, else bracketed
-    and bisected a few times, ending on a price that fits."""
-    base = s.discharge_cost_aud_per_mwh
-    limit = budget.remaining_today_mwh
-    slack = storage.max_discharge_mw * storage.interval_hours
-
-    planned = budget.start_extra_aud_per_mwh  # the extra today's rows of `values` hold
-
-    def spent(extra: float) -> float:
-        nonlocal planned
-        if extra != planned:
-            cost[:today] = base + extra
-            backward(0, today)
-            planned = extra
-        return path_discharge_mwh(grid, values, path, storage, s, cost, budget.soc_mwh, today)
-
-    extra = budget.start_extra_aud_per_mwh
-    used = spent(extra)
-    if used <= limit + BUDGET_TOLERANCE_MWH and (extra == 0.0 or used >= limit - slack):
-        return
-    if used <= limit:
-        low, high = 0.0, extra
-    else:
-        low, high = extra, max(2.0 * extra, BUDGET_SEARCH_START_AUD_PER_MWH)
-        while high < BUDGET_SEARCH_MAX_AUD_PER_MWH and spent(high) > limit:
-            low, high = high, 2.0 * high
-    for _ in range(BUDGET_BISECTIONS):
-        mid = 0.5 * (low + high)
-        used = spent(mid)
-        low, high = (mid, high) if used > limit else (low, mid)
-        if used <= limit and used >= limit - slack:
-            return
-    if planned != high:
-        spent(high)
-
-
-def _crossings(rows: FloatArray, grid: FloatArray, x: FloatArray) -> FloatArray:
-    """sup{e : v_t(e) ≥ x_t} for each non-increasing row v_t on `grid`: the reserve when
-    v_t < x_t everywhere, the capacity when v_t ≥ x_t everywhere, linear between grid points."""
-    count = np.sum(rows >= x[:, None], axis=1)
-    k = np.clip(count, 1, grid.size - 1)
-    t = np.arange(rows.shape[0])
-    above, below = rows[t, k - 1], rows[t, k]
-    gap = above - below
-    frac = np.where(gap > 0, (above - x) / np.where(gap > 0, gap, 1.0), 0.0)
-    e = grid[k - 1] + np.clip(frac, 0.0, 1.0) * (grid[1] - grid[0])
-    out: FloatArray = np.where(count == 0, grid[0], np.where(count == grid.size, grid[-1], e))
-    return out
-
-
-def path_discharge_mwh(
-    grid: FloatArray,
-    values: FloatArray,
-    prices: FloatArray,
-    storage: StorageModel,
-    settings: ValueCurveSettings,
-    discharge_cost: FloatArray,
-    soc_mwh: float,
-    intervals: int,
-) -> float:
-    """Grid MWh the threshold policy of `values` (row t + 1 prices interval t, as a bid does)
-    discharges over the first `intervals` intervals of the price path `prices` from `soc_mwh`:
-    it charges up to where v falls to the charge threshold and discharges down to where v rises
-    to the discharge threshold, at most one interval's power each, and holds between."""
-    rows = values[1 : intervals + 1]
-    p = prices[:intervals]
-    fill_to = _crossings(rows, grid, (p + settings.charge_cost_aud_per_mwh) / storage.charge_efficiency)
-    empty_to = _crossings(rows, grid, storage.discharge_efficiency * (p - discharge_cost[:intervals]))
-    up = storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours
-    down = storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency
-    low, high = float(grid[0]), float(grid[-1])
-    e = min(max(soc_mwh, low), high)
-    total = 0.0
-    for fill, empty in zip(fill_to.tolist(), empty_to.tolist(), strict=True):
-        target = min(max(e, fill), max(empty, fill))
-        moved = min(max(target, e - down, low), e + up, high)
-        total += max(e - moved, 0.0)
-        e = moved
-    return storage.discharge_efficiency * total

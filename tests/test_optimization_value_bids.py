@@ -12,17 +12,15 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import BatteryTelemetry, EnergyBid, PriceBand, Region, TelemetrySnapshot
 from market_adapters.clearing import clear_energy_bid
 from market_adapters.nem import energy_bid_violations
-from optimization.value_bids import (
-    build_value_curve_bid,
-    convexity_violation,
-    resolve_convexity,
-)
-from optimization.value_curve import (
+from optimization import (
     PriceDistribution,
     StorageModel,
     ValueCurve,
     ValueCurveSettings,
+    build_value_curve_bid,
+    convexity_violation,
     plan_value_curve,
+    resolve_convexity,
 )
 
 END = datetime(2022, 6, 1, 0, 5, tzinfo=NEM_TZ)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from optimization.value_curve import (
+from optimization import (
     PriceDistribution,
     StorageModel,
     ValueCurveError,
@@ -162,7 +162,8 @@ def _budget_day() -> tuple[StorageModel, np.ndarray]:
 
 
 def test_budget_saves_the_cycle_for_the_spike() -> None:
-    from optimization.value_curve import CycleBudget, path_discharge_mwh
+    from optimization import CycleBudget
+    from optimization.value_planning import path_discharge_mwh
 
     storage, prices = _budget_day()
     settings = ValueCurveSettings(terminal_value_aud_per_mwh=0.0)
@@ -188,7 +189,8 @@ def test_budget_saves_the_cycle_for_the_spike() -> None:
 
 
 def test_budget_prices_only_today_and_spent_budget_stops_discharge() -> None:
-    from optimization.value_curve import CycleBudget, path_discharge_mwh
+    from optimization import CycleBudget
+    from optimization.value_planning import path_discharge_mwh
 
     storage, prices = _budget_day()
     settings = ValueCurveSettings(terminal_value_aud_per_mwh=0.0, cycle_shadow_price_aud_per_mwh=2.0)
@@ -207,7 +209,8 @@ def test_budget_prices_only_today_and_spent_budget_stops_discharge() -> None:
 
 
 def test_budget_with_a_price_fan_stays_monotone_and_fits() -> None:
-    from optimization.value_curve import CycleBudget, path_discharge_mwh
+    from optimization import CycleBudget
+    from optimization.value_planning import path_discharge_mwh
 
     rng = np.random.default_rng(3)
     storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.95, 0.95, 5 / 60)
@@ -231,3 +234,57 @@ def test_budget_with_a_price_fan_stays_monotone_and_fits() -> None:
     assert used <= 10.0 + 1e-6
     with pytest.raises(ValueCurveError, match="remaining_today_mwh"):
         CycleBudget(remaining_today_mwh=-1.0, intervals_left_today=1, soc_mwh=0.0)
+
+
+def test_a_stack_of_plans_prices_each_as_planning_it_alone() -> None:
+    """`ValueCurvePlans` runs consecutive plans' backward passes as one stack; every plan's curve
+    (rows, discharge costs, the budget's price) is the one `plan_value_curve` makes alone, also
+    when a budget moves the day's price mid-stack and the later plans' rows are re-run."""
+    from optimization import CycleBudget, ValueCurvePlans
+
+    rng = np.random.default_rng(11)
+    storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.95, 0.95, 5 / 60)
+    settings = ValueCurveSettings(
+        degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=3.0, dispersion=0.8
+    )
+    weights = np.full(12, 1 / 12)
+    base = 80 + 60 * np.sin(np.linspace(0, 4 * np.pi, 100))
+
+    def fan(shift: int) -> PriceDistribution:
+        return PriceDistribution(
+            np.sort(np.roll(base, -shift)[:, None] + rng.normal(0, 40, (100, 12)), axis=1), weights
+        )
+
+    terminal = plan_value_curve(storage, fan(0), settings)
+    dists = [fan(p + 1) for p in range(5)]
+    todays, days = [30, 29, 28, 100, 99], ["d1", "d1", "d1", "d2", "d2"]
+    rows = [1, 2, 3, 4, 5]
+    plans = ValueCurvePlans(storage, dists, settings, terminal, rows, todays, [0.0] * 5, days)
+    assert len(plans) == 5
+    previous = None
+    starts = []
+    for p in range(5):
+        start = 0.0 if previous is None else previous.budget_shadow_price_on(days[p])
+        starts.append(start)
+        budget = CycleBudget(2.0, todays[p], 12.0, start, days[p])
+        curve = plans.curve(p, budget)
+        alone = plan_value_curve(storage, dists[p], settings, terminal, rows[p], budget)
+        np.testing.assert_allclose(curve.values, alone.values, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            curve.discharge_cost_aud_per_mwh, alone.discharge_cost_aud_per_mwh, rtol=0, atol=1e-9
+        )
+        assert not curve.values.flags.writeable
+        previous = curve
+    # The budget bound: plan 0 found a price, plans 1-2 started from it (their rows re-run), and
+    # the next day's plans started from none.
+    assert starts[1] > 0 and starts[2] > 0 and starts[3] == 0.0
+
+
+def test_a_stack_rejects_plans_of_different_shapes() -> None:
+    from optimization import ValueCurvePlans
+
+    storage = _toy_storage()
+    with pytest.raises(ValueCurveError, match="distributions"):
+        ValueCurvePlans(storage, [PriceDistribution.point([1.0, 2.0]), PriceDistribution.point([1.0])])
+    with pytest.raises(ValueCurveError, match="todays"):
+        ValueCurvePlans(storage, [PriceDistribution.point([1.0, 2.0])], todays=[1, 2])

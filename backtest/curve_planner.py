@@ -1,0 +1,146 @@
+"""The backtest's value-curve plans, made several re-plans at a time.
+
+A backtest re-plans every R intervals (every interval at the live cadence). Each plan's forecast
+reads only the prices published before its own interval, whatever else the loop has done, so
+the forecasts of the next `stack` re-plans can be made together and their backward passes run
+as one stack of arrays (`optimization.portfolio_curve_plans`; at 12 plans a stack, a plan's
+backward pass costs about a third of planning it alone). What depends on the trading itself, the
+cycle budget (the SoC, what today has discharged), is still priced plan by plan, when the loop
+reaches each plan's interval (`ValueCurvePlans.curve`).
+
+The one difference from planning one at a time: the plans of a stack take their day-periodic
+terminal value from the plan made before the stack (its row R·(p + 1) for the stack's plan p),
+not from the plan just before each. A stack whose battery the loop no longer sees as it was
+(another capacity, reserve or power) is dropped and re-made.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from autobidder import Forecast, TelemetrySnapshot
+from backtest.forecasters import ForecastSource, PriceTape
+from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
+from optimization import (
+    DailyLimit,
+    ValueCurve,
+    ValueCurvePlans,
+    ValueCurveSettings,
+    aggregate_portfolio,
+    portfolio_curve_plans,
+    portfolio_storage,
+)
+
+# Plans per stack: 12 (an hour at the live cadence) takes most of the saving (measured per
+# backward step: 21 µs alone, 6.3 µs a plan at 12, 5.5 at 24) while a re-run of today's rows,
+# when the day's cycle price moves, stays short.
+STACK = 12
+
+
+class ForecastFailedError(RuntimeError):
+    """The forecaster raised on the plan being made (the cause is chained)."""
+
+
+@dataclass(frozen=True)
+class _Stack:
+    plans: ValueCurvePlans
+    first: int  # tape index of plan 0's first interval
+    every: int
+    forecasts: tuple[Forecast, ...]
+
+    def plan_at(self, index: int) -> int | None:
+        p, off = divmod(index - self.first, self.every)
+        return p if off == 0 and 0 <= p < len(self.forecasts) else None
+
+
+class CurvePlanner:
+    """Value-curve plans for `simulate`, `stack` re-plans at a time (module docstring)."""
+
+    def __init__(
+        self,
+        settings: ValueCurveSettings,
+        tape: PriceTape,
+        forecaster: ForecastSource,
+        horizon: int,
+        every: int,
+        last_index: int,
+        stack: int = STACK,
+    ) -> None:
+        self._settings = settings
+        self._tape = tape
+        self._forecaster = forecaster
+        self._horizon = horizon
+        self._every = every
+        self._last = last_index
+        # Terminal rows R·(p + 1) stay within the first half of the earlier plan's horizon.
+        self._size = max(1, min(stack, horizon // (2 * every)))
+        self._stack: _Stack | None = None
+        self.model = forecaster.model
+        self.forecast_seconds = 0.0
+        self.plan_seconds = 0.0
+
+    def plan(
+        self,
+        index: int,
+        seen: TelemetrySnapshot,
+        previous: ValueCurve | None,
+        previous_row: int,
+        daily_limit: DailyLimit | None,
+    ) -> tuple[Forecast, ValueCurve]:
+        """The forecast and the curve of the plan made at tape index `index` (the interval being
+        bid), from `seen`, after `previous` (made `previous_row` intervals ago)."""
+        hours = self._tape.interval_minutes / 60.0
+        battery = aggregate_portfolio(seen)
+        stack = self._stack
+        p = None if stack is None else stack.plan_at(index)
+        if stack is None or p is None or stack.plans.storage != portfolio_storage(battery, hours):
+            stack = self._stack = self._make(index, seen, previous, previous_row, daily_limit is not None)
+            p = 0
+        started = time.perf_counter()
+        forecast = stack.forecasts[p]
+        budget = None if daily_limit is None else daily_limit.budget(forecast, battery.soc_mwh, previous)
+        curve = stack.plans.curve(p, budget)
+        self.plan_seconds += time.perf_counter() - started
+        return forecast, curve
+
+    def _make(
+        self,
+        index: int,
+        seen: TelemetrySnapshot,
+        previous: ValueCurve | None,
+        previous_row: int,
+        with_daily_limit: bool,
+    ) -> _Stack:
+        started = time.perf_counter()
+        indices = [index]
+        while (
+            len(indices) < self._size
+            and indices[-1] + self._every <= self._last
+            and all(self._tape.is_traded(g) for g in range(indices[-1] + 1, indices[-1] + self._every + 1))
+        ):
+            indices.append(indices[-1] + self._every)
+        forecasts = []
+        for g in indices:
+            try:
+                forecasts.append(self._forecaster.forecast(self._tape, g, self._horizon))
+            except Exception as exc:
+                if g == index:
+                    raise ForecastFailedError(str(exc)) from exc
+                # A later plan's forecast fails when the loop reaches it, as it would alone.
+                break
+        planned = time.perf_counter()
+        plans = portfolio_curve_plans(
+            forecasts,
+            seen,
+            self._settings,
+            self._tape.interval_minutes / 60.0,
+            MARKET_PRICE_FLOOR_AUD_PER_MWH,
+            [price_cap_aud_per_mwh(f.p50.first_interval_end) for f in forecasts],
+            previous,
+            [previous_row + (g - index) for g in indices[: len(forecasts)]],
+            with_daily_limit,
+        )
+        self.forecast_seconds += planned - started
+        self.plan_seconds += time.perf_counter() - planned
+        return _Stack(plans, index, self._every, tuple(forecasts))
