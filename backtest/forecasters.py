@@ -409,6 +409,9 @@ class SeasonalEnsembleForecaster:
         self.levels = levels
         self.fallbacks = 0
         self.first_fallback_reason = ""
+        # The analog quantiles and medians of every interval of the last tape (see `_by_target`).
+        self._tape_prices: FloatArray | None = None
+        self._table: tuple[FloatArray, FloatArray] = (np.empty((0, 0)), np.empty(0))
 
     def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
         prices = tape.prices_aud_per_mwh
@@ -417,16 +420,22 @@ class SeasonalEnsembleForecaster:
         if days < 1:
             raise ValueError(f"index {index}: a seasonal ensemble needs a day of prices before it")
         ahead = np.arange(horizon)
-        rows = []
-        for d in range(1, days + 1):
-            lag = index + ahead - d * per_day
-            # Beyond the published prices (horizon past a day) take one more day back.
-            lag = np.where(lag >= index, lag - per_day, lag)
-            rows.append(prices[np.maximum(lag, 0)])
-        analog = np.stack(rows)  # (days, horizon)
-        values = np.quantile(analog, self.levels, axis=0)
+        if days == self.days and index > days * per_day and horizon <= per_day:
+            quantiles, medians = self._by_target(prices, per_day)
+            first = index - days * per_day  # the tables start at the first interval with all days
+            values = quantiles[:, first : first + horizon]
+            last_analog = medians[first - 1]
+        else:
+            rows = []
+            for d in range(1, days + 1):
+                lag = index + ahead - d * per_day
+                # Beyond the published prices (horizon past a day) take one more day back.
+                lag = np.where(lag >= index, lag - per_day, lag)
+                rows.append(prices[np.maximum(lag, 0)])
+            analog = np.stack(rows)  # (days, horizon)
+            values = np.quantile(analog, self.levels, axis=0)
+            last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
         last = prices[index - 1]
-        last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
         shift = (last - last_analog) * self.persistence ** (ahead + 1)
         values = values + shift
         name, version = self.model.split("@")
@@ -436,3 +445,16 @@ class SeasonalEnsembleForecaster:
             model_name=name,
             model_version=version,
         )
+
+    def _by_target(self, prices: FloatArray, per_day: int) -> tuple[FloatArray, FloatArray]:
+        """The analog quantiles (levels, N) and medians (N,) of each target interval T from the
+        first with `days` days before it to a day past the tape. With a horizon of at most a day,
+        T's analogs (the same time on each of the `days` days before T) are all published before
+        any forecast that covers T is made, so they do not depend on when it is made: computed
+        once per tape, column for column what a forecast would compute for itself."""
+        if self._tape_prices is not prices:
+            targets = np.arange(self.days * per_day, prices.size + per_day)
+            analog = np.stack([prices[targets - d * per_day] for d in range(1, self.days + 1)])
+            self._table = (np.quantile(analog, self.levels, axis=0), np.median(analog, axis=0))
+            self._tape_prices = prices
+        return self._table

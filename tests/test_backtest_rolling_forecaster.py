@@ -93,3 +93,28 @@ def test_seasonal_ensemble_reads_only_the_past() -> None:
     )
     assert lifted[0] == pytest.approx(5000.0 * 0.97, rel=0.02) and lifted[0] > lifted[12] > lifted[287] >= 0
     assert [q.level for q in base.quantiles] == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+
+
+def test_seasonal_ensemble_tables_equal_each_forecast_computed_alone() -> None:
+    """The per-tape tables of analog quantiles give, bit for bit, what each forecast computes
+    from its own analogs (the same time on each of the last `days` days), at every index from
+    the first with a full ensemble, and the first index still takes the direct path."""
+    from backtest.forecasters import SeasonalEnsembleForecaster
+
+    prices = _prices(6, seed=5)
+    tape = PriceTape.of(
+        Region.SA1,
+        PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(prices)),
+    )
+    source = SeasonalEnsembleForecaster(days=3, persistence=0.9)
+    levels = list(source.levels)
+    for g in (3 * 288, 3 * 288 + 1, 4 * 288 + 77, 6 * 288 - 1, 6 * 288):
+        for horizon in (1, 100, 288):
+            got = source.forecast(tape, g, horizon)
+            ahead = np.arange(horizon)
+            analog = np.stack([prices[np.maximum(g + ahead - d * 288, 0)] for d in (1, 2, 3)])
+            expected = np.quantile(analog, levels, axis=0)
+            last_analog = np.median(prices[[max(g - 1 - d * 288, 0) for d in (1, 2, 3)]])
+            shift = (prices[g - 1] - last_analog) * 0.9 ** (ahead + 1)
+            for q, row in zip(got.quantiles, expected + shift, strict=True):
+                assert q.prices_aud_per_mwh == tuple(row.tolist())
