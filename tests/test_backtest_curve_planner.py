@@ -96,3 +96,37 @@ def test_stacked_plans_equal_plans_made_alone() -> None:
     alone = _alone(forecast, smaller, curve, 1, limit, curve)
     assert again.soc_grid_mwh[-1] == pytest.approx(alone.soc_grid_mwh[-1])
     np.testing.assert_allclose(again.values, alone.values, rtol=0, atol=1e-9)
+
+
+class _FailsAt:
+    """A forecaster that raises on one interval index and forecasts the others."""
+
+    def __init__(self, inner: SeasonalEnsembleForecaster, bad: int) -> None:
+        self.inner, self.bad, self.model = inner, bad, inner.model
+        self.asked: list[int] = []
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        self.asked.append(index)
+        if index == self.bad:
+            raise RuntimeError("no prices")
+        return self.inner.forecast(tape, index, horizon)
+
+
+def test_a_forecast_failing_inside_a_stack_fails_the_interval_it_belongs_to() -> None:
+    import dataclasses
+
+    from backtest.engine import BacktestError, simulate
+    from backtest.planning import WarmPlanner
+    from tests.test_backtest_engine import spec_for
+
+    tape = PriceTape.of(Region.SA1, load_prices(Region.SA1))
+    spec = dataclasses.replace(spec_for(tape, 20, 1), value_curve=SETTINGS)
+    bad = spec.first_index + 5
+    source = _FailsAt(SeasonalEnsembleForecaster(days=2), bad)
+    with pytest.raises(BacktestError) as caught:
+        simulate(spec, tape, source, WarmPlanner())
+    # The first stack stopped before the failing forecast; the loop reached it and failed there.
+    assert str(caught.value) == (
+        f"interval ending {tape.end_at(bad).isoformat()}: forecaster {source.model} failed: no prices"
+    )
+    assert source.asked == [*range(spec.first_index, bad + 1), bad]
