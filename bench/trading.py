@@ -51,6 +51,7 @@ from autobidder.prices import load_prices  # noqa: E402
 from autobidder.strategy import Strategy, planning_telemetry, read_strategy_file  # noqa: E402
 from backtest.engine import plan_curve  # noqa: E402
 from backtest.forecasters import (  # noqa: E402
+    AnalogEnsembleForecaster,
     PerfectForecast,
     PriceTape,
     RollingRefitForecaster,
@@ -114,6 +115,13 @@ def _source(
         return PerfectForecast()
     if args.forecaster == "seasonal_ensemble":
         return SeasonalEnsembleForecaster(days=args.ensemble_days, persistence=args.persistence)
+    if args.forecaster == "analog_ensemble":
+        return AnalogEnsembleForecaster(
+            days=args.analog_days,
+            persistence=args.persistence,
+            pool_days=args.pool_days,
+            match_intervals=args.match_intervals,
+        )
     history = load_nem(Region(region), args.prices)
     if args.forecaster == "spike_mlp":
         # The shipped model's code and defaults, refitted on the prices before each refit point
@@ -299,11 +307,23 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=364, help="default 364: 2022-01-02 .. 2022-12-31")
     parser.add_argument(
         "--forecaster",
-        choices=("spike_mlp", "quantile_mlp", "seasonal_naive", "seasonal_ensemble", "perfect"),
+        choices=(
+            "spike_mlp",
+            "quantile_mlp",
+            "seasonal_naive",
+            "seasonal_ensemble",
+            "analog_ensemble",
+            "perfect",
+        ),
         default="seasonal_ensemble",
     )
     parser.add_argument("--refit-days", type=int, default=28)
-    parser.add_argument("--ensemble-days", type=int, default=14)
+    parser.add_argument("--ensemble-days", type=int, default=14, help="seasonal_ensemble: the last N days")
+    parser.add_argument("--analog-days", type=int, default=10, help="analog_ensemble: the N closest days")
+    parser.add_argument("--pool-days", type=int, default=42, help="analog_ensemble: out of the last N days")
+    parser.add_argument(
+        "--match-intervals", type=int, default=72, help="analog_ensemble: intervals compared before now"
+    )
     parser.add_argument("--persistence", type=float, default=0.97, help="seasonal_ensemble: per 5 minutes")
     parser.add_argument("--first-fit-days", type=int, default=14)
     parser.add_argument("--members", type=int, default=4)

@@ -118,3 +118,42 @@ def test_seasonal_ensemble_tables_equal_each_forecast_computed_alone() -> None:
             shift = (prices[g - 1] - last_analog) * 0.9 ** (ahead + 1)
             for q, row in zip(got.quantiles, expected + shift, strict=True):
                 assert q.prices_aud_per_mwh == tuple(row.tolist())
+
+
+def _tape(prices: np.ndarray) -> PriceTape:
+    return PriceTape.of(
+        Region.SA1,
+        PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(prices)),
+    )
+
+
+def test_analog_ensemble_takes_the_days_that_looked_like_today() -> None:
+    """Days alternate between a calm regime (50 AUD/MWh) and a tight one (300); the analog
+    ensemble matches today's last hours to the tight days and forecasts their prices, where the
+    calendar's last days mix both. It reads only the past."""
+    from backtest.forecasters import AnalogEnsembleForecaster, SeasonalEnsembleForecaster
+
+    rng = np.random.default_rng(4)
+    regime = np.repeat(np.where(np.arange(30) % 3 == 0, 300.0, 50.0), 288)
+    prices = regime + rng.normal(0, 5, regime.size)
+    g = 27 * 288 + 144  # midday of a tight day (27 % 3 == 0)
+    source = AnalogEnsembleForecaster(days=5, persistence=0.0, pool_days=21, match_intervals=72)
+    forecast = source.forecast(_tape(prices), g, 100)
+    p50 = np.asarray(forecast.p50.prices_aud_per_mwh)
+    # The rest of today (144 intervals left) comes from tight days only.
+    assert np.all(np.abs(p50 - 300.0) < 20.0)
+    plain = SeasonalEnsembleForecaster(days=5, persistence=0.0).forecast(_tape(prices), g, 100)
+    assert np.all(np.asarray(plain.p50.prices_aud_per_mwh) < 100.0)  # 3 calm days of the last 5
+    assert forecast.model_name == "analog_ensemble"
+    # What happens from interval g on does not move it.
+    future = prices.copy()
+    future[g:] = 15000.0
+    assert source.forecast(_tape(future), g, 100) == forecast
+    # Before a day of history to compare, it is the plain ensemble of what there is.
+    early = source.forecast(_tape(prices), 288 + 10, 50)
+    assert (
+        early.p50
+        == SeasonalEnsembleForecaster(days=5, persistence=0.0).forecast(_tape(prices), 288 + 10, 50).p50
+    )
+    with pytest.raises(ValueError, match="pool_days"):
+        AnalogEnsembleForecaster(days=10, pool_days=5)
