@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from autobidder.queues import SqsQueues
 
@@ -55,3 +59,23 @@ def test_one_connection_serves_many_requests(sqs_endpoint: str, queue_prefix: st
         pool_log.removeHandler(opened)
         pool_log.setLevel(level)
     assert opened.opened == 1  # werkzeug's server (moto.server) would open 32
+
+
+def test_moto_errors_come_back_as_sqs_errors_and_other_paths_are_not_found(sqs_endpoint: str) -> None:
+    """The endpoint calls moto's SQS handler without Flask: moto's errors reach the client as
+    SQS errors, a signed client (as against AWS) is served too, and other paths are 404."""
+    client = boto3.client(
+        "sqs",
+        endpoint_url=sqs_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    with pytest.raises(ClientError) as raised:
+        client.receive_message(QueueUrl=f"{sqs_endpoint}/123456789012/no-such-queue", WaitTimeSeconds=0)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "does not exist" in str(raised.value)
+    assert client.list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{sqs_endpoint}/not/an/sqs/path", timeout=5)
+    assert missing.value.code == 404

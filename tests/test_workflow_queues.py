@@ -294,3 +294,17 @@ def test_a_queue_worker_process_stops_cleanly_on_sigterm(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_only_activities_waiting_long_enough_are_due_a_heartbeat() -> None:
+    waiting = WaitingActivities()
+    waiting.add(b"old")
+    waiting.add(b"new")
+    now = time.monotonic()
+    with waiting._lock:  # backdate one token: it has waited 3 s
+        waiting._since[b"old"] = now - 3.0
+    assert waiting.due(2.0, now) == [b"old"]
+    assert waiting.due(2.0, now + 1.0) == []  # each due token is counted from its heartbeat again
+    assert sorted(waiting.due(2.0, now + 2.5)) == [b"new", b"old"]
+    waiting.discard(b"old")
+    assert waiting.tokens() == [b"new"]

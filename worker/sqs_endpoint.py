@@ -6,6 +6,12 @@ response, so every boto3 call paid a new TCP connection; waitress keeps HTTP/1.1
 alive, which cuts the CPU per request by about a fifth, on the endpoint and on the client
 (loopback, `bench/sqs.py`). Production talks to AWS SQS and never starts this.
 
+The app is moto's SQS request handler (`moto.sqs.urls.dispatch`, the one moto's Flask app routes
+every SQS path to) called straight from WSGI (`sqs_app`): Flask's request context, URL map and
+moto's CORS hook (a browser never calls this endpoint) were about a quarter of the endpoint's CPU
+per request (issue 20, py-spy over a send/receive/delete loop). Requests, responses and errors
+are moto's own, as its Flask view makes them; a path that is not an SQS path is answered 404.
+
 Binds loopback only; stops on SIGTERM or SIGINT (exit status 0); exit status 2 for a
 non-loopback host, 1 when the port cannot be bound.
 """
@@ -13,19 +19,63 @@ non-loopback host, 1 when the port cannot be bound.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
+from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from autobidder import is_loopback_host
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # Each long poll holds a thread for up to 20 s, so the pool must outnumber the pollers (queue
 # workers, the Temporal side's bridge) with room for the sends and deletes between them.
 THREADS = 64
 
 
+# The paths moto's SQS app routes (moto/sqs/urls.py): the service root and a queue's URL.
+SQS_PATH = re.compile(r"/(?:\d+/[a-zA-Z0-9\-_\.]+)?/?")
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def sqs_app() -> WSGIApplication:
+    """moto's SQS handler as a plain WSGI app: what moto's Flask view does for each request
+    (`moto.core.utils.convert_to_flask_response`: moto's request type, the request recorder, the
+    handler with the raw URL, a ClientError as 400), without Flask around it."""
+    # Imported here: moto's backends take a second to import, and --help should not wait for them.
+    from botocore.exceptions import ClientError
+    from moto.core.request import Request
+    from moto.moto_api import recorder
+    from moto.sqs.urls import dispatch
+    from werkzeug.wrappers import Response
+
+    class ServerRequest(Request):
+        from_wsgi_server = True  # as moto's Flask app's request class: a request a server received
+
+    handler: Callable[[Any, str, dict[str, str]], Any] = dispatch
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = ServerRequest(environ)
+        if not SQS_PATH.fullmatch(request.raw_path):
+            return Response("Not Found", status=404)(environ, start_response)
+        try:
+            recorder._record_request(request)
+            result = handler(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:
+            result = 400, {}, exc.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        response = Response(response=content, status=status, headers=headers)
+        if request.method == "HEAD" and "content-length" in headers:
+            response.headers["Content-Length"] = headers["content-length"]
+        return response(environ, start_response)
+
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,16 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback_host(args.host):
         print(f"--host: {args.host!r} is not a loopback address (the local endpoint binds loopback only)")
         return 2
-    # Imported here: moto's backends take a second to import, and --help should not wait for them.
-    from moto.moto_server.werkzeug_app import create_backend_app
     from waitress import serve
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    # SQS's own app, not moto's DomainDispatcherApplication: the dispatcher finds the backend of
-    # every request from its Host header, listing moto's modules on disk and trying each
+    # SQS's own handler, not moto's DomainDispatcherApplication: the dispatcher finds the backend
+    # of every request from its Host header, listing moto's modules on disk and trying each
     # service's URL patterns, about an eighth of this process's CPU for the one service it serves.
-    app = create_backend_app("sqs")
+    app = sqs_app()
     try:
         serve(app, host=args.host, port=args.port, threads=THREADS, _quiet=True)
     except OSError as exc:

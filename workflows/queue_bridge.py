@@ -7,9 +7,11 @@ with a log line, as is a result that cannot be read at all. Any other error (Tem
 unreachable) hands the message back so it is delivered again.
 
 Heartbeats come from this process, not from the queue workers (they know only SQS): while the
-Temporal worker lives, its waiting activities heartbeat every HEARTBEAT_EVERY_S; if it dies,
-they miss their heartbeat timeout and Temporal retries them under a new token, whose request a
-queue worker then answers. A heartbeat answered with a cancellation (the cycle's planning
+Temporal worker lives, each activity that has waited HEARTBEAT_EVERY_S since it was enqueued (or
+since its last heartbeat) heartbeats, so a stage answered within that time (nearly all of them)
+costs no heartbeat, no server round trip and no history write; if the worker dies, they miss
+their heartbeat timeout and Temporal retries them under a new token, whose request a queue worker
+then answers. A heartbeat answered with a cancellation (the cycle's planning
 deadline passed) is confirmed with `report_cancellation`, so the activity ends at once.
 """
 
@@ -32,6 +34,10 @@ from workflows.activities import decode_task_token
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
+# How often the bridge looks for activities due a heartbeat: the first heartbeat of an activity
+# comes at most HEARTBEAT_EVERY_S + HEARTBEAT_TICK_S after it was enqueued, well inside the
+# stages' heartbeat timeout (QUEUE_HEARTBEAT_TIMEOUT, 10 s).
+HEARTBEAT_TICK_S = 0.5
 # Long poll: returns as soon as a result arrives; longer waits only mean fewer idle requests,
 # and a stopping bridge waits at most this long for its last poll.
 RECEIVE_WAIT_S = 2
@@ -60,6 +66,16 @@ class WaitingActivities:
     def tokens(self) -> list[bytes]:
         with self._lock:
             return list(self._since)
+
+    def due(self, every_s: float, now: float | None = None) -> list[bytes]:
+        """Tokens that have waited `every_s` since they were added or last returned here; each is
+        counted from `now` again (a heartbeat is due every `every_s`)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens = [t for t, since in self._since.items() if now - since >= every_s]
+            for token in tokens:
+                self._since[token] = now
+            return tokens
 
     def __len__(self) -> int:
         with self._lock:
@@ -172,16 +188,22 @@ class QueueBridge:
                 log.warning("heartbeat failed (%s); will retry", exc.message)
 
     async def heartbeat_once(self) -> None:
+        """Heartbeat every waiting activity now."""
         await asyncio.gather(*(self._heartbeat_one(t) for t in self.waiting.tokens()))
+
+    async def heartbeat_due(self) -> None:
+        """Heartbeat the waiting activities due one (waited HEARTBEAT_EVERY_S since they were
+        enqueued or last heartbeated)."""
+        await asyncio.gather(*(self._heartbeat_one(t) for t in self.waiting.due(HEARTBEAT_EVERY_S)))
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.heartbeat_once()
+                await self.heartbeat_due()
             except Exception:
                 log.exception("heartbeat round failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_EVERY_S)
+                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_TICK_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(self._heartbeats(stop), *(self._drain(q, stop) for q in self._result_queues))
