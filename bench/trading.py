@@ -10,7 +10,7 @@ re-planned every 5 minutes over 24 h as the live cycle does (`--reoptimize-every
 interval bid, cleared and settled by the in-process backtest.
 
 Forecasts are out of sample only. The default, `seasonal_ensemble`
-(`backtest.forecasters.SeasonalEnsembleForecaster`), learns nothing: the quantiles of the same
+(`backtest.ensembles.SeasonalEnsembleForecaster`), learns nothing: the quantiles of the same
 time of day over the last `--ensemble-days` days, shifted by the latest price's departure from
 its analog median decaying by `--persistence` per 5 minutes; it reads only prices before the
 interval it forecasts. `--forecaster quantile_mlp` refits the project's model every
@@ -50,12 +50,11 @@ from autobidder.domain import Region  # noqa: E402
 from autobidder.prices import load_prices  # noqa: E402
 from autobidder.strategy import Strategy, planning_telemetry, read_strategy_file  # noqa: E402
 from backtest.engine import plan_curve  # noqa: E402
+from backtest.ensembles import AnalogEnsembleForecaster, SeasonalEnsembleForecaster  # noqa: E402
 from backtest.forecasters import (  # noqa: E402
-    AnalogEnsembleForecaster,
     PerfectForecast,
     PriceTape,
     RollingRefitForecaster,
-    SeasonalEnsembleForecaster,
     resolve_forecaster,
 )
 from backtest.metrics import figures  # noqa: E402

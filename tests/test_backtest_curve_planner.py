@@ -15,7 +15,8 @@ from autobidder.prices import load_prices
 from autobidder.strategy.model import read_strategy_file
 from backtest.curve_planner import CurvePlanner
 from backtest.engine import plan_curve
-from backtest.forecasters import PriceTape, SeasonalEnsembleForecaster
+from backtest.ensembles import SeasonalEnsembleForecaster
+from backtest.forecasters import PriceTape
 from backtest.runner import resolve_window
 from fleet import SimulatedFleet
 from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh

@@ -70,7 +70,7 @@ def test_every_forecast_is_out_of_sample() -> None:
 
 
 def test_seasonal_ensemble_reads_only_the_past() -> None:
-    from backtest.forecasters import SeasonalEnsembleForecaster
+    from backtest.ensembles import SeasonalEnsembleForecaster
 
     prices = _prices(20, seed=2)
     g = 15 * 288 + 7
@@ -99,7 +99,7 @@ def test_seasonal_ensemble_tables_equal_each_forecast_computed_alone() -> None:
     """The per-tape tables of analog quantiles give, bit for bit, what each forecast computes
     from its own analogs (the same time on each of the last `days` days), at every index from
     the first with a full ensemble, and the first index still takes the direct path."""
-    from backtest.forecasters import SeasonalEnsembleForecaster
+    from backtest.ensembles import SeasonalEnsembleForecaster
 
     prices = _prices(6, seed=5)
     tape = PriceTape.of(
@@ -131,7 +131,7 @@ def test_analog_ensemble_takes_the_days_that_looked_like_today() -> None:
     """Days alternate between a calm regime (50 AUD/MWh) and a tight one (300); the analog
     ensemble matches today's last hours to the tight days and forecasts their prices, where the
     calendar's last days mix both. It reads only the past."""
-    from backtest.forecasters import AnalogEnsembleForecaster, SeasonalEnsembleForecaster
+    from backtest.ensembles import AnalogEnsembleForecaster, SeasonalEnsembleForecaster
 
     rng = np.random.default_rng(4)
     regime = np.repeat(np.where(np.arange(30) % 3 == 0, 300.0, 50.0), 288)

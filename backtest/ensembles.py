@@ -1,0 +1,149 @@
+"""Analog-ensemble forecast sources for backtests and benches: the quantiles of the prices at the
+same time of day on past days (the last `days` days, or the `days` of a longer pool that looked
+most like today), shifted by the latest price's departure from its analogs. They learn nothing
+and read only prices published before the interval they forecast (the `ForecastSource` contract
+of `backtest.forecasters`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from autobidder import Forecast
+from backtest.forecasters import PriceTape
+from forecasting import QuantileForecast
+from optimization import FloatArray
+
+
+class SeasonalEnsembleForecaster:
+    """Quantiles from the same time of day on each of the last `days` days (an analog ensemble),
+    with the present blended in: interval k of the horizon is shifted by the latest price's
+    departure from its own analog median times `persistence`^(k+1) (5-minute prices persist).
+
+    Learns nothing, reads only prices before the interval it forecasts, and keeps yesterday's
+    spikes in the tail of the distribution, which is what the value of holding energy needs.
+    """
+
+    model = "seasonal_ensemble@1"
+
+    def __init__(
+        self,
+        days: int = 7,
+        persistence: float = 0.9,
+        levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+    ) -> None:
+        self.days = days
+        self.persistence = persistence
+        self.levels = levels
+        self.fallbacks = 0
+        self.first_fallback_reason = ""
+        # The analog quantiles and medians of every interval of the last tape (see `_by_target`).
+        self._tape_prices: FloatArray | None = None
+        self._table: tuple[FloatArray, FloatArray] = (np.empty((0, 0)), np.empty(0))
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        prices = tape.prices_aud_per_mwh
+        per_day = int(timedelta(days=1) / tape.interval)
+        days = min(self.days, index // per_day)
+        if days < 1:
+            raise ValueError(f"index {index}: a seasonal ensemble needs a day of prices before it")
+        ahead = np.arange(horizon)
+        if days == self.days and index > days * per_day and horizon <= per_day:
+            quantiles, medians = self._by_target(prices, per_day)
+            first = index - days * per_day  # the tables start at the first interval with all days
+            values = quantiles[:, first : first + horizon]
+            last_analog = medians[first - 1]
+        else:
+            rows = []
+            for d in range(1, days + 1):
+                lag = index + ahead - d * per_day
+                # Beyond the published prices (horizon past a day) take one more day back.
+                lag = np.where(lag >= index, lag - per_day, lag)
+                rows.append(prices[np.maximum(lag, 0)])
+            analog = np.stack(rows)  # (days, horizon)
+            values = np.quantile(analog, self.levels, axis=0)
+            last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
+        return self._shifted(tape, index, values, float(last_analog))
+
+    def _shifted(self, tape: PriceTape, index: int, values: FloatArray, last_analog: float) -> Forecast:
+        """The analog quantiles `values` (levels, horizon) shifted by the present (class docstring)."""
+        last = tape.prices_aud_per_mwh[index - 1]
+        shift = (last - last_analog) * self.persistence ** (np.arange(values.shape[1]) + 1)
+        name, version = self.model.split("@")
+        return QuantileForecast(
+            tape.end_at(index), tape.interval_minutes, self.levels, values + shift
+        ).to_domain(
+            region=tape.region,
+            as_of=tape.end_at(index) - tape.interval,
+            model_name=name,
+            model_version=version,
+        )
+
+    def _by_target(self, prices: FloatArray, per_day: int) -> tuple[FloatArray, FloatArray]:
+        """The analog quantiles (levels, N) and medians (N,) of each target interval T from the
+        first with `days` days before it to a day past the tape. With a horizon of at most a day,
+        T's analogs (the same time on each of the `days` days before T) are all published before
+        any forecast that covers T is made, so they do not depend on when it is made: computed
+        once per tape, column for column what a forecast would compute for itself."""
+        if self._tape_prices is not prices:
+            targets = np.arange(self.days * per_day, prices.size + per_day)
+            analog = np.stack([prices[targets - d * per_day] for d in range(1, self.days + 1)])
+            self._table = (np.quantile(analog, self.levels, axis=0), np.median(analog, axis=0))
+            self._tape_prices = prices
+        return self._table
+
+
+class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
+    """The seasonal ensemble over the `days` days, out of the last `pool_days`, whose prices just
+    before this time of day looked most like today's: the distance of candidate day d is the mean
+    absolute difference of asinh(price / `scale_aud_per_mwh`) over the `match_intervals`
+    intervals before the same time d days earlier and the last `match_intervals` published now
+    (asinh keeps one spike from outweighing the day's level). Interval k of the horizon takes the
+    chosen days' prices at the same time as its quantiles, shifted by the present as the seasonal
+    ensemble is.
+
+    The analog days are chosen again at every forecast, so a day like today (a heatwave, a
+    constrained interconnector, a gas shortfall) is matched by days like it, not by the calendar's
+    last fortnight. Learns nothing and reads only prices before the interval it forecasts.
+    """
+
+    model = "analog_ensemble@1"
+
+    def __init__(
+        self,
+        days: int = 10,
+        persistence: float = 0.97,
+        levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+        pool_days: int = 42,
+        match_intervals: int = 72,
+        scale_aud_per_mwh: float = 50.0,
+    ) -> None:
+        super().__init__(days, persistence, levels)
+        if pool_days < days or match_intervals < 1 or not scale_aud_per_mwh > 0:
+            raise ValueError(
+                f"analog ensemble: pool_days {pool_days} must be >= days {days}, match_intervals "
+                f"{match_intervals} >= 1 and scale_aud_per_mwh {scale_aud_per_mwh} > 0"
+            )
+        self.pool_days = pool_days
+        self.match_intervals = match_intervals
+        self.scale_aud_per_mwh = scale_aud_per_mwh
+
+    def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
+        prices = tape.prices_aud_per_mwh
+        per_day = int(timedelta(days=1) / tape.interval)
+        pool = min(self.pool_days, (index - self.match_intervals) // per_day)
+        if pool < 1:  # too little history to compare: the plain ensemble of what there is
+            return super().forecast(tape, index, horizon)
+        candidates = np.arange(1, pool + 1)
+        window = np.arange(-self.match_intervals, 0)
+        recent = np.arcsinh(prices[index + window] / self.scale_aud_per_mwh)
+        before = np.arcsinh(prices[index - candidates[:, None] * per_day + window] / self.scale_aud_per_mwh)
+        distance = np.mean(np.abs(before - recent), axis=1)
+        chosen = candidates[np.argsort(distance, kind="stable")[: self.days]]
+        lag = index + np.arange(horizon) - chosen[:, None] * per_day
+        # Beyond the published prices (horizon past a day) take one more day back.
+        lag = np.where(lag >= index, lag - per_day, lag)
+        values = np.quantile(prices[np.maximum(lag, 0)], self.levels, axis=0)
+        return self._shifted(tape, index, values, float(np.median(prices[index - 1 - chosen * per_day])))
