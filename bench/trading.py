@@ -9,16 +9,18 @@ Battery: 10 MW / 20 MWh (the shipped sa1-vpp fleet), with the shipped strategy's
 re-planned every 5 minutes over 24 h as the live cycle does (`--reoptimize-every`), every
 interval bid, cleared and settled by the in-process backtest.
 
-Forecasts are out of sample only. The default, `seasonal_ensemble`
-(`backtest.ensembles.SeasonalEnsembleForecaster`), learns nothing: the quantiles of the same
-time of day over the last `--ensemble-days` days, shifted by the latest price's departure from
-its analog median decaying by `--persistence` per 5 minutes; it reads only prices before the
-interval it forecasts. `--forecaster quantile_mlp` refits the project's model every
+Forecasts are out of sample only. The default, `analog_ensemble`
+(`backtest.ensembles.AnalogEnsembleForecaster`), learns nothing: the quantiles of the same time
+of day on the `--analog-days` days, of the last `--pool-days`, whose `--match-intervals` prices
+before that time looked most like the last ones published, shifted by the latest price's
+departure from its analog median decaying by `--persistence` per 5 minutes; it reads only prices
+before the interval it forecasts. `seasonal_ensemble` takes the last `--ensemble-days` days
+instead. `--forecaster quantile_mlp` refits the project's model every
 `--refit-days` days on every price before the refit point (`RollingRefitForecaster`; seasonal
 naive stands in before the first fit, after `--first-fit-days`), so no scored interval is ever
 forecast by a model that saw it. The value curve's cycle shadow price, dispersion and the
-ensemble's days and persistence were chosen on January-February of SA1 (`--days 58 --grid`,
-see docs/optimization.md); the March-December figures, after that span, are printed too.
+ensembles' days, pool, match window and persistence were chosen on January-February of SA1
+(`--days 58`, see docs/optimization.md); the March-December figures, after that span, are printed too.
 
 Figures (every one values the energy left at the end at the window's median price times η_d):
 capture = net value (revenue less degradation) / the perfect-foresight bound under the same
@@ -314,7 +316,7 @@ def main() -> None:
             "analog_ensemble",
             "perfect",
         ),
-        default="seasonal_ensemble",
+        default="analog_ensemble",
     )
     parser.add_argument("--refit-days", type=int, default=28)
     parser.add_argument("--ensemble-days", type=int, default=14, help="seasonal_ensemble: the last N days")
