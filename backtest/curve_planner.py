@@ -24,6 +24,7 @@ from backtest.forecasters import ForecastSource, PriceTape
 from market_adapters import MARKET_PRICE_FLOOR_AUD_PER_MWH, price_cap_aud_per_mwh
 from optimization import (
     DailyLimit,
+    StorageModel,
     ValueCurve,
     ValueCurvePlans,
     ValueCurveSettings,
@@ -90,12 +91,12 @@ class CurvePlanner:
     ) -> tuple[Forecast, ValueCurve]:
         """The forecast and the curve of the plan made at tape index `index` (the interval being
         bid), from `seen`, after `previous` (made `previous_row` intervals ago)."""
-        hours = self._tape.interval_minutes / 60.0
         battery = aggregate_portfolio(seen)
+        storage = portfolio_storage(battery, self._tape.interval_minutes / 60.0)
         stack = self._stack
         p = None if stack is None else stack.plan_at(index)
-        if stack is None or p is None or stack.plans.storage != portfolio_storage(battery, hours):
-            stack = self._stack = self._make(index, seen, previous, previous_row, daily_limit is not None)
+        if stack is None or p is None or stack.plans.storage != storage:
+            stack = self._stack = self._make(index, storage, previous, previous_row, daily_limit is not None)
             p = 0
         started = time.perf_counter()
         forecast = stack.forecasts[p]
@@ -107,7 +108,7 @@ class CurvePlanner:
     def _make(
         self,
         index: int,
-        seen: TelemetrySnapshot,
+        storage: StorageModel,
         previous: ValueCurve | None,
         previous_row: int,
         with_daily_limit: bool,
@@ -132,9 +133,8 @@ class CurvePlanner:
         planned = time.perf_counter()
         plans = portfolio_curve_plans(
             forecasts,
-            seen,
+            storage,
             self._settings,
-            self._tape.interval_minutes / 60.0,
             MARKET_PRICE_FLOOR_AUD_PER_MWH,
             [price_cap_aud_per_mwh(f.p50.first_interval_end) for f in forecasts],
             previous,

@@ -247,19 +247,25 @@ def plan_portfolio_curve(
     the periodic terminal value; `daily_limit` (the strategy's daily cycle limit and what today
     has used of it) prices what is left of today's budget. The live cycle and the backtest both
     plan through here (the backtest through `portfolio_curve_plans`, several plans at once)."""
-    plans = portfolio_curve_plans(
-        [forecast], telemetry, settings, interval_hours, price_floor, [price_cap], previous, [previous_row]
-    )
     battery = aggregate_portfolio(telemetry)
+    plans = portfolio_curve_plans(
+        [forecast],
+        portfolio_storage(battery, interval_hours),
+        settings,
+        price_floor,
+        [price_cap],
+        previous,
+        [previous_row],
+        with_daily_limit=daily_limit is not None,
+    )
     budget = None if daily_limit is None else daily_limit.budget(forecast, battery.soc_mwh, previous)
     return plans.curve(0, budget)
 
 
 def portfolio_curve_plans(
     forecasts: Sequence[Forecast],
-    telemetry: TelemetrySnapshot,
+    storage: StorageModel,
     settings: ValueCurveSettings,
-    interval_hours: float,
     price_floor: float,
     price_caps: Sequence[float],
     previous: ValueCurve | None = None,
@@ -267,10 +273,11 @@ def portfolio_curve_plans(
     with_daily_limit: bool = True,
 ) -> ValueCurvePlans:
     """The value curves of consecutive plans (`forecasts`, one per plan, all of one horizon)
-    for the portfolio as `telemetry` sees it, as one `ValueCurvePlans` stack: `previous_rows[p]`
-    is plan p's distance from `previous`. Plan p's rows of its first trading day start from the
-    extra cycle price `previous` put on that day (what `DailyLimit.budget` will start from when
-    the plans before p agree); `curve(p, DailyLimit.budget(...))` prices the rest."""
+    for the portfolio's `storage` (`portfolio_storage`), as one `ValueCurvePlans` stack:
+    `previous_rows[p]` is plan p's distance from `previous`. With a daily limit, plan p's rows of
+    its first trading day start from the extra cycle price `previous` put on that day (what
+    `DailyLimit.budget` will start from when the plans before p agree);
+    `curve(p, DailyLimit.budget(...))` prices the rest. Without one, no row carries an extra."""
     distributions = [
         PriceDistribution.from_forecast(f, settings.price_atoms, price_floor, cap)
         for f, cap in zip(forecasts, price_caps, strict=True)
@@ -279,14 +286,13 @@ def portfolio_curve_plans(
         previous = None
     days = [today_of(f) for f in forecasts] if with_daily_limit else []
     return ValueCurvePlans(
-        portfolio_storage(aggregate_portfolio(telemetry), interval_hours),
+        storage,
         distributions,
         settings,
         previous,
         previous_rows,
         [left for left, _ in days],
         [0.0 if previous is None else previous.budget_shadow_price_on(day) for _, day in days],
-        [day for _, day in days],
     )
 
 

@@ -94,9 +94,10 @@ class ValueCurvePlans:
     Each plan's rows are first computed with `todays[p]` rows (what is left of its first trading
     day) carrying the discharge cost plus `extras[p]`, the extra shadow price its cycle budget is
     expected to start from; `curve(p, budget)` then prices plan p's budget (module docstring):
-    when the budget starts from another extra, plan p's today rows and those of the later plans
-    of the same trading day are re-run at that extra first, so consecutive plans that agree on
-    the day's price re-run nothing. Rows after today never depend on the budget.
+    when the budget starts from another extra, plan p's today rows are re-run at that extra
+    first, so consecutive plans that agree on the day's price re-run nothing. Rows after today
+    never depend on the budget. (Re-running the later plans of the day with it, as one stack,
+    measured no faster: 15.4-16.2 against 14.9-15.4 s of CPU over SA1 2022-06-10 ... 06-15.)
     """
 
     def __init__(
@@ -108,7 +109,6 @@ class ValueCurvePlans:
         terminal_rows: Sequence[int] = (),
         todays: Sequence[int] = (),
         extras: Sequence[float] = (),
-        trading_days: Sequence[str] = (),
     ) -> None:
         s = settings or ValueCurveSettings()
         count = len(distributions)
@@ -121,7 +121,6 @@ class ValueCurvePlans:
             ("terminal_rows", terminal_rows),
             ("todays", todays),
             ("extras", extras),
-            ("trading_days", trading_days),
         ):
             if given and len(given) != count:
                 raise ValueCurveError(f"{name}: {len(given)} values for {count} plans")
@@ -134,9 +133,7 @@ class ValueCurvePlans:
         grid = self._recursion.grid
         self._today = np.minimum(np.asarray(todays or [0] * count, dtype=np.intp), horizon)
         self._held = np.asarray(extras or [0.0] * count, dtype=np.float64)
-        self._days = tuple(trading_days or [""] * count)
-        self._cost = np.full((count, horizon), s.discharge_cost_aud_per_mwh, dtype=np.float64)
-        self._cost[np.arange(horizon)[None, :] < self._today[:, None]] += np.repeat(self._held, self._today)
+        self._cost = self._discharge_costs(horizon, self._today, self._held)
         values = np.empty((count, horizon + 1, grid.size))
         if s.terminal_value_aud_per_mwh is not None:
             end = np.full((count, grid.size), s.terminal_value_aud_per_mwh)
@@ -181,36 +178,29 @@ class ValueCurvePlans:
                 self._storage,
                 self._settings,
             )
-            # The stack keeps this plan's arrays; hand out a copy the next re-run cannot touch.
             self._held[plan] = held
+        # The stack keeps this plan's arrays; hand out copies nothing done to the stack can touch.
         out_values, out_cost = values.copy(), cost.copy()
         out_values.setflags(write=False)
         out_cost.setflags(write=False)
         return ValueCurve(self._recursion.grid, out_values, self._storage, self._settings, out_cost, budget)
 
     def _restart(self, plan: int, budget: CycleBudget, today: int) -> None:
-        """Re-run today's rows of `plan` and of the later plans of its trading day at the
-        budget's start extra."""
-        later = [
-            p
-            for p in range(plan + 1, len(self))
-            if self._days[p] == budget.trading_day and budget.trading_day
-        ]
-        plans = np.array([plan, *later], dtype=np.intp)
-        self._today[plan] = today
-        base = self._settings.discharge_cost_aud_per_mwh
-        extra = budget.start_extra_aud_per_mwh
-        horizon = self._cost.shape[1]
-        self._cost[plans] = base + np.where(
-            np.arange(horizon)[None, :] < self._today[plans, None], extra, 0.0
+        """Re-run `plan`'s today rows at the budget's start extra."""
+        self._today[plan], self._held[plan] = today, budget.start_extra_aud_per_mwh
+        self._cost[plan] = self._discharge_costs(
+            self._cost.shape[1], self._today[[plan]], self._held[[plan]]
+        )[0]
+        self._recursion.select(np.array([plan])).backward(
+            self._values[plan][None], self._cost[plan][None], 0, today
         )
-        self._held[plans] = extra
-        values, cost = self._values[plans], self._cost[plans]
-        last = int(self._today[plans].max())
-        # A plan whose day ends before `last` gets its rows from its day's end to `last` re-run
-        # unchanged: their costs and the rows after them are the same as before.
-        self._recursion.select(plans).backward(values, cost, 0, last)
-        self._values[plans] = values
+
+    def _discharge_costs(self, horizon: int, today: IntArray, extra: FloatArray) -> FloatArray:
+        """Per plan and interval: the settings' discharge cost, plus the plan's `extra` on its
+        first `today` intervals."""
+        first_day = np.arange(horizon)[None, :] < today[:, None]
+        out: FloatArray = self._settings.discharge_cost_aud_per_mwh + np.where(first_day, extra[:, None], 0.0)
+        return out
 
 
 def plan_value_curve(
@@ -236,7 +226,6 @@ def plan_value_curve(
         [terminal_row],
         [0 if budget is None else budget.intervals_left_today],
         [0.0 if budget is None else budget.start_extra_aud_per_mwh],
-        ["" if budget is None else budget.trading_day],
     )
     return plans.curve(0, budget)
 

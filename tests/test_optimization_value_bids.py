@@ -198,3 +198,14 @@ def test_daily_limit_counts_the_nem_day_left_and_carries_the_shadow_price() -> N
         update={"p50": forecast.p50.model_copy(update={"first_interval_end": first + timedelta(hours=1)})}
     )
     assert limit.budget(next_day, 12.0, planned).start_extra_aud_per_mwh == 0.0
+    # A plan without a daily limit after one with it carries no extra price on any interval.
+    from optimization import plan_portfolio_curve
+
+    unlimited = plan_portfolio_curve(
+        forecast, _telemetry(12.0), ValueCurveSettings(), 5 / 60, -1000.0, 15500.0, planned, 1, None
+    )
+    assert unlimited.budget is None and np.all(unlimited.discharge_cost_aud_per_mwh == 0.0)
+    limited = plan_portfolio_curve(
+        forecast, _telemetry(12.0), ValueCurveSettings(), 5 / 60, -1000.0, 15500.0, planned, 1, limit
+    )
+    assert limited.budget is not None and limited.budget.start_extra_aud_per_mwh > 0

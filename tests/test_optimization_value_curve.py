@@ -259,7 +259,7 @@ def test_a_stack_of_plans_prices_each_as_planning_it_alone() -> None:
     dists = [fan(p + 1) for p in range(5)]
     todays, days = [30, 29, 28, 100, 99], ["d1", "d1", "d1", "d2", "d2"]
     rows = [1, 2, 3, 4, 5]
-    plans = ValueCurvePlans(storage, dists, settings, terminal, rows, todays, [0.0] * 5, days)
+    plans = ValueCurvePlans(storage, dists, settings, terminal, rows, todays, [0.0] * 5)
     assert len(plans) == 5
     previous = None
     starts = []
@@ -275,8 +275,8 @@ def test_a_stack_of_plans_prices_each_as_planning_it_alone() -> None:
         )
         assert not curve.values.flags.writeable
         previous = curve
-    # The budget bound: plan 0 found a price, plans 1-2 started from it (their rows re-run), and
-    # the next day's plans started from none.
+    # The budget bound: plan 0 found a price, plans 1-2 started from it (their rows re-run, the
+    # stack held none), and the next day's plans started from none.
     assert starts[1] > 0 and starts[2] > 0 and starts[3] == 0.0
 
 
