@@ -16,7 +16,7 @@ from optimization.value_curve import (
     FloatArray,
     IntArray,
     PriceDistribution,
-    SoCShift,
+    SoCMoves,
     StorageModel,
     ValueCurve,
     ValueCurveError,
@@ -38,8 +38,7 @@ class _Recursion:
     dispersion) and the charge thresholds; shared, the SoC grid, its shifts and the weights."""
 
     grid: FloatArray
-    up: SoCShift
-    down: SoCShift
+    moves: SoCMoves
     weights: FloatArray
     prices: FloatArray  # (plans, horizon, atoms)
     charge_at: FloatArray  # (plans, horizon, atoms, 1)
@@ -51,20 +50,18 @@ class _Recursion:
     ) -> _Recursion:
         grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
         grid.setflags(write=False)
-        up = SoCShift.of(
-            grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours, -np.inf
-        )
-        down = SoCShift.of(
-            grid, -storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency, np.inf
+        moves = SoCMoves.of(
+            grid,
+            storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours,
+            storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency,
         )
         charge_at = ((prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)[..., None]
-        return cls(grid, up, down, weights, prices, charge_at, storage.discharge_efficiency)
+        return cls(grid, moves, weights, prices, charge_at, storage.discharge_efficiency)
 
     def select(self, plans: IntArray) -> _Recursion:
         return _Recursion(
             self.grid,
-            self.up,
-            self.down,
+            self.moves,
             self.weights,
             self.prices[plans],
             self.charge_at[plans],
@@ -76,9 +73,16 @@ class _Recursion:
         `cost` (plans, horizon) the discharge cost per interval."""
         v = values[:, last]
         discharge_at = self.discharge_efficiency * (self.prices[:, first:last] - cost[:, first:last, None])
+        # Per interval: does every plan's charge threshold sit at or above its discharge one?
+        ordered = np.all(self.charge_at[:, first:last, :, 0] >= discharge_at, axis=(0, 2)).tolist()
         for t in range(last - 1, first - 1, -1):
             step = backward_step(
-                v, self.charge_at[:, t], discharge_at[:, t - first, :, None], self.weights, self.up, self.down
+                v,
+                self.charge_at[:, t],
+                discharge_at[:, t - first, :, None],
+                self.weights,
+                self.moves,
+                ordered[t - first],
             )
             # Exact arithmetic keeps every row non-increasing; round-off may not.
             row = np.minimum.accumulate(step, axis=-1)

@@ -288,3 +288,23 @@ def test_a_stack_rejects_plans_of_different_shapes() -> None:
         ValueCurvePlans(storage, [PriceDistribution.point([1.0, 2.0]), PriceDistribution.point([1.0])])
     with pytest.raises(ValueCurveError, match="todays"):
         ValueCurvePlans(storage, [PriceDistribution.point([1.0, 2.0])], todays=[1, 2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), plans=st.sampled_from([(), (3,)]))
+def test_the_clip_form_of_a_step_equals_its_three_branches(seed: int, plans: tuple[int, ...]) -> None:
+    """Where every atom's charge threshold sits at or above its discharge one, the step's clip
+    form gives exactly the numbers of the charge/discharge/hold branches of the module docstring."""
+    from optimization.value_curve import SoCMoves, backward_step
+
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(1.0, 10.0, 19)
+    moves = SoCMoves.of(grid, float(rng.uniform(0.1, 3.0)), float(rng.uniform(0.1, 3.0)))
+    v = np.sort(rng.normal(80.0, 120.0, (*plans, grid.size)), axis=-1)[..., ::-1].copy()
+    prices = rng.normal(60.0, 150.0, (*plans, 7, 1))
+    a = (prices + rng.uniform(0, 10)) / 0.9
+    b = np.minimum(0.95 * (prices - rng.uniform(0, 30)), a)
+    weights = np.full(7, 1 / 7)
+    branches = backward_step(v, a, b, weights, moves, ordered=False)
+    clipped = backward_step(v, a, b, weights, moves, ordered=True)
+    assert np.array_equal(branches, clipped)
