@@ -38,9 +38,12 @@ The daily cycle limit: a `CycleBudget` (grid MWh that may still be discharged in
 the first interval, and how many of the horizon's intervals that day has left) raises the
 discharge cost of today's intervals by the smallest extra shadow price at which the policy's
 discharge over the rest of today, simulated forward from the current SoC along the
-forecast's median path (`path_discharge_mwh`), fits the budget (bisection; none when it
+forecast's expected prices (`path_discharge_mwh`), fits the budget (bisection; none when it
 already fits). Later days keep the settings' own shadow price. A constant shadow price alone
-spends the budget early on some days and hoards it on others; the cap then cuts the bid.
+spends the budget early on some days and hoards it on others; the cap then cuts the bid. The
+expected price, not the median, carries each interval's chance of a spike, so the budget keeps
+cycles for the hours a spike is likely; along the median path, which has no spikes, the day's
+cycles went before them.
 
 Pure numpy, vectorised over price atoms and SoC points: one backward step is a handful of array
 operations on an (atoms × SoC points) array.

@@ -188,6 +188,29 @@ def test_budget_saves_the_cycle_for_the_spike() -> None:
     assert free.budget_shadow_price_aud_per_mwh == 0.0
 
 
+def test_budget_keeps_the_cycle_for_a_spike_the_forecast_gives_a_chance() -> None:
+    """The budget is simulated along each interval's expected price: a spike with a 25 % chance
+    at the day's end draws the cycle there, where the median path (no spike) would spend it on
+    the certain 100 AUD/MWh peak first."""
+    from optimization import CycleBudget
+
+    storage, _ = _budget_day()
+    hours = 12
+    certain = np.array([100.0] * 4 + [0.0] * 4 + [20.0] * 4)
+    atoms = np.repeat(certain[:, None], 4, axis=1)
+    atoms[-4:, -1] = 2000.0  # the last four hours: one atom in four spikes
+    dist = PriceDistribution(atoms, np.full(4, 0.25))
+    assert dist.horizon == hours and np.all(dist.median[-4:] == 20.0)
+    settings = ValueCurveSettings(terminal_value_aud_per_mwh=0.0)
+    budget = CycleBudget(remaining_today_mwh=4.0, intervals_left_today=hours, soc_mwh=4.0)
+    free = plan_value_curve(storage, dist, settings)
+    held = plan_value_curve(storage, dist, settings, budget=budget)
+    # Unbudgeted, selling at 100 now pays (the battery refills at 0 before the spike hours).
+    assert free.value_at(1, 3.5) + free.discharge_cost_aud_per_mwh[0] < 100.0
+    # Budgeted, the 100 AUD/MWh peak is priced out: the day's one cycle waits for the spike.
+    assert held.value_at(1, 3.5) + held.discharge_cost_aud_per_mwh[0] > 100.0
+
+
 def test_budget_prices_only_today_and_spent_budget_stops_discharge() -> None:
     from optimization import CycleBudget
     from optimization.value_planning import path_discharge_mwh
@@ -224,14 +247,14 @@ def test_budget_with_a_price_fan_stays_monotone_and_fits() -> None:
     used = path_discharge_mwh(
         curve.soc_grid_mwh,
         curve.values,
-        dist.median,
+        dist.prices @ dist.weights,
         storage,
         settings,
         curve.discharge_cost_aud_per_mwh,
         11.0,
         200,
     )
-    assert used <= 10.0 + 1e-6
+    assert used <= 10.0 + 10.0 * 5 / 60 + 1e-6  # at most one interval's discharge over
     with pytest.raises(ValueCurveError, match="remaining_today_mwh"):
         CycleBudget(remaining_today_mwh=-1.0, intervals_left_today=1, soc_mwh=0.0)
 
