@@ -335,9 +335,13 @@ def path_discharge_mwh(
     low, high = float(grid[0]), float(grid[-1])
     e = min(max(soc_mwh, low), high)
     total = 0.0
+    # fill and empty lie on the grid, so each branch stays within [low, high]; branches, not
+    # min/max calls, because this loop runs at every priced plan (the same numbers).
     for fill, empty in zip(fill_to.tolist(), empty_to.tolist(), strict=True):
-        target = min(max(e, fill), max(empty, fill))
-        moved = min(max(target, e - down, low), e + up, high)
-        total += max(e - moved, 0.0)
-        e = moved
+        if e < fill:  # charge towards fill
+            e = fill if fill < e + up else e + up
+        elif e > empty and e > fill:  # discharge towards max(empty, fill)
+            moved = max(empty, fill, e - down)
+            total += e - moved
+            e = moved
     return storage.discharge_efficiency * total

@@ -331,3 +331,31 @@ def test_the_clip_form_of_a_step_equals_its_three_branches(seed: int, plans: tup
     branches = backward_step(v, a, b, weights, moves, ordered=False)
     clipped = backward_step(v, a, b, weights, moves, ordered=True)
     assert np.array_equal(branches, clipped)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_path_discharge_follows_the_clip_rule(seed: int) -> None:
+    """The forward simulation moves the SoC towards [fill, max(empty, fill)] by at most one
+    interval's power each way, within the grid, and counts what it discharges at the grid."""
+    from optimization.value_planning import _crossings, path_discharge_mwh
+
+    rng = np.random.default_rng(seed)
+    storage = StorageModel(20.0, 2.0, 10.0, 10.0, 0.9, 0.95, 5 / 60)
+    s = ValueCurveSettings()
+    grid = np.linspace(2.0, 20.0, 41)
+    values = np.sort(rng.normal(100.0, 80.0, (49, 41)), axis=1)[:, ::-1].copy()
+    prices = rng.normal(100.0, 120.0, 48)
+    cost = np.full(48, rng.uniform(0.0, 60.0))
+    soc = float(rng.uniform(0.0, 22.0))
+    fill = _crossings(values[1:], grid, (prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)
+    empty = _crossings(values[1:], grid, storage.discharge_efficiency * (prices - cost))
+    up, down = 0.9 * 10.0 / 12, 10.0 / 12 / 0.95
+    e, total = min(max(soc, 2.0), 20.0), 0.0
+    for f, m in zip(fill, empty, strict=True):
+        moved = min(max(min(max(e, f), max(m, f)), e - down, 2.0), e + up, 20.0)
+        total += max(e - moved, 0.0)
+        e = moved
+    assert path_discharge_mwh(grid, values, prices, storage, s, cost, soc, 48) == pytest.approx(
+        0.95 * total, abs=1e-12
+    )
