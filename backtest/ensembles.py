@@ -17,6 +17,24 @@ from forecasting import QuantileForecast
 from optimization import FloatArray
 
 
+def linear_quantiles(samples: FloatArray, levels: tuple[float, ...]) -> FloatArray:
+    """`np.quantile(samples, levels, axis=0)` (its default linear method), number for number, by
+    one sort: a forecast's few analog days make np.quantile's general path most of its cost."""
+    ordered = np.sort(samples, axis=0)
+    n = ordered.shape[0]
+    virtual = (n - 1) * np.asarray(levels, dtype=np.float64)
+    below = np.floor(virtual)
+    above = below + 1
+    below[virtual >= n - 1] = n - 1
+    above[virtual >= n - 1] = n - 1
+    gamma = (virtual - below)[:, None]
+    a, b = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
+    diff = b - a
+    # numpy's _lerp: from the nearer end, so a level on a sample returns it exactly.
+    out: FloatArray = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return out
+
+
 class SeasonalEnsembleForecaster:
     """Quantiles from the same time of day on each of the last `days` days (an analog ensemble),
     with the present blended in: interval k of the horizon is shifted by the latest price's
@@ -42,6 +60,7 @@ class SeasonalEnsembleForecaster:
         # The analog quantiles and medians of every interval of the last tape (see `_by_target`).
         self._tape_prices: FloatArray | None = None
         self._table: tuple[FloatArray, FloatArray] = (np.empty((0, 0)), np.empty(0))
+        self._decay: FloatArray = np.empty(0)
 
     def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
         prices = tape.prices_aud_per_mwh
@@ -63,14 +82,16 @@ class SeasonalEnsembleForecaster:
                 lag = np.where(lag >= index, lag - per_day, lag)
                 rows.append(prices[np.maximum(lag, 0)])
             analog = np.stack(rows)  # (days, horizon)
-            values = np.quantile(analog, self.levels, axis=0)
+            values = linear_quantiles(analog, self.levels)
             last_analog = np.median(prices[[max(index - 1 - d * per_day, 0) for d in range(1, days + 1)]])
         return self._shifted(tape, index, values, float(last_analog))
 
     def _shifted(self, tape: PriceTape, index: int, values: FloatArray, last_analog: float) -> Forecast:
         """The analog quantiles `values` (levels, horizon) shifted by the present (class docstring)."""
         last = tape.prices_aud_per_mwh[index - 1]
-        shift = (last - last_analog) * self.persistence ** (np.arange(values.shape[1]) + 1)
+        if self._decay.size != values.shape[1]:
+            self._decay = np.power(self.persistence, np.arange(values.shape[1]) + 1.0)
+        shift = (last - last_analog) * self._decay
         name, version = self.model.split("@")
         return QuantileForecast(
             tape.end_at(index), tape.interval_minutes, self.levels, values + shift
@@ -90,7 +111,7 @@ class SeasonalEnsembleForecaster:
         if self._tape_prices is not prices:
             targets = np.arange(self.days * per_day, prices.size + per_day)
             analog = np.stack([prices[targets - d * per_day] for d in range(1, self.days + 1)])
-            self._table = (np.quantile(analog, self.levels, axis=0), np.median(analog, axis=0))
+            self._table = (linear_quantiles(analog, self.levels), np.median(analog, axis=0))
             self._tape_prices = prices
         return self._table
 
@@ -129,6 +150,9 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
         self.pool_days = pool_days
         self.match_intervals = match_intervals
         self.scale_aud_per_mwh = scale_aud_per_mwh
+        # asinh(price / scale) of the last tape, computed once (see `_scaled`).
+        self._scaled_of: FloatArray | None = None
+        self._scaled_prices = np.empty(0)
 
     def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
         prices = tape.prices_aud_per_mwh
@@ -138,12 +162,21 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
             return super().forecast(tape, index, horizon)
         candidates = np.arange(1, pool + 1)
         window = np.arange(-self.match_intervals, 0)
-        recent = np.arcsinh(prices[index + window] / self.scale_aud_per_mwh)
-        before = np.arcsinh(prices[index - candidates[:, None] * per_day + window] / self.scale_aud_per_mwh)
+        scaled = self._scaled(prices)
+        recent = scaled[index + window]
+        before = scaled[index - candidates[:, None] * per_day + window]
         distance = np.mean(np.abs(before - recent), axis=1)
         chosen = candidates[np.argsort(distance, kind="stable")[: self.days]]
         lag = index + np.arange(horizon) - chosen[:, None] * per_day
         # Beyond the published prices (horizon past a day) take one more day back.
         lag = np.where(lag >= index, lag - per_day, lag)
-        values = np.quantile(prices[np.maximum(lag, 0)], self.levels, axis=0)
+        values = linear_quantiles(prices[np.maximum(lag, 0)], self.levels)
         return self._shifted(tape, index, values, float(np.median(prices[index - 1 - chosen * per_day])))
+
+    def _scaled(self, prices: FloatArray) -> FloatArray:
+        """asinh(price / scale) of every price of the tape, once per tape (element for element what
+        each forecast would compute from the prices it reads)."""
+        if self._scaled_of is not prices:
+            self._scaled_prices = np.arcsinh(prices / self.scale_aud_per_mwh)
+            self._scaled_of = prices
+        return self._scaled_prices

@@ -157,3 +157,15 @@ def test_analog_ensemble_takes_the_days_that_looked_like_today() -> None:
     )
     with pytest.raises(ValueError, match="pool_days"):
         AnalogEnsembleForecaster(days=10, pool_days=5)
+
+
+@pytest.mark.parametrize("days", [1, 2, 3, 7, 10, 14])
+def test_linear_quantiles_are_numpys_number_for_number(days: int) -> None:
+    from backtest.ensembles import linear_quantiles
+
+    rng = np.random.default_rng(days)
+    levels = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+    for _ in range(20):
+        samples = rng.standard_cauchy((days, 288)) * 100.0
+        samples[:, ::7] = np.round(samples[:, ::7])  # ties
+        assert np.array_equal(linear_quantiles(samples, levels), np.quantile(samples, levels, axis=0))
