@@ -32,11 +32,11 @@ BUDGET_SEARCH_MAX_AUD_PER_MWH = 20000.0
 BUDGET_BISECTIONS = 3
 BUDGET_TOLERANCE_MWH = 1e-6
 # The band a plan's expected discharge may land in, in intervals of full discharge: up to one
-# over what is left of the budget (the cap cuts the bid there anyway) and four under it. Each
+# over what is left of the budget (the cap cuts the bid there anyway) and three under it. Each
 # price tried re-runs today's rows, and a band this wide keeps the last plan's price on most
-# plans: on SA1 2022-05-15 ... 05-19 the re-runs fell from 2,310 to 653 (one interval under,
-# none over, 4 bisections) for the same capture (0.5333 against 0.5334; January-February
-# 0.3470 against 0.3472).
+# plans: on SA1 2022-05-15 ... 05-19 the re-runs fell from 2,310 to 653 (against a band of one
+# under and none over, with 4 bisections) for the same capture (0.5333 against 0.5334;
+# January-February 0.3470 against 0.3472).
 BUDGET_BAND_OVER_INTERVALS = 1.0
 BUDGET_BAND_UNDER_INTERVALS = 3.0
 
