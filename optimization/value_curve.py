@@ -296,33 +296,21 @@ class ValueCurve:
         )
 
 
-@dataclass(frozen=True)
-class SoCShift:
-    """Linear interpolation of a grid function at grid + shift, as one matrix product, plus the
-    `fill` (−∞ or +∞) where grid + shift leaves the grid."""
-
-    matrix: FloatArray
-    fill: FloatArray
-
-    @classmethod
-    def of(cls, grid: FloatArray, shift: float, fill: float) -> SoCShift:
-        n = grid.size
-        step = (grid[-1] - grid[0]) / (n - 1)
-        pos = np.arange(n) + shift / step
-        outside = (pos > n - 1 + 1e-9) | (pos < -1e-9)
-        pos = np.clip(pos, 0.0, n - 1.0)
-        lo = np.minimum(np.floor(pos).astype(np.intp), n - 2)
-        frac = pos - lo
-        matrix = np.zeros((n, n))
-        rows = np.arange(n)
-        matrix[rows, lo] = 1.0 - frac
-        matrix[rows, lo + 1] += frac
-        return cls(matrix, np.where(outside, fill, 0.0))
-
-    def at(self, v: FloatArray) -> FloatArray:
-        """v at grid + shift along the last axis (one curve or a stack of them)."""
-        out: FloatArray = v @ self.matrix.T + self.fill
-        return out
+def _shift_matrix(grid: FloatArray, shift: float, fill: float) -> tuple[FloatArray, FloatArray]:
+    """Linear interpolation of a grid function at grid + shift as a matrix (v @ matrix.T), and the
+    `fill` (−∞ or +∞) to add where grid + shift leaves the grid."""
+    n = grid.size
+    step = (grid[-1] - grid[0]) / (n - 1)
+    pos = np.arange(n) + shift / step
+    outside = (pos > n - 1 + 1e-9) | (pos < -1e-9)
+    pos = np.clip(pos, 0.0, n - 1.0)
+    lo = np.minimum(np.floor(pos).astype(np.intp), n - 2)
+    frac = pos - lo
+    matrix = np.zeros((n, n))
+    rows = np.arange(n)
+    matrix[rows, lo] = 1.0 - frac
+    matrix[rows, lo + 1] += frac
+    return matrix, np.where(outside, fill, 0.0)
 
 
 @dataclass(frozen=True)
@@ -336,9 +324,9 @@ class SoCMoves:
 
     @classmethod
     def of(cls, grid: FloatArray, charge_mwh: float, discharge_mwh: float) -> SoCMoves:
-        up = SoCShift.of(grid, charge_mwh, -np.inf)
-        down = SoCShift.of(grid, -discharge_mwh, np.inf)
-        return cls(np.concatenate([up.matrix.T, down.matrix.T], axis=1), np.concatenate([up.fill, down.fill]))
+        up, up_fill = _shift_matrix(grid, charge_mwh, -np.inf)
+        down, down_fill = _shift_matrix(grid, -discharge_mwh, np.inf)
+        return cls(np.concatenate([up.T, down.T], axis=1), np.concatenate([up_fill, down_fill]))
 
     def at(self, v: FloatArray) -> tuple[FloatArray, FloatArray]:
         """(v(e⁺), v(e⁻)) along the last axis (one curve or a stack of them)."""
