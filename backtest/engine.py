@@ -193,7 +193,10 @@ class ForecastErrors:
     band_count: int = 0
     band_hits: int = 0
 
-    def add(self, forecast: Forecast, actual: FloatArray) -> None:
+    def add(
+        self, forecast: Forecast, actual: FloatArray, band: tuple[FloatArray | None, FloatArray | None]
+    ) -> None:
+        """Score `forecast` against `actual`; `band` is its (P10, P90) as `_band` reads them."""
         n = actual.size
         if n == 0:
             return
@@ -202,7 +205,7 @@ class ForecastErrors:
         self.sum_abs += float(np.abs(err).sum())
         self.sum_sq += float((err * err).sum())
         self.sum_err += float(err.sum())
-        p10, p90 = _band(forecast)
+        p10, p90 = band
         if p10 is not None and p90 is not None:
             self.band_count += n
             self.band_hits += int(((actual >= p10[:n]) & (actual <= p90[:n])).sum())
@@ -348,7 +351,7 @@ def simulate(
             plan_horizon = plan.horizon if plan is not None else curve.horizon if curve is not None else 0
             plan_start = g
             band = _band(plan_forecast)
-            errors.add(plan_forecast, prices[g : g + horizon])
+            errors.add(plan_forecast, prices[g : g + horizon], band)
             run.solves += 1
         assert plan_forecast is not None
         k = g - plan_start
@@ -398,11 +401,13 @@ def simulate(
             spec.strategy_version,
         )
         bid = limited.bid
-        if curve is not None:
-            # The rebid clamp can pull a charge band above a discharge band; withdrawing the
-            # overlapping charge bands keeps convexity without moving a price the clamp set.
-            bid = withdraw_convexity_overlap(bid)
-        bid = in_nem_format(bid)
+        if limited.bound:
+            # A limit moved prices or volumes off the format (unbound, the bid is as built: in it).
+            if curve is not None:
+                # The rebid clamp can pull a charge band above a discharge band; withdrawing the
+                # overlapping charge bands keeps convexity without moving a price the clamp set.
+                bid = withdraw_convexity_overlap(bid)
+            bid = in_nem_format(bid)
         if plan is not None and reserve_forecast is not None:
             bid = reserves.offered(bid, schedule, seen, reserve_forecast[:, k], cap)
         violations = reserves.violations(bid) if bid.reserve_offers else []

@@ -171,32 +171,42 @@ def build_value_curve_bid(
     d_prices, c_prices = value_curve_band_prices(
         curve, step + 1, battery.soc_mwh, discharge_mw, charge_mw, band_count, price_floor, price_cap
     )
-    bid = EnergyBid(
+    discharge = [(p, discharge_mw / band_count) for p in d_prices]
+    charge = [(p, charge_mw / band_count) for p in c_prices]
+    if not _convex(discharge, charge):
+        # Rare (a negative or zero stored-energy value): one side gives way on a built bid.
+        given = resolve_convexity(
+            _energy_bid(bid_id, portfolio, region, interval_end, discharge, charge), price_floor, price_cap
+        )
+        discharge = [(b.price_aud_per_mwh, b.volume_mw) for b in given.discharge_bands]
+        charge = [(b.price_aud_per_mwh, b.volume_mw) for b in given.charge_bands]
+    # The NEM's format (whole cents, strictly increasing, convex, whole kW rounded down): prices
+    # move by at most the cent steps that make each side strictly increasing.
+    supply, demand = nem_energy_bands(discharge, charge, floor=price_floor, cap=price_cap)
+    return _energy_bid(bid_id, portfolio, region, interval_end, supply, demand)
+
+
+def _convex(discharge: Sequence[tuple[float, float]], charge: Sequence[tuple[float, float]]) -> bool:
+    """The convexity rule (`convexity_violation`) on (price, MW) pairs."""
+    highest_charge = max((p for p, q in charge if q > MIN_BAND_MW), default=-math.inf)
+    return highest_charge < min((p for p, q in discharge if q > MIN_BAND_MW), default=math.inf)
+
+
+def _energy_bid(
+    bid_id: str,
+    portfolio: str,
+    region: Region,
+    interval_end: datetime,
+    discharge: Sequence[tuple[float, float]],
+    charge: Sequence[tuple[float, float]],
+) -> EnergyBid:
+    return EnergyBid(
         bid_id=bid_id,
         portfolio=portfolio,
         region=region,
         interval_end=interval_end,
-        discharge_bands=tuple(
-            PriceBand(price_aud_per_mwh=p, volume_mw=discharge_mw / band_count) for p in d_prices
-        ),
-        charge_bands=tuple(
-            PriceBand(price_aud_per_mwh=p, volume_mw=charge_mw / band_count) for p in c_prices
-        ),
-    )
-    bid = resolve_convexity(bid, price_floor, price_cap)
-    # The NEM's format (whole cents, strictly increasing, convex, whole kW rounded down): prices
-    # move by at most the cent steps that make each side strictly increasing.
-    supply, demand = nem_energy_bands(
-        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands],
-        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands],
-        floor=price_floor,
-        cap=price_cap,
-    )
-    return bid.model_copy(
-        update={
-            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
-            "charge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
-        }
+        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in discharge),
+        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in charge),
     )
 
 

@@ -125,6 +125,41 @@ def test_note_negative_value_case_resolved() -> None:
     assert fixed.charge_bands == floor_bid.charge_bands
 
 
+def test_a_negative_value_curve_bids_the_resolved_bid_in_nem_format() -> None:
+    # Prices deep below zero make stored energy worth less than nothing: the raw bands cross and
+    # the builder takes the rare branch (resolve on a built bid, then the format).
+    from autobidder import nem_energy_bands
+    from optimization.bids import soc_safe_power_limits
+    from optimization.problem import aggregate_portfolio
+    from optimization.value_bids import value_curve_band_prices
+
+    curve = _curve(np.full((7, 24), -300.0), cost=0.0)
+    soc = 12.0
+    battery = aggregate_portfolio(_telemetry(soc))
+    d_mw, c_mw = soc_safe_power_limits(battery, DT)
+    d_prices, c_prices = value_curve_band_prices(curve, 1, soc, d_mw, c_mw, 10, -1000.0, 15500.0)
+    raw = EnergyBid(
+        bid_id="x",
+        portfolio="p",
+        region=Region.SA1,
+        interval_end=END,
+        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=d_mw / 10) for p in d_prices),
+        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=c_mw / 10) for p in c_prices),
+    )
+    assert convexity_violation(raw) is not None
+    resolved = resolve_convexity(raw, -1000.0, 15500.0)
+    supply, demand = nem_energy_bands(
+        [(b.price_aud_per_mwh, b.volume_mw) for b in resolved.discharge_bands],
+        [(b.price_aud_per_mwh, b.volume_mw) for b in resolved.charge_bands],
+        floor=-1000.0,
+        cap=15500.0,
+    )
+    bid = _bid(curve, soc)
+    assert [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands] == supply
+    assert [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands] == demand
+    assert convexity_violation(bid) is None
+
+
 @given(
     seed=st.integers(0, 100_000),
     soc_fraction=st.floats(0.0, 1.0),
