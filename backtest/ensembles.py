@@ -13,26 +13,14 @@ import numpy as np
 
 from autobidder import Forecast
 from backtest.forecasters import PriceTape
-from forecasting import QuantileForecast
+from forecasting import (
+    AnalogSettings,
+    QuantileForecast,
+    analog_quantiles,
+    linear_quantiles,
+    persistence_decay,
+)
 from optimization import FloatArray
-
-
-def linear_quantiles(samples: FloatArray, levels: tuple[float, ...]) -> FloatArray:
-    """`np.quantile(samples, levels, axis=0)` (its default linear method), number for number, by
-    one sort: a forecast's few analog days make np.quantile's general path most of its cost."""
-    ordered = np.sort(samples, axis=0)
-    n = ordered.shape[0]
-    virtual = (n - 1) * np.asarray(levels, dtype=np.float64)
-    below = np.floor(virtual)
-    above = below + 1
-    below[virtual >= n - 1] = n - 1
-    above[virtual >= n - 1] = n - 1
-    gamma = (virtual - below)[:, None]
-    a, b = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
-    diff = b - a
-    # numpy's _lerp: from the nearer end, so a level on a sample returns it exactly.
-    out: FloatArray = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
-    return out
 
 
 class SeasonalEnsembleForecaster:
@@ -90,7 +78,7 @@ class SeasonalEnsembleForecaster:
         """The analog quantiles `values` (levels, horizon) shifted by the present (class docstring)."""
         last = tape.prices_aud_per_mwh[index - 1]
         if self._decay.size != values.shape[1]:
-            self._decay = np.power(self.persistence, np.arange(values.shape[1]) + 1.0)
+            self._decay = persistence_decay(self.persistence, values.shape[1])
         shift = (last - last_analog) * self._decay
         name, version = self.model.split("@")
         return QuantileForecast(
@@ -117,13 +105,10 @@ class SeasonalEnsembleForecaster:
 
 
 class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
-    """The seasonal ensemble over the `days` days, out of the last `pool_days`, whose prices just
-    before this time of day looked most like today's: the distance of candidate day d is the mean
-    absolute difference of asinh(price / `scale_aud_per_mwh`) over the `match_intervals`
-    intervals before the same time d days earlier and the last `match_intervals` published now
-    (asinh keeps one spike from outweighing the day's level). Interval k of the horizon takes the
-    chosen days' prices at the same time as its quantiles, shifted by the present as the seasonal
-    ensemble is.
+    """The registry's analog ensemble (`forecasting.analog_ensemble`, whose docstring tells the
+    method) over a whole tape: the same `analog_quantiles` and shift, number for number, with
+    asinh(price / scale) computed once per tape; before a whole day to compare, the plain
+    seasonal ensemble of what there is.
 
     The analog days are chosen again at every forecast, so a day like today (a heatwave, a
     constrained interconnector, a gas shortfall) is matched by days like it, not by the calendar's
@@ -142,14 +127,7 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
         scale_aud_per_mwh: float = 50.0,
     ) -> None:
         super().__init__(days, persistence, levels)
-        if pool_days < days or match_intervals < 1 or not scale_aud_per_mwh > 0:
-            raise ValueError(
-                f"analog ensemble: pool_days {pool_days} must be >= days {days}, match_intervals "
-                f"{match_intervals} >= 1 and scale_aud_per_mwh {scale_aud_per_mwh} > 0"
-            )
-        self.pool_days = pool_days
-        self.match_intervals = match_intervals
-        self.scale_aud_per_mwh = scale_aud_per_mwh
+        self.settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh)
         # asinh(price / scale) of the last tape, computed once (see `_scaled`).
         self._scaled_of: FloatArray | None = None
         self._scaled_prices = np.empty(0)
@@ -157,26 +135,17 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
     def forecast(self, tape: PriceTape, index: int, horizon: int) -> Forecast:
         prices = tape.prices_aud_per_mwh
         per_day = int(timedelta(days=1) / tape.interval)
-        pool = min(self.pool_days, (index - self.match_intervals) // per_day)
-        if pool < 1:  # too little history to compare: the plain ensemble of what there is
+        if self.settings.pool_at(index, per_day) < 1:
             return super().forecast(tape, index, horizon)
-        candidates = np.arange(1, pool + 1)
-        window = np.arange(-self.match_intervals, 0)
-        scaled = self._scaled(prices)
-        recent = scaled[index + window]
-        before = scaled[index - candidates[:, None] * per_day + window]
-        distance = np.mean(np.abs(before - recent), axis=1)
-        chosen = candidates[np.argsort(distance, kind="stable")[: self.days]]
-        lag = index + np.arange(horizon) - chosen[:, None] * per_day
-        # Beyond the published prices (horizon past a day) take one more day back.
-        lag = np.where(lag >= index, lag - per_day, lag)
-        values = linear_quantiles(prices[np.maximum(lag, 0)], self.levels)
-        return self._shifted(tape, index, values, float(np.median(prices[index - 1 - chosen * per_day])))
+        values, last_analog = analog_quantiles(
+            prices, self._scaled(prices), index, horizon, per_day, self.settings, self.levels
+        )
+        return self._shifted(tape, index, values, last_analog)
 
     def _scaled(self, prices: FloatArray) -> FloatArray:
         """asinh(price / scale) of every price of the tape, once per tape (element for element what
         each forecast would compute from the prices it reads)."""
         if self._scaled_of is not prices:
-            self._scaled_prices = np.arcsinh(prices / self.scale_aud_per_mwh)
+            self._scaled_prices = np.arcsinh(prices / self.settings.scale_aud_per_mwh)
             self._scaled_of = prices
         return self._scaled_prices

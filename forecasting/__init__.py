@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING
 from autobidder import load_export
 
 if TYPE_CHECKING:
+    from forecasting.analog_ensemble import (
+        AnalogEnsembleForecaster as AnalogEnsembleForecaster,
+        AnalogSettings as AnalogSettings,
+        analog_quantiles as analog_quantiles,
+        linear_quantiles as linear_quantiles,
+        persistence_decay as persistence_decay,
+    )
     from forecasting.errors import (
         ForecastingError as ForecastingError,
         InsufficientDataError as InsufficientDataError,
@@ -45,6 +52,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "MODEL_NAME",
     "MODEL_VERSION",
+    "AnalogEnsembleForecaster",
+    "AnalogSettings",
     "Forecaster",
     "ForecastingError",
     "History",
@@ -55,14 +64,24 @@ __all__ = [
     "QuantileForecast",
     "SeasonalNaiveForecaster",
     "TrainingInfo",
+    "analog_quantiles",
     "forecast_for_snapshot",
     "forecast_from_snapshot",
     "handle_forecast_request",
+    "linear_quantiles",
     "load_class",
     "needs_training",
+    "persistence_decay",
 ]
 
 _EXPORTS = {
+    "forecasting.analog_ensemble": (
+        "AnalogEnsembleForecaster",
+        "AnalogSettings",
+        "analog_quantiles",
+        "linear_quantiles",
+        "persistence_decay",
+    ),
     "forecasting.errors": ("ForecastingError", "InsufficientDataError"),
     "forecasting.history": ("History",),
     "forecasting.protocol": ("Forecaster", "QuantileForecast", "TrainingInfo"),

@@ -62,6 +62,7 @@ BUILTINS: dict[str, str] = {
     "seasonal_naive_weekly": "forecasting.seasonal_naive:WeeklySeasonalNaiveForecaster",
     "quantile_mlp": "forecasting.quantile_mlp:QuantileMLPForecaster",
     "spike_mlp": "forecasting.spike_mlp:SpikeMLPForecaster",
+    "analog_ensemble": "forecasting.analog_ensemble:AnalogEnsembleForecaster",
 }
 LATEST = "latest"
 PACKAGED_DIR = Path(__file__).resolve().parent / "packaged"

@@ -1,0 +1,207 @@
+"""Analog-ensemble price forecast: the quantiles of the prices at the same time of day on the past
+days whose last hours looked most like today's, shifted by the latest price's departure from
+its analogs.
+
+The distance of candidate day d (1 … `pool_days` days back) is the mean absolute difference of
+asinh(price / `scale_aud_per_mwh`) over the `match_intervals` intervals before the same time d
+days earlier and the last `match_intervals` published now (asinh keeps one spike from
+outweighing the day's level). The `days` closest days give interval k of the horizon its
+quantiles (the prices at the same time on those days; past the published prices, one more day
+back), shifted by (last price − the analogs' median at the same time) · `persistence`^(k+1).
+
+It learns nothing and reads only the history it is given, so it stands in anywhere a trained
+model would (no fit, no artifact); with fewer days of history than `pool_days` it compares the
+days there are. `bench/trading.py` runs it over 2022 against the other forecasters
+(docs/optimization.md); `backtest.ensembles.AnalogEnsembleForecaster` is the same arithmetic
+over a whole tape (`analog_quantiles`), its tables computed once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from forecasting.errors import DataQualityError, InsufficientDataError, ModelLoadError
+from forecasting.history import FloatArray, History
+from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast
+
+MODEL_NAME = "analog_ensemble"
+MODEL_VERSION = "1"
+
+
+class InsufficientAnalogHistoryError(InsufficientDataError):
+    """The history holds no whole day before the match window to compare today with."""
+
+
+def linear_quantiles(samples: FloatArray, levels: tuple[float, ...]) -> FloatArray:
+    """`np.quantile(samples, levels, axis=0)` (its default linear method), number for number, by
+    one sort: a forecast's few analog days make np.quantile's general path most of its cost."""
+    ordered = np.sort(samples, axis=0)
+    n = ordered.shape[0]
+    virtual = (n - 1) * np.asarray(levels, dtype=np.float64)
+    below = np.floor(virtual)
+    above = below + 1
+    below[virtual >= n - 1] = n - 1
+    above[virtual >= n - 1] = n - 1
+    gamma = (virtual - below)[:, None]
+    a, b = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
+    diff = b - a
+    # numpy's _lerp: from the nearer end, so a level on a sample returns it exactly.
+    out: FloatArray = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return out
+
+
+@dataclass(frozen=True)
+class AnalogSettings:
+    """The analog ensemble's parameters (module docstring); the defaults are the ones chosen on
+    SA1 2022-01-02 … 02-28 (docs/optimization.md)."""
+
+    days: int = 10
+    pool_days: int = 42
+    match_intervals: int = 72
+    persistence: float = 0.97
+    scale_aud_per_mwh: float = 50.0
+
+    def __post_init__(self) -> None:
+        if not (
+            1 <= self.days <= self.pool_days
+            and self.match_intervals >= 1
+            and 0.0 <= self.persistence <= 1.0
+            and self.scale_aud_per_mwh > 0
+        ):
+            raise ValueError(
+                f"analog ensemble: days {self.days} must be within 1 … pool_days {self.pool_days}, "
+                f"match_intervals {self.match_intervals} >= 1, persistence {self.persistence} within "
+                f"[0, 1] and scale_aud_per_mwh {self.scale_aud_per_mwh} > 0"
+            )
+
+    def pool_at(self, index: int, per_day: int) -> int:
+        """How many candidate days an `index`-th interval has (0: not one whole day to compare)."""
+        return min(self.pool_days, (index - self.match_intervals) // per_day)
+
+
+def analog_quantiles(
+    prices: FloatArray,
+    scaled: FloatArray,
+    index: int,
+    horizon: int,
+    per_day: int,
+    settings: AnalogSettings,
+    levels: tuple[float, ...],
+) -> tuple[FloatArray, float]:
+    """The analog quantiles (levels, horizon) of the `horizon` intervals from `index` on, from
+    `prices[:index]` (`scaled`: asinh(prices / scale), the same length), and the analogs' median
+    price at interval `index − 1` (the shift's reference). Needs `settings.pool_at(index) >= 1`."""
+    pool = settings.pool_at(index, per_day)
+    candidates = np.arange(1, pool + 1)
+    window = np.arange(-settings.match_intervals, 0)
+    recent = scaled[index + window]
+    before = scaled[index - candidates[:, None] * per_day + window]
+    distance = np.mean(np.abs(before - recent), axis=1)
+    chosen = candidates[np.argsort(distance, kind="stable")[: settings.days]]
+    lag = index + np.arange(horizon) - chosen[:, None] * per_day
+    # Beyond the published prices (horizon past a day) take one more day back.
+    lag = np.where(lag >= index, lag - per_day, lag)
+    values = linear_quantiles(prices[np.maximum(lag, 0)], levels)
+    return values, float(np.median(prices[index - 1 - chosen * per_day]))
+
+
+def persistence_decay(persistence: float, horizon: int) -> FloatArray:
+    """persistence^(k+1) for k = 0 … horizon − 1: how much of the latest departure interval k keeps."""
+    decay: FloatArray = np.power(persistence, np.arange(horizon) + 1.0)
+    return decay
+
+
+class AnalogEnsembleForecaster:
+    """The analog ensemble as a registry `Forecaster` (module docstring): `analog_ensemble@1`.
+
+    Learns nothing (`needs_training = False`); forecasts the horizon right after the history's
+    last price from the history alone, with the market's floor and cap when the history knows them.
+    """
+
+    name = MODEL_NAME
+    version = MODEL_VERSION
+    needs_training = False
+
+    def __init__(
+        self,
+        days: int = 10,
+        pool_days: int = 42,
+        match_intervals: int = 72,
+        persistence: float = 0.97,
+        scale_aud_per_mwh: float = 50.0,
+        levels: tuple[float, ...] | list[float] = DEFAULT_LEVELS,
+    ) -> None:
+        self.settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh)
+        self.levels = tuple(levels)
+
+    def fit(self, history: History) -> None:
+        """Nothing to learn; kept so every model trains, saves and loads the same way."""
+
+    def predict(
+        self, history: History, first_interval_end: datetime, horizon_intervals: int
+    ) -> QuantileForecast:
+        index = history.index_of(first_interval_end, "first_interval_end")
+        if index != len(history) or horizon_intervals <= 0:
+            raise InsufficientAnalogHistoryError(
+                f"first_interval_end: {first_interval_end.isoformat()} must be the interval right after the "
+                f"last known price ({history.last_interval_end.isoformat()}), horizon_intervals "
+                f"{horizon_intervals} positive"
+            )
+        per_day = history.intervals_per_day
+        if self.settings.pool_at(index, per_day) < 1:
+            raise InsufficientAnalogHistoryError(
+                f"history: {len(history)} intervals hold no whole day before the last "
+                f"{self.settings.match_intervals} to compare today with (needs "
+                f"{per_day + self.settings.match_intervals})"
+            )
+        prices = history.prices
+        scaled = np.arcsinh(prices / self.settings.scale_aud_per_mwh)
+        # A missing price (NaN) makes its day's distance NaN, which sorts last: a gap costs a day
+        # its place among the analogs, and fails the forecast only where it would be copied.
+        values, last_analog = analog_quantiles(
+            prices, scaled, index, horizon_intervals, per_day, self.settings, self.levels
+        )
+        shift = (prices[index - 1] - last_analog) * persistence_decay(
+            self.settings.persistence, horizon_intervals
+        )
+        if not np.all(np.isfinite(shift)) or not np.all(np.isfinite(values)):
+            raise DataQualityError(
+                "prices: the last price or an analog day's price at a forecast time is missing (NaN or "
+                f"a gap) in the history ending {history.last_interval_end.isoformat()}"
+            )
+        low = -np.inf if history.price_floor is None else history.price_floor
+        high = np.inf if history.price_cap is None else history.price_cap
+        return QuantileForecast(
+            first_interval_end, history.interval_minutes, self.levels, np.clip(values + shift, low, high)
+        )
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        config = asdict(self.settings) | {"levels": list(self.levels)}
+        (directory / "config.json").write_text(json.dumps(config, sort_keys=True))
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        try:
+            config = json.loads((directory / "config.json").read_text())
+            return cls(**config)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{cls.name}: cannot load the model in {directory}: {exc}") from exc
+
+
+__all__ = [
+    "MODEL_NAME",
+    "MODEL_VERSION",
+    "AnalogEnsembleForecaster",
+    "AnalogSettings",
+    "InsufficientAnalogHistoryError",
+    "analog_quantiles",
+    "linear_quantiles",
+    "persistence_decay",
+]
