@@ -425,7 +425,8 @@ def run_backtest(
     source: ForecastSource = forecaster or resolve_forecaster(
         request.forecaster,
         request.models_dir,
-        request.lookback_intervals,
+        # As the live cycle fetches: the strategy's `forecaster.history_days` may ask more.
+        request.strategy.forecaster.lookback_intervals(request.lookback_intervals, prices.interval_minutes),
         request.refit_days,
         step_intervals=step,
     )

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from temporalio.client import Client
 
-from autobidder.domain import CycleFallback, EnergyBid, FactKind, Forecast
+from autobidder.domain import CycleFallback, EnergyBid, FactKind, Forecast, MarketSnapshot
 from autobidder.facts import FactStore
 from autobidder.strategy.model import parse_strategy
 from autobidder.strategy.store import StrategyStore, StrategyVersion
@@ -42,6 +42,7 @@ node = "nem.sa1.vpp"
 [forecaster]
 model = "seasonal_naive@1"
 horizon_hours = {horizon_hours}
+{history}
 [operation]
 backup_reserve_fraction = 0.2
 [safety]
@@ -51,8 +52,13 @@ submit_enabled = {submit}
 """
 
 
-def strategy_text(max_mw: float, *, submit: bool = True, horizon_hours: int = 24) -> str:
-    return STRATEGY.format(max_mw=max_mw, submit=str(submit).lower(), horizon_hours=horizon_hours)
+def strategy_text(
+    max_mw: float, *, submit: bool = True, horizon_hours: int = 24, history_days: int | None = None
+) -> str:
+    history = "" if history_days is None else f"history_days = {history_days}"
+    return STRATEGY.format(
+        max_mw=max_mw, submit=str(submit).lower(), horizon_hours=horizon_hours, history=history
+    )
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Run:
     exchange_url: str
     versions: list[StrategyVersion]
     capped: list[CycleResult]  # v1: 1 MW per side
-    widened: list[CycleResult]  # v2: 2.5 MW per side, 12 h forecast horizon
+    widened: list[CycleResult]  # v2: 2.5 MW per side, 12 h forecast horizon, 8 days of history
     paused: list[CycleResult]  # v3: submission off
     pinned: list[CycleResult]  # v3 current, v1 pinned by reference
 
@@ -89,7 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
             apply(strategy_text(1.0))
             capped = await cycles(0, 2)
-            apply(strategy_text(2.5, horizon_hours=12))
+            apply(strategy_text(2.5, horizon_hours=12, history_days=8))
             widened = await cycles(2, 1)
             apply(strategy_text(2.5, submit=False))
             paused = await cycles(3, 1)
@@ -151,6 +157,14 @@ def test_the_strategy_picks_forecaster_and_horizon(run: Run) -> None:
         forecast = run.store.get(result.forecast_fact_id, Forecast, FactKind.FORECAST)
         assert f"{forecast.model_name}@{forecast.model_version}" == "seasonal_naive@1"
         assert len(forecast.p50.prices_aud_per_mwh) == intervals
+
+
+def test_the_strategy_sets_how_much_history_a_cycle_fetches(run: Run) -> None:
+    """The cycle's own lookback is 7 days (2,016 intervals); v2's `history_days = 8` fetches
+    everything the sample has published before its interval (7 days and 2 intervals)."""
+    for result, intervals in ((run.capped[0], 2016), (run.widened[0], 2018)):
+        market = run.store.get(result.market_fact_id, MarketSnapshot, FactKind.MARKET_SNAPSHOT)
+        assert len(market.prices.prices_aud_per_mwh) == intervals
 
 
 def test_a_paused_strategy_stores_the_bid_and_sends_nothing(run: Run) -> None:

@@ -129,3 +129,43 @@ def test_bad_histories_get_a_forecast_or_a_named_error(
     else:
         assert forecast.values.shape == (7, horizon)
         assert np.all(np.isfinite(forecast.values))
+
+
+def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) -> None:
+    """With `forecaster.history_days = 43` a backtest hands the registry model 43 days, as the live
+    cycle fetches them, and its forecasts are the tape-wide source's; with the cycle's 7 days
+    they are not."""
+    import dataclasses
+    from datetime import date
+
+    from autobidder.config import default_fleet
+    from autobidder.strategy import read_strategy_file
+    from backtest.runner import BacktestRequest, run_backtest
+
+    series = PriceSeries(
+        first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(_prices(50).tolist())
+    )
+    shipped = read_strategy_file(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml").strategy
+    short = shipped.with_forecaster("analog_ensemble@1")
+    long = short.model_copy(update={"forecaster": short.forecaster.model_copy(update={"history_days": 43})})
+    assert long.forecaster.lookback_intervals(2016, 5) == 43 * PER_DAY
+    assert short.forecaster.lookback_intervals(2016, 5) == 2016
+    request = BacktestRequest(
+        strategy=long,
+        strategy_label="t",
+        strategy_version="t",
+        fleet=default_fleet(),
+        first_day=date(2022, 2, 15),
+        last_day=date(2022, 2, 15),
+        models_dir=tmp_path,
+        split_losses=False,
+        constrained_bound=False,
+    )
+
+    def p50s(req: BacktestRequest, **kw: object) -> np.ndarray:
+        result = run_backtest(req, series, progress=False, **kw)  # type: ignore[arg-type]
+        return np.asarray(result.run.trace.forecast_p50_aud_per_mwh)
+
+    registry = p50s(request)
+    assert np.array_equal(registry, p50s(request, forecaster=TapeAnalogEnsemble()))
+    assert not np.array_equal(registry, p50s(dataclasses.replace(request, strategy=short)))

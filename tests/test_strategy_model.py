@@ -60,6 +60,24 @@ def test_example_reads_as_written() -> None:
     assert s.bidding.headroom_fraction == 1.0 and s.safety.submit_enabled is True
 
 
+def test_history_days_sets_the_cycles_lookback() -> None:
+    s = parse_strategy(
+        MINIMAL.replace('model = "seasonal_naive@1"', 'model = "analog_ensemble@1"\nhistory_days = 43')
+    )
+    assert s.forecaster.history_days == 43
+    assert s.forecaster.lookback_intervals(2016, 5) == 43 * 288
+    assert parse_strategy(MINIMAL).forecaster.lookback_intervals(2016, 5) == 2016  # unset: the cycle's
+    short = parse_strategy(
+        MINIMAL.replace('model = "seasonal_naive@1"', 'model = "seasonal_naive@1"\nhistory_days = 3')
+    )
+    assert short.forecaster.lookback_intervals(2016, 5) == 2016  # never fewer than the cycle's
+    for bad in ("0", "366", '"43"'):
+        found = issues(
+            MINIMAL.replace('model = "seasonal_naive@1"', f'model = "seasonal_naive@1"\nhistory_days = {bad}')
+        )
+        assert list(found) == ["forecaster.history_days"]
+
+
 def test_minimal_file_gets_documented_defaults() -> None:
     s = parse_strategy(MINIMAL)
     assert s.risk.quantile == 0.5 and s.risk.cvar_level is None

@@ -210,9 +210,10 @@ class CycleActivities:
                 type="StrategyMismatch",
                 non_retryable=True,
             )
-        market = self._exchange_for(inp.portfolio).market_snapshot(
-            Region(inp.region), as_of, inp.lookback_intervals
-        )
+        lookback = inp.lookback_intervals
+        if version is not None:
+            lookback = version.strategy.forecaster.lookback_intervals(lookback, inp.interval_minutes)
+        market = self._exchange_for(inp.portfolio).market_snapshot(Region(inp.region), as_of, lookback)
         if version is not None:
             market = with_reserve_history(self._exchange_for(inp.portfolio), market, version.strategy)
         telemetry = self._fleet_for(inp.portfolio).telemetry(inp.portfolio, as_of)

@@ -227,6 +227,7 @@ class BiddingCycle:
             interval_start.isoformat(),
             inp.lookback_intervals,
             strategy_version=inp.strategy_version,
+            interval_minutes=inp.interval_minutes,
         )
         if lean:
             self._fetched = await self._fetch_locally(fetch_input, window)

@@ -42,9 +42,10 @@ class FetchDataInput:
     portfolio: str
     region: str
     as_of: str
-    lookback_intervals: int
+    lookback_intervals: int  # the cycle's; a strategy's `forecaster.history_days` may ask more
     # A pinned strategy version (CycleInput.strategy_version); empty: the portfolio's current one.
     strategy_version: str = ""
+    interval_minutes: int = 5
 
 
 @dataclass(frozen=True)

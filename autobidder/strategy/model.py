@@ -177,10 +177,23 @@ class FleetSection(_Section):
 
 
 class ForecasterSection(_Section):
-    """The price forecaster, `name@version` as registered (`autobidder forecast list`)."""
+    """The price forecaster, `name@version` as registered (`autobidder forecast list`).
+
+    `history_days`: days of published prices each cycle fetches for it (a backtest gives it the
+    same); unset, the cycle's own lookback (7 days). `analog_ensemble` compares today with the
+    last 42 days, so it needs 43.
+    """
 
     model: str = Field(pattern=MODEL_PATTERN)
     horizon_hours: int = Field(24, ge=1, le=168)
+    history_days: int | None = Field(None, ge=1, le=365)
+
+    def lookback_intervals(self, cycle_lookback_intervals: int, interval_minutes: int) -> int:
+        """How many published prices a cycle fetches for this forecaster: `history_days` of
+        them where that is more than the cycle's own lookback, else the cycle's."""
+        if self.history_days is None:
+            return cycle_lookback_intervals
+        return max(cycle_lookback_intervals, self.history_days * (24 * 60 // interval_minutes))
 
     @property
     def name(self) -> str:
