@@ -18,7 +18,6 @@ over a whole tape (`analog_quantiles`), its tables computed once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +25,9 @@ from typing import Self
 
 import numpy as np
 
-from forecasting.errors import DataQualityError, InsufficientDataError, ModelLoadError
+from forecasting.errors import DataQualityError, InsufficientDataError
 from forecasting.history import FloatArray, History
-from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast
+from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast, load_config, save_config
 
 MODEL_NAME = "analog_ensemble"
 MODEL_VERSION = "1"
@@ -182,17 +181,11 @@ class AnalogEnsembleForecaster:
         )
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        config = asdict(self.settings) | {"levels": list(self.levels)}
-        (directory / "config.json").write_text(json.dumps(config, sort_keys=True))
+        save_config(directory, asdict(self.settings) | {"levels": list(self.levels)})
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        try:
-            config = json.loads((directory / "config.json").read_text())
-            return cls(**config)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{cls.name}: cannot load the model in {directory}: {exc}") from exc
+        return load_config(cls, cls.name, directory)
 
 
 __all__ = [

@@ -15,16 +15,21 @@ and the training-data hash beside the saved files, so a forecaster need not trac
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
 from autobidder import Forecast, PriceSeries, QuantileSeries, Region
-from forecasting.errors import PredictionError
+from forecasting.errors import ModelLoadError, PredictionError
 from forecasting.history import FloatArray, History
+
+T = TypeVar("T")
+CONFIG_FILE = "config.json"
 
 REQUIRED_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
 DEFAULT_LEVELS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -160,3 +165,18 @@ class QuantileForecast:
             requested_model=requested_model,
             fallback_reason=fallback_reason,
         )
+
+
+def save_config(directory: Path, config: dict[str, Any]) -> None:
+    """A model that keeps only its parameters saves them as `config.json` (sorted keys)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True))
+
+
+def load_config(make: Callable[..., T], name: str, directory: Path) -> T:
+    """`make(**config)` from the `config.json` that `save_config` wrote; a missing, unreadable or
+    mismatched file is a `ModelLoadError` naming the model and the directory."""
+    try:
+        return make(**json.loads((directory / CONFIG_FILE).read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{name}: cannot load the model in {directory}: {exc}") from exc

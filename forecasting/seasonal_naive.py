@@ -6,7 +6,6 @@ forecaster has to beat, and the fallback when a model fails.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
@@ -14,9 +13,9 @@ from typing import Self
 import numpy as np
 
 from autobidder import Forecast, MarketSnapshot, PriceSeries
-from forecasting.errors import DataQualityError, InsufficientDataError, ModelLoadError
+from forecasting.errors import DataQualityError, InsufficientDataError
 from forecasting.history import History
-from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast
+from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast, load_config, save_config
 
 MODEL_NAME = "seasonal_naive"
 MODEL_VERSION = "1"
@@ -134,17 +133,11 @@ class SeasonalNaiveForecaster:
         )
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {"spread_days": self.spread_days, "levels": list(self.levels)}
-        (directory / "config.json").write_text(json.dumps(config, sort_keys=True))
+        save_config(directory, {"spread_days": self.spread_days, "levels": list(self.levels)})
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        try:
-            config = json.loads((directory / "config.json").read_text())
-            return cls(**config)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{cls.name}: cannot load the model in {directory}: {exc}") from exc
+        return load_config(cls, cls.name, directory)
 
 
 class WeeklySeasonalNaiveForecaster(SeasonalNaiveForecaster):
