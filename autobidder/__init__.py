@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         Settlement as Settlement,
         SolveStats as SolveStats,
         TelemetrySnapshot as TelemetrySnapshot,
+        price_bands as price_bands,
     )
     from autobidder.exit_codes import (
         EXIT_CODES_HELP as EXIT_CODES_HELP,
@@ -245,6 +246,7 @@ __all__ = [
     "parse_instant",
     "parse_toml",
     "parse_wire_instant",
+    "price_bands",
     "read_price_columns",
     "read_settings",
     "read_toml_file",
@@ -332,6 +334,7 @@ _EXPORTS = {
         "Settlement",
         "SolveStats",
         "TelemetrySnapshot",
+        "price_bands",
     ),
     "autobidder.facts": (
         "FactBatch",

@@ -8,6 +8,7 @@ AUD/MWh); timestamps are timezone-aware and name interval ENDS unless they say o
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
@@ -210,6 +211,11 @@ class Schedule(Frozen):
 class PriceBand(Frozen):
     price_aud_per_mwh: float
     volume_mw: NonNegative
+
+
+def price_bands(pairs: Iterable[tuple[float, float]]) -> tuple[PriceBand, ...]:
+    """(price, MW) pairs, as `autobidder.bid_format` works on them, as bands in the same order."""
+    return tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in pairs)
 
 
 class ReserveOfferBands(Frozen):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
 
-from autobidder import NEM_INTERVAL, NEM_TZ, EnergyBid, PriceBand, is_on_grid
+from autobidder import NEM_INTERVAL, NEM_TZ, EnergyBid, PriceBand, is_on_grid, price_bands
 
 # Re-exported: the violation types started here and callers import them from this module.
 from market_adapters.nem_format import convexity_violations, format_violations, nem_energy_bands
@@ -288,8 +288,8 @@ def in_nem_format(bid: EnergyBid, caps: PriceCapTable = NEM_PRICE_CAPS) -> Energ
         return bid
     return bid.model_copy(
         update={
-            "discharge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
-            "charge_bands": tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
+            "discharge_bands": price_bands(supply),
+            "charge_bands": price_bands(demand),
         }
     )
 

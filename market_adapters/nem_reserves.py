@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from autobidder import PriceBand, ReserveAward, ReserveOfferBands
+from autobidder import PriceBand, ReserveAward, ReserveOfferBands, price_bands
 from market_adapters.bids import Band, MarketAward, Product, ProductOffer, Side, Trapezium, UnitLimits
 from market_adapters.nem_fcas import FCAS_SERVICES, battery_fcas_offers
 
@@ -57,7 +57,7 @@ def battery_reserve_offers(
             ReserveOfferBands(
                 product=name,
                 side=str(offer.side),
-                bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in offer.bands),
+                bands=price_bands(offer.bands),
                 max_availability_mw=offer.max_availability_mw,
                 trapezium_mw=tuple(offer.trapezium),
             )

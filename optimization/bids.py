@@ -68,6 +68,7 @@ from autobidder import (
     Schedule,
     TelemetrySnapshot,
     nem_energy_bands,
+    price_bands,
     round_volume_down,
     strictly_increasing,
 )
@@ -296,8 +297,8 @@ def build_energy_bid(
         portfolio=portfolio,
         region=region,
         interval_end=interval_end,
-        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in supply),
-        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in demand),
+        discharge_bands=price_bands(supply),
+        charge_bands=price_bands(demand),
     )
 
 

@@ -41,7 +41,15 @@ from datetime import datetime
 
 import numpy as np
 
-from autobidder import EnergyBid, Forecast, PriceBand, Region, TelemetrySnapshot, nem_energy_bands
+from autobidder import (
+    EnergyBid,
+    Forecast,
+    PriceBand,
+    Region,
+    TelemetrySnapshot,
+    nem_energy_bands,
+    price_bands,
+)
 from autobidder.strategy import nem_trading_day
 from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
@@ -63,13 +71,18 @@ MIN_BAND_MW = 1e-9
 
 def _sides_with_volume(bid: EnergyBid) -> tuple[float, float]:
     """(highest charge price with volume, lowest discharge price with volume); ±inf when none."""
-    charge = max(
-        (b.price_aud_per_mwh for b in bid.charge_bands if b.volume_mw > MIN_BAND_MW), default=-math.inf
+    return _pair_sides_with_volume(
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.discharge_bands],
+        [(b.price_aud_per_mwh, b.volume_mw) for b in bid.charge_bands],
     )
-    discharge = min(
-        (b.price_aud_per_mwh for b in bid.discharge_bands if b.volume_mw > MIN_BAND_MW), default=math.inf
-    )
-    return charge, discharge
+
+
+def _pair_sides_with_volume(
+    discharge: Sequence[tuple[float, float]], charge: Sequence[tuple[float, float]]
+) -> tuple[float, float]:
+    """`_sides_with_volume` of a bid's (price, MW) pairs, before a bid is built."""
+    highest_charge = max((p for p, q in charge if q > MIN_BAND_MW), default=-math.inf)
+    return highest_charge, min((p for p, q in discharge if q > MIN_BAND_MW), default=math.inf)
 
 
 def convexity_violation(bid: EnergyBid) -> str | None:
@@ -173,7 +186,8 @@ def build_value_curve_bid(
     )
     discharge = [(p, discharge_mw / band_count) for p in d_prices]
     charge = [(p, charge_mw / band_count) for p in c_prices]
-    if not _convex(discharge, charge):
+    highest_charge, lowest_discharge = _pair_sides_with_volume(discharge, charge)
+    if highest_charge >= lowest_discharge:
         # Rare (a negative or zero stored-energy value): one side gives way on a built bid.
         given = resolve_convexity(
             _energy_bid(bid_id, portfolio, region, interval_end, discharge, charge), price_floor, price_cap
@@ -184,12 +198,6 @@ def build_value_curve_bid(
     # move by at most the cent steps that make each side strictly increasing.
     supply, demand = nem_energy_bands(discharge, charge, floor=price_floor, cap=price_cap)
     return _energy_bid(bid_id, portfolio, region, interval_end, supply, demand)
-
-
-def _convex(discharge: Sequence[tuple[float, float]], charge: Sequence[tuple[float, float]]) -> bool:
-    """The convexity rule (`convexity_violation`) on (price, MW) pairs."""
-    highest_charge = max((p for p, q in charge if q > MIN_BAND_MW), default=-math.inf)
-    return highest_charge < min((p for p, q in discharge if q > MIN_BAND_MW), default=math.inf)
 
 
 def _energy_bid(
@@ -205,8 +213,8 @@ def _energy_bid(
         portfolio=portfolio,
         region=region,
         interval_end=interval_end,
-        discharge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in discharge),
-        charge_bands=tuple(PriceBand(price_aud_per_mwh=p, volume_mw=q) for p, q in charge),
+        discharge_bands=price_bands(discharge),
+        charge_bands=price_bands(charge),
     )
 
 
