@@ -401,13 +401,11 @@ def simulate(
             spec.strategy_version,
         )
         bid = limited.bid
-        if limited.bound:
-            # A limit moved prices or volumes off the format (unbound, the bid is as built: in it).
-            if curve is not None:
-                # The rebid clamp can pull a charge band above a discharge band; withdrawing the
-                # overlapping charge bands keeps convexity without moving a price the clamp set.
-                bid = withdraw_convexity_overlap(bid)
-            bid = in_nem_format(bid)
+        if curve is not None:
+            # The rebid clamp can pull a charge band above a discharge band; withdrawing the
+            # overlapping charge bands keeps convexity without moving a price the clamp set.
+            bid = withdraw_convexity_overlap(bid)
+        bid = in_nem_format(bid)
         if plan is not None and reserve_forecast is not None:
             bid = reserves.offered(bid, schedule, seen, reserve_forecast[:, k], cap)
         violations = reserves.violations(bid) if bid.reserve_offers else []
