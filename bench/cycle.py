@@ -68,7 +68,7 @@ from temporalio.client import Client  # noqa: E402
 from autobidder import CycleFallback, FactStore  # noqa: E402
 from autobidder.config import dump_settings, load_settings  # noqa: E402
 from autobidder.identity import ensure_local_identity  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, free_ports  # noqa: E402
 from worker.stack import Stack, _grpc_healthy, interrupt_on_sigterm  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
 
@@ -118,7 +118,8 @@ def _extra_portfolios(
         ensure_local_identity(base.identity_files.root, names)
     # free_port() only finds a port nobody holds now: two picks before the processes bind can be
     # the same port, and then one portfolio's requests reach another's exchange (seen once in 30).
-    taken: set[int] = set()
+    # The stack's own ports are taken too: its processes may not have bound them yet.
+    taken: set[int] = set(base.ports.model_dump().values())
 
     def unused_port() -> int:
         port = free_port()
@@ -561,10 +562,8 @@ def main() -> None:
             "AUTOBIDDER_QUEUE_PREFIX": f"b{tag}",
             "AUTOBIDDER_TASK_QUEUE": f"bench-{tag}",
         }
-        env |= {
-            f"AUTOBIDDER_PORT_{n}": str(free_port())
-            for n in ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
-        }
+        names = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
+        env |= {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(names, free_ports(len(names)), strict=True)}
         # Every topology's driver plans each portfolio's cycle from these settings (region,
         # strategy); with routes the extra exchanges and fleets serve them instead.
         env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, total))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from worker.record import pid_alive, read_record, stop_recorded
 from worker.stack import tcp_open
 
@@ -40,7 +40,9 @@ def _env(data_dir: Path) -> dict[str, str]:
         "AUTOBIDDER_TASK_QUEUE": f"ops-{tag}",
         "PYTHONUNBUFFERED": "1",
     }
-    env |= {f"AUTOBIDDER_PORT_{n}": str(free_port()) for n in PORT_NAMES}
+    env |= {
+        f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)
+    }
     return env
 
 

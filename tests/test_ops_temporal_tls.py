@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from temporalio.api.workflowservice.v1 import ListNamespacesRequest
 
 from autobidder.config import load_settings
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from worker.stack import bin_path, tcp_open
 from workflows.connect import connect_temporal
 
@@ -94,7 +94,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: f
 @pytest.fixture
 def proxied_temporal(tmp_path: Path) -> Iterator[int]:
     """The dev server on one loopback port, nginx terminating TLS on another; yields the latter."""
-    temporal_port, tls_port = free_port(), free_port()
+    temporal_port, tls_port = free_ports(2)
     temporal = subprocess.Popen(
         [
             bin_path("temporal"),
