@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/autobidder demo
+	$(BIN)/autobidder demo --strategy strategies/sa1-vpp.toml
 
 # The report's layout test needs headless Chromium (a Debian package): installed when this runs as
 # root with apt, else that one test is skipped and says why.

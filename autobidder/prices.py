@@ -36,7 +36,7 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import PriceSeries, Region
 from autobidder.exit_codes import NotFound
 
-SAMPLE_FILE = "nem_sa1_2022-09-29_2022-10-06.csv"
+SAMPLE_FILE = "nem_sa1_2022-08-24_2022-10-06.csv"
 
 PRICE_FLOOR_AUD_PER_MWH = -1000.0
 PRICE_CEILING_AUD_PER_MWH = 100_000.0

@@ -5,7 +5,7 @@
     .venv/bin/python bench/trading.py --forecaster seasonal_naive
 
 Battery: 10 MW / 20 MWh (the shipped sa1-vpp fleet), with the shipped strategy's costs and limits
-(strategies/sa1-vpp.toml: 5 AUD/MWh degradation, 2 cycles a day, 10 % reserve), re-forecast and
+(strategies/sa1-vpp*.toml: 5 AUD/MWh degradation, 2 cycles a day, 10 % reserve), re-forecast and
 re-planned every 5 minutes over 24 h as the live cycle does (`--reoptimize-every`), every
 interval bid, cleared and settled by the in-process backtest.
 
@@ -71,7 +71,9 @@ from optimization import DailyLimit, ValueCurveSettings, value_curve_settings  #
 log = logging.getLogger("bench.trading")
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGY_FILE = ROOT / "strategies" / "sa1-vpp.toml"
+# The LP-λ file: every run starts from LP-λ and the value-curve runs switch the method. Its costs
+# and limits are the default sa1-vpp.toml's (a test holds them equal).
+STRATEGY_FILE = ROOT / "strategies" / "sa1-vpp-lp-lambda.toml"
 REGIONS = ("NSW1", "QLD1", "SA1", "TAS1", "VIC1")
 FIRST_DAY = date(2022, 1, 2)  # 2022-01-01 is the first day of the file: history only
 HELD_OUT_FROM = date(2022, 3, 1)  # after the shadow-price tuning span

@@ -204,9 +204,10 @@ def test_perfect_foresight_is_the_hindsight_bound(one_day: BacktestResult) -> No
 
 
 def test_window_errors_say_which_days_are_covered(tape: PriceTape) -> None:
-    assert covered_days(tape) == (date(2022, 9, 30), date(2022, 10, 6))
-    with pytest.raises(WindowError, match=r"2022-09-30 \.\. 2022-10-06.*--prices FILE"):
-        resolve_window(tape, date(2022, 9, 29), date(2022, 10, 1))
+    # The sample's first day (2022-08-24) is the history its first covered day forecasts from.
+    assert covered_days(tape) == (date(2022, 8, 25), date(2022, 10, 6))
+    with pytest.raises(WindowError, match=r"2022-08-25 \.\. 2022-10-06.*--prices FILE"):
+        resolve_window(tape, date(2022, 8, 24), date(2022, 10, 1))
     with pytest.raises(WindowError, match="before --from"):
         resolve_window(tape, date(2022, 10, 3), date(2022, 10, 2))
     window = resolve_window(tape, DAY, DAY)

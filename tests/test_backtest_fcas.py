@@ -33,7 +33,7 @@ FCAS_PRICES = {"raise_reg": 40.0, "lower_reg": 12.0, "raise_6s": 2.0, "lower_6s"
 
 
 def strategy() -> Strategy:
-    base = read_strategy_file(ROOT / "strategies" / "sa1-vpp.toml").strategy
+    base = read_strategy_file(ROOT / "strategies" / "sa1-vpp-lp-lambda.toml").strategy  # FCAS: LP-λ only
     market = base.market.model_copy(update={"products": ("energy", *FCAS)})
     return base.model_copy(update={"market": market})
 

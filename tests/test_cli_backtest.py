@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exchange.replay_prices import SHARED_FCAS_FILE
-from tests.test_cli_strategy import CAUTIOUS, EXAMPLE, data_dir, run
+from tests.test_cli_strategy import CAUTIOUS, EXAMPLE, LP_LAMBDA, data_dir, run
 from worker.cli import main
 
 __all__ = ["data_dir"]  # the autouse fixture: every test gets its own data dir
@@ -161,7 +161,7 @@ def test_backtest_trades_fcas_from_an_fcas_price_file(
 ) -> None:
     """`--fcas-prices`: the strategy's FCAS markets are traded, and revenue is reported per product."""
     strategy = tmp_path / "sa1-fcas.toml"
-    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    text = Path(LP_LAMBDA).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")  # FCAS: LP-λ
     strategy.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))
     code, out, err = run(
         capsys,
@@ -185,7 +185,7 @@ def test_compare_energy_only_against_energy_and_fcas_on_one_fcas_file(
     """`backtest compare --fcas-prices`: both runs on the file's prices; each trades its own products
     and is measured against its own bound."""
     energy_only = tmp_path / "sa1-energy.toml"
-    text = Path(EXAMPLE).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")
+    text = Path(LP_LAMBDA).read_text().replace("spike_mlp@sa1-2022", "seasonal_naive@1")  # FCAS: LP-λ
     energy_only.write_text(text)
     with_fcas = tmp_path / "sa1-fcas.toml"
     with_fcas.write_text(text.replace('products = ["energy"]', f"products = {FCAS_PRODUCTS!r}"))

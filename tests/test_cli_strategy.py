@@ -12,6 +12,7 @@ from worker.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = str(ROOT / "strategies" / "sa1-vpp.toml")
 CAUTIOUS = str(ROOT / "strategies" / "sa1-vpp-cautious.toml")
+LP_LAMBDA = str(ROOT / "strategies" / "sa1-vpp-lp-lambda.toml")
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +29,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_validate_reports_every_issue_and_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert run(capsys, "strategy", "validate", EXAMPLE, CAUTIOUS)[0] == 0
+    assert run(capsys, "strategy", "validate", EXAMPLE, LP_LAMBDA, CAUTIOUS)[0] == 0
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        Path(EXAMPLE)
+        Path(LP_LAMBDA)
         .read_text()
         .replace("quantile = 0.5", "quantile = 2")
         .replace("max_mw_per_bid", "max_mw")

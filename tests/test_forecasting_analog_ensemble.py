@@ -145,7 +145,8 @@ def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) 
     series = PriceSeries(
         first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(_prices(50).tolist())
     )
-    shipped = read_strategy_file(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml").strategy
+    lp_lambda = Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp-lp-lambda.toml"
+    shipped = read_strategy_file(lp_lambda).strategy  # no history_days of its own
     short = shipped.with_forecaster("analog_ensemble@1")
     long = short.model_copy(update={"forecaster": short.forecaster.model_copy(update={"history_days": 43})})
     assert long.forecaster.lookback_intervals(2016, 5) == 43 * PER_DAY

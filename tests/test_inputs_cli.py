@@ -57,7 +57,9 @@ def test_every_help_states_the_table(command: tuple[str, ...], capsys: pytest.Ca
 
 def bad_strategy(tmp: Path, old: str, new: str) -> str:
     path = tmp / f"s{abs(hash((old, new)))}.toml"
-    path.write_text(Path(EXAMPLE).read_text().replace(old, new, 1))
+    text = Path(EXAMPLE).read_text()
+    assert old in text, f"the example strategy has no {old!r} to break"
+    path.write_text(text.replace(old, new, 1))
     return str(path)
 
 
@@ -267,10 +269,11 @@ def test_a_directory_config_through_the_process_is_one_line_exit_1(tmp_path: Pat
 def test_validate_prints_the_header_docs_strategies_shows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = bad_strategy(tmp_path, "quantile = 0.5", "quantile = 1.5")
+    path = bad_strategy(tmp_path, "price_dispersion = 1.0", "price_dispersion = 1.5")
     assert main(["strategy", "validate", path]) == 1
     out = capsys.readouterr().out
-    assert f"{path}: invalid strategy (1 problem(s)):\n  risk.quantile = 1.5: must be less than 1" in out
+    rule = "bidding.price_dispersion = 1.5: must be less than or equal to 1"
+    assert f"{path}: invalid strategy (1 problem(s)):\n  {rule}" in out
 
 
 def test_retraining_identical_data_keeps_the_version(

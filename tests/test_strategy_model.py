@@ -50,14 +50,31 @@ def test_every_shipped_strategy_is_valid(path: Path) -> None:
 def test_example_reads_as_written() -> None:
     s = read_strategy_file(EXAMPLE).strategy
     assert s.region is Region.SA1 and s.market.products == ("energy",)
-    assert (s.forecaster.name, s.forecaster.version, s.forecaster.horizon_hours) == (
-        "spike_mlp",
-        "sa1-2022",
-        24,
-    )
+    assert (s.forecaster.name, s.forecaster.version) == ("analog_ensemble", "1")
+    assert s.forecaster.horizon_hours == 24
+    assert s.forecaster.history_days == 43 and s.bidding.method == "value_curve"
+    assert s.bidding.cycle_shadow_price_aud_per_mwh == 15.0
+    assert s.operation.daily_cycle_limit == 2.0 and s.operation.backup_reserve_fraction == 0.1
+    assert s.safety.submit_enabled is True
+
+
+def test_lp_lambda_example_reads_as_written() -> None:
+    s = read_strategy_file(EXAMPLE.with_name("sa1-vpp-lp-lambda.toml")).strategy
+    assert (s.forecaster.name, s.forecaster.version) == ("spike_mlp", "sa1-2022")
+    assert s.forecaster.horizon_hours == 24
+    assert s.bidding.method == "lp_lambda" and s.forecaster.history_days is None
     assert s.risk.quantile == 0.5 and s.risk.measure == "quantile"
     assert s.operation.daily_cycle_limit == 2.0 and s.operation.backup_reserve_fraction == 0.1
     assert s.bidding.headroom_fraction == 1.0 and s.safety.submit_enabled is True
+
+
+def test_the_shipped_files_share_costs_limits_and_fleet() -> None:
+    """bench/trading.py scores both methods from the LP-λ file: the comparison is fair only while
+    the default file trades the same battery under the same costs and limits."""
+    default = read_strategy_file(EXAMPLE).strategy
+    lp_lambda = read_strategy_file(EXAMPLE.with_name("sa1-vpp-lp-lambda.toml")).strategy
+    for section in ("market", "fleet", "operation", "safety"):
+        assert getattr(default, section) == getattr(lp_lambda, section), section
 
 
 def test_history_days_sets_the_cycles_lookback() -> None:

@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="replay one real day through the full loop",
         description="examples:\n  autobidder demo\n  autobidder demo --keep   "
         "# leave the stack up to browse the Temporal UI\n"
-        "  autobidder demo --strategy strategies/sa1-vpp.toml   # trade a strategy; bids record its version",
+        "  autobidder demo --strategy strategies/sa1-vpp.toml   # trade a strategy (`make demo` does this)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
