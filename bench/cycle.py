@@ -68,6 +68,7 @@ from temporalio.client import Client  # noqa: E402
 from autobidder import CycleFallback, FactStore  # noqa: E402
 from autobidder.config import dump_settings, load_settings  # noqa: E402
 from autobidder.identity import ensure_local_identity  # noqa: E402
+from autobidder.strategy import StrategyStore, read_strategy_file  # noqa: E402
 from tests.conftest import free_port, free_ports  # noqa: E402
 from worker.stack import Stack, _grpc_healthy, interrupt_on_sigterm  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
@@ -512,11 +513,22 @@ async def _measure(
         "horizon_intervals": args.horizon,
         "workers_per_stage": args.workers_per_stage,
         "topology": args.topology,
+        "strategy": str(args.strategy or ""),
         "speedup": args.speedup,
         "cpu_count": os.cpu_count(),
         "load_before": load_before,
         "load_after": load_after,
     }
+
+
+def _apply_strategy(settings: Any, path: Path, portfolios: list[str]) -> None:
+    """`path` applied to each portfolio under its own name, before the stack starts."""
+    document = read_strategy_file(path)
+    store = StrategyStore.from_url(settings.resolved_database_url)
+    for name in portfolios:
+        strategy = document.strategy.model_copy(update={"portfolio": name})
+        store.apply(strategy, document.source_text, applied_by="bench/cycle.py", note=str(path))
+    log.info("strategy %s applied to %d portfolios", path, len(portfolios))
 
 
 def main() -> None:
@@ -547,6 +559,14 @@ def main() -> None:
         "Python stack process during the N-portfolio run into --profile-dir",
     )
     parser.add_argument("--profile-dir", type=Path, default=Path("bench-cycle-profile"))
+    parser.add_argument(
+        "--strategy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="apply this strategy file to every portfolio first (as `make demo` applies "
+        "strategies/sa1-vpp.toml); default: none, the worker defaults",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="5 cycles (3 at scale), 1 warm-up: a few minutes on 2 cores"
     )
@@ -591,6 +611,8 @@ def main() -> None:
                 routes_path.write_text(json.dumps(routes))
             else:
                 routes = {name: {} for name in settings.all_portfolios[1:]}
+            if args.strategy is not None:
+                _apply_strategy(settings, args.strategy, [settings.portfolio, *routes])
             t0 = time.monotonic()
             stack.start(progress=lambda line: log.info("up %s", line))
             log.info("stack up in %.1f s", time.monotonic() - t0)

@@ -160,9 +160,9 @@ def test_the_strategy_picks_forecaster_and_horizon(run: Run) -> None:
 
 
 def test_the_strategy_sets_how_much_history_a_cycle_fetches(run: Run) -> None:
-    """The cycle's own lookback is 7 days (2,016 intervals); v2's `history_days = 8` fetches
-    everything the sample has published before its interval (7 days and 2 intervals)."""
-    for result, intervals in ((run.capped[0], 2016), (run.widened[0], 2018)):
+    """The cycle's own lookback is 7 days (2,016 intervals); v2's `history_days = 8` fetches 8
+    (the sample holds 43 before the demo day)."""
+    for result, intervals in ((run.capped[0], 2016), (run.widened[0], 8 * 288)):
         market = run.store.get(result.market_fact_id, MarketSnapshot, FactKind.MARKET_SNAPSHOT)
         assert len(market.prices.prices_aud_per_mwh) == intervals
 

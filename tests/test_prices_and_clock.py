@@ -10,10 +10,11 @@ from autobidder.prices import PriceDataError, load_prices, slice_prices
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nem" / "price_demand_2022.parquet"
 
 
-def test_sample_is_eight_gap_free_days_in_nem_time() -> None:
+def test_sample_is_44_gap_free_days_in_nem_time() -> None:
+    """The demo day and the 43 days the shipped strategy's analog ensemble compares it with."""
     prices = load_prices(Region.SA1)
-    assert len(prices.prices_aud_per_mwh) == 8 * 288
-    assert prices.first_interval_end == datetime(2022, 9, 29, 0, 5, tzinfo=NEM_TZ)
+    assert len(prices.prices_aud_per_mwh) == 44 * 288
+    assert prices.first_interval_end == datetime(2022, 8, 24, 0, 5, tzinfo=NEM_TZ)
     assert prices.first_interval_end.utcoffset() == timedelta(hours=10)
     assert prices.last_interval_end == datetime(2022, 10, 7, 0, 0, tzinfo=NEM_TZ)
 
