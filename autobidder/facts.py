@@ -226,6 +226,20 @@ class FactStore:
             raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
         return model.model_validate_json(row.payload)
 
+    def of_cycles(self, kind: FactKind, model: type[M], cycle_ids: Sequence[str]) -> list[M]:
+        """Every `kind` fact stored by any of `cycle_ids`, read in one query (a cycle that reads
+        the whole trading day's awards would otherwise make a query per fact)."""
+        if not cycle_ids:
+            return []
+        query = (
+            sa.select(facts_table.c.payload)
+            .where(facts_table.c.kind == str(kind))
+            .where(facts_table.c.cycle_id.in_(list(cycle_ids)))
+        )
+        with self._engine.connect() as conn:
+            payloads = list(conn.execute(query).scalars())
+        return [model.model_validate_json(payload) for payload in payloads]
+
     def provenance(self, fact_id: str) -> Provenance:
         with self._engine.connect() as conn:
             text = conn.execute(

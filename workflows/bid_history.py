@@ -46,14 +46,5 @@ def discharged_today_mwh(
     while nem_trading_day(end) == day:
         earlier.append(cycle_id_for(portfolio, end.isoformat()))
         end -= interval
-    if not earlier:
-        return 0.0
-    query = (
-        sa.select(facts_table.c.fact_id)
-        .where(facts_table.c.kind == str(FactKind.AWARD))
-        .where(facts_table.c.cycle_id.in_(earlier))
-    )
-    with store.engine.connect() as conn:
-        fact_ids = list(conn.execute(query).scalars())
     hours = interval / timedelta(hours=1)
-    return math.fsum(store.get(f, Award, FactKind.AWARD).discharge_mw * hours for f in fact_ids)
+    return math.fsum(a.discharge_mw * hours for a in store.of_cycles(FactKind.AWARD, Award, earlier))
