@@ -34,6 +34,9 @@ The lean reference: `bench/anchor_workflow.py`, four trivial activities in a row
 Temporal server in the same run, fired for as many portfolios as the cycle; `anchor_p99_10_s`
 and `ratio_p99_10_over_anchor`.
 
+`--strategy FILE` applies a strategy file to every portfolio first (`make demo`'s path:
+`--strategy strategies/sa1-vpp.toml`); without it the cycles run the worker defaults.
+
 Ends with one JSON line: p50_1_s, p99_1_s, p50_10_s, p99_10_s, cpu_ms_per_cycle_10, p99_30_s,
 missed_gates_30, anchor_p99_10_s, the ratios, shares, and the machine load around the run.
 """
