@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.bidding_cycle import BiddingCycle
+from workflows.replay import ReplayOutcome
 from workflows.types import CycleInput, CycleResult
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -97,3 +98,13 @@ def test_v1_history_breaks_without_the_patch() -> None:
     failure = asyncio.run(replay())
     assert failure is not None
     assert "nondetermin" in str(failure).lower()
+
+
+def test_replay_outcome_totals_have_no_negative_zero() -> None:
+    """A day of fallbacks moves no energy: the demo's summary says 0.0 MWh charged, not -0.0."""
+    fields = {name: "" for name in CycleResult.__dataclass_fields__}
+    idle = CycleResult(**{**fields, "revenue_aud": 0.0, "net_energy_mwh": 0.0})
+    moved = CycleResult(**{**fields, "revenue_aud": 1.0, "net_energy_mwh": -0.5})
+    assert json.dumps(ReplayOutcome([idle, idle]).energy_charged_mwh) == "0.0"
+    assert ReplayOutcome([idle, moved]).energy_charged_mwh == 0.5
+    assert ReplayOutcome([idle, moved]).energy_discharged_mwh == 0.0

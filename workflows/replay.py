@@ -51,7 +51,7 @@ class ReplayOutcome:
 
     @property
     def energy_charged_mwh(self) -> float:
-        return -sum(min(r.net_energy_mwh, 0.0) for r in self.results)
+        return sum(max(-r.net_energy_mwh, 0.0) for r in self.results)  # never -0.0 when none
 
     @property
     def energy_discharged_mwh(self) -> float:
