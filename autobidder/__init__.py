@@ -89,6 +89,7 @@ if TYPE_CHECKING:
         Provenance as Provenance,
         facts_table as facts_table,
         make_engine as make_engine,
+        stored_payload as stored_payload,
     )
     from autobidder.grpc_client import GrpcClient as GrpcClient
     from autobidder.identity import (
@@ -257,6 +258,7 @@ __all__ = [
     "round_volume_down",
     "settle",
     "slice_prices",
+    "stored_payload",
     "strictly_increasing",
     "temporal_connect_options",
     "to_nem_time",
@@ -342,6 +344,7 @@ _EXPORTS = {
         "Provenance",
         "facts_table",
         "make_engine",
+        "stored_payload",
     ),
     "autobidder.grpc_client": ("GrpcClient",),
     "autobidder.loopback": ("is_loopback_host",),

@@ -7,6 +7,14 @@ fact can never be overwritten with different content under the same id.
 An activity that stores several facts stages them in `FactStore.batch()` and they are written in
 one transaction when the block ends (all of them, or none if the block or the write fails): one
 commit per activity instead of one per fact.
+
+Price blocks. A cycle's market snapshot holds every price of its look-back (43 days, 12,384
+prices, for the shipped strategy), and the next cycle's holds all but one of them again. So a
+snapshot longer than one block stores its prices as blocks of `PRICE_BLOCK_INTERVALS` intervals
+aligned on absolute time, each written once to `fact_blocks` under the SHA-256 of its text; the
+stored payload names its blocks where the list was. The fact's id and `content_hash` are still
+the hashes of the whole canonical fact, and reading it (`get`, `of_cycles`, `stored_payload`)
+puts the list back, so no reader sees the difference.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from autobidder.domain import FactKind
+from autobidder.domain import FactKind, MarketSnapshot
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +52,23 @@ facts_table = sa.Table(
     sa.Column("provenance", sa.Text, nullable=False),
     sa.Column("created_at_utc", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+fact_blocks_table = sa.Table(
+    "fact_blocks",
+    metadata,
+    sa.Column("block_id", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+# A NEM day of 5-minute prices: a block is shared by every snapshot that covers all of it.
+PRICE_BLOCK_INTERVALS = 288
+# Where a stored market snapshot's price list was: {"$blocks": [block ids, oldest first]}.
+BLOCKS_MARKER = "$blocks"
+_BLOCKS_OPEN = '{"' + BLOCKS_MARKER + '":['
+_PRICES_KEY = '"prices_aud_per_mwh":['
+# Ids of committed blocks a store remembers (about a year of one region's days, 0.8 MB).
+_COMMITTED_BLOCKS_KEPT = 10_000
 
 
 class Provenance(BaseModel):
@@ -65,6 +90,10 @@ class FactNotFoundError(LookupError):
 
 class FactKindMismatchError(TypeError):
     pass
+
+
+class FactBlockMissingError(LookupError):
+    """A stored fact names a price block the store does not hold (deleted by hand)."""
 
 
 # A float array at least this long is written by pydantic-core's serialiser (Rust); shorter ones and
@@ -92,7 +121,7 @@ def _canonical(obj: Any) -> str:
 
 def _plain_decimals(values: list[Any] | tuple[Any, ...]) -> bool:
     """Every value a float that both Python's repr and pydantic-core write without an exponent."""
-    if not all(type(v) is float for v in values):
+    if set(map(type, values)) != {float}:  # a bool or int is written otherwise
         return False
     magnitude = np.abs(np.array(values, dtype=np.float64))
     # NaN fails both comparisons, infinity the second: neither takes the fast path.
@@ -110,20 +139,76 @@ def fact_id_of(kind: str, payload_text: str, provenance_text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _row(kind: FactKind, value: BaseModel, provenance: Provenance) -> dict[str, Any]:
-    """The table row of a fact, its id included (each text serialised once)."""
-    payload_text = _canonical(value.model_dump(mode="json"))
+def _row(kind: FactKind, value: BaseModel, provenance: Provenance) -> tuple[dict[str, Any], dict[str, str]]:
+    """The table row of a fact, its id included (each text serialised once), and the price blocks
+    its stored payload names ({block id: body}; empty for everything but a long `MarketSnapshot`)."""
+    payload = value.model_dump(mode="json")
+    payload_text = _canonical(payload)
     provenance_text = _canonical(provenance.model_dump(mode="json"))
-    return {
+    stored_text, blocks = payload_text, dict[str, str]()
+    if isinstance(value, MarketSnapshot) and len(value.prices.prices_aud_per_mwh) > PRICE_BLOCK_INTERVALS:
+        stored_text, blocks = _split_prices(payload_text, value)
+    row = {
         "fact_id": fact_id_of(str(kind), payload_text, provenance_text),
         "kind": str(kind),
         "content_hash": hashlib.sha256(payload_text.encode()).hexdigest(),
         "cycle_id": provenance.cycle_id,
         "component": provenance.component,
-        "payload": payload_text,
+        "payload": stored_text,
         "provenance": provenance_text,
         "created_at_utc": datetime.now(UTC),
     }
+    return row, blocks
+
+
+def _split_prices(payload_text: str, snapshot: MarketSnapshot) -> tuple[str, dict[str, str]]:
+    """A market snapshot's canonical payload text with its price list as block ids, and those
+    blocks ({id: canonical text of the block's list}). Cut from the text already made for the id,
+    so no price is serialised twice. Blocks are aligned on the interval count since the epoch, so
+    two snapshots covering the same whole block store the same text under the same id."""
+    # The energy list comes first: `prices` sorts before `reserve_prices`, and a list of numbers
+    # holds no "]".
+    opening = payload_text.index(_PRICES_KEY) + len(_PRICES_KEY) - 1
+    closing = payload_text.index("]", opening)
+    tokens = payload_text[opening + 1 : closing].split(",")
+    minutes = snapshot.prices.interval_minutes
+    offset = (int(snapshot.prices.first_interval_end.timestamp()) // 60 // minutes) % PRICE_BLOCK_INTERVALS
+    blocks: dict[str, str] = {}
+    ids: list[str] = []
+    start = 0
+    while start < len(tokens):
+        stop = min(len(tokens), start + PRICE_BLOCK_INTERVALS - (offset + start) % PRICE_BLOCK_INTERVALS)
+        body = "[" + ",".join(tokens[start:stop]) + "]"
+        block_id = hashlib.sha256(body.encode()).hexdigest()
+        blocks[block_id] = body
+        ids.append(block_id)
+        start = stop
+    listed = _BLOCKS_OPEN + ",".join(f'"{block_id}"' for block_id in ids) + "]}"
+    return payload_text[:opening] + listed + payload_text[closing + 1 :], blocks
+
+
+def _expanded(conn: sa.Connection, text: str) -> str:
+    """A stored payload's text with its price blocks (if any) read back in place of their ids."""
+    # Inside a JSON string the marker's quotes would be escaped: found unescaped, it is structure.
+    opening = text.find(_BLOCKS_OPEN)
+    if opening < 0:
+        return text
+    closing = text.index("]}", opening)
+    ids = [quoted.strip('"') for quoted in text[opening + len(_BLOCKS_OPEN) : closing].split(",")]
+    query = sa.select(fact_blocks_table.c.block_id, fact_blocks_table.c.body).where(
+        fact_blocks_table.c.block_id.in_(sorted(set(ids)))
+    )
+    bodies = {row.block_id: row.body for row in conn.execute(query)}
+    missing = [block_id for block_id in ids if block_id not in bodies]
+    if missing:
+        raise FactBlockMissingError(f"price block {missing[0]!r} is not in the fact store")
+    joined = ",".join(bodies[block_id][1:-1] for block_id in ids)
+    return text[:opening] + "[" + joined + "]" + text[closing + 2 :]
+
+
+def stored_payload(conn: sa.Connection, text: str) -> Any:
+    """The payload a stored row's text holds, its price blocks (if any) read back in place."""
+    return json.loads(_expanded(conn, text))
 
 
 class FactBatch:
@@ -134,16 +219,22 @@ class FactBatch:
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
+        self._blocks: dict[str, str] = {}
 
     def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
-        row = _row(kind, value, provenance)
+        row, blocks = _row(kind, value, provenance)
         # Staging the same fact twice keeps the first row (and its created_at_utc), as the store does.
         self._rows.setdefault(row["fact_id"], row)
+        self._blocks.update(blocks)
         return str(row["fact_id"])
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         return list(self._rows.values())
+
+    @property
+    def blocks(self) -> dict[str, str]:
+        return dict(self._blocks)
 
 
 def make_engine(database_url: str) -> Engine:
@@ -170,6 +261,9 @@ class FactStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         metadata.create_all(engine)
+        # Price blocks this store has committed: a block is never changed or removed, so the next
+        # cycle's snapshot need not send its 40-odd shared blocks to the database again.
+        self._committed_blocks: set[str] = set()
 
     @classmethod
     def from_url(cls, database_url: str) -> FactStore:
@@ -181,8 +275,8 @@ class FactStore:
 
     def put(self, kind: FactKind, value: BaseModel, provenance: Provenance) -> str:
         """Store `value` as a fact and return its id; storing an identical fact again returns the same id."""
-        row = _row(kind, value, provenance)
-        self._write([row])
+        row, blocks = _row(kind, value, provenance)
+        self._write([row], blocks)
         return str(row["fact_id"])
 
     @contextmanager
@@ -192,39 +286,48 @@ class FactStore:
         (facts already in the store are untouched: an id holds one content forever)."""
         staged = FactBatch()
         yield staged
-        self._write(staged.rows)
+        self._write(staged.rows, staged.blocks)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        """Insert `rows` in one transaction, skipping ids already stored (same id, same content)."""
+    def _write(self, rows: list[dict[str, Any]], blocks: dict[str, str]) -> None:
+        """Insert `rows` and the price blocks they name in one transaction, skipping ids already
+        stored (same id, same content)."""
         if not rows:
             return
-        dialect = self._engine.dialect.name
+        fresh = [{"block_id": k, "body": v} for k, v in blocks.items() if k not in self._committed_blocks]
         with self._engine.begin() as conn:
-            if dialect in ("sqlite", "postgresql"):
-                # ON CONFLICT DO NOTHING: a retried activity's facts are already there, and the
-                # statement neither fails nor aborts the transaction (PostgreSQL would otherwise
-                # need a savepoint per row).
-                insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(facts_table)
-                conn.execute(insert.on_conflict_do_nothing(index_elements=["fact_id"]), rows)
-                return
-            ids = [r["fact_id"] for r in rows]
-            stored = set(
-                conn.execute(sa.select(facts_table.c.fact_id).where(facts_table.c.fact_id.in_(ids))).scalars()
-            )
-            fresh = [r for r in rows if r["fact_id"] not in stored]
             if fresh:
-                conn.execute(facts_table.insert(), fresh)
+                self._insert_new(conn, fact_blocks_table, "block_id", fresh)
+            self._insert_new(conn, facts_table, "fact_id", rows)
+        if len(self._committed_blocks) > _COMMITTED_BLOCKS_KEPT:
+            self._committed_blocks.clear()
+        self._committed_blocks.update(blocks)
+
+    def _insert_new(self, conn: sa.Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
+        dialect = self._engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            # ON CONFLICT DO NOTHING: a retried activity's facts are already there, and the
+            # statement neither fails nor aborts the transaction (PostgreSQL would otherwise
+            # need a savepoint per row).
+            insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+            conn.execute(insert.on_conflict_do_nothing(index_elements=[key]), rows)
+            return
+        column = table.c[key]
+        stored = set(conn.execute(sa.select(column).where(column.in_([r[key] for r in rows]))).scalars())
+        fresh = [r for r in rows if r[key] not in stored]
+        if fresh:
+            conn.execute(table.insert(), fresh)
 
     def get(self, fact_id: str, model: type[M], kind: FactKind | None = None) -> M:
         with self._engine.connect() as conn:
             row = conn.execute(
                 sa.select(facts_table.c.kind, facts_table.c.payload).where(facts_table.c.fact_id == fact_id)
             ).first()
-        if row is None:
-            raise FactNotFoundError(fact_id)
-        if kind is not None and row.kind != str(kind):
-            raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
-        return model.model_validate_json(row.payload)
+            if row is None:
+                raise FactNotFoundError(fact_id)
+            if kind is not None and row.kind != str(kind):
+                raise FactKindMismatchError(f"fact {fact_id!r} is a {row.kind}, not a {kind}")
+            text = _expanded(conn, row.payload)
+        return model.model_validate_json(text)
 
     def of_cycles(self, kind: FactKind, model: type[M], cycle_ids: Sequence[str]) -> list[M]:
         """Every `kind` fact stored by any of `cycle_ids`, read in one query (a cycle that reads
@@ -237,8 +340,8 @@ class FactStore:
             .where(facts_table.c.cycle_id.in_(list(cycle_ids)))
         )
         with self._engine.connect() as conn:
-            payloads = list(conn.execute(query).scalars())
-        return [model.model_validate_json(payload) for payload in payloads]
+            texts = [_expanded(conn, text) for text in list(conn.execute(query).scalars())]
+        return [model.model_validate_json(text) for text in texts]
 
     def provenance(self, fact_id: str) -> Provenance:
         with self._engine.connect() as conn:

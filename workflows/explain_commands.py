@@ -23,6 +23,7 @@ from autobidder import (
     facts_table,
     load_settings,
     make_engine,
+    stored_payload,
 )
 from workflows.types import cycle_id_for
 
@@ -60,9 +61,11 @@ def _instant(text: str) -> datetime:
     return ts.replace(tzinfo=NEM_TZ) if ts.tzinfo is None else ts
 
 
-def _rows(engine: sa.Engine, where: Any) -> list[Any]:
+def _facts(engine: sa.Engine, where: Any) -> list[dict[str, Any]]:
+    """The facts `where` selects, oldest first, as `fact_json` shows them."""
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(facts_table).where(where).order_by(facts_table.c.created_at_utc)))
+        rows = conn.execute(sa.select(facts_table).where(where).order_by(facts_table.c.created_at_utc))
+        return [fact_json(row, stored_payload(conn, row.payload)) for row in rows]
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
@@ -78,7 +81,8 @@ def _engine(args: argparse.Namespace) -> sa.Engine:
     return engine
 
 
-def fact_json(row: Any) -> dict[str, Any]:
+def fact_json(row: Any, payload: Any) -> dict[str, Any]:
+    """A stored row as JSON; `payload` is its payload as stored (`autobidder.facts.stored_payload`)."""
     return {
         "fact_id": row.fact_id,
         "kind": row.kind,
@@ -88,7 +92,7 @@ def fact_json(row: Any) -> dict[str, Any]:
         if row.created_at_utc.tzinfo is None
         else row.created_at_utc.isoformat(),
         "provenance": json.loads(row.provenance),
-        "payload": json.loads(row.payload),
+        "payload": payload,
     }
 
 
@@ -101,9 +105,8 @@ def cycle_facts(
     for zone in (NEM_TZ, UTC, interval_end.tzinfo):
         cycle_id = cycle_id_for(portfolio, interval_end.astimezone(zone).isoformat())
         tried.append(cycle_id)
-        rows = _rows(engine, facts_table.c.cycle_id == cycle_id)
-        if rows:
-            facts = [fact_json(r) for r in rows]
+        facts = _facts(engine, facts_table.c.cycle_id == cycle_id)
+        if facts:
             order = {kind: i for i, kind in enumerate(CHAIN)}
             facts.sort(key=lambda f: order.get(f["kind"], len(CHAIN)))
             return cycle_id, facts
@@ -208,16 +211,16 @@ def facts_show(args: argparse.Namespace) -> int:
         raise ExplainError(f"ID {args.fact_id!r}: a fact id is 8 to 64 hexadecimal characters", EXIT_FAILED)
     engine = _engine(args)
     try:
-        rows = _rows(engine, facts_table.c.fact_id.like(f"{fact_id}%"))
+        found = _facts(engine, facts_table.c.fact_id.like(f"{fact_id}%"))
     finally:
         engine.dispose()
-    if not rows:
+    if not found:
         raise ExplainError(f"fact {fact_id}: not in the fact store", EXIT_NOT_FOUND)
-    if len(rows) > 1:
+    if len(found) > 1:
         raise ExplainError(
-            f"ID {fact_id}: {len(rows)} facts start with it; give more characters", EXIT_FAILED
+            f"ID {fact_id}: {len(found)} facts start with it; give more characters", EXIT_FAILED
         )
-    fact = fact_json(rows[0])
+    fact = found[0]
     if args.json:
         print(json.dumps(fact, indent=2))
         return EXIT_OK
