@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,21 +14,12 @@ from sqlalchemy import event
 from autobidder import Award, FactKind, FactStore
 from autobidder.clock import NEM_TZ
 from autobidder.facts import Provenance
-from tests.test_facts import PG_URL, _postgres_available
+from tests.test_facts import store as store  # the fact store on SQLite and on PostgreSQL
 from workflows.bid_history import discharged_today_mwh
 from workflows.types import cycle_id_for
 
 INTERVAL = timedelta(minutes=5)
 DAY_START = datetime(2022, 10, 6, 0, 0, tzinfo=NEM_TZ)  # the first interval of 2022-10-06 ends 00:05
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> FactStore:
-    if request.param == "sqlite":
-        return FactStore.from_url(f"sqlite:///{tmp_path / 'facts.db'}")
-    if not _postgres_available():
-        pytest.skip(f"no PostgreSQL server answers at {PG_URL}")
-    return FactStore.from_url(PG_URL)
 
 
 @pytest.fixture
