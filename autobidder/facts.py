@@ -61,7 +61,8 @@ fact_blocks_table = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
-# A NEM day of 5-minute prices: a block is shared by every snapshot that covers all of it.
+# A day of 5-minute prices (aligned on UTC midnight): a block is shared by every snapshot
+# that covers all of it.
 PRICE_BLOCK_INTERVALS = 288
 # Where a stored market snapshot's price list was: {"$blocks": [block ids, oldest first]}.
 BLOCKS_MARKER = "$blocks"

@@ -72,7 +72,7 @@ from autobidder import CycleFallback, FactStore  # noqa: E402
 from autobidder.config import dump_settings, load_settings  # noqa: E402
 from autobidder.identity import ensure_local_identity  # noqa: E402
 from autobidder.strategy import StrategyStore, read_strategy_file  # noqa: E402
-from tests.conftest import free_port, free_ports  # noqa: E402
+from tests.conftest import free_port, free_stack_ports  # noqa: E402
 from worker.stack import Stack, _grpc_healthy, interrupt_on_sigterm  # noqa: E402
 from workflows.replay import run_cycle, trading_day_interval_ends  # noqa: E402
 
@@ -585,8 +585,7 @@ def main() -> None:
             "AUTOBIDDER_QUEUE_PREFIX": f"b{tag}",
             "AUTOBIDDER_TASK_QUEUE": f"bench-{tag}",
         }
-        names = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
-        env |= {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(names, free_ports(len(names)), strict=True)}
+        env |= free_stack_ports()
         # Every topology's driver plans each portfolio's cycle from these settings (region,
         # strategy); with routes the extra exchanges and fleets serve them instead.
         env["AUTOBIDDER_PORTFOLIOS"] = ",".join(f"bench-p{i}" for i in range(1, total))

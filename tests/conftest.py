@@ -31,6 +31,16 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
+# The stack's components that listen, as their AUTOBIDDER_PORT_<NAME> settings name them.
+STACK_PORT_NAMES = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
+
+
+def free_stack_ports() -> dict[str, str]:
+    """AUTOBIDDER_PORT_* settings for a whole stack, every port free and no two the same."""
+    ports = free_ports(len(STACK_PORT_NAMES))
+    return {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(STACK_PORT_NAMES, ports, strict=True)}
+
+
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> Iterator[str]:
     """A real SQS endpoint (moto's SQS under waitress, as the stack runs it) on a free loopback port."""

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from autobidder.config import ConfigError, build_settings, load_settings
+from tests.conftest import free_stack_ports
 
 
 def test_defaults_need_no_file() -> None:
@@ -66,3 +67,12 @@ def test_bad_port_and_bad_file(tmp_path: Path) -> None:
     bad.write_text("region = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, env={})
+
+
+def test_free_stack_ports_set_every_listening_port_once() -> None:
+    """The tests' stacks take their ports from one call: five free ports, no two the same, each
+    landing on its own `[ports]` field."""
+    env = free_stack_ports()
+    ports = load_settings(env=env).ports.model_dump()
+    assert sorted(ports.values()) == sorted(int(p) for p in env.values())
+    assert len(set(ports.values())) == len(ports) == len(env)

@@ -22,7 +22,7 @@ from autobidder.config import Settings, load_settings
 from autobidder.domain import Award, Dispatch, EnergyBid, FactKind, Forecast, Schedule, Settlement
 from autobidder.facts import FactStore
 from autobidder.prices import load_prices, slice_prices
-from tests.conftest import free_ports
+from tests.conftest import free_stack_ports
 from tests.test_faults_stack import exchange_bid_ids
 from worker.stack import Stack
 from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
@@ -40,8 +40,7 @@ def isolated_settings(data_dir: Path) -> Settings:
         "AUTOBIDDER_QUEUE_PREFIX": f"e2e{tag}",
         "AUTOBIDDER_TASK_QUEUE": f"e2e-{tag}",
     }
-    names = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
-    env |= {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(names, free_ports(len(names)), strict=True)}
+    env |= free_stack_ports()
     return load_settings(env=env)
 
 

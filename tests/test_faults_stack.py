@@ -35,7 +35,7 @@ from autobidder.config import Settings, load_settings
 from autobidder.domain import CycleFallback, FactKind
 from autobidder.facts import FactStore, facts_table
 from autobidder.queues import SqsQueues, local_endpoint
-from tests.conftest import free_ports
+from tests.conftest import free_stack_ports
 from worker.stack import Stack
 from workflows.replay import ReplayOutcome, replay_cycles, trading_day_interval_ends
 
@@ -54,8 +54,7 @@ def _settings(data_dir: Path) -> Settings:
         "AUTOBIDDER_QUEUE_PREFIX": f"f{tag}",
         "AUTOBIDDER_TASK_QUEUE": f"faults-{tag}",
     }
-    names = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
-    env |= {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(names, free_ports(len(names)), strict=True)}
+    env |= free_stack_ports()
     return load_settings(env=env)
 
 

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_ports
+from tests.conftest import STACK_PORT_NAMES, free_stack_ports
 from worker.record import pid_alive, read_record, stop_recorded
 from worker.stack import tcp_open
 
 pytestmark = pytest.mark.ops
 
 ROOT = Path(__file__).resolve().parent.parent
-PORT_NAMES = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -40,9 +39,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         "AUTOBIDDER_TASK_QUEUE": f"ops-{tag}",
         "PYTHONUNBUFFERED": "1",
     }
-    env |= {
-        f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)
-    }
+    env |= free_stack_ports()
     return env
 
 
@@ -101,7 +98,7 @@ def assert_nothing_left(env: dict[str, str], recorded_pids: list[int]) -> None:
         time.sleep(0.2)
     assert left == [], left
     assert [p for p in recorded_pids if pid_alive(p)] == []
-    listening = [n for n in PORT_NAMES if tcp_open(int(env[f"AUTOBIDDER_PORT_{n}"]))]
+    listening = [n for n in STACK_PORT_NAMES if tcp_open(int(env[f"AUTOBIDDER_PORT_{n}"]))]
     assert listening == [], listening
 
 

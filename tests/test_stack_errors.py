@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from autobidder.config import load_settings
-from tests.conftest import free_ports
+from tests.conftest import free_stack_ports
 from worker.stack import Stack, StackError
 
 
 def _settings(tmp_path: Path, **ports: int):  # type: ignore[no-untyped-def]
     env = {"AUTOBIDDER_DATA_DIR": str(tmp_path)}
-    names = ("TEMPORAL", "TEMPORAL_UI", "SQS", "EXCHANGE", "FLEET")
-    env |= {f"AUTOBIDDER_PORT_{n}": str(p) for n, p in zip(names, free_ports(len(names)), strict=True)}
+    env |= free_stack_ports()
     env |= {f"AUTOBIDDER_PORT_{n.upper()}": str(p) for n, p in ports.items()}
     return load_settings(env=env)
 
