@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         Settlement as Settlement,
         SolveStats as SolveStats,
         TelemetrySnapshot as TelemetrySnapshot,
+        ValuePlanCarry as ValuePlanCarry,
         price_bands as price_bands,
     )
     from autobidder.exit_codes import (
@@ -225,6 +226,7 @@ __all__ = [
     "SqsQueues",
     "TelemetrySnapshot",
     "TomlFileError",
+    "ValuePlanCarry",
     "__version__",
     "current_principal",
     "dump_settings",
@@ -336,6 +338,7 @@ _EXPORTS = {
         "Settlement",
         "SolveStats",
         "TelemetrySnapshot",
+        "ValuePlanCarry",
         "price_bands",
     ),
     "autobidder.facts": (

@@ -51,6 +51,7 @@ class FactKind(StrEnum):
     DISPATCH = "dispatch"
     SETTLEMENT = "settlement"
     FALLBACK = "fallback"
+    VALUE_PLAN = "value_plan"
 
 
 class PriceSeries(Frozen):
@@ -338,3 +339,24 @@ class CycleFallback(Frozen):
     rung: str
     reason: str
     source_schedule_fact_id: str = ""
+
+
+class ValuePlanCarry(Frozen):
+    """What a value-curve bid's plan leaves for the next cycle's plan (`optimization.PlanCarry`):
+    the marginal value of stored energy at the START of the interval ending `first_interval_end`
+    (the next plan's first interval), AUD per MWh stored at each SoC point, and the extra cycle
+    shadow price (AUD per grid MWh discharged) the plan put on NEM trading day `trading_day`.
+
+    `strategy_version` is the strategy that planned it: a plan under another version starts cold.
+    """
+
+    portfolio: str
+    first_interval_end: AwareDatetime
+    interval_minutes: int = Field(gt=0)
+    strategy_version: str
+    horizon_intervals: int = Field(gt=0)
+    soc_grid_mwh: tuple[float, ...] = Field(min_length=2)
+    value_aud_per_mwh: tuple[float, ...] = Field(min_length=2)
+    trading_day: str = ""
+    budget_extra_aud_per_mwh: float = 0.0
+

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     )
     from optimization.value_curve import (
         CycleBudget as CycleBudget,
+        PlanCarry as PlanCarry,
         PriceDistribution as PriceDistribution,
         StorageModel as StorageModel,
         ValueCurve as ValueCurve,
@@ -80,6 +81,7 @@ __all__ = [
     "ModelCache",
     "OptimizationError",
     "OptimizerSettings",
+    "PlanCarry",
     "PriceDistribution",
     "RiskMode",
     "RiskSettingError",
@@ -155,6 +157,7 @@ _EXPORTS = {
     ),
     "optimization.value_curve": (
         "CycleBudget",
+        "PlanCarry",
         "PriceDistribution",
         "StorageModel",
         "ValueCurve",

@@ -55,6 +55,7 @@ from optimization.bids import soc_safe_power_limits
 from optimization.problem import ProblemDataError, VirtualBattery, aggregate_portfolio
 from optimization.value_curve import (
     CycleBudget,
+    EarlierPlan,
     FloatArray,
     PriceDistribution,
     StorageModel,
@@ -256,7 +257,7 @@ def plan_portfolio_curve(
     interval_hours: float,
     price_floor: float,
     price_cap: float,
-    previous: ValueCurve | None = None,
+    previous: EarlierPlan | None = None,
     previous_row: int = 0,
     daily_limit: DailyLimit | None = None,
 ) -> ValueCurve:
@@ -286,7 +287,7 @@ def portfolio_curve_plans(
     settings: ValueCurveSettings,
     price_floor: float,
     price_caps: Sequence[float],
-    previous: ValueCurve | None = None,
+    previous: EarlierPlan | None = None,
     previous_rows: Sequence[int] = (),
     with_daily_limit: bool = True,
 ) -> ValueCurvePlans:
@@ -335,7 +336,7 @@ class DailyLimit:
     day_limit_mwh: float
     discharged_today_mwh: float
 
-    def budget(self, forecast: Forecast, soc_mwh: float, previous: ValueCurve | None = None) -> CycleBudget:
+    def budget(self, forecast: Forecast, soc_mwh: float, previous: EarlierPlan | None = None) -> CycleBudget:
         """The planner's `CycleBudget` over `forecast`'s horizon from `soc_mwh`, starting its
         search from `previous`'s extra shadow price when that plan priced the same day."""
         left, day = today_of(forecast)

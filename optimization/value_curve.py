@@ -295,6 +295,63 @@ class ValueCurve:
             dtype=np.float64,
         )
 
+    def carry(self, row: int) -> PlanCarry:
+        """What a plan made `row` intervals later takes from this one (`PlanCarry`)."""
+        if not 0 <= row <= self.horizon:
+            raise ValueCurveError(f"row: {row} is outside 0 … {self.horizon}")
+        extra = self.budget_shadow_price_aud_per_mwh if self.budget is not None else 0.0
+        return PlanCarry(
+            self.soc_grid_mwh,
+            np.array(self.values[row]),
+            self.horizon,
+            "" if self.budget is None else self.budget.trading_day,
+            extra,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PlanCarry:
+    """The one row of an earlier plan that the next plan starts from: the value at the start of
+    the next plan's first interval (its day-periodic terminal value, read at its own SoC grid),
+    and the extra cycle shadow price the earlier plan put on its trading day (where the next
+    plan's budget search starts). A live cycle keeps only this of its plan (a fact of a few
+    hundred bytes), so its next cycle plans as the backtest plans from the whole earlier curve
+    (`ValueCurve`, at the row of the next plan), number for number.
+    """
+
+    soc_grid_mwh: FloatArray
+    values_aud_per_mwh: FloatArray
+    horizon: int  # of the plan it was cut from: a plan over another horizon does not use it
+    trading_day: str = ""
+    budget_extra_aud_per_mwh: float = 0.0
+
+    def __post_init__(self) -> None:
+        grid = np.asarray(self.soc_grid_mwh, dtype=np.float64)
+        values = np.asarray(self.values_aud_per_mwh, dtype=np.float64)
+        if grid.ndim != 1 or grid.size < 2 or values.shape != grid.shape or np.any(np.diff(grid) <= 0):
+            raise ValueCurveError(
+                f"soc_grid_mwh: {grid.size} ascending points and {values.size} values must match"
+            )
+        if not (np.all(np.isfinite(values)) and math.isfinite(self.budget_extra_aud_per_mwh)):
+            raise ValueCurveError("values_aud_per_mwh: not all finite")
+        object.__setattr__(self, "soc_grid_mwh", grid)
+        object.__setattr__(self, "values_aud_per_mwh", values)
+
+    def value_at(self, row: int, soc_mwh: float | FloatArray) -> FloatArray:
+        """The carried row at `soc_mwh` (`row` must be 0: the carry holds one row)."""
+        if row != 0:
+            raise ValueCurveError(f"row: {row}, but a carry holds only the row of the next plan (0)")
+        return np.asarray(
+            np.interp(np.asarray(soc_mwh, dtype=np.float64), self.soc_grid_mwh, self.values_aud_per_mwh),
+            dtype=np.float64,
+        )
+
+    def budget_shadow_price_on(self, trading_day: str) -> float:
+        """The carried extra when the earlier plan priced `trading_day`'s budget, else 0."""
+        if not self.trading_day or self.trading_day != trading_day:
+            return 0.0
+        return max(self.budget_extra_aud_per_mwh, 0.0)
+
 
 def _shift_matrix(grid: FloatArray, shift: float, fill: float) -> tuple[FloatArray, FloatArray]:
     """Linear interpolation of a grid function at grid + shift as a matrix (v @ matrix.T), and the
@@ -359,3 +416,8 @@ def backward_step(
         given = np.where(a < v, np.maximum(a, up), np.where(b > v, np.minimum(b, down), v))
     out: FloatArray = weights @ given
     return out
+
+
+# A plan the next one starts from: a whole earlier curve (the backtest, at the next plan's row) or
+# just its carried row (the live cycle).
+EarlierPlan = ValueCurve | PlanCarry

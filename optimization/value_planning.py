@@ -14,6 +14,7 @@ import numpy as np
 
 from optimization.value_curve import (
     CycleBudget,
+    EarlierPlan,
     FloatArray,
     IntArray,
     PriceDistribution,
@@ -118,7 +119,7 @@ class ValueCurvePlans:
         storage: StorageModel,
         distributions: Sequence[PriceDistribution],
         settings: ValueCurveSettings | None = None,
-        terminal: ValueCurve | None = None,
+        terminal: EarlierPlan | None = None,
         terminal_rows: Sequence[int] = (),
         todays: Sequence[int] = (),
         extras: Sequence[float] = (),
@@ -224,7 +225,7 @@ def plan_value_curve(
     storage: StorageModel,
     distribution: PriceDistribution,
     settings: ValueCurveSettings | None = None,
-    terminal: ValueCurve | None = None,
+    terminal: EarlierPlan | None = None,
     terminal_row: int = 0,
     budget: CycleBudget | None = None,
 ) -> ValueCurve:

@@ -68,7 +68,8 @@ def test_every_cycle_completes_and_stores_each_fact(stack: Stack, outcome: Repla
     assert outcome.failures == {}
     assert len(outcome.results) == CYCLES
     store = FactStore.from_url(stack.settings.resolved_database_url)
-    expected = {str(k) for k in FactKind} - {str(FactKind.FALLBACK)}
+    # No fallback, and no value plan: the worker default bids LP-λ.
+    expected = {str(k) for k in FactKind} - {str(FactKind.FALLBACK), str(FactKind.VALUE_PLAN)}
     for result in outcome.results:
         assert result.fallback == "", result  # a 10 s budget per cycle on the replay clock
         kinds = {kind for kind, _ in store.kinds_for_cycle(result.cycle_id)}

@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -52,6 +52,9 @@ submit_enabled = {submit}
 """
 
 
+VALUE_CURVE = '[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0\n'
+
+
 def strategy_text(
     max_mw: float, *, submit: bool = True, horizon_hours: int = 24, history_days: int | None = None
 ) -> str:
@@ -70,6 +73,7 @@ class Run:
     widened: list[CycleResult]  # v2: 2.5 MW per side, 12 h forecast horizon, 8 days of history
     paused: list[CycleResult]  # v3: submission off
     pinned: list[CycleResult]  # v3 current, v1 pinned by reference
+    curve: list[CycleResult]  # v4: value-curve bids, two consecutive intervals
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +104,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             apply(strategy_text(2.5, submit=False))
             paused = await cycles(3, 1)
             pinned = await cycles(4, 1, strategy_version=versions[0].ref)
+            apply(strategy_text(2.5) + VALUE_CURVE)
+            curve = await cycles(5, 2)
             return Run(
                 FactStore.from_url(settings.resolved_database_url),
                 settings.resolved_exchange_database_url,
@@ -108,6 +114,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 widened,
                 paused,
                 pinned,
+                curve,
             )
 
         yield asyncio.run(drive())
@@ -133,7 +140,7 @@ def offered_mw(bid: EnergyBid) -> tuple[float, float]:
 
 
 def test_every_bid_records_the_version_in_force(run: Run) -> None:
-    v1, v2, _ = run.versions
+    v1, v2, *_ = run.versions
     at_exchange = exchange_bids(run.exchange_url)
     for results, version in ((run.capped, v1), (run.widened, v2), (run.pinned, v1)):
         for result in results:
@@ -176,3 +183,26 @@ def test_a_paused_strategy_stores_the_bid_and_sends_nothing(run: Run) -> None:
     assert bid.bid_id not in exchange_bids(run.exchange_url)
     reason = run.store.get(result.fallback_fact_id, CycleFallback, FactKind.FALLBACK).reason
     assert "submission paused by strategy sa1-vpp@v3" in reason and "submit_enabled = false" in reason
+
+
+def test_each_value_curve_plan_starts_from_the_last_intervals_plan(run: Run) -> None:
+    """A value-curve cycle stores its plan's carry with its bid; the next interval's cycle plans
+    from it (its carry names the one it started from) and the first starts cold."""
+    from autobidder import ValuePlanCarry
+
+    plans = []
+    for result in run.curve:
+        assert result.fallback == "" and result.strategy_version == run.versions[3].ref
+        found = [
+            f for kind, f in run.store.kinds_for_cycle(result.cycle_id) if kind == str(FactKind.VALUE_PLAN)
+        ]
+        assert len(found) == 1, result.cycle_id
+        plans.append(found[0])
+    first, second = (run.store.provenance(f) for f in plans)
+    assert len(first.inputs) == 1  # the cycle before bid LP-λ (pinned to v1): this plan starts cold
+    assert second.inputs[1:] == (plans[0],)
+    carry = run.store.get(plans[1], ValuePlanCarry, FactKind.VALUE_PLAN)
+    bid = run.store.get(run.curve[1].bid_fact_id, EnergyBid, FactKind.BID)
+    assert carry.first_interval_end == bid.interval_end + timedelta(minutes=carry.interval_minutes)
+    assert carry.strategy_version == run.versions[3].ref
+    assert len(carry.value_aud_per_mwh) == len(carry.soc_grid_mwh) > 2

@@ -187,7 +187,7 @@ def test_the_bid_builder_caps_bids_at_the_added_year(tmp_path: Path) -> None:
             Provenance(cycle_id=cycle_id_for("sa1-vpp", end), component="fleet", component_version="t"),
         )
         inp = SubmitBidsInput("", "sa1-vpp", "SA1", end, "", fact, bid_kind="conservative")
-        bid, _ = activities._build_bid(inp)
+        bid = activities._build_bid(inp).bid
         return bid
 
     with pytest.raises(PriceCapUnknownError):

@@ -244,3 +244,65 @@ def test_daily_limit_counts_the_nem_day_left_and_carries_the_shadow_price() -> N
         forecast, _telemetry(12.0), ValueCurveSettings(), 5 / 60, -1000.0, 15500.0, planned, 1, limit
     )
     assert limited.budget is not None and limited.budget.start_extra_aud_per_mwh > 0
+
+
+def test_a_carried_row_plans_as_the_whole_earlier_curve() -> None:
+    """The live cycle keeps one row of its plan (`ValueCurve.carry`): the next plan made from that
+    row equals the plan made from the whole earlier curve at the same row, number for number,
+    with and without a cycle budget; the carry refuses other rows and malformed values."""
+    from autobidder import Forecast, PriceSeries, QuantileSeries
+    from optimization import DailyLimit, PlanCarry, ValueCurveError, plan_portfolio_curve
+
+    rng = np.random.default_rng(11)
+    first = datetime(2022, 6, 13, 9, 5, tzinfo=NEM_TZ)
+
+    def forecast(offset: int) -> Forecast:
+        base = 80 + 60 * np.sin((np.arange(288) + offset) / 30.0)
+        spread = np.abs(rng.normal(0, 40, 288))
+        series = [
+            PriceSeries(
+                first_interval_end=first + offset * timedelta(minutes=5),
+                interval_minutes=5,
+                prices_aud_per_mwh=tuple(x.tolist()),
+            )
+            for x in (base - spread, base, base + 3 * spread)
+        ]
+        return Forecast(
+            region=Region.SA1,
+            as_of=series[1].first_interval_end - timedelta(minutes=5),
+            model_name="t",
+            model_version="1",
+            p50=series[1],
+            quantiles=tuple(
+                QuantileSeries(level=lv, prices_aud_per_mwh=s.prices_aud_per_mwh)
+                for lv, s in ((0.1, series[0]), (0.9, series[2]))
+            ),
+        )
+
+    settings = ValueCurveSettings(degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=15.0)
+    for limit in (None, DailyLimit(20.0, 17.0)):
+        earlier = plan_portfolio_curve(
+            forecast(0), _telemetry(12.0), settings, DT, -1000.0, 15500.0, daily_limit=limit
+        )
+        for row in (1, 3):
+            later = forecast(row)
+            whole = plan_portfolio_curve(
+                later, _telemetry(9.0), settings, DT, -1000.0, 15500.0, earlier, row, limit
+            )
+            carried = plan_portfolio_curve(
+                later, _telemetry(9.0), settings, DT, -1000.0, 15500.0, earlier.carry(row), 0, limit
+            )
+            np.testing.assert_array_equal(carried.values, whole.values)
+            np.testing.assert_array_equal(
+                carried.discharge_cost_aud_per_mwh, whole.discharge_cost_aud_per_mwh
+            )
+            assert carried.budget == whole.budget
+    assert earlier.budget is not None and earlier.carry(1).budget_extra_aud_per_mwh > 0
+    with pytest.raises(ValueCurveError, match="row"):
+        earlier.carry(1).value_at(1, 5.0)
+    with pytest.raises(ValueCurveError, match="row"):
+        earlier.carry(earlier.horizon + 1)
+    with pytest.raises(ValueCurveError, match="finite"):
+        PlanCarry(np.array([0.0, 1.0]), np.array([np.nan, 1.0]), 288)
+    with pytest.raises(ValueCurveError, match="soc_grid_mwh"):
+        PlanCarry(np.array([1.0, 0.0]), np.array([1.0, 1.0]), 288)

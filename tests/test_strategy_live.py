@@ -139,13 +139,20 @@ class LiveCurveBid:
     seen: TelemetrySnapshot
     settings: ValueCurveSettings
     version: StrategyVersion
+    built: Any  # workflows.activities.BuiltBid
+    store_bid: Callable[[], str]  # store it as submit_bids does (the bid and its plan's carry)
 
 
 def _live_curve_bid(
-    store: FactStore, text: str, shift: int, before: Callable[[datetime], None] = lambda end: None
+    store: FactStore,
+    text: str,
+    shift: int,
+    before: Callable[[datetime], None] = lambda end: None,
+    own_cycle_id: bool = False,
 ) -> LiveCurveBid:
     """Apply `text`, plan the cycle's schedule, run `before(interval end)`, then build the bid in
-    submit_bids (`CycleActivities._build_bid`, no servers reached)."""
+    submit_bids (`CycleActivities._build_bid`, no servers reached); `own_cycle_id`: under the
+    cycle id a live cycle of that interval has (else "c0")."""
     from autobidder import Settings, SqsQueues
     from autobidder.strategy import planning_telemetry
     from fleet import FleetClient
@@ -166,6 +173,7 @@ def _live_curve_bid(
     schedule_id = handle_optimize_request(store, request, strategies=strategies)["fact_id"]
     end = store.get(schedule_id, Schedule, FactKind.SCHEDULE).first_interval_end
     before(end)
+    cycle_id = cycle_id_for("p1", end.isoformat()) if own_cycle_id else "c0"
     nowhere = "127.0.0.1:9"
     activities = CycleActivities(
         Settings(portfolio="p1"),
@@ -174,19 +182,28 @@ def _live_curve_bid(
         FleetClient(nowhere, timeout_s=1.0),
         SqsQueues(f"http://{nowhere}"),
     )
-    bid, source = activities._build_bid(
-        SubmitBidsInput(
-            "c0", "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
-        ),
-        version,
+    inp = SubmitBidsInput(
+        cycle_id, "p1", "SA1", end.isoformat(), schedule_id, telemetry_id, strategy_version=version.ref
     )
+    built = activities._build_bid(inp, version)
     seen = planning_telemetry(
         store.get(telemetry_id, TelemetrySnapshot, FactKind.TELEMETRY_SNAPSHOT), version.strategy, 5 / 60
     )
     settings = value_curve_settings(version.strategy)
     assert settings is not None
     forecast = store.get(forecast_id, Forecast, FactKind.FORECAST)
-    return LiveCurveBid(bid, source, schedule_id, end, forecast, seen, settings, version)
+    return LiveCurveBid(
+        built.bid,
+        built.source_fact_id,
+        schedule_id,
+        end,
+        forecast,
+        seen,
+        settings,
+        version,
+        built,
+        lambda: activities._store_bid(inp, built),
+    )
 
 
 def test_a_value_curve_strategy_bids_the_value_curve_live(store: FactStore) -> None:
@@ -252,3 +269,94 @@ def test_a_live_value_curve_bid_prices_what_is_left_of_todays_cycles(store: Fact
     priced = prices(DailyLimit(20.0, discharged))
     assert [b.price_aud_per_mwh for b in bid.discharge_bands] == pytest.approx(priced)
     assert priced[0] > prices(None)[0]
+
+
+def test_a_live_value_curve_plan_starts_from_the_last_intervals_plan(store: FactStore) -> None:
+    """As in the backtest, each live plan starts from the one before (its row at this interval
+    as the terminal value, its price on today's cycles as the budget search's start): the cycle
+    stores that carry with its bid and the next interval's cycle reads it back."""
+    from autobidder import ValuePlanCarry
+    from market_adapters import price_cap_aud_per_mwh
+    from optimization import DailyLimit, build_value_curve_bid, plan_portfolio_curve
+    from workflows.curve_bids import carry_of
+
+    def morning(end: datetime) -> None:
+        for k in range(1, 23):
+            _put_award(store, end - k * FIVE, discharge_mw=10.0)
+
+    text = STRATEGY.format(reserve=0.1).replace("[operation]\n", "[operation]\ndaily_cycle_limit = 1.0\n")
+    first = _live_curve_bid(store, text + VALUE_CURVE, shift=144, before=morning, own_cycle_id=True)
+    assert first.built.carry is not None and first.built.carry[0] == ""  # nothing before it: cold
+    first.store_bid()
+    second = _live_curve_bid(store, text + VALUE_CURVE, shift=145, own_cycle_id=True)
+    assert second.end == first.end + FIVE
+    assert second.built.carry is not None
+    started_from, carried = second.built.carry
+    assert started_from != "" and store.provenance(started_from).cycle_id == cycle_id_for(
+        "p1", first.end.isoformat()
+    )
+    stored = store.get(started_from, ValuePlanCarry, FactKind.VALUE_PLAN)
+    assert stored.first_interval_end == second.end and stored.strategy_version == first.version.ref
+
+    def planned(live: LiveCurveBid, **previous: Any) -> Any:
+        limit = DailyLimit(20.0, discharged_today_mwh(store, "p1", live.end, FIVE))
+        cap = price_cap_aud_per_mwh(live.end)
+        return plan_portfolio_curve(
+            live.forecast, live.seen, live.settings, 5 / 60, -1000.0, cap, daily_limit=limit, **previous
+        )
+
+    # The backtest's plan: the whole earlier curve, at the row of this interval.
+    earlier = planned(first)
+    assert earlier.budget_shadow_price_aud_per_mwh > 0  # the budget binds: the carry has a price to pass on
+    warm = planned(second, previous=earlier, previous_row=1)
+    common: dict[str, Any] = {
+        "bid_id": second.bid.bid_id,
+        "portfolio": "p1",
+        "region": Region.SA1,
+        "interval_end": second.end,
+        "price_floor": -1000.0,
+        "price_cap": price_cap_aud_per_mwh(second.end),
+    }
+    expected = build_value_curve_bid(warm, 0, second.seen, **common)
+
+    def bands(bid: EnergyBid) -> list[float]:
+        return [x for b in bid.discharge_bands + bid.charge_bands for x in (b.price_aud_per_mwh, b.volume_mw)]
+
+    assert bands(second.bid) == pytest.approx(bands(expected))
+    assert carried.value_aud_per_mwh == pytest.approx(warm.values[1].tolist())
+    assert warm.budget is not None and warm.budget.start_extra_aud_per_mwh == pytest.approx(
+        earlier.budget_shadow_price_aud_per_mwh
+    )
+
+    # What the carry says moves the next bid: stored energy worth 500 AUD/MWh at the horizon's end,
+    # and a budget search that starts from another price (kept when its discharge fits the budget).
+    forged = carried.model_copy(
+        update={
+            "value_aud_per_mwh": (500.0,) * len(carried.value_aud_per_mwh),
+            "budget_extra_aud_per_mwh": 60.0,
+        }
+    )
+    store.put(
+        FactKind.VALUE_PLAN,
+        forged,
+        Provenance(
+            cycle_id=cycle_id_for("p1", second.end.isoformat()), component="test", component_version="0"
+        ),
+    )
+    third = _live_curve_bid(store, text + VALUE_CURVE, shift=146, own_cycle_id=True)
+    assert third.built.carry is not None and third.built.carry[0] != ""
+    common |= {"bid_id": third.bid.bid_id, "interval_end": third.end}
+    from_forged = planned(third, previous=carry_of(forged), previous_row=0)
+    assert bands(third.bid) == pytest.approx(
+        bands(build_value_curve_bid(from_forged, 0, third.seen, **common))
+    )
+    assert bands(third.bid) != pytest.approx(
+        bands(build_value_curve_bid(planned(third), 0, third.seen, **common))
+    )
+
+    # A plan under another strategy version starts cold, and does not read the carry.
+    other = _live_curve_bid(
+        store, text.replace("10.0\n", "9.0\n", 1) + VALUE_CURVE, shift=145, own_cycle_id=True
+    )
+    assert other.version.ref != first.version.ref
+    assert other.built.carry is not None and other.built.carry[0] == ""

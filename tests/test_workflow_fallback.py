@@ -102,12 +102,13 @@ def test_without_a_covering_schedule_the_bid_is_conservative(
     telemetry = _telemetry_fact(store, cycle_id_for("sa1-vpp", end))
     result = activities.fallback(_inp(end, telemetry))
     assert result.rung == "conservative" and result.schedule_fact_id == ""
-    bid, source = activities._build_bid(
+    built = activities._build_bid(
         SubmitBidsInput(
             result.fallback_fact_id, "sa1-vpp", "SA1", end, "", telemetry, bid_kind="conservative"
         )
     )
-    assert isinstance(bid, EnergyBid) and source == telemetry
+    bid = built.bid
+    assert isinstance(bid, EnergyBid) and built.source_fact_id == telemetry and built.carry is None
     validate_energy_bid(bid, 10.0, 10.0)
     assert min(b.price_aud_per_mwh for b in bid.discharge_bands) >= 300.0
     assert max(b.price_aud_per_mwh for b in bid.charge_bands) <= 0.0

@@ -13,6 +13,7 @@ import base64
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from autobidder import (
     Settings,
     SqsQueues,
     TelemetrySnapshot,
+    ValuePlanCarry,
     __version__,
     facts_table,
     parse_instant,
@@ -65,10 +67,15 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import DailyLimit, withdraw_convexity_overlap
+from optimization import DailyLimit, value_curve_settings, withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
-from workflows.bid_history import PAUSED_BID_COMPONENT, discharged_today_mwh, previous_bid
-from workflows.curve_bids import schedule_bid
+from workflows.bid_history import (
+    PAUSED_BID_COMPONENT,
+    discharged_today_mwh,
+    previous_bid,
+    previous_value_plan,
+)
+from workflows.curve_bids import ScheduledBid, carry_of, schedule_bid, stored_carry
 from workflows.fallback import CONSERVATIVE, NO_BID, RUNGS, SHIFTED_SCHEDULE, conservative_bid, shift_schedule
 from workflows.reserve_bids import (
     enablements_mw,
@@ -94,6 +101,16 @@ from workflows.types import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltBid:
+    """A cycle's bid, the fact it was built from and, for a value-curve bid, the carry its plan
+    leaves for the next interval with the id of the carry it started from ("" when cold)."""
+
+    bid: EnergyBid
+    source_fact_id: str
+    carry: tuple[str, ValuePlanCarry] | None = None
 
 
 def encode_task_token(token: bytes) -> str:
@@ -274,13 +291,12 @@ class CycleActivities:
         )
         activity.raise_complete_async()
 
-    def _build_bid(
-        self, inp: SubmitBidsInput, version: StrategyVersion | None = None
-    ) -> tuple[EnergyBid, str]:
-        """The bid for `inp` under `version` (None: no strategy) and the fact it was built from
-        (deterministic, so a retry rebuilds it). The telemetry is seen as the optimizer saw it
-        (`planning_telemetry`); the strategy's band policy, cycle and safety limits apply last and
-        stamp its version on the bid, as in the backtest."""
+    def _build_bid(self, inp: SubmitBidsInput, version: StrategyVersion | None = None) -> BuiltBid:
+        """The bid for `inp` under `version` (None: no strategy), the fact it was built from and,
+        for a value-curve bid, the carry its plan leaves for the next interval (deterministic, so a
+        retry rebuilds it). The telemetry is seen as the optimizer saw it (`planning_telemetry`);
+        the strategy's band policy, cycle and safety limits apply last and stamp its version on
+        the bid, as in the backtest."""
         strategy = version.strategy if version else None
         interval = timedelta(minutes=inp.interval_minutes)
         hours = interval / timedelta(hours=1)
@@ -307,19 +323,41 @@ class CycleActivities:
         )
         capacity_mwh = math.fsum(b.capacity_mwh for b in telemetry.batteries if b.online)
         daily_limit = None if cycle_limit is None else DailyLimit(cycle_limit * capacity_mwh, discharged)
+        carry: tuple[str, ValuePlanCarry] | None = None
         if inp.bid_kind == CONSERVATIVE:
             bid = conservative_bid(telemetry, interval_minutes=inp.interval_minutes, **common)
-            source, scheduled_d, scheduled_c, curve = inp.telemetry_fact_id, 0.0, 0.0, False
+            scheduled = ScheduledBid(bid, 0.0, 0.0, False)
+            source = inp.telemetry_fact_id
         else:
             source = inp.schedule_fact_id
-            bid, scheduled_d, scheduled_c, curve = schedule_bid(
-                self._store, source, telemetry, strategy, hours, common, daily_limit
+            previous = self._previous_plan(inp, version, interval_end, interval)
+            scheduled = schedule_bid(
+                self._store,
+                source,
+                telemetry,
+                strategy,
+                hours,
+                common,
+                daily_limit,
+                None if previous is None else carry_of(previous[1]),
             )
+            if scheduled.carry is not None and version is not None:
+                carry = (
+                    "" if previous is None else previous[0],
+                    stored_carry(
+                        scheduled.carry,
+                        inp.portfolio,
+                        interval_end + interval,
+                        inp.interval_minutes,
+                        version.ref,
+                    ),
+                )
+        bid, curve = scheduled.bid, scheduled.curve
         if version is None:
-            return bid, source
+            return BuiltBid(bid, source)
         context = BidContext(
-            scheduled_discharge_mw=scheduled_d,
-            scheduled_charge_mw=scheduled_c,
+            scheduled_discharge_mw=scheduled.discharge_mw,
+            scheduled_charge_mw=scheduled.charge_mw,
             discharged_today_mwh=discharged,
             capacity_mwh=capacity_mwh,
             interval_hours=hours,
@@ -331,19 +369,53 @@ class CycleActivities:
         formatted = in_nem_format(limited, self._price_caps)
         if inp.bid_kind == CONSERVATIVE or curve:
             # A conservative bid plans nothing to enable; a value-curve plan has no FCAS.
-            return formatted, source
+            return BuiltBid(formatted, source, carry)
         limits = UnitLimits(self._max_discharge_mw, self._max_charge_mw)
         cap = common["price_cap"]
-        return with_reserve_offers(self._store, formatted, source, telemetry, cap, limits), source
+        return BuiltBid(with_reserve_offers(self._store, formatted, source, telemetry, cap, limits), source)
 
-    def _store_bid(
-        self, inp: SubmitBidsInput, bid: EnergyBid, source_fact_id: str, *, paused: bool = False
-    ) -> str:
+    def _previous_plan(
+        self,
+        inp: SubmitBidsInput,
+        version: StrategyVersion | None,
+        interval_end: datetime,
+        interval: timedelta,
+    ) -> tuple[str, ValuePlanCarry] | None:
+        """The carry the last interval's value plan left for this one, when this cycle bids a
+        value curve under the same strategy version (another version's plan starts cold)."""
+        if version is None or value_curve_settings(version.strategy) is None:
+            return None
+        found = previous_value_plan(self._store, inp.portfolio, interval_end, interval)
+        if found is None:
+            return None
+        carried = found[1]
+        if (
+            carried.strategy_version != version.ref
+            or carried.first_interval_end != interval_end
+            or carried.interval_minutes != inp.interval_minutes
+        ):
+            return None
+        return found
+
+    def _store_bid(self, inp: SubmitBidsInput, built: BuiltBid, *, paused: bool = False) -> str:
+        """Store the bid and, for a value-curve bid, its plan's carry: one transaction."""
         if paused:
             component = PAUSED_BID_COMPONENT
         else:
             component = "bid-builder" if inp.bid_kind in ("", "optimal") else f"bid-builder/{inp.bid_kind}"
-        return self._store.put(FactKind.BID, bid, self._provenance(inp.cycle_id, component, source_fact_id))
+        with self._store.batch() as batch:
+            bid_fact_id = batch.put(
+                FactKind.BID, built.bid, self._provenance(inp.cycle_id, component, built.source_fact_id)
+            )
+            if built.carry is not None:
+                previous_id, carry = built.carry
+                inputs = (built.source_fact_id, previous_id) if previous_id else (built.source_fact_id,)
+                batch.put(
+                    FactKind.VALUE_PLAN,
+                    carry,
+                    self._provenance(inp.cycle_id, "bid-builder/value-plan", *inputs),
+                )
+        return bid_fact_id
 
     def _submitting_strategy(self, inp: SubmitBidsInput) -> StrategyVersion | None:
         # A fallback cycle whose fetch_data never ran has no version yet: the current one governs
@@ -353,14 +425,15 @@ class CycleActivities:
     @activity.defn(name="submit_bids")
     def submit_bids(self, inp: SubmitBidsInput) -> SubmitBidsResult:
         version = self._submitting_strategy(inp)
-        bid, source = self._build_bid(inp, version)
+        built = self._build_bid(inp, version)
+        bid = built.bid
         try:
             validate_energy_bid(bid, self._max_discharge_mw, self._max_charge_mw, self._price_caps)
         except BidValidationError as exc:
             raise ApplicationError(str(exc), type="BidRejected", non_retryable=True) from exc
         ref = version.ref if version else ""
         if version is not None and not version.strategy.safety.submit_enabled:
-            bid_fact_id = self._store_bid(inp, bid, source, paused=True)
+            bid_fact_id = self._store_bid(inp, built, paused=True)
             reason = (
                 f"submission paused by strategy {version.label} (safety.submit_enabled = false); "
                 f"bid {bid.bid_id} stored as fact {bid_fact_id[:12]}, not sent"
@@ -375,14 +448,15 @@ class CycleActivities:
             # The exchange judged this bid (rules, a taken bid_id, credentials) and will judge it
             # the same way again: no retry, the cycle walks its fallback ladder and records why.
             raise _refused(exc) from exc
-        bid_fact_id = self._store_bid(inp, bid, source)
+        bid_fact_id = self._store_bid(inp, built)
         return SubmitBidsResult(bid_fact_id, bid.bid_id, duplicate=duplicate, strategy_version=ref)
 
     @activity.defn(name="find_bid")
     def find_bid(self, inp: SubmitBidsInput) -> SubmitBidsResult:
         """After a failed submission: the bid, if the exchange stored it anyway (UnknownBidError if not)."""
         version = self._submitting_strategy(inp)
-        bid, source = self._build_bid(inp, version)
+        built = self._build_bid(inp, version)
+        bid = built.bid
         exchange = self._exchange_for(inp.portfolio)
         try:
             # GetBid neither clears the bid nor moves the market clock. That the id is taken does
@@ -395,7 +469,7 @@ class CycleActivities:
         except ExchangeRequestError as exc:
             raise _refused(exc) from exc
         return SubmitBidsResult(
-            self._store_bid(inp, bid, source),
+            self._store_bid(inp, built),
             bid.bid_id,
             duplicate=True,
             strategy_version=version.ref if version else "",
