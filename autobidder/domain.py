@@ -359,4 +359,3 @@ class ValuePlanCarry(Frozen):
     value_aud_per_mwh: tuple[float, ...] = Field(min_length=2)
     trading_day: str = ""
     budget_extra_aud_per_mwh: float = 0.0
-
