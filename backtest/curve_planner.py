@@ -12,11 +12,16 @@ The one difference from planning one at a time: the plans of a stack take their 
 terminal value from the plan made before the stack (its row R·(p + 1) for the stack's plan p),
 not from the plan just before each. A stack whose battery the loop no longer sees as it was
 (another capacity, reserve or power) is dropped and re-made.
+
+Settings may change during a run (`schedule`: the settings in force from a tape index on, as a
+trader applies a new strategy version): a stack never reaches past the next change, and the
+plan at a change is made with the new settings, from the plan before it as any other.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autobidder import Forecast, TelemetrySnapshot
@@ -67,8 +72,11 @@ class CurvePlanner:
         every: int,
         last_index: int,
         stack: int = STACK,
+        schedule: Sequence[tuple[int, ValueCurveSettings]] = (),
     ) -> None:
-        self._settings = settings
+        self._settings = self._initial = settings
+        # (first tape index, settings) in force from there on, in index order.
+        self._schedule = sorted(schedule, key=lambda item: item[0])
         self._tape = tape
         self._forecaster = forecaster
         self._horizon = horizon
@@ -93,6 +101,9 @@ class CurvePlanner:
         bid), from `seen`, after `previous` (made `previous_row` intervals ago)."""
         battery = aggregate_portfolio(seen)
         storage = portfolio_storage(battery, self._tape.interval_minutes / 60.0)
+        settings = self.settings_at(index)
+        if settings != self._settings:
+            self._settings, self._stack = settings, None
         stack = self._stack
         p = None if stack is None else stack.plan_at(index)
         if stack is None or p is None or stack.plans.storage != storage:
@@ -105,6 +116,18 @@ class CurvePlanner:
         self.plan_seconds += time.perf_counter() - started
         return forecast, curve
 
+    def settings_at(self, index: int) -> ValueCurveSettings:
+        """The settings in force at tape index `index`."""
+        settings = self._initial
+        for first, scheduled in self._schedule:
+            if first <= index:
+                settings = scheduled
+        return settings
+
+    def _next_change(self, index: int) -> int:
+        """The first tape index after `index` where the schedule changes the settings."""
+        return next((first for first, _ in self._schedule if first > index), self._last + 1)
+
     def _make(
         self,
         index: int,
@@ -115,9 +138,11 @@ class CurvePlanner:
     ) -> _Stack:
         started = time.perf_counter()
         indices = [index]
+        change = self._next_change(index)
         while (
             len(indices) < self._size
             and indices[-1] + self._every <= self._last
+            and indices[-1] + self._every < change
             and all(self._tape.is_traded(g) for g in range(indices[-1] + 1, indices[-1] + self._every + 1))
         ):
             indices.append(indices[-1] + self._every)

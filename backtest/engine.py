@@ -110,6 +110,9 @@ class SimulationSpec:
     # How bids are made: None bids the LP schedule with its stored-energy value λ ("lp_lambda",
     # optimization.bids); settings bid the value curve ("value_curve", optimization.value_bids).
     value_curve: ValueCurveSettings | None = None
+    # Value-curve settings that take over from a tape index on (a trader re-tuning during the run,
+    # backtest.tuning); `value_curve` holds before the first.
+    value_curve_from: tuple[tuple[int, ValueCurveSettings], ...] = ()
     # How the exchange clears a bid with FCAS offers: "price_taker" (band by band) or
     # "co_optimised" (energy and FCAS dispatched together, market_adapters.nem_cooptimise).
     clearing: str = "price_taker"
@@ -314,6 +317,7 @@ def simulate(
             horizon,
             spec.reoptimize_every_intervals,
             spec.first_index + spec.intervals - 1,
+            schedule=spec.value_curve_from,
         )
     )
     solve_started = planner_solve_seconds(planner)

@@ -70,6 +70,7 @@ from optimization import (
     ModelCache,
     OptimizerSettings,
     SolverOptions,
+    ValueCurveSettings,
     aggregate_portfolio,
     optimize,
     optimizer_settings,
@@ -107,6 +108,9 @@ class BacktestRequest:
     # None: the strategy's name@version as stored; N: refit that model every N days on the tape
     # before each forecast (backtest.forecasters.RollingRefitForecaster), out of sample over any window
     refit_days: float | None = None
+    # Value-curve settings that take over from a NEM day on (a trader re-tuning during the window,
+    # `backtest.tuning`); the strategy's own hold before the first.
+    value_curve_from: tuple[tuple[date, ValueCurveSettings], ...] = ()
 
     @property
     def forecaster(self) -> str:
@@ -374,6 +378,7 @@ def _reference_key(request: BacktestRequest) -> tuple[object, ...]:
         request.split_losses,
         request.nameplate_planning,
         request.constrained_bound,
+        request.value_curve_from if request.split_losses else (),
     )
 
 
@@ -439,6 +444,10 @@ def run_backtest(
         reoptimize_every_intervals=step,
         nameplate_planning=request.nameplate_planning,
         value_curve=value_curve_settings(request.strategy),
+        value_curve_from=tuple(
+            (tape.index_of(trading_day_bounds(day, day)[0]), settings)
+            for day, settings in request.value_curve_from
+        ),
         clearing=clearing,
     )
     planner = planner_factory()

@@ -18,9 +18,14 @@ before the interval it forecasts. `seasonal_ensemble` takes the last `--ensemble
 instead. `--forecaster quantile_mlp` refits the project's model every
 `--refit-days` days on every price before the refit point (`RollingRefitForecaster`; seasonal
 naive stands in before the first fit, after `--first-fit-days`), so no scored interval is ever
-forecast by a model that saw it. The value curve's cycle shadow price, dispersion and the
-ensembles' days, pool, match window and persistence were chosen on January-February of SA1
-(`--days 58`, see docs/optimization.md); the March-December figures, after that span, are printed too.
+forecast by a model that saw it. The value curve's dispersion and the ensembles' days, pool,
+match window and persistence were chosen on January-February of SA1 (`--days 58`, see
+docs/optimization.md). The cycle shadow price μ is re-chosen at each month start among
+`--rolling-shadow` (default 15, 30, 40 AUD/MWh) by what each candidate's run over the same year
+netted on the `--rolling-window` days before the month (`backtest.tuning`), and the choices trade
+as one more run: the headline value-curve figures; `*_fixed_shadow` is μ held at
+`--shadow-price` (15, chosen on January-February) the whole year. The March-December figures,
+after the tuning span, are printed too.
 
 Figures (every one values the energy left at the end at the window's median price times η_d):
 capture = net value (revenue less degradation) / the perfect-foresight bound under the same
@@ -63,6 +68,7 @@ from backtest.forecasters import (  # noqa: E402
 )
 from backtest.metrics import figures  # noqa: E402
 from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noqa: E402
+from backtest.tuning import daily_net_aud, rolling_choices  # noqa: E402
 from fleet import SimulatedFleet  # noqa: E402
 from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
 from forecasting.quantile_mlp import QuantileMLPForecaster  # noqa: E402
@@ -220,6 +226,14 @@ def run_region(region: str, args: argparse.Namespace, timed: Any = None) -> dict
     out: dict[str, Any] = {"region": region, "value_curve": _summary(vc)}
     out["value_curve"]["run_s"] = round(time.perf_counter() - started, 2)
     out["value_curve"]["held_out"] = _held_out(vc, HELD_OUT_FROM)
+    if args.rolling_shadow:
+        out["value_curve_fixed_shadow"] = out["value_curve"]
+        vc = rolled_shadow(args, strategy, vc_request, vc, prices, source)
+        out["value_curve"] = _summary(vc) | {"held_out": _held_out(vc, HELD_OUT_FROM)}
+        out["value_curve"]["shadow_price_from"] = {
+            day.isoformat(): settings.cycle_shadow_price_aud_per_mwh
+            for day, settings in vc.request.value_curve_from
+        }
     out["bound_s"] = {k: round(v, 2) for k, v in vc.timings_s.items() if k.startswith("perfect")}
     if isinstance(source, RollingRefitForecaster):
         out["forecaster"] = {
@@ -244,6 +258,46 @@ def run_region(region: str, args: argparse.Namespace, timed: Any = None) -> dict
         if region == "SA1":
             out["plan_ms_24h_5min"] = plan_timing(args, region, prices)
     return out
+
+
+def rolled_shadow(
+    args: argparse.Namespace,
+    strategy: Strategy,
+    vc_request: BacktestRequest,
+    fixed: BacktestResult,
+    prices: Any,
+    source: Any,
+) -> BacktestResult:
+    """The value-curve year with μ re-chosen at each month start among --rolling-shadow, as a
+    trader re-tuning monthly would (`backtest.tuning`): each candidate's run over the same days
+    scores it on the --rolling-window days before the month; the choices then trade as one run."""
+    default = args.shadow_price
+    candidates = sorted({default, *(float(x) for x in args.rolling_shadow.split(","))})
+    runs = {default: fixed}
+    for mu in candidates:
+        if mu not in runs:
+            request = dataclasses.replace(
+                vc_request, strategy=value_curve_strategy(strategy, args, shadow=mu)
+            )
+            runs[mu] = run_backtest(request, prices, progress=False, forecaster=source, reuse=fixed)
+            log.info(
+                "%s μ %s: capture %s", strategy.region, mu, figures(runs[mu])["capture_ratio_constrained"]
+            )
+    cost = vc_settings(strategy, args).degradation_cost_aud_per_mwh
+    scores = {mu: daily_net_aud(r.run, cost, 5 / 60, 288) for mu, r in runs.items()}
+    choices = rolling_choices(
+        scores, vc_request.first_day, vc_request.last_day, args.rolling_window, default=default
+    )
+    schedule = tuple(
+        (day, vc_settings(value_curve_strategy(strategy, args, shadow=mu), args)) for day, mu in choices
+    )
+    return run_backtest(
+        dataclasses.replace(vc_request, value_curve_from=schedule),
+        prices,
+        progress=False,
+        forecaster=source,
+        reuse=fixed,
+    )
 
 
 def grid(
@@ -358,6 +412,14 @@ def main() -> None:
     parser.add_argument("--skip-shipped", action="store_true")
     parser.add_argument("--skip-lp", action="store_true", help="--grid: no LP-λ run")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--rolling-shadow",
+        default="15,30,40",
+        help="μ candidates re-chosen each month on the days before it (empty: μ fixed at --shadow-price)",
+    )
+    parser.add_argument(
+        "--rolling-window", type=int, default=56, help="days each monthly choice is scored on"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
@@ -397,6 +459,13 @@ def main() -> None:
             "sa1_mar_dec_capture_value_curve": _held_capture(vc),
             "sa1_mar_dec_capture_lp_lambda": _held_capture(lp),
             "sa1_mar_dec_capture_shipped_today": _held_capture(shipped),
+            "sa1_2022_capture_value_curve_fixed_shadow": sa1.get("value_curve_fixed_shadow", vc)[
+                "capture_ratio_constrained"
+            ],
+            "sa1_2022_revenue_value_curve_fixed_shadow_aud": sa1.get("value_curve_fixed_shadow", vc)[
+                "revenue"
+            ],
+            "sa1_2022_shadow_price_from": vc.get("shadow_price_from", {}),
             "plan_ms_24h_5min": sa1.get("plan_ms_24h_5min"),
             "year_s": vc["wall_s"],
         }
@@ -405,6 +474,10 @@ def main() -> None:
         "min_region_capture_2022": min((c for c in captures.values() if c is not None), default=None),
         "region_capture_value_curve": captures,
         "region_capture_unconstrained": {r: by[r]["value_curve"]["capture_ratio"] for r in regions},
+        "region_capture_value_curve_fixed_shadow": {
+            r: by[r].get("value_curve_fixed_shadow", by[r]["value_curve"])["capture_ratio_constrained"]
+            for r in regions
+        },
         "region_revenue_value_curve_aud": {r: by[r]["value_curve"]["revenue"] for r in regions},
         "region_lp_lambda_capture": {
             r: by[r]["lp_lambda"]["capture_ratio_constrained"] for r in regions if "lp_lambda" in by[r]

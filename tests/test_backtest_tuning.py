@@ -1,0 +1,135 @@
+"""Re-tuning the value curve's cycle shadow price on a span that rolls forward (`backtest.tuning`):
+each month's choice sees only the days before it, and a backtest replays the choices as one run
+(`SimulationSpec.value_curve_from`, the curve planner's settings schedule)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backtest.engine import simulate
+from backtest.forecasters import PerfectForecast, PriceTape
+from backtest.planning import WarmPlanner
+from backtest.tuning import daily_net_aud, month_starts, rolling_choices
+from optimization import ValueCurveSettings
+from tests.test_backtest_engine import spec_for
+
+
+@pytest.fixture(scope="module")
+def tape() -> PriceTape:
+    from autobidder.domain import Region
+    from autobidder.prices import load_prices
+
+    return PriceTape.of(Region.SA1, load_prices(Region.SA1))
+
+
+def test_month_starts_follow_the_first_day() -> None:
+    assert month_starts(date(2022, 1, 2), date(2022, 4, 1)) == [
+        date(2022, 2, 1),
+        date(2022, 3, 1),
+        date(2022, 4, 1),
+    ]
+    assert month_starts(date(2022, 12, 1), date(2023, 1, 31)) == [date(2023, 1, 1)]
+    assert month_starts(date(2022, 3, 5), date(2022, 3, 31)) == []
+
+
+def test_each_month_takes_the_candidate_that_earned_most_on_the_days_before_it() -> None:
+    first = date(2022, 1, 2)  # 30 days to February 1, then 28 to March 1
+    days = 89
+    low = np.full(days, 100.0)
+    high = np.full(days, 90.0)
+    high[2:30] = 120.0  # μ 40 wins January's last 28 days (but not the first two)
+    choices = rolling_choices({15.0: low, 40.0: high}, first, date(2022, 3, 31), window_days=28, default=15.0)
+    assert choices == ((date(2022, 2, 1), 40.0), (date(2022, 3, 1), 15.0))
+    # Only the days before each month count: what comes after leaves its choice alone.
+    later = high.copy()
+    later[30:] = 1000.0
+    again = rolling_choices({15.0: low, 40.0: later}, first, date(2022, 3, 31), window_days=28, default=15.0)
+    assert again[0] == choices[0] and again[1] == (date(2022, 3, 1), 40.0)
+    # A tie keeps the default; too few days known keep it too.
+    tie = rolling_choices(
+        {15.0: low, 40.0: low.copy()}, first, date(2022, 2, 28), window_days=28, default=15.0
+    )
+    assert tie == ((date(2022, 2, 1), 15.0),)
+    early = rolling_choices({15.0: low, 40.0: high}, date(2022, 1, 25), date(2022, 2, 28), 28, default=15.0)
+    assert early == ((date(2022, 2, 1), 15.0),)
+    with pytest.raises(ValueError, match="every candidate needs 30 days"):
+        rolling_choices({15.0: low, 40.0: high[:10]}, first, date(2022, 2, 28), window_days=28, default=15.0)
+    with pytest.raises(ValueError, match="window_days"):
+        rolling_choices({15.0: low}, first, date(2022, 2, 28), window_days=0, default=15.0)
+
+
+def test_a_settings_schedule_changes_the_plans_from_its_day_on(tape: PriceTape) -> None:
+    """Day 1 trades as the fixed run does; from the scheduled interval on, a cycle price so high
+    that no discharge pays stops the discharging, which the fixed run goes on doing."""
+    settings = ValueCurveSettings(degradation_cost_aud_per_mwh=5.0, cycle_shadow_price_aud_per_mwh=15.0)
+    one_day = spec_for(tape, 2 * 288, 1)
+    # 2022-10-05 and 06, the sample's last two days.
+    spec = dataclasses.replace(
+        one_day, first_index=one_day.first_index - 288, value_curve=settings, keep_bids=False
+    )
+    switch = spec.first_index + 288
+    fixed = simulate(spec, tape, PerfectForecast(), WarmPlanner())
+    costly = dataclasses.replace(settings, cycle_shadow_price_aud_per_mwh=20000.0)
+    scheduled = simulate(
+        dataclasses.replace(spec, value_curve_from=((switch, costly),)),
+        tape,
+        PerfectForecast(),
+        WarmPlanner(),
+    )
+    np.testing.assert_array_equal(scheduled.trace.net_mw[:288], fixed.trace.net_mw[:288])
+    assert fixed.trace.net_mw[288:].max() > 1.0
+    assert scheduled.trace.net_mw[288:].max() <= 1e-9
+    # The same settings scheduled change nothing.
+    same = simulate(
+        dataclasses.replace(spec, value_curve_from=((switch, settings),)),
+        tape,
+        PerfectForecast(),
+        WarmPlanner(),
+    )
+    np.testing.assert_array_equal(same.trace.net_mw, fixed.trace.net_mw)
+    # What each day netted, less the degradation cost on every MWh through the connection.
+    net = daily_net_aud(fixed, 5.0, 5 / 60, 288)
+    moved = np.abs(fixed.trace.net_mw[:288]).sum() * 5 / 60
+    assert net.shape == (2,) and net[0] == pytest.approx(fixed.trace.revenue_aud[:288].sum() - 5.0 * moved)
+
+
+def test_a_backtest_request_replays_the_choices_by_nem_day(tmp_path: Path) -> None:
+    """`BacktestRequest.value_curve_from` reaches the engine at the first interval of its NEM day."""
+    from autobidder.config import default_fleet
+    from autobidder.domain import Region
+    from autobidder.prices import load_prices
+    from backtest.runner import BacktestRequest, run_backtest
+    from optimization import value_curve_settings
+    from tests.test_backtest_engine import example
+
+    strategy = example().with_bidding(method="value_curve", cycle_shadow_price_aud_per_mwh=15.0)
+    settings = value_curve_settings(strategy)
+    assert settings is not None
+    request = BacktestRequest(
+        strategy=strategy,
+        strategy_label="t",
+        strategy_version="t",
+        fleet=default_fleet(),
+        first_day=date(2022, 10, 5),
+        last_day=date(2022, 10, 6),
+        models_dir=tmp_path,
+        split_losses=False,
+        reoptimize_every_minutes=5,
+    )
+    prices = load_prices(Region.SA1)
+    fixed = run_backtest(request, prices, progress=False, forecaster=PerfectForecast())
+    costly = dataclasses.replace(settings, cycle_shadow_price_aud_per_mwh=20000.0)
+    scheduled = run_backtest(
+        dataclasses.replace(request, value_curve_from=((date(2022, 10, 6), costly),)),
+        prices,
+        progress=False,
+        forecaster=PerfectForecast(),
+        reuse=fixed,
+    )
+    np.testing.assert_array_equal(scheduled.run.trace.net_mw[:288], fixed.run.trace.net_mw[:288])
+    assert fixed.run.trace.net_mw[288:].max() > 1.0 and scheduled.run.trace.net_mw[288:].max() <= 1e-9
