@@ -8,6 +8,7 @@
       --strategy strategies/sa1-vpp-cautious.toml --from 2022-09-30 --to 2022-10-06
   autobidder backtest compare --strategy strategies/sa1-vpp.toml \\
       --forecaster seasonal_naive@1 --forecaster quantile_mlp@1 --from 2022-09-30 --to 2022-10-06
+  autobidder backtest tune --strategy strategies/sa1-vpp.toml --from 2022-08-11 --to 2022-10-05
 
 --from and --to are NEM trading days, both included (interval ends 00:05 of the first day to
 24:00 of the last). The fleet is the configured one (`[[fleet]]` in --config). The report is one
@@ -144,3 +145,31 @@ def register(subparsers: Any) -> None:
         "give twice (with one --strategy) to compare two forecasters",
     )
     compare.set_defaults(handler=_lazy("compare_command"))
+    tune = sub.add_parser(
+        "tune",
+        help="re-choose a value-curve strategy's cycle shadow price on the days given (a trailing span)",
+        description="Backtest a value-curve strategy once per candidate cycle shadow price μ over the "
+        "days given, and name the one that netted most (revenue less degradation); --write saves the "
+        "strategy with it. Run it on the weeks just before the period you will trade: "
+        "bench/trading.py re-chooses this way each month on the 56 days before it "
+        '(docs/optimization.md, "Rolling choice of μ").\n\nexample:\n'
+        "  autobidder backtest tune --strategy strategies/sa1-vpp.toml --from 2022-08-11 \\\n"
+        "      --to 2022-10-05 --reoptimize-every 5 --shadow-prices 15,30,40 --write sa1-vpp-tuned.toml\n\n"
+        "exit 2 for a strategy that does not bid the value curve or a bad --shadow-prices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(tune, "the value-curve strategy to tune (TOML file or PORTFOLIO[@vN])", "use this forecaster")
+    tune.add_argument(
+        "--shadow-prices",
+        default="15,30,40",
+        metavar="AUD_PER_MWH,...",
+        help="candidate cycle shadow prices, AUD per MWh discharged (default 15,30,40; the strategy's "
+        "own joins them)",
+    )
+    tune.add_argument(
+        "--write",
+        type=Path,
+        metavar="FILE",
+        help="write the strategy TOML with the chosen shadow price to FILE",
+    )
+    tune.set_defaults(handler=_lazy("tune_command"))

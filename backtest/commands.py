@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from autobidder.strategy import (
     StrategyStoreError,
     VersionRefError,
     parse_ref,
+    parse_strategy,
     read_strategy_file,
 )
 from backtest.engine import BacktestError
@@ -28,7 +30,8 @@ from backtest.metrics import figures
 from backtest.report import default_report_path, render_report, write_report
 from backtest.runner import BacktestRequest, BacktestResult, WindowError, covered_days, run_backtest
 from backtest.trader import write_csv
-from optimization import RiskSettingError
+from backtest.tuning import SHADOW_PRICE_KEY, best_candidate, with_shadow_price
+from optimization import RiskSettingError, value_curve_settings
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -274,6 +277,98 @@ def compare_command(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"report: {path}")
     return EXIT_OK
+
+
+def _shadow_prices(text: str) -> list[float]:
+    """`--shadow-prices`: comma-separated AUD/MWh, each finite and within [0, 20000]."""
+    out = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0.0 <= value <= 20000.0):
+            raise UsageError(
+                f"--shadow-prices: {item.strip()!r} is not a number of AUD per MWh within [0, 20000] "
+                "(e.g. --shadow-prices 15,30,40)"
+            )
+        out.append(value)
+    return out
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    """`backtest tune`: one backtest per candidate cycle shadow price over the days given; the
+    one that netted most (ties: the strategy's own) is named, and written with --write."""
+    settings = load_settings(args.config)
+    if len(args.strategy) > 1 or (args.forecaster and len(args.forecaster) > 1):
+        raise UsageError("one --strategy (and at most one --forecaster) to tune")
+    loaded = load_strategy(args.strategy[0], settings)
+    base = _request(args, loaded, settings, args.forecaster[0] if args.forecaster else None)
+    current = value_curve_settings(base.strategy)
+    if current is None:
+        raise UsageError(
+            f'--strategy {loaded.label}: bids [bidding] method = "lp_lambda"; `backtest tune` re-chooses '
+            'the value curve\'s cycle_shadow_price_aud_per_mwh: set method = "value_curve"'
+        )
+    own = current.cycle_shadow_price_aud_per_mwh
+    candidates = sorted({own, *_shadow_prices(args.shadow_prices)})
+    bidding = base.strategy.canonical()["bidding"]
+    prices = _prices(args, settings, base.strategy)
+    results: dict[float, BacktestResult] = {}
+    for mu in candidates:
+        strategy = base.strategy.with_bidding(**(bidding | {SHADOW_PRICE_KEY: mu}))
+        request = dataclasses.replace(base, strategy=strategy, split_losses=False)
+        previous = next(iter(results.values()), None)
+        results[mu] = run_backtest(request, prices, progress=_progress(args), reuse=previous)
+    table = {mu: figures(r) for mu, r in results.items()}
+    best = best_candidate({mu: float(f["net_value_aud"]) for mu, f in table.items()}, own)
+    out: dict[str, Any] = {
+        "portfolio": base.strategy.portfolio,
+        "from": base.first_day.isoformat(),
+        "to": base.last_day.isoformat(),
+        "strategy": loaded.label,
+        "shadow_price_aud_per_mwh": own,
+        "best_shadow_price_aud_per_mwh": best,
+        "candidates": {
+            str(mu): {k: f.get(k) for k in ("net_value_aud", "revenue", "capture_ratio_constrained")}
+            for mu, f in table.items()
+        },
+    }
+    if args.write is not None:
+        text = with_shadow_price(loaded.source_text, best)
+        written = parse_strategy(text, str(args.write))
+        if (
+            written.content_hash
+            != base.strategy.with_bidding(**(bidding | {SHADOW_PRICE_KEY: best})).content_hash
+        ):
+            raise UsageError(
+                f"--write {args.write}: the rewritten strategy is not the one tuned; edit it by hand"
+            )
+        _write_atomically(args.write, text)
+        out["written"] = str(args.write)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    print(f"tune {out['portfolio']} {out['from']} .. {out['to']} · strategy {loaded.label}")
+    print(f"{'μ (AUD/MWh)':>12}  {'net value (AUD)':>16}  {'capture':>8}")
+    for mu, f in table.items():
+        mark = "  <- best" if mu == best else ("  (the strategy's)" if mu == own else "")
+        print(f"{mu:>12g}  {f['net_value_aud']:>16,.2f}  {f['capture_ratio_constrained']:>8.1%}{mark}")
+    if "written" in out:
+        print(f"wrote {out['written']} with cycle_shadow_price_aud_per_mwh = {best:g}")
+    return EXIT_OK
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, so a failed write leaves the
+    old file whole."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"--write {path}: cannot write it ({exc.strerror})") from None
 
 
 def guarded(handler: Any) -> Any:

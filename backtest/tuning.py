@@ -13,6 +13,7 @@ choices as one run (`backtest.curve_planner.CurvePlanner`'s settings schedule). 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import date
 
@@ -62,7 +63,7 @@ def rolling_choices(
     fewer than `min_days` days are known, and on a tie."""
     if window_days < 1 or min_days < 1:
         raise ValueError(f"window_days {window_days} and min_days {min_days} must be >= 1")
-    candidates = sorted(daily_net, key=lambda c: (c != default, c))
+    candidates = sorted(daily_net)
     out = []
     for start in month_starts(first_day, last_day):
         known = (start - first_day).days
@@ -72,10 +73,45 @@ def rolling_choices(
         if any(len(daily_net[c]) < known for c in candidates):
             raise ValueError(f"daily_net: every candidate needs {known} days before {start.isoformat()}")
         lo = max(0, known - window_days)
-        scores = {c: math.fsum(daily_net[c][lo:known].tolist()) for c in candidates}
-        best = max(candidates, key=lambda c: scores[c])  # the first of equals: the default
-        out.append((start, best))
+        out.append(
+            (
+                start,
+                best_candidate({c: math.fsum(daily_net[c][lo:known].tolist()) for c in candidates}, default),
+            )
+        )
     return tuple(out)
 
 
-__all__ = ["daily_net_aud", "month_starts", "rolling_choices"]
+def best_candidate(net_aud: Mapping[float, float], default: float) -> float:
+    """The candidate with the highest net value; `default` among equals (then the smallest)."""
+    if not net_aud:
+        raise ValueError("net_aud: no candidates")
+    return max(sorted(net_aud, key=lambda c: (c != default, c)), key=lambda c: net_aud[c])
+
+
+SHADOW_PRICE_KEY = "cycle_shadow_price_aud_per_mwh"
+_SHADOW_LINE = re.compile(rf"^(\s*{SHADOW_PRICE_KEY}\s*=\s*)[^#\n]*?(\s*(#.*)?)$", re.MULTILINE)
+_BIDDING_HEADER = re.compile(r"^\s*\[bidding\]\s*(#.*)?$", re.MULTILINE)
+
+
+def with_shadow_price(text: str, shadow_price_aud_per_mwh: float) -> str:
+    """Strategy TOML `text` with `[bidding] cycle_shadow_price_aud_per_mwh` set (its line
+    rewritten in place, comments kept; added under `[bidding]` when absent). The caller validates."""
+    value = repr(float(shadow_price_aud_per_mwh))
+    replaced, count = _SHADOW_LINE.subn(lambda m: f"{m.group(1)}{value}{m.group(2)}", text, count=1)
+    if count:
+        return replaced
+    header = _BIDDING_HEADER.search(text)
+    if header is None:
+        raise ValueError("the strategy text has no [bidding] table to set the cycle shadow price in")
+    return f"{text[: header.end()]}\n{SHADOW_PRICE_KEY} = {value}{text[header.end() :]}"
+
+
+__all__ = [
+    "SHADOW_PRICE_KEY",
+    "best_candidate",
+    "daily_net_aud",
+    "month_starts",
+    "rolling_choices",
+    "with_shadow_price",
+]

@@ -133,3 +133,65 @@ def test_a_backtest_request_replays_the_choices_by_nem_day(tmp_path: Path) -> No
     )
     np.testing.assert_array_equal(scheduled.run.trace.net_mw[:288], fixed.run.trace.net_mw[:288])
     assert fixed.run.trace.net_mw[288:].max() > 1.0 and scheduled.run.trace.net_mw[288:].max() <= 1e-9
+
+
+def test_the_shadow_price_line_is_rewritten_in_place() -> None:
+    from backtest.tuning import with_shadow_price
+
+    text = '[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 15.0  # chosen on Jan-Feb\n'
+    assert with_shadow_price(text, 40) == (
+        '[bidding]\nmethod = "value_curve"\ncycle_shadow_price_aud_per_mwh = 40.0  # chosen on Jan-Feb\n'
+    )
+    bare = '[market]\nname = "NEM"\n[bidding]\nmethod = "value_curve"\n'
+    assert with_shadow_price(bare, 30.0) == (
+        '[market]\nname = "NEM"\n[bidding]\ncycle_shadow_price_aud_per_mwh = 30.0\nmethod = "value_curve"\n'
+    )
+    with pytest.raises(ValueError, match=r"no \[bidding\] table"):
+        with_shadow_price('[market]\nname = "NEM"\n', 30.0)
+
+
+def test_backtest_tune_names_the_best_shadow_price_and_writes_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`autobidder backtest tune` through the real entry point: one backtest per candidate over
+    the days given, the best by net value named and written; a strategy that bids LP-λ, or a bad
+    candidate, exits 2 with one line."""
+    import json
+
+    from autobidder.strategy import read_strategy_file
+    from backtest.tuning import with_shadow_price
+    from optimization import value_curve_settings
+    from tests.test_cli_strategy import LP_LAMBDA, run
+
+    monkeypatch.setenv("AUTOBIDDER_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("AUTOBIDDER_DATABASE_URL", raising=False)
+    shipped = str(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml")
+    days = ["--from", "2022-10-04", "--to", "2022-10-05"]
+    written = tmp_path / "tuned.toml"
+    code, out, _ = run(
+        capsys,
+        "backtest",
+        "tune",
+        "--strategy",
+        shipped,
+        *days,
+        "--shadow-prices",
+        "0,400",
+        "--write",
+        str(written),
+        "--json",
+    )
+    assert code == 0, out
+    result = json.loads(out)
+    nets = {float(mu): f["net_value_aud"] for mu, f in result["candidates"].items()}
+    assert set(nets) == {0.0, 15.0, 400.0}
+    best = result["best_shadow_price_aud_per_mwh"]
+    assert nets[best] == max(nets.values())
+    settings = value_curve_settings(read_strategy_file(written).strategy)
+    assert settings is not None and settings.cycle_shadow_price_aud_per_mwh == best
+    # Everything but the shadow price line is the shipped file's text.
+    assert written.read_text() == with_shadow_price(Path(shipped).read_text(), best)
+    code, _, err = run(capsys, "backtest", "tune", "--strategy", LP_LAMBDA, *days)
+    assert code == 2 and 'method = "lp_lambda"' in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "backtest", "tune", "--strategy", shipped, *days, "--shadow-prices", "15,-3")
+    assert code == 2 and "'-3'" in err and len(err.strip().splitlines()) == 1

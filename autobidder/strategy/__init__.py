@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Strategy as Strategy,
         StrategyDocument as StrategyDocument,
         StrategyError as StrategyError,
+        parse_strategy as parse_strategy,
         read_strategy_file as read_strategy_file,
     )
     from autobidder.strategy.store import (
@@ -56,6 +57,7 @@ __all__ = [
     "authenticated_applier",
     "nem_trading_day",
     "parse_ref",
+    "parse_strategy",
     "planning_telemetry",
     "read_strategy_file",
 ]
@@ -74,6 +76,7 @@ _EXPORTS = {
         "Strategy",
         "StrategyDocument",
         "StrategyError",
+        "parse_strategy",
         "read_strategy_file",
     ),
     "autobidder.strategy.store": (
