@@ -20,12 +20,13 @@ instead. `--forecaster quantile_mlp` refits the project's model every
 naive stands in before the first fit, after `--first-fit-days`), so no scored interval is ever
 forecast by a model that saw it. The value curve's dispersion and the ensembles' days, pool,
 match window and persistence were chosen on January-February of SA1 (`--days 58`, see
-docs/optimization.md). The cycle shadow price μ is re-chosen at each month start among
-`--rolling-shadow` (default 15, 30, 40 AUD/MWh) by what each candidate's run over the same year
-netted on the `--rolling-window` days before the month (`backtest.tuning`), and the choices trade
-as one more run: the headline value-curve figures; `*_fixed_shadow` is μ held at
-`--shadow-price` (15, chosen on January-February) the whole year. The March-December figures,
-after the tuning span, are printed too.
+docs/optimization.md), and so was the cycle shadow price μ (`--shadow-price`, 15). With
+`--rolling-shadow 15,30,40` μ is instead re-chosen at each month start among the candidates by
+what each one's run over the same year netted on the `--rolling-window` days before the month
+(`backtest.tuning`), and the choices trade as one more run, which then gives the value-curve
+figures (`*_fixed_shadow`: μ held at `--shadow-price`). It is off by default: its gain depended on
+the candidates (docs/optimization.md, "Rolling choice of μ"). The March-December figures, after the
+tuning span, are printed too.
 
 Figures (every one values the energy left at the end at the window's median price times η_d):
 capture = net value (revenue less degradation) / the perfect-foresight bound under the same
@@ -414,8 +415,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
         "--rolling-shadow",
-        default="15,30,40",
-        help="μ candidates re-chosen each month on the days before it (empty: μ fixed at --shadow-price)",
+        default="",
+        help="μ candidates re-chosen each month on the days before it, e.g. 15,30,40 (default none: "
+        "μ fixed at --shadow-price)",
     )
     parser.add_argument(
         "--rolling-window", type=int, default=56, help="days each monthly choice is scored on"
