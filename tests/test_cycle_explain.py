@@ -4,7 +4,7 @@ JSON, from a real SQLite fact store alone."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from autobidder.domain import (
     Schedule,
     Settlement,
     SolveStats,
+    ValuePlanCarry,
 )
 from autobidder.facts import FactStore, Provenance
 from worker.cli import main
@@ -95,6 +96,18 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         strategy_version="sa1-vpp@v2:abc",
     )
     ids["bid"] = put(FactKind.BID, bid, "submit_bids")
+    carry = ValuePlanCarry(
+        portfolio="sa1-vpp",
+        first_interval_end=END + timedelta(minutes=5),
+        interval_minutes=5,
+        strategy_version="sa1-vpp@v2:abc",
+        horizon_intervals=288,
+        soc_grid_mwh=(2.0, 11.0, 20.0),
+        value_aud_per_mwh=(310.5, 120.0, 80.25),
+        trading_day="2022-10-06",
+        budget_extra_aud_per_mwh=48.0,
+    )
+    ids["value_plan"] = put(FactKind.VALUE_PLAN, carry, "submit_bids")
     award = Award(
         bid_id=bid.bid_id, interval_end=END, clearing_price_aud_per_mwh=160.0, discharge_mw=4.0, charge_mw=0.0
     )
@@ -138,6 +151,8 @@ def test_cycle_show_reads_the_chain(store: dict[str, str], capsys: pytest.Captur
         "bess_a 4 MW",
         "= 53.33 AUD",
         "rung conservative: optimize timed out",
+        "the next plan starts from: stored energy worth 310.50 AUD/MWh at 2 MWh … 80.25 at 20 MWh",
+        "today's cycle price +48 AUD/MWh (2022-10-06)",
     ):
         assert fragment in text, fragment
     kinds = [line.split()[0] for line in text.splitlines()[1:] if not line.startswith("      ")]
@@ -146,6 +161,7 @@ def test_cycle_show_reads_the_chain(store: dict[str, str], capsys: pytest.Captur
         "forecast",
         "schedule",
         "bid",
+        "value_plan",
         "award",
         "dispatch",
         "settlement",

@@ -34,6 +34,7 @@ CHAIN = (
     "forecast",
     "schedule",
     "bid",
+    "value_plan",
     "award",
     "dispatch",
     "settlement",
@@ -180,6 +181,13 @@ def _describe(kind: str, p: dict[str, Any]) -> list[str]:
             f"{p['net_energy_mwh']:g} MWh at {p['price_aud_per_mwh']:g} AUD/MWh = {p['revenue_aud']:,.2f} AUD"
         ],
         "fallback": lambda p: [f"rung {p['rung']}: {p['reason']}"],
+        "value_plan": lambda p: [
+            "the next plan starts from: stored energy worth "
+            f"{p['value_aud_per_mwh'][0]:,.2f} AUD/MWh at {p['soc_grid_mwh'][0]:g} MWh … "
+            f"{p['value_aud_per_mwh'][-1]:,.2f} at {p['soc_grid_mwh'][-1]:g} MWh",
+            f"today's cycle price +{p['budget_extra_aud_per_mwh']:g} AUD/MWh "
+            f"({p['trading_day'] or 'no daily limit'})",
+        ],
     }
     try:
         return describe[kind](p) if kind in describe else [json.dumps(p, sort_keys=True)[:200]]
