@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from backtest.engine import simulate
 from backtest.forecasters import PerfectForecast, PriceTape
@@ -195,3 +196,43 @@ def test_backtest_tune_names_the_best_shadow_price_and_writes_it(
     assert code == 2 and 'method = "lp_lambda"' in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "backtest", "tune", "--strategy", shipped, *days, "--shadow-prices", "15,-3")
     assert code == 2 and "'-3'" in err and len(err.strip().splitlines()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_shadow_price_list_is_read_or_refused_in_one_line(text: str) -> None:
+    from backtest.commands import UsageError, _shadow_prices
+
+    try:
+        values = _shadow_prices(text)
+    except UsageError as exc:
+        assert "--shadow-prices" in str(exc) and "\n" not in str(exc)
+    else:
+        assert values and all(0.0 <= v <= 20000.0 for v in values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(['method = "value_curve"', "price_atoms = 12", "# a comment", ""]),
+        max_size=4,
+        unique=True,
+    ),
+    st.floats(0, 20000, allow_nan=False),
+    st.booleans(),
+)
+def test_the_rewritten_strategy_reads_back_the_shadow_price(
+    lines: list[str], mu: float, with_line: bool
+) -> None:
+    """Whatever else the [bidding] table holds, the rewritten text parses to the same TOML with
+    only the shadow price changed."""
+    import tomllib
+
+    from backtest.tuning import with_shadow_price
+
+    body = [*lines, "cycle_shadow_price_aud_per_mwh = 15.0  # chosen on Jan-Feb"] if with_line else lines
+    text = '[market]\nname = "NEM"\n[bidding]\n' + "\n".join(body) + "\n"
+    before, after = tomllib.loads(text), tomllib.loads(with_shadow_price(text, mu))
+    assert after["bidding"].pop("cycle_shadow_price_aud_per_mwh") == mu
+    before["bidding"].pop("cycle_shadow_price_aud_per_mwh", None)
+    assert after == before

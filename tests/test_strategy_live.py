@@ -354,6 +354,20 @@ def test_a_live_value_curve_plan_starts_from_the_last_intervals_plan(store: Fact
         bands(build_value_curve_bid(planned(third), 0, third.seen, **common))
     )
 
+    # A carry the planner cannot use (grid and values of other lengths) costs the warm start only.
+    broken = forged.model_copy(
+        update={"first_interval_end": third.end + FIVE, "value_aud_per_mwh": (1.0, 2.0, 3.0)}
+    )
+    store.put(
+        FactKind.VALUE_PLAN,
+        broken,
+        Provenance(
+            cycle_id=cycle_id_for("p1", third.end.isoformat()), component="test", component_version="0"
+        ),
+    )
+    fourth = _live_curve_bid(store, text + VALUE_CURVE, shift=147, own_cycle_id=True)
+    assert fourth.built.carry is not None and fourth.built.carry[0] == ""
+
     # A plan under another strategy version starts cold, and does not read the carry.
     other = _live_curve_bid(
         store, text.replace("10.0\n", "9.0\n", 1) + VALUE_CURVE, shift=145, own_cycle_id=True

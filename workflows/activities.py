@@ -67,7 +67,7 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import DailyLimit, value_curve_settings, withdraw_convexity_overlap
+from optimization import DailyLimit, ValueCurveError, value_curve_settings, withdraw_convexity_overlap
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import (
     PAUSED_BID_COMPONENT,
@@ -394,6 +394,13 @@ class CycleActivities:
             or carried.first_interval_end != interval_end
             or carried.interval_minutes != inp.interval_minutes
         ):
+            return None
+        try:
+            carry_of(carried)
+        except ValueCurveError as exc:
+            # A carry the planner cannot use (written by hand or by other code) costs a warm
+            # start, not the cycle.
+            log.warning("cycle %s: value plan %s not used: %s", inp.cycle_id, found[0][:12], exc)
             return None
         return found
 
