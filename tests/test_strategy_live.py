@@ -336,13 +336,15 @@ def test_a_live_value_curve_plan_starts_from_the_last_intervals_plan(store: Fact
             "budget_extra_aud_per_mwh": 60.0,
         }
     )
-    store.put(
-        FactKind.VALUE_PLAN,
-        forged,
-        Provenance(
-            cycle_id=cycle_id_for("p1", second.end.isoformat()), component="test", component_version="0"
-        ),
-    )
+
+    def plant(carry: ValuePlanCarry, cycle_end: datetime) -> None:
+        """Store `carry` as the cycle of `cycle_end` would have."""
+        cycle_id = cycle_id_for("p1", cycle_end.isoformat())
+        store.put(
+            FactKind.VALUE_PLAN, carry, Provenance(cycle_id=cycle_id, component="test", component_version="0")
+        )
+
+    plant(forged, second.end)
     third = _live_curve_bid(store, text + VALUE_CURVE, shift=146, own_cycle_id=True)
     assert third.built.carry is not None and third.built.carry[0] != ""
     common |= {"bid_id": third.bid.bid_id, "interval_end": third.end}
@@ -358,13 +360,7 @@ def test_a_live_value_curve_plan_starts_from_the_last_intervals_plan(store: Fact
     broken = forged.model_copy(
         update={"first_interval_end": third.end + FIVE, "value_aud_per_mwh": (1.0, 2.0, 3.0)}
     )
-    store.put(
-        FactKind.VALUE_PLAN,
-        broken,
-        Provenance(
-            cycle_id=cycle_id_for("p1", third.end.isoformat()), component="test", component_version="0"
-        ),
-    )
+    plant(broken, third.end)
     fourth = _live_curve_bid(store, text + VALUE_CURVE, shift=147, own_cycle_id=True)
     assert fourth.built.carry is not None and fourth.built.carry[0] == ""
 
