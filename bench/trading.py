@@ -106,7 +106,13 @@ def value_curve_strategy(
 
 
 def vc_settings(strategy: Strategy, args: argparse.Namespace) -> ValueCurveSettings:
-    settings = value_curve_settings(value_curve_strategy(strategy, args))
+    """The value-curve settings of `strategy` bidding with the bench's settings (--shadow-price …)."""
+    return _settings_of(value_curve_strategy(strategy, args))
+
+
+def _settings_of(strategy: Strategy) -> ValueCurveSettings:
+    """The value-curve settings `strategy` bids with, as they are."""
+    settings = value_curve_settings(strategy)
     assert settings is not None
     return settings
 
@@ -289,16 +295,20 @@ def rolled_shadow(
     choices = rolling_choices(
         scores, vc_request.first_day, vc_request.last_day, args.rolling_window, default=default
     )
-    schedule = tuple(
-        (day, vc_settings(value_curve_strategy(strategy, args, shadow=mu), args)) for day, mu in choices
-    )
     return run_backtest(
-        dataclasses.replace(vc_request, value_curve_from=schedule),
+        dataclasses.replace(vc_request, value_curve_from=choice_schedule(strategy, args, choices)),
         prices,
         progress=False,
         forecaster=source,
         reuse=fixed,
     )
+
+
+def choice_schedule(
+    strategy: Strategy, args: argparse.Namespace, choices: tuple[tuple[date, float], ...]
+) -> tuple[tuple[date, ValueCurveSettings], ...]:
+    """(first day, settings) for each choice: the bench's value-curve settings with that μ."""
+    return tuple((day, _settings_of(value_curve_strategy(strategy, args, shadow=mu))) for day, mu in choices)
 
 
 def grid(

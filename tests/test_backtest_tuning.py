@@ -236,3 +236,25 @@ def test_the_rewritten_strategy_reads_back_the_shadow_price(
     assert after["bidding"].pop("cycle_shadow_price_aud_per_mwh") == mu
     before["bidding"].pop("cycle_shadow_price_aud_per_mwh", None)
     assert after == before
+
+
+def test_the_trading_bench_replays_each_chosen_shadow_price() -> None:
+    """bench/trading.py --rolling-shadow trades each month with the μ chosen for it (not the
+    bench's --shadow-price, which its other settings come from)."""
+    import argparse
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "trading.py"
+    spec = importlib.util.spec_from_file_location("bench_trading_under_test", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(shadow_price=15.0, dispersion=1.0, soc_points=41, price_atoms=12)
+    schedule = bench.choice_schedule(
+        bench.strategy_for("SA1"), args, ((date(2022, 2, 1), 40.0), (date(2022, 3, 1), 15.0))
+    )
+    assert [(day, s.cycle_shadow_price_aud_per_mwh) for day, s in schedule] == [
+        (date(2022, 2, 1), 40.0),
+        (date(2022, 3, 1), 15.0),
+    ]
+    assert {s.degradation_cost_aud_per_mwh for _, s in schedule} == {5.0}
