@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,18 +18,41 @@ from autobidder.queues import SqsQueues, local_endpoint
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+# Listening ports are drawn below the kernel's ephemeral range: a port bind(0) hands out is one
+# an outgoing connection may take as its local port before the server that was given it starts
+# (seen: a stack's fleet port taken while the components before it started), and a port below
+# the range is never handed out that way.
+_LISTEN_PORTS_FROM = 15000
+
+
+def _listen_port_range() -> range | None:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(_LISTEN_PORTS_FROM, low) if low - _LISTEN_PORTS_FROM >= 1000 else None
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports: each socket stays bound until all are picked, since
-    `free_port()` called twice may be handed the same port back."""
+    """`count` distinct free loopback ports, below the ephemeral range where the kernel has room
+    there (else any free port): each socket stays bound until all are picked, so no port is
+    handed out twice."""
+    candidates = _listen_port_range()
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
+        socks: list[socket.socket] = []
+        tries = 0
+        while len(socks) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            port = 0 if candidates is None or tries >= 50 * count else random.choice(candidates)
+            tries += 1
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            socks.append(sock)
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
