@@ -67,7 +67,13 @@ from market_adapters import (
     price_cap_aud_per_mwh,
     validate_energy_bid,
 )
-from optimization import DailyLimit, ValueCurveError, value_curve_settings, withdraw_convexity_overlap
+from optimization import (
+    DailyLimit,
+    PlanCarry,
+    ValueCurveError,
+    value_curve_settings,
+    withdraw_convexity_overlap,
+)
 from workflows import FORECAST_STAGE, OPTIMIZE_STAGE
 from workflows.bid_history import (
     PAUSED_BID_COMPONENT,
@@ -339,7 +345,7 @@ class CycleActivities:
                 hours,
                 common,
                 daily_limit,
-                None if previous is None else carry_of(previous[1]),
+                None if previous is None else previous[1],
             )
             if scheduled.carry is not None and version is not None:
                 carry = (
@@ -380,9 +386,10 @@ class CycleActivities:
         version: StrategyVersion | None,
         interval_end: datetime,
         interval: timedelta,
-    ) -> tuple[str, ValuePlanCarry] | None:
-        """The carry the last interval's value plan left for this one, when this cycle bids a
-        value curve under the same strategy version (another version's plan starts cold)."""
+    ) -> tuple[str, PlanCarry] | None:
+        """The carry the last interval's value plan left for this one (its fact id and the
+        planner's view of it), when this cycle bids a value curve under the same strategy version
+        (another version's plan starts cold)."""
         if version is None or value_curve_settings(version.strategy) is None:
             return None
         found = previous_value_plan(self._store, inp.portfolio, interval_end, interval)
@@ -396,13 +403,12 @@ class CycleActivities:
         ):
             return None
         try:
-            carry_of(carried)
+            return found[0], carry_of(carried)
         except ValueCurveError as exc:
             # A carry the planner cannot use (written by hand or by other code) costs a warm
             # start, not the cycle.
             log.warning("cycle %s: value plan %s not used: %s", inp.cycle_id, found[0][:12], exc)
             return None
-        return found
 
     def _store_bid(self, inp: SubmitBidsInput, built: BuiltBid, *, paused: bool = False) -> str:
         """Store the bid and, for a value-curve bid, its plan's carry: one transaction."""
