@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -79,3 +81,22 @@ def test_moto_errors_come_back_as_sqs_errors_and_other_paths_are_not_found(sqs_e
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{sqs_endpoint}/not/an/sqs/path", timeout=5)
     assert missing.value.code == 404
+
+
+def test_the_transport_bench_measures_both_endpoints() -> None:
+    """bench/sqs.py runs its pattern against ours and against moto's own server through a plain
+    signed boto3 client (an unsigned client got no QueueUrl from moto.server, and the bench died),
+    and its JSON line says ours kept one connection while the reference opened one a request."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "sqs.py"), "--requests", "30"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["sqs_connections_opened"] == 0
+    assert figures["reference_moto_server_connections_opened"] == 30
+    assert figures["sqs_cpu_ms_per_request"] > 0 and figures["reference_moto_server_cpu_ms_per_request"] > 0
