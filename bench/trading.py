@@ -102,6 +102,8 @@ def value_curve_strategy(
         price_dispersion=args.dispersion if dispersion is None else dispersion,
         soc_points=args.soc_points,
         price_atoms=args.price_atoms,
+        spike_run_intervals=args.spike_run,
+        spike_threshold_aud_per_mwh=args.spike_threshold,
     )
 
 
@@ -412,6 +414,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--dispersion", type=float, default=1.0, help="value curve: atoms drawn to the median"
+    )
+    parser.add_argument(
+        "--spike-run",
+        type=float,
+        default=1.0,
+        help="value curve: a forecast spike is a run of this many intervals (1: independent)",
+    )
+    parser.add_argument(
+        "--spike-threshold", type=float, default=300.0, help="value curve: spike atoms above, AUD/MWh"
     )
     parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
     parser.add_argument("--soc-points", type=int, default=41)

@@ -98,4 +98,6 @@ def value_curve_settings(strategy: Strategy) -> ValueCurveSettings | None:
         dispersion=bidding.value_curve_setting("price_dispersion"),
         soc_points=int(bidding.value_curve_setting("soc_points")),
         price_atoms=int(bidding.value_curve_setting("price_atoms")),
+        spike_run_intervals=bidding.value_curve_setting("spike_run_intervals"),
+        spike_threshold_aud_per_mwh=bidding.value_curve_setting("spike_threshold_aud_per_mwh"),
     )

@@ -34,6 +34,16 @@ Terminal value: either given, or periodic (`passes` ≥ 2): the first pass ends 
 price times η_d, each later pass ends at the first interval's curve of the pass before (a 24 h
 horizon's value is periodic by day under a fixed daily price model; two passes converge).
 
+Spike runs (`spike_run_intervals` L > 1): a NEM price spike is a run of intervals, not a coin
+tossed afresh every five minutes, but the forecast's quantiles give each interval its own chance.
+Read as independent, a 10 % chance at each of the evening's intervals promises a couple of spike
+intervals every evening: only the first MWh or two are worth a spike, and the rest of the battery
+goes at the ordinary peak before it. So an atom above `spike_threshold_aud_per_mwh` (and above
+twice its interval's median) stands for a run of L intervals: its chance is divided by L (the
+rest goes to the interval's other atoms, in proportion) and, when it comes, it may sell L
+intervals' full discharge, e⁻ᴸ = e − L·P_d·Δt/η_d. The expected spike energy is the same; its
+value is spread over the MWh a run can take, so energy is held for a spike the forecast sees.
+
 The daily cycle limit: a `CycleBudget` (grid MWh that may still be discharged in the NEM day of
 the first interval, and how many of the horizon's intervals that day has left) raises the
 discharge cost of today's intervals by the smallest extra shadow price at which the policy's
@@ -64,6 +74,14 @@ from autobidder import Forecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+# An atom is a spike (see spike runs above) only where it is also this many times its interval's
+# median: in a month of high prices (SA1 in June 2022) a run of 300+ AUD/MWh is the level, not a
+# spike.
+SPIKE_MEDIAN_MULTIPLE = 2.0
+# The longest spike run a plan may assume: a day of 5-minute intervals.
+MAX_SPIKE_RUN = 288.0
 
 
 class ValueCurveError(ValueError):
@@ -148,6 +166,11 @@ class ValueCurveSettings:
     # spread, 0: its median path). The recursion treats intervals as independent, so a forecast's
     # full marginal spread overstates how often a spike comes; choose it on training data.
     dispersion: float = 1.0
+    # A spike atom stands for a run of this many intervals (module docstring; 1: every interval's
+    # atoms independent). An atom is a spike above the threshold and above SPIKE_MEDIAN_MULTIPLE
+    # times its interval's median.
+    spike_run_intervals: float = 1.0
+    spike_threshold_aud_per_mwh: float = 300.0
 
     def __post_init__(self) -> None:
         if self.soc_points < 2:
@@ -162,6 +185,14 @@ class ValueCurveSettings:
                 raise ValueCurveError(f"{name}: {value} must be finite and >= 0")
         if not (math.isfinite(self.dispersion) and 0 <= self.dispersion <= 1):
             raise ValueCurveError(f"dispersion: {self.dispersion} must be within [0, 1]")
+        if not (math.isfinite(self.spike_run_intervals) and 1 <= self.spike_run_intervals <= MAX_SPIKE_RUN):
+            raise ValueCurveError(
+                f"spike_run_intervals: {self.spike_run_intervals} must be within [1, {MAX_SPIKE_RUN}]"
+            )
+        if not math.isfinite(self.spike_threshold_aud_per_mwh):
+            raise ValueCurveError(
+                f"spike_threshold_aud_per_mwh: {self.spike_threshold_aud_per_mwh} is not finite"
+            )
         if self.terminal_value_aud_per_mwh is not None and not math.isfinite(self.terminal_value_aud_per_mwh):
             raise ValueCurveError(
                 f"terminal_value_aud_per_mwh: {self.terminal_value_aud_per_mwh} is not finite"
@@ -399,6 +430,7 @@ def backward_step(
     weights: FloatArray,
     moves: SoCMoves,
     ordered: bool = False,
+    runs: SpikeRuns | None = None,
 ) -> FloatArray:
     """v_t from v_{t+1} given interval t's thresholds per price atom (module docstring):
     a = (λ + c_c)/η_c and b = η_d·(λ − c_d). One plan: v_next of shape (points,), a and b of
@@ -407,15 +439,65 @@ def backward_step(
     `ordered` (the caller vouches that a ≥ b for every atom, as at any price above a few
     hundred AUD/MWh below zero): the three branches are then one clip,
     v_t(e | λ) = clip(clip(v(e), b, a), v(e⁺), v(e⁻)), since v(e⁺) ≤ v(e) ≤ v(e⁻); the same
-    numbers with fewer array operations."""
+    numbers with fewer array operations.
+
+    `runs` (spike runs, module docstring): `weights` then has the leading axes too, one set of
+    atom weights per plan, and the atoms `runs.spike` marks discharge down to e⁻ᴸ, not e⁻."""
     up, down = moves.at(v_next)
     v, up, down = v_next[..., None, :], up[..., None, :], down[..., None, :]
+    if runs is not None:
+        down = np.where(runs.spike, runs.moves.at(v_next)[..., None, :], down)
     if ordered:
         given = np.maximum(up, np.minimum(np.minimum(np.maximum(v, b), a), down))
     else:
         given = np.where(a < v, np.maximum(a, up), np.where(b > v, np.minimum(b, down), v))
+    if weights.ndim > 1:
+        weighted: FloatArray = (weights[..., None, :] @ given)[..., 0, :]
+        return weighted
     out: FloatArray = weights @ given
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class RunMove:
+    """A grid function at e⁻ᴸ = e − L·P_d·Δt/η_d (+∞ below the reserve): a spike run's discharge."""
+
+    matrix: FloatArray
+    fill: FloatArray
+
+    @classmethod
+    def of(cls, grid: FloatArray, discharge_mwh: float) -> RunMove:
+        down, fill = _shift_matrix(grid, -discharge_mwh, np.inf)
+        return cls(np.ascontiguousarray(down.T), fill)
+
+    def at(self, v: FloatArray) -> FloatArray:
+        out: FloatArray = v @ self.matrix + self.fill
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeRuns:
+    """One interval's spike runs for a backward step: the run's move and which atoms are spikes
+    (shape (…, atoms, 1), the leading axes those of the plans)."""
+
+    moves: RunMove
+    spike: BoolArray
+
+
+def spike_run_weights(
+    prices: FloatArray, weights: FloatArray, medians: FloatArray, run: float, threshold: float
+) -> tuple[FloatArray, BoolArray]:
+    """Per interval, the atom weights with each spike's chance divided by `run` and the rest given
+    to the interval's other atoms in proportion, and which atoms are spikes (module docstring).
+    `prices` (…, horizon, atoms), `weights` (atoms,), `medians` (…, horizon). An interval whose
+    atoms are all spikes keeps its weights: there is nothing else to give the chance to."""
+    spike = (prices > threshold) & (prices > SPIKE_MEDIAN_MULTIPLE * medians[..., None])
+    w = np.broadcast_to(weights, prices.shape)
+    spike_mass = np.where(spike, w, 0.0).sum(axis=-1, keepdims=True)
+    rest = 1.0 - spike_mass
+    scale = np.where(rest > 0, (1.0 - spike_mass / run) / np.where(rest > 0, rest, 1.0), 1.0)
+    out: FloatArray = np.where(spike & (rest > 0), w / run, w * scale)
+    return out, spike & (rest > 0)
 
 
 # A plan the next one starts from: a whole earlier curve (the backtest, at the next plan's row) or

@@ -13,17 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimization.value_curve import (
+    BoolArray,
     CycleBudget,
     EarlierPlan,
     FloatArray,
     IntArray,
     PriceDistribution,
+    RunMove,
     SoCMoves,
+    SpikeRuns,
     StorageModel,
     ValueCurve,
     ValueCurveError,
     ValueCurveSettings,
     backward_step,
+    spike_run_weights,
 )
 
 # The cycle budget's extra shadow price (AUD per grid MWh): searched from this, doubling up to
@@ -45,7 +49,9 @@ BUDGET_BAND_UNDER_INTERVALS = 3.0
 @dataclass(frozen=True, eq=False)
 class _Recursion:
     """What the backward steps of a stack of plans read: per plan, the price atoms (after the
-    dispersion) and the charge thresholds; shared, the SoC grid, its shifts and the weights."""
+    dispersion) and the charge thresholds; shared, the SoC grid, its shifts and the weights.
+    With spike runs (`ValueCurveSettings.spike_run_intervals` > 1), `weights` is per plan and
+    interval (plans, horizon, atoms) and `spike` marks the atoms that are runs."""
 
     grid: FloatArray
     moves: SoCMoves
@@ -53,29 +59,54 @@ class _Recursion:
     prices: FloatArray  # (plans, horizon, atoms)
     charge_at: FloatArray  # (plans, horizon, atoms, 1)
     discharge_efficiency: float
+    run_move: RunMove | None = None
+    spike: BoolArray | None = None  # (plans, horizon, atoms, 1)
 
     @classmethod
     def of(
-        cls, storage: StorageModel, prices: FloatArray, weights: FloatArray, s: ValueCurveSettings
+        cls,
+        storage: StorageModel,
+        prices: FloatArray,
+        weights: FloatArray,
+        s: ValueCurveSettings,
+        medians: FloatArray | None = None,
     ) -> _Recursion:
         grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
         grid.setflags(write=False)
+        discharge_mwh = storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency
         moves = SoCMoves.of(
-            grid,
-            storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours,
-            storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency,
+            grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours, discharge_mwh
         )
         charge_at = ((prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)[..., None]
-        return cls(grid, moves, weights, prices, charge_at, storage.discharge_efficiency)
+        if s.spike_run_intervals == 1.0:
+            return cls(grid, moves, weights, prices, charge_at, storage.discharge_efficiency)
+        if medians is None:
+            medians = np.median(prices, axis=-1)
+        run_weights, spike = spike_run_weights(
+            prices, weights, medians, s.spike_run_intervals, s.spike_threshold_aud_per_mwh
+        )
+        return cls(
+            grid,
+            moves,
+            run_weights,
+            prices,
+            charge_at,
+            storage.discharge_efficiency,
+            RunMove.of(grid, s.spike_run_intervals * discharge_mwh),
+            spike[..., None],
+        )
 
     def select(self, plans: IntArray) -> _Recursion:
+        runs = self.spike is not None
         return _Recursion(
             self.grid,
             self.moves,
-            self.weights,
+            self.weights[plans] if runs else self.weights,
             self.prices[plans],
             self.charge_at[plans],
             self.discharge_efficiency,
+            self.run_move,
+            self.spike[plans] if self.spike is not None else None,
         )
 
     def backward(self, values: FloatArray, cost: FloatArray, first: int, last: int) -> None:
@@ -86,13 +117,18 @@ class _Recursion:
         # Per interval: does every plan's charge threshold sit at or above its discharge one?
         ordered = np.all(self.charge_at[:, first:last, :, 0] >= discharge_at, axis=(0, 2)).tolist()
         for t in range(last - 1, first - 1, -1):
+            if self.spike is None or self.run_move is None:
+                weights, runs = self.weights, None
+            else:
+                weights, runs = self.weights[:, t], SpikeRuns(self.run_move, self.spike[:, t])
             step = backward_step(
                 v,
                 self.charge_at[:, t],
                 discharge_at[:, t - first, :, None],
-                self.weights,
+                weights,
                 self.moves,
                 ordered[t - first],
+                runs,
             )
             # Exact arithmetic keeps every row non-increasing; round-off may not.
             row = np.minimum.accumulate(step, axis=-1)
@@ -139,15 +175,16 @@ class ValueCurvePlans:
             if given and len(given) != count:
                 raise ValueCurveError(f"{name}: {len(given)} values for {count} plans")
         prices = np.stack([d.prices for d in distributions])
+        medians = np.stack([d.median for d in distributions])
         if s.dispersion != 1.0:
-            centre = np.stack([d.median for d in distributions])[:, :, None]
+            centre = medians[:, :, None]
             prices = centre + s.dispersion * (prices - centre)
         self._storage, self._settings = storage, s
         # The price path the cycle budget is simulated along: each interval's expected price, so a
         # spike the forecast gives some chance of draws the budget towards its hour (the median
         # path, which has no spikes, spent the day's cycles before them).
         self._expected_prices = np.stack([d.prices @ d.weights for d in distributions])
-        self._recursion = _Recursion.of(storage, prices, distributions[0].weights, s)
+        self._recursion = _Recursion.of(storage, prices, distributions[0].weights, s, medians)
         grid = self._recursion.grid
         self._today = np.minimum(np.asarray(todays or [0] * count, dtype=np.intp), horizon)
         self._held = np.asarray(extras or [0.0] * count, dtype=np.float64)

@@ -249,7 +249,14 @@ def test_the_trading_bench_replays_each_chosen_shadow_price() -> None:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    args = argparse.Namespace(shadow_price=15.0, dispersion=1.0, soc_points=41, price_atoms=12)
+    args = argparse.Namespace(
+        shadow_price=15.0,
+        dispersion=1.0,
+        soc_points=41,
+        price_atoms=12,
+        spike_run=6.0,
+        spike_threshold=300.0,
+    )
     schedule = bench.choice_schedule(
         bench.strategy_for("SA1"), args, ((date(2022, 2, 1), 40.0), (date(2022, 3, 1), 15.0))
     )
@@ -258,3 +265,4 @@ def test_the_trading_bench_replays_each_chosen_shadow_price() -> None:
         (date(2022, 3, 1), 15.0),
     ]
     assert {s.degradation_cost_aud_per_mwh for _, s in schedule} == {5.0}
+    assert {s.spike_run_intervals for _, s in schedule} == {6.0}  # the bench's other settings kept

@@ -39,27 +39,48 @@ def _brute_force(
     terminal: float,
     c_c: float,
     c_d: float,
+    run_steps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """V_t on a grid of `sub` points per MWh by enumerating every move to a grid point."""
+    """V_t on a grid of `sub` points per MWh by enumerating every move to a grid point.
+    `run_steps[k]`: how many intervals' discharge price k may take at once (1 for every price
+    when None; a spike run's L for a spike)."""
     n = int(storage.capacity_mwh * sub) + 1
     e = np.arange(n) / sub
     value = terminal * e
     out = [value]
+    runs = np.ones(prices.size, dtype=int) if run_steps is None else run_steps
     for _ in range(horizon):
         best = np.full((prices.size, n), -np.inf)
-        for i in range(n):
-            for j in range(max(0, i - sub), min(n, i + sub + 1)):
-                moved = (j - i) / sub
-                if moved < 0:  # discharge: stored −moved, grid η_d·(−moved)
-                    grid = -moved * storage.discharge_efficiency
-                    cash = (prices - c_d) * grid
-                else:  # charge: stored moved, grid moved/η_c
-                    grid = moved / storage.charge_efficiency
-                    cash = -(prices + c_c) * grid
-                best[:, i] = np.maximum(best[:, i], cash + value[j])
+        for k in range(prices.size):
+            best[k] = _best_moves(storage, prices[k], value, n, sub, int(runs[k]), c_c, c_d)
         value = probs @ best
         out.append(value)
     return np.array(out[::-1])
+
+
+def _best_moves(
+    storage: StorageModel,
+    price: float,
+    value: np.ndarray,
+    n: int,
+    sub: int,
+    run: int,
+    c_c: float,
+    c_d: float,
+) -> np.ndarray:
+    best = np.full(n, -np.inf)
+    prices = np.array([price])
+    for i in range(n):
+        for j in range(max(0, i - run * sub), min(n, i + sub + 1)):
+            moved = (j - i) / sub
+            if moved < 0:  # discharge: stored −moved, grid η_d·(−moved)
+                grid = -moved * storage.discharge_efficiency
+                cash = (prices - c_d) * grid
+            else:  # charge: stored moved, grid moved/η_c
+                grid = moved / storage.charge_efficiency
+                cash = -(prices + c_c) * grid
+            best[i] = max(best[i], float(cash[0]) + value[j])
+    return best
 
 
 @pytest.mark.parametrize("c_c,c_d", [(0.0, 0.0), (3.0, 11.0)])
@@ -86,6 +107,73 @@ def test_two_price_market_matches_brute_force(c_c: float, c_d: float) -> None:
     for t in range(horizon + 1):
         analytic = curve.values[t, interior]  # value at e_i inside a linear piece
         np.testing.assert_allclose(analytic, slopes[t, interior], rtol=0, atol=1e-11)
+
+
+def test_spike_runs_match_brute_force() -> None:
+    """With spike runs (L = 2), the recursion is the exact DP of its model: a spike's chance is
+    divided by L (the rest spread over the other prices in proportion) and a spike may take L
+    intervals' discharge at once. Checked against enumerating every move, as above."""
+    storage = _toy_storage()
+    prices = np.array([20.0, 130.0, 900.0])
+    probs = np.array([0.5, 0.4, 0.1])
+    horizon, sub, terminal, run = 6, 8, 45.0, 2
+    settings = ValueCurveSettings(
+        soc_points=int(storage.capacity_mwh * sub) + 1,
+        terminal_value_aud_per_mwh=terminal,
+        spike_run_intervals=float(run),
+        spike_threshold_aud_per_mwh=300.0,
+    )
+    curve = plan_value_curve(storage, PriceDistribution(np.tile(prices, (horizon, 1)), probs), settings)
+    run_probs = np.array([0.5, 0.4, 0.0]) * (1 - 0.1 / run) / 0.9 + np.array([0, 0, 0.1 / run])
+    brute = _brute_force(
+        storage, prices, run_probs, horizon, sub, terminal, 0.0, 0.0, run_steps=np.array([1, 1, run])
+    )
+    slopes = np.diff(brute, axis=1) * sub
+    interior = [i for i in range(slopes.shape[1]) if i % sub not in (0, sub - 1)]
+    for t in range(horizon + 1):
+        np.testing.assert_allclose(curve.values[t, interior], slopes[t, interior], rtol=0, atol=1e-9)
+
+
+def test_spike_runs_hold_energy_for_a_spike_the_forecast_sees() -> None:
+    """A certain 200 AUD/MWh peak now, then 24 intervals each with a 10 % chance of 5,000 (one
+    interval moves 1 MWh). Read as independent, that is 2.4 spike intervals for sure: only the
+    bottom MWh or so is worth keeping and the rest goes at the peak. Read as runs of 6 intervals,
+    a spike comes on a third of evenings and can take 6 MWh at once, so most of the battery is
+    held for it."""
+    storage = StorageModel(6.0, 0.0, 1.0 / (0.95 * 0.5), 0.95 / 0.5, 0.95, 0.95, 0.5)
+    horizon = 25
+    atoms = np.full((horizon, 10), 50.0)
+    atoms[0] = 200.0
+    atoms[1:, -1] = 5000.0
+    dist = PriceDistribution(atoms, np.full(10, 0.1))
+
+    def kept_at_the_peak(settings: ValueCurveSettings) -> float:
+        curve = plan_value_curve(storage, dist, settings)
+        assert np.all(np.diff(curve.values, axis=1) <= 0.0)
+        # Interval 0's discharge threshold at SoC e is v_1(e)/η_d: sold down to where it reaches 200.
+        worth_keeping = curve.soc_grid_mwh[curve.values[1] / 0.95 >= 200.0]
+        return float(worth_keeping.max(initial=0.0))
+
+    independent = kept_at_the_peak(ValueCurveSettings(terminal_value_aud_per_mwh=0.0))
+    runs = kept_at_the_peak(ValueCurveSettings(terminal_value_aud_per_mwh=0.0, spike_run_intervals=6.0))
+    assert independent <= 1.5
+    assert runs >= 4.5
+
+
+def test_spike_run_weights_move_only_a_spike_s_chance() -> None:
+    from optimization.value_curve import spike_run_weights
+
+    prices = np.array([[[10.0, 20.0, 30.0, 900.0], [350.0, 400.0, 500.0, 600.0], [10.0, 20.0, 30.0, 250.0]]])
+    weights = np.full(4, 0.25)
+    medians = np.median(prices, axis=-1)
+    w, spike = spike_run_weights(prices, weights, medians, 5.0, 300.0)
+    np.testing.assert_allclose(w.sum(axis=-1), 1.0)
+    assert spike[0, 0].tolist() == [False, False, False, True]
+    np.testing.assert_allclose(w[0, 0], [0.95 / 3, 0.95 / 3, 0.95 / 3, 0.05])
+    # All atoms above the threshold but none twice the median: the level, not a spike.
+    assert not spike[0, 1].any() and np.allclose(w[0, 1], 0.25)
+    # Twice the median but under the threshold: not a spike either.
+    assert not spike[0, 2].any()
 
 
 def test_value_non_increasing_and_bounded_by_prices() -> None:

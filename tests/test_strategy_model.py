@@ -15,6 +15,7 @@ from autobidder.strategy.model import (
     parse_strategy,
     read_strategy_file,
 )
+from optimization.strategy_settings import value_curve_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "strategies" / "sa1-vpp.toml"
@@ -197,6 +198,24 @@ def test_error_message_lists_one_line_per_issue() -> None:
         ),
         (
             "[bidding]",
+            'method = "value_curve"\nspike_run_intervals = 0.5',
+            "bidding.spike_run_intervals",
+            "greater than or equal to 1",
+        ),
+        (
+            "[bidding]",
+            'method = "value_curve"\nspike_run_intervals = nan',
+            "bidding.spike_run_intervals",
+            "must be a finite number",
+        ),
+        (
+            "[bidding]",
+            "spike_threshold_aud_per_mwh = 300.0",
+            "bidding.spike_threshold_aud_per_mwh",
+            'only applies when method = "value_curve"',
+        ),
+        (
+            "[bidding]",
             'method = "value_curve"\ncycle_shadow_price_aud_per_mwh = -1.0',
             "bidding.cycle_shadow_price_aud_per_mwh",
             "greater than or equal to 0",
@@ -277,6 +296,15 @@ def test_value_curve_method_and_settings() -> None:
     assert strategy.bidding.method == "value_curve"
     assert strategy.bidding.value_curve_setting("cycle_shadow_price_aud_per_mwh") == 30.0
     assert strategy.bidding.value_curve_setting("soc_points") == 41  # the default when left out
+    assert strategy.bidding.value_curve_setting("spike_run_intervals") == 1.0  # independent intervals
+    runs = parse_strategy(
+        MINIMAL
+        + '\n[bidding]\nmethod = "value_curve"\nspike_run_intervals = 6\n'
+        + "spike_threshold_aud_per_mwh = 250\n"
+    )
+    settings = value_curve_settings(runs)
+    assert settings is not None
+    assert (settings.spike_run_intervals, settings.spike_threshold_aud_per_mwh) == (6.0, 250.0)
     # A strategy that does not use the method hashes as it did before the method existed.
     plain = parse_strategy(MINIMAL)
     assert "method" not in plain.canonical()["bidding"]

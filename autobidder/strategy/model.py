@@ -249,6 +249,8 @@ VALUE_CURVE_DEFAULTS: dict[str, float | int] = {
     "price_dispersion": 1.0,
     "soc_points": 41,
     "price_atoms": 12,
+    "spike_run_intervals": 1.0,
+    "spike_threshold_aud_per_mwh": 300.0,
 }
 
 
@@ -265,8 +267,11 @@ class BiddingSection(_Section):
     every band sells or buys one SoC segment at its value, so there is no schedule and no ladder.
     Its settings: `cycle_shadow_price_aud_per_mwh` (the daily cycle limit priced on every MWh
     discharged, default 0), `price_dispersion` (the forecast's spread around its median the
-    planner believes, 0..1, default 1), `soc_points` (SoC grid, default 41) and `price_atoms`
-    (prices per interval, default 12).
+    planner believes, 0..1, default 1), `soc_points` (SoC grid, default 41), `price_atoms`
+    (prices per interval, default 12), `spike_run_intervals` (a forecast spike is planned as a
+    run of this many intervals, 1..288, default 1: independent intervals) and
+    `spike_threshold_aud_per_mwh` (the price above which, and above twice its interval's median,
+    an atom is a spike; default 300).
     """
 
     method: Literal["lp_lambda", "value_curve"] = "lp_lambda"
@@ -276,6 +281,8 @@ class BiddingSection(_Section):
     price_dispersion: float | None = Field(None, ge=0.0, le=1.0)
     soc_points: int | None = Field(None, ge=2, le=1001)
     price_atoms: int | None = Field(None, ge=1, le=200)
+    spike_run_intervals: float | None = Field(None, ge=1.0, le=288.0)
+    spike_threshold_aud_per_mwh: float | None = Field(None, ge=-1000.0, le=20000.0)
 
     @model_validator(mode="before")
     @classmethod
