@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from autobidder.strategy.model import read_strategy_file
 from backtest.engine import simulate
 from backtest.forecasters import PerfectForecast, PriceTape
 from backtest.planning import WarmPlanner
 from backtest.tuning import daily_net_aud, month_starts, rolling_choices
 from optimization import ValueCurveSettings
+from optimization.strategy_settings import value_curve_settings
 from tests.test_backtest_engine import spec_for
 
 
@@ -185,7 +187,7 @@ def test_backtest_tune_names_the_best_shadow_price_and_writes_it(
     assert code == 0, out
     result = json.loads(out)
     nets = {float(mu): f["net_value_aud"] for mu, f in result["candidates"].items()}
-    assert set(nets) == {0.0, 15.0, 400.0}
+    assert set(nets) == {0.0, 20.0, 400.0}  # the candidates given and the file's own μ
     best = result["best_shadow_price_aud_per_mwh"]
     assert nets[best] == max(nets.values())
     settings = value_curve_settings(read_strategy_file(written).strategy)
@@ -266,3 +268,18 @@ def test_the_trading_bench_replays_each_chosen_shadow_price() -> None:
     ]
     assert {s.degradation_cost_aud_per_mwh for _, s in schedule} == {5.0}
     assert {s.spike_run_intervals for _, s in schedule} == {6.0}  # the bench's other settings kept
+
+
+def test_the_trading_bench_trades_the_shipped_strategy_by_default() -> None:
+    """bench/trading.py's value-curve defaults are strategies/sa1-vpp.toml's settings, so its
+    headline figures are the shipped strategy's."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "trading.py"
+    spec = importlib.util.spec_from_file_location("bench_trading_defaults", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parser_of().parse_args([])
+    shipped = read_strategy_file(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml").strategy
+    assert bench.vc_settings(bench.strategy_for("SA1"), args) == value_curve_settings(shipped)
