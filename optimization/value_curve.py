@@ -75,11 +75,6 @@ from autobidder import Forecast
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-
-# An atom is a spike (see spike runs above) only where it is also this many times its interval's
-# median: in a month of high prices (SA1 in June 2022) a run of 300+ AUD/MWh is the level, not a
-# spike.
-SPIKE_MEDIAN_MULTIPLE = 2.0
 # The longest spike run a plan may assume: a day of 5-minute intervals.
 MAX_SPIKE_RUN = 288.0
 
@@ -430,7 +425,8 @@ def backward_step(
     weights: FloatArray,
     moves: SoCMoves,
     ordered: bool = False,
-    runs: SpikeRuns | None = None,
+    run_down: FloatArray | None = None,
+    spike: BoolArray | None = None,
 ) -> FloatArray:
     """v_t from v_{t+1} given interval t's thresholds per price atom (module docstring):
     a = (λ + c_c)/η_c and b = η_d·(λ − c_d). One plan: v_next of shape (points,), a and b of
@@ -441,12 +437,13 @@ def backward_step(
     v_t(e | λ) = clip(clip(v(e), b, a), v(e⁺), v(e⁻)), since v(e⁺) ≤ v(e) ≤ v(e⁻); the same
     numbers with fewer array operations.
 
-    `runs` (spike runs, module docstring): `weights` then has the leading axes too, one set of
-    atom weights per plan, and the atoms `runs.spike` marks discharge down to e⁻ᴸ, not e⁻."""
+    Spike runs (module docstring; `optimization.spike_runs`): `run_down` is v_next at e⁻ᴸ and
+    `spike` (…, atoms, 1) marks the atoms that discharge down to it instead of e⁻; `weights`
+    then has the leading axes too, one set of atom weights per plan."""
     up, down = moves.at(v_next)
     v, up, down = v_next[..., None, :], up[..., None, :], down[..., None, :]
-    if runs is not None:
-        down = np.where(runs.spike, runs.moves.at(v_next)[..., None, :], down)
+    if run_down is not None and spike is not None:
+        down = np.where(spike, run_down[..., None, :], down)
     if ordered:
         given = np.maximum(up, np.minimum(np.minimum(np.maximum(v, b), a), down))
     else:
@@ -456,48 +453,6 @@ def backward_step(
         return weighted
     out: FloatArray = weights @ given
     return out
-
-
-@dataclass(frozen=True, eq=False)
-class RunMove:
-    """A grid function at e⁻ᴸ = e − L·P_d·Δt/η_d (+∞ below the reserve): a spike run's discharge."""
-
-    matrix: FloatArray
-    fill: FloatArray
-
-    @classmethod
-    def of(cls, grid: FloatArray, discharge_mwh: float) -> RunMove:
-        down, fill = _shift_matrix(grid, -discharge_mwh, np.inf)
-        return cls(np.ascontiguousarray(down.T), fill)
-
-    def at(self, v: FloatArray) -> FloatArray:
-        out: FloatArray = v @ self.matrix + self.fill
-        return out
-
-
-@dataclass(frozen=True, eq=False)
-class SpikeRuns:
-    """One interval's spike runs for a backward step: the run's move and which atoms are spikes
-    (shape (…, atoms, 1), the leading axes those of the plans)."""
-
-    moves: RunMove
-    spike: BoolArray
-
-
-def spike_run_weights(
-    prices: FloatArray, weights: FloatArray, medians: FloatArray, run: float, threshold: float
-) -> tuple[FloatArray, BoolArray]:
-    """Per interval, the atom weights with each spike's chance divided by `run` and the rest given
-    to the interval's other atoms in proportion, and which atoms are spikes (module docstring).
-    `prices` (…, horizon, atoms), `weights` (atoms,), `medians` (…, horizon). An interval whose
-    atoms are all spikes keeps its weights: there is nothing else to give the chance to."""
-    spike = (prices > threshold) & (prices > SPIKE_MEDIAN_MULTIPLE * medians[..., None])
-    w = np.broadcast_to(weights, prices.shape)
-    spike_mass = np.where(spike, w, 0.0).sum(axis=-1, keepdims=True)
-    rest = 1.0 - spike_mass
-    scale = np.where(rest > 0, (1.0 - spike_mass / run) / np.where(rest > 0, rest, 1.0), 1.0)
-    out: FloatArray = np.where(spike & (rest > 0), w / run, w * scale)
-    return out, spike & (rest > 0)
 
 
 # A plan the next one starts from: a whole earlier curve (the backtest, at the next plan's row) or

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimization.spike_runs import RunMove, spike_run_weights
 from optimization.value_curve import (
     BoolArray,
     CycleBudget,
@@ -19,15 +20,12 @@ from optimization.value_curve import (
     FloatArray,
     IntArray,
     PriceDistribution,
-    RunMove,
     SoCMoves,
-    SpikeRuns,
     StorageModel,
     ValueCurve,
     ValueCurveError,
     ValueCurveSettings,
     backward_step,
-    spike_run_weights,
 )
 
 # The cycle budget's extra shadow price (AUD per grid MWh): searched from this, doubling up to
@@ -118,9 +116,9 @@ class _Recursion:
         ordered = np.all(self.charge_at[:, first:last, :, 0] >= discharge_at, axis=(0, 2)).tolist()
         for t in range(last - 1, first - 1, -1):
             if self.spike is None or self.run_move is None:
-                weights, runs = self.weights, None
+                weights, run_down, spike = self.weights, None, None
             else:
-                weights, runs = self.weights[:, t], SpikeRuns(self.run_move, self.spike[:, t])
+                weights, run_down, spike = self.weights[:, t], self.run_move.at(v), self.spike[:, t]
             step = backward_step(
                 v,
                 self.charge_at[:, t],
@@ -128,7 +126,8 @@ class _Recursion:
                 weights,
                 self.moves,
                 ordered[t - first],
-                runs,
+                run_down,
+                spike,
             )
             # Exact arithmetic keeps every row non-increasing; round-off may not.
             row = np.minimum.accumulate(step, axis=-1)

@@ -161,7 +161,7 @@ def test_spike_runs_hold_energy_for_a_spike_the_forecast_sees() -> None:
 
 
 def test_spike_run_weights_move_only_a_spike_s_chance() -> None:
-    from optimization.value_curve import spike_run_weights
+    from optimization.spike_runs import spike_run_weights
 
     prices = np.array([[[10.0, 20.0, 30.0, 900.0], [350.0, 400.0, 500.0, 600.0], [10.0, 20.0, 30.0, 250.0]]])
     weights = np.full(4, 0.25)

@@ -54,7 +54,8 @@ def test_example_reads_as_written() -> None:
     assert (s.forecaster.name, s.forecaster.version) == ("analog_ensemble", "1")
     assert s.forecaster.horizon_hours == 24
     assert s.forecaster.history_days == 43 and s.bidding.method == "value_curve"
-    assert s.bidding.cycle_shadow_price_aud_per_mwh == 15.0
+    assert s.bidding.cycle_shadow_price_aud_per_mwh == 20.0
+    assert (s.bidding.spike_run_intervals, s.bidding.spike_threshold_aud_per_mwh) == (8.0, 300.0)
     assert s.operation.daily_cycle_limit == 2.0 and s.operation.backup_reserve_fraction == 0.1
     assert s.safety.submit_enabled is True
 
