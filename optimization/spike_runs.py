@@ -42,8 +42,11 @@ def spike_run_weights(
     atoms are all spikes keeps its weights: there is nothing else to give the chance to."""
     spike = (prices > threshold) & (prices > SPIKE_MEDIAN_MULTIPLE * medians[..., None])
     w = np.broadcast_to(weights, prices.shape)
+    # Whether an interval has other atoms is read off the atoms, not off 1 − the spikes' mass:
+    # that is round-off (1e-16), not zero, when every atom is a spike.
+    spike &= np.any(~spike & (w > 0), axis=-1, keepdims=True)
     spike_mass = np.where(spike, w, 0.0).sum(axis=-1, keepdims=True)
     rest = 1.0 - spike_mass
-    scale = np.where(rest > 0, (1.0 - spike_mass / run) / np.where(rest > 0, rest, 1.0), 1.0)
-    out: FloatArray = np.where(spike & (rest > 0), w / run, w * scale)
-    return out, spike & (rest > 0)
+    scale = np.where(spike_mass > 0, (1.0 - spike_mass / run) / np.where(rest > 0, rest, 1.0), 1.0)
+    out: FloatArray = np.where(spike, w / run, w * scale)
+    return out, spike

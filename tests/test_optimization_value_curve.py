@@ -176,6 +176,45 @@ def test_spike_run_weights_move_only_a_spike_s_chance() -> None:
     assert not spike[0, 2].any()
 
 
+@given(
+    seed=st.integers(0, 10_000),
+    run=st.floats(1.0, 288.0),
+    threshold=st.floats(-500.0, 5000.0),
+    plans=st.integers(1, 3),
+)
+@settings(max_examples=40, deadline=None)
+def test_spike_runs_keep_weights_a_distribution_and_values_monotone(
+    seed: int, run: float, threshold: float, plans: int
+) -> None:
+    """Any prices, run length and threshold: each interval's weights stay a distribution that
+    gives no spike more than its own chance, and the plan's value curves stay finite and
+    non-increasing (so its bids stay monotone)."""
+    from optimization import ValueCurvePlans
+    from optimization.spike_runs import spike_run_weights
+
+    rng = np.random.default_rng(seed)
+    horizon, atoms = 24, 7
+    prices = np.sort(rng.normal(100, 800, size=(plans, horizon, atoms)), axis=-1)
+    weights = np.full(atoms, 1 / atoms)
+    w, spike = spike_run_weights(prices, weights, np.median(prices, axis=-1), run, threshold)
+    np.testing.assert_allclose(w.sum(axis=-1), 1.0, atol=1e-12)
+    assert np.all(w >= 0) and np.all(np.where(spike, w, 0) <= weights + 1e-15)
+    storage = StorageModel(10.0, 1.0, 5.0, 4.0, 0.9, 0.9, 0.5)
+    stack = ValueCurvePlans(
+        storage,
+        [PriceDistribution(p, weights) for p in prices],
+        ValueCurveSettings(
+            degradation_cost_aud_per_mwh=5.0,
+            soc_points=21,
+            spike_run_intervals=run,
+            spike_threshold_aud_per_mwh=threshold,
+        ),
+    )
+    for plan in range(plans):
+        values = stack.curve(plan).values
+        assert np.all(np.isfinite(values)) and np.all(np.diff(values, axis=1) <= 0.0)
+
+
 def test_value_non_increasing_and_bounded_by_prices() -> None:
     rng = np.random.default_rng(3)
     levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
