@@ -81,6 +81,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The LP-λ file: every run starts from LP-λ and the value-curve runs switch the method. Its costs
 # and limits are the default sa1-vpp.toml's (a test holds them equal).
 STRATEGY_FILE = ROOT / "strategies" / "sa1-vpp-lp-lambda.toml"
+# The value-curve file the bench's value-curve defaults come from.
+VALUE_CURVE_FILE = ROOT / "strategies" / "sa1-vpp.toml"
 REGIONS = ("NSW1", "QLD1", "SA1", "TAS1", "VIC1")
 FIRST_DAY = date(2022, 1, 2)  # 2022-01-01 is the first day of the file: history only
 HELD_OUT_FROM = date(2022, 3, 1)  # after the shadow-price tuning span
@@ -379,7 +381,8 @@ def plan_timing(args: argparse.Namespace, region: str, prices: Any) -> float:
 
 
 def parser_of() -> argparse.ArgumentParser:
-    """The bench's options; the value-curve defaults are the shipped strategy's (a test holds it)."""
+    """The bench's options; the value-curve defaults are read from the shipped strategy."""
+    shipped = _settings_of(read_strategy_file(VALUE_CURVE_FILE).strategy)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -411,24 +414,32 @@ def parser_of() -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--levels", default="", help="quantile levels, comma separated (default the model's)")
     parser.add_argument(
-        "--shadow-price", type=float, default=20.0, help="cycle shadow price, AUD per MWh discharged"
+        "--shadow-price",
+        type=float,
+        default=shipped.cycle_shadow_price_aud_per_mwh,
+        help="cycle shadow price, AUD per MWh discharged (default: the shipped strategy's)",
     )
     parser.add_argument(
-        "--dispersion", type=float, default=1.0, help="value curve: atoms drawn to the median"
+        "--dispersion",
+        type=float,
+        default=shipped.dispersion,
+        help="value curve: atoms drawn to the median",
     )
     parser.add_argument(
         "--spike-run",
         type=float,
-        default=8.0,
-        help="value curve: a forecast spike is a run of this many intervals (1: independent; default "
-        "8, the shipped strategy's)",
+        default=shipped.spike_run_intervals,
+        help="value curve: a forecast spike is a run of this many intervals (1: independent)",
     )
     parser.add_argument(
-        "--spike-threshold", type=float, default=300.0, help="value curve: spike atoms above, AUD/MWh"
+        "--spike-threshold",
+        type=float,
+        default=shipped.spike_threshold_aud_per_mwh,
+        help="value curve: spike atoms above, AUD/MWh",
     )
     parser.add_argument("--grid", default="", help='tuning: "shadow,dispersion;..." on the same forecasts')
-    parser.add_argument("--soc-points", type=int, default=41)
-    parser.add_argument("--price-atoms", type=int, default=12)
+    parser.add_argument("--soc-points", type=int, default=shipped.soc_points)
+    parser.add_argument("--price-atoms", type=int, default=shipped.price_atoms)
     parser.add_argument(
         "--reoptimize-every", type=int, default=5, help="minutes (default 5: the live cycle's cadence)"
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimization.value_curve import BoolArray, FloatArray, _shift_matrix
+from optimization.value_curve import BoolArray, FloatArray, IntArray, _shift_matrix
 
 # An atom is a spike only where it is also this many times its interval's median: in a month of
 # high prices (SA1 in June 2022) a run of 300+ AUD/MWh is the level, not a spike.
@@ -47,6 +47,38 @@ def spike_run_weights(
     spike &= np.any(~spike & (w > 0), axis=-1, keepdims=True)
     spike_mass = np.where(spike, w, 0.0).sum(axis=-1, keepdims=True)
     rest = 1.0 - spike_mass
-    scale = np.where(spike_mass > 0, (1.0 - spike_mass / run) / np.where(rest > 0, rest, 1.0), 1.0)
+    # rest > 0 wherever an interval has a spike (it has another atom with weight); where it has
+    # none, spike_mass is 0 and the scale is exactly 1.
+    scale = (1.0 - spike_mass / run) / rest
     out: FloatArray = np.where(spike, w / run, w * scale)
     return out, spike
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeRuns:
+    """What a stack of plans' backward steps read for their spike runs: the run's move, and per
+    plan and interval the atom weights (plans, horizon, atoms) and the spike atoms
+    (plans, horizon, atoms, 1)."""
+
+    move: RunMove
+    weights: FloatArray
+    spike: BoolArray
+
+    @classmethod
+    def of(
+        cls,
+        grid: FloatArray,
+        prices: FloatArray,
+        weights: FloatArray,
+        medians: FloatArray,
+        run: float,
+        threshold: float,
+        discharge_mwh: float,
+    ) -> SpikeRuns:
+        """`prices` (plans, horizon, atoms) with their shared `weights` and interval `medians`;
+        `discharge_mwh` one interval's full discharge (stored MWh)."""
+        run_weights, spike = spike_run_weights(prices, weights, medians, run, threshold)
+        return cls(RunMove.of(grid, run * discharge_mwh), run_weights, spike[..., None])
+
+    def select(self, plans: IntArray) -> SpikeRuns:
+        return SpikeRuns(self.move, self.weights[plans], self.spike[plans])

@@ -162,8 +162,8 @@ class ValueCurveSettings:
     # full marginal spread overstates how often a spike comes; choose it on training data.
     dispersion: float = 1.0
     # A spike atom stands for a run of this many intervals (module docstring; 1: every interval's
-    # atoms independent). An atom is a spike above the threshold and above SPIKE_MEDIAN_MULTIPLE
-    # times its interval's median.
+    # atoms independent). An atom is a spike above the threshold and above
+    # `optimization.spike_runs.SPIKE_MEDIAN_MULTIPLE` times its interval's median.
     spike_run_intervals: float = 1.0
     spike_threshold_aud_per_mwh: float = 300.0
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimization.spike_runs import RunMove, spike_run_weights
+from optimization.spike_runs import SpikeRuns
 from optimization.value_curve import (
-    BoolArray,
     CycleBudget,
     EarlierPlan,
     FloatArray,
@@ -47,9 +46,8 @@ BUDGET_BAND_UNDER_INTERVALS = 3.0
 @dataclass(frozen=True, eq=False)
 class _Recursion:
     """What the backward steps of a stack of plans read: per plan, the price atoms (after the
-    dispersion) and the charge thresholds; shared, the SoC grid, its shifts and the weights.
-    With spike runs (`ValueCurveSettings.spike_run_intervals` > 1), `weights` is per plan and
-    interval (plans, horizon, atoms) and `spike` marks the atoms that are runs."""
+    dispersion) and the charge thresholds; shared, the SoC grid, its shifts and the weights; with
+    spike runs (`ValueCurveSettings.spike_run_intervals` > 1), their weights and spike atoms."""
 
     grid: FloatArray
     moves: SoCMoves
@@ -57,8 +55,7 @@ class _Recursion:
     prices: FloatArray  # (plans, horizon, atoms)
     charge_at: FloatArray  # (plans, horizon, atoms, 1)
     discharge_efficiency: float
-    run_move: RunMove | None = None
-    spike: BoolArray | None = None  # (plans, horizon, atoms, 1)
+    runs: SpikeRuns | None = None
 
     @classmethod
     def of(
@@ -67,8 +64,9 @@ class _Recursion:
         prices: FloatArray,
         weights: FloatArray,
         s: ValueCurveSettings,
-        medians: FloatArray | None = None,
+        medians: FloatArray | None,
     ) -> _Recursion:
+        """`medians` (plans, horizon): each interval's median price, needed with spike runs."""
         grid = np.linspace(storage.reserve_mwh, storage.capacity_mwh, s.soc_points)
         grid.setflags(write=False)
         discharge_mwh = storage.max_discharge_mw * storage.interval_hours / storage.discharge_efficiency
@@ -76,35 +74,29 @@ class _Recursion:
             grid, storage.charge_efficiency * storage.max_charge_mw * storage.interval_hours, discharge_mwh
         )
         charge_at = ((prices + s.charge_cost_aud_per_mwh) / storage.charge_efficiency)[..., None]
-        if s.spike_run_intervals == 1.0:
-            return cls(grid, moves, weights, prices, charge_at, storage.discharge_efficiency)
-        if medians is None:
-            medians = np.median(prices, axis=-1)
-        run_weights, spike = spike_run_weights(
-            prices, weights, medians, s.spike_run_intervals, s.spike_threshold_aud_per_mwh
-        )
-        return cls(
-            grid,
-            moves,
-            run_weights,
-            prices,
-            charge_at,
-            storage.discharge_efficiency,
-            RunMove.of(grid, s.spike_run_intervals * discharge_mwh),
-            spike[..., None],
-        )
+        runs = None
+        if s.spike_run_intervals != 1.0:
+            assert medians is not None, "spike runs need each interval's median"
+            runs = SpikeRuns.of(
+                grid,
+                prices,
+                weights,
+                medians,
+                s.spike_run_intervals,
+                s.spike_threshold_aud_per_mwh,
+                discharge_mwh,
+            )
+        return cls(grid, moves, weights, prices, charge_at, storage.discharge_efficiency, runs)
 
     def select(self, plans: IntArray) -> _Recursion:
-        runs = self.spike is not None
         return _Recursion(
             self.grid,
             self.moves,
-            self.weights[plans] if runs else self.weights,
+            self.weights,
             self.prices[plans],
             self.charge_at[plans],
             self.discharge_efficiency,
-            self.run_move,
-            self.spike[plans] if self.spike is not None else None,
+            None if self.runs is None else self.runs.select(plans),
         )
 
     def backward(self, values: FloatArray, cost: FloatArray, first: int, last: int) -> None:
@@ -115,10 +107,11 @@ class _Recursion:
         # Per interval: does every plan's charge threshold sit at or above its discharge one?
         ordered = np.all(self.charge_at[:, first:last, :, 0] >= discharge_at, axis=(0, 2)).tolist()
         for t in range(last - 1, first - 1, -1):
-            if self.spike is None or self.run_move is None:
+            runs = self.runs
+            if runs is None:
                 weights, run_down, spike = self.weights, None, None
             else:
-                weights, run_down, spike = self.weights[:, t], self.run_move.at(v), self.spike[:, t]
+                weights, run_down, spike = runs.weights[:, t], runs.move.at(v), runs.spike[:, t]
             step = backward_step(
                 v,
                 self.charge_at[:, t],
@@ -174,8 +167,9 @@ class ValueCurvePlans:
             if given and len(given) != count:
                 raise ValueCurveError(f"{name}: {len(given)} values for {count} plans")
         prices = np.stack([d.prices for d in distributions])
-        medians = np.stack([d.median for d in distributions])
-        if s.dispersion != 1.0:
+        needs_medians = s.dispersion != 1.0 or s.spike_run_intervals != 1.0
+        medians = np.stack([d.median for d in distributions]) if needs_medians else None
+        if medians is not None and s.dispersion != 1.0:
             centre = medians[:, :, None]
             prices = centre + s.dispersion * (prices - centre)
         self._storage, self._settings = storage, s

@@ -69,17 +69,14 @@ def _best_moves(
     c_d: float,
 ) -> np.ndarray:
     best = np.full(n, -np.inf)
-    prices = np.array([price])
     for i in range(n):
         for j in range(max(0, i - run * sub), min(n, i + sub + 1)):
             moved = (j - i) / sub
             if moved < 0:  # discharge: stored −moved, grid η_d·(−moved)
-                grid = -moved * storage.discharge_efficiency
-                cash = (prices - c_d) * grid
+                cash = (price - c_d) * -moved * storage.discharge_efficiency
             else:  # charge: stored moved, grid moved/η_c
-                grid = moved / storage.charge_efficiency
-                cash = -(prices + c_c) * grid
-            best[i] = max(best[i], float(cash[0]) + value[j])
+                cash = -(price + c_c) * moved / storage.charge_efficiency
+            best[i] = max(best[i], cash + value[j])
     return best
 
 
