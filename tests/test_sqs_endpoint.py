@@ -100,3 +100,34 @@ def test_the_transport_bench_measures_both_endpoints() -> None:
     assert figures["sqs_connections_opened"] == 0
     assert figures["reference_moto_server_connections_opened"] == 30
     assert figures["sqs_cpu_ms_per_request"] > 0 and figures["reference_moto_server_cpu_ms_per_request"] > 0
+
+
+def test_the_lean_backend_answers_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_lean_backend` (the endpoint's cut of moto's per-message attribute-table rebuilds) keeps
+    moto's answers: a message past its queue's retention period is expired, a fresh one is not,
+    and attribute names convert as before. Run in-process on moto's backend; restored afterwards."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs import models
+
+    from worker.sqs_endpoint import _lean_backend
+
+    monkeypatch.setattr(models, "camelcase_to_underscores", models.camelcase_to_underscores)
+    check = "is_message_valid_based_on_retention_period"
+    original = getattr(models.SQSBackend, check)
+    monkeypatch.setattr(models.SQSBackend, check, original)
+    backend = models.SQSBackend("ap-southeast-2", DEFAULT_ACCOUNT_ID)
+    backend.create_queue("kept", MessageRetentionPeriod="60")
+    fresh = backend.send_message("kept", "fresh")
+    stale = backend.send_message("kept", "stale")
+    stale.sent_timestamp -= 61_000  # sent 61 s ago, past the 60 s retention
+    expected = [original(backend, "kept", m) for m in (fresh, stale)]
+
+    _lean_backend()
+    _lean_backend()  # idempotent: the memoised conversion wraps moto's own function once
+
+    assert getattr(models.SQSBackend, check) is not original
+    assert [backend.is_message_valid_based_on_retention_period("kept", m) for m in (fresh, stale)] == expected
+    assert expected == [True, False]
+    assert models.camelcase_to_underscores("MessageRetentionPeriod") == "message_retention_period"
+    assert models.camelcase_to_underscores.__wrapped__("QueueArn") == "queue_arn"  # type: ignore[attr-defined]
+    assert backend.get_queue_attributes("kept", ["MessageRetentionPeriod"]) == {"MessageRetentionPeriod": 60}
