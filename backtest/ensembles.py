@@ -115,8 +115,6 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
     last fortnight. Learns nothing and reads only prices before the interval it forecasts.
     """
 
-    model = "analog_ensemble@1"
-
     def __init__(
         self,
         days: int = 10,
@@ -125,9 +123,12 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
         pool_days: int = 42,
         match_intervals: int = 72,
         scale_aud_per_mwh: float = 50.0,
+        quantiles: str = "members",
     ) -> None:
+        settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh, quantiles)
         super().__init__(days, persistence, levels)
-        self.settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh)
+        self.settings = settings
+        self.model = settings.model_ref
         # asinh(price / scale) of the last tape, computed once (see `_scaled`).
         self._scaled_of: FloatArray | None = None
         self._scaled_prices = np.empty(0)

@@ -141,8 +141,10 @@ def _source(
         return AnalogEnsembleForecaster(
             days=args.analog_days,
             persistence=args.persistence,
+            **({"levels": tuple(float(x) for x in args.levels.split(","))} if args.levels else {}),
             pool_days=args.pool_days,
             match_intervals=args.match_intervals,
+            quantiles=args.analog_quantiles,
         )
     history = load_nem(Region(region), args.prices)
     if args.forecaster == "spike_mlp":
@@ -410,6 +412,12 @@ def parser_of() -> argparse.ArgumentParser:
         "--match-intervals", type=int, default=72, help="analog_ensemble: intervals compared before now"
     )
     parser.add_argument("--persistence", type=float, default=0.97, help="seasonal_ensemble: per 5 minutes")
+    parser.add_argument(
+        "--analog-quantiles",
+        choices=("members", "linear"),
+        default="members",
+        help="analog_ensemble: quantiles at the days' Hazen positions (version 2) or linear (version 1)",
+    )
     parser.add_argument("--first-fit-days", type=int, default=14)
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--levels", default="", help="quantile levels, comma separated (default the model's)")

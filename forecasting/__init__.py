@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         AnalogSettings as AnalogSettings,
         analog_quantiles as analog_quantiles,
         linear_quantiles as linear_quantiles,
+        member_quantiles as member_quantiles,
         persistence_decay as persistence_decay,
     )
     from forecasting.errors import (
@@ -70,6 +71,7 @@ __all__ = [
     "handle_forecast_request",
     "linear_quantiles",
     "load_class",
+    "member_quantiles",
     "needs_training",
     "persistence_decay",
 ]
@@ -80,6 +82,7 @@ _EXPORTS = {
         "AnalogSettings",
         "analog_quantiles",
         "linear_quantiles",
+        "member_quantiles",
         "persistence_decay",
     ),
     "forecasting.errors": ("ForecastingError", "InsufficientDataError"),

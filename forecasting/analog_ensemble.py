@@ -9,6 +9,15 @@ outweighing the day's level). The `days` closest days give interval k of the hor
 quantiles (the prices at the same time on those days; past the published prices, one more day
 back), shifted by (last price − the analogs' median at the same time) · `persistence`^(k+1).
 
+Version 2 (the default) reads the quantiles off the analog days at Hazen's plotting positions
+(`member_quantiles`): the j-th lowest of n days is the (j + ½)/n quantile, linear between, the
+lowest and highest beyond. With 10 days P5 is the lowest day and P95 the highest, so a spike on
+one analog day in ten is in the forecast at its height. Version 1 took numpy's default (linear)
+quantiles, where the highest day is only the 100 % quantile: P95 sat 55 % of the way from the
+ninth day to the tenth, and a value-curve plan reading 12 atoms off it gave that spike about 60 %
+of its expected value (docs/optimization.md, "Where the spike went"). Version 1 stays resolvable
+(`analog_ensemble@1`, `AnalogEnsembleForecaster.for_version`).
+
 It learns nothing and reads only the history it is given, so it stands in anywhere a trained
 model would (no fit, no artifact); with fewer days of history than `pool_days` it compares the
 days there are. `bench/trading.py` runs it over 2022 against the other forecasters
@@ -30,7 +39,11 @@ from forecasting.history import FloatArray, History
 from forecasting.protocol import DEFAULT_LEVELS, QuantileForecast, load_config, save_config
 
 MODEL_NAME = "analog_ensemble"
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
+# Older code versions a reference may still name (`for_version`): this model learns nothing, so
+# each is its arithmetic, not an artifact.
+CODE_VERSIONS = ("1", "2")
+QUANTILE_METHODS = ("members", "linear")
 
 
 class InsufficientAnalogHistoryError(InsufficientDataError):
@@ -55,6 +68,24 @@ def linear_quantiles(samples: FloatArray, levels: tuple[float, ...]) -> FloatArr
     return out
 
 
+def member_quantiles(samples: FloatArray, levels: tuple[float, ...]) -> FloatArray:
+    """`np.quantile(samples, levels, axis=0, method="hazen")`, number for number, by one sort: the
+    j-th lowest of n samples is the (j + ½)/n quantile, linear between, the extremes beyond."""
+    ordered = np.sort(samples, axis=0)
+    n = ordered.shape[0]
+    q = np.asarray(levels, dtype=np.float64)
+    virtual = n * q + 0.5 - 1  # numpy's arithmetic for Hazen's positions, so the same rounding
+    below = np.floor(virtual)
+    above = below + 1
+    below[virtual >= n - 1] = above[virtual >= n - 1] = n - 1
+    below[virtual < 0] = above[virtual < 0] = 0
+    gamma = (virtual - below)[:, None]
+    a, b = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
+    diff = b - a
+    out: FloatArray = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return out
+
+
 @dataclass(frozen=True)
 class AnalogSettings:
     """The analog ensemble's parameters (module docstring); the defaults are the ones chosen on
@@ -65,6 +96,7 @@ class AnalogSettings:
     match_intervals: int = 72
     persistence: float = 0.97
     scale_aud_per_mwh: float = 50.0
+    quantiles: str = "members"  # "members" (version 2) or "linear" (version 1): module docstring
 
     def __post_init__(self) -> None:
         if not (
@@ -72,12 +104,25 @@ class AnalogSettings:
             and self.match_intervals >= 1
             and 0.0 <= self.persistence <= 1.0
             and self.scale_aud_per_mwh > 0
+            and self.quantiles in QUANTILE_METHODS
         ):
             raise ValueError(
                 f"analog ensemble: days {self.days} must be within 1 … pool_days {self.pool_days}, "
                 f"match_intervals {self.match_intervals} >= 1, persistence {self.persistence} within "
-                f"[0, 1] and scale_aud_per_mwh {self.scale_aud_per_mwh} > 0"
+                f"[0, 1], scale_aud_per_mwh {self.scale_aud_per_mwh} > 0 and quantiles "
+                f"{self.quantiles!r} one of {', '.join(QUANTILE_METHODS)}"
             )
+
+    def quantiles_of(self, samples: FloatArray, levels: tuple[float, ...]) -> FloatArray:
+        """The `levels` quantiles of `samples` (members, horizon) by this version's method."""
+        if self.quantiles == "members":
+            return member_quantiles(samples, levels)
+        return linear_quantiles(samples, levels)
+
+    @property
+    def model_ref(self) -> str:
+        """The registry reference of the model these settings forecast as (`name@version`)."""
+        return f"{MODEL_NAME}@{MODEL_VERSION if self.quantiles == 'members' else '1'}"
 
     def pool_at(self, index: int, per_day: int) -> int:
         """How many candidate days an `index`-th interval has (0: not one whole day to compare)."""
@@ -106,7 +151,7 @@ def analog_quantiles(
     lag = index + np.arange(horizon) - chosen[:, None] * per_day
     # Beyond the published prices (horizon past a day) take one more day back.
     lag = np.where(lag >= index, lag - per_day, lag)
-    values = linear_quantiles(prices[np.maximum(lag, 0)], levels)
+    values = settings.quantiles_of(prices[np.maximum(lag, 0)], levels)
     return values, float(np.median(prices[index - 1 - chosen * per_day]))
 
 
@@ -117,7 +162,8 @@ def persistence_decay(persistence: float, horizon: int) -> FloatArray:
 
 
 class AnalogEnsembleForecaster:
-    """The analog ensemble as a registry `Forecaster` (module docstring): `analog_ensemble@1`.
+    """The analog ensemble as a registry `Forecaster` (module docstring): `analog_ensemble@2`, and
+    `analog_ensemble@1` through `for_version`.
 
     Learns nothing (`needs_training = False`); forecasts the horizon right after the history's
     last price from the history alone, with the market's floor and cap when the history knows them.
@@ -125,6 +171,7 @@ class AnalogEnsembleForecaster:
 
     name = MODEL_NAME
     version = MODEL_VERSION
+    code_versions = CODE_VERSIONS
     needs_training = False
 
     def __init__(
@@ -135,9 +182,20 @@ class AnalogEnsembleForecaster:
         persistence: float = 0.97,
         scale_aud_per_mwh: float = 50.0,
         levels: tuple[float, ...] | list[float] = DEFAULT_LEVELS,
+        quantiles: str = "members",
     ) -> None:
-        self.settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh)
+        self.settings = AnalogSettings(
+            days, pool_days, match_intervals, persistence, scale_aud_per_mwh, quantiles
+        )
         self.levels = tuple(levels)
+        self.version = self.settings.model_ref.partition("@")[2]
+
+    @classmethod
+    def for_version(cls, version: str) -> Self:
+        """A fresh forecaster of code version `version` (one of `CODE_VERSIONS`)."""
+        if version not in CODE_VERSIONS:
+            raise ValueError(f"{MODEL_NAME}: no code version {version!r} (known: {', '.join(CODE_VERSIONS)})")
+        return cls() if version == MODEL_VERSION else cls(quantiles="linear")
 
     def fit(self, history: History) -> None:
         """Nothing to learn; kept so every model trains, saves and loads the same way."""
@@ -185,7 +243,8 @@ class AnalogEnsembleForecaster:
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        return load_config(cls, cls.name, directory)
+        # A config saved by version 1 names no quantile method: it keeps version 1's.
+        return load_config(lambda **config: cls(**({"quantiles": "linear"} | config)), cls.name, directory)
 
 
 __all__ = [
@@ -196,5 +255,6 @@ __all__ = [
     "InsufficientAnalogHistoryError",
     "analog_quantiles",
     "linear_quantiles",
+    "member_quantiles",
     "persistence_decay",
 ]

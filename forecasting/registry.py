@@ -27,9 +27,11 @@ training and no `../shared`. A store cannot register a version under a packaged 
 
 References. `name@version` names a trained version; `name` or `name@latest` the newest one. A
 forecaster that learns nothing (`needs_training = False`, like seasonal naive) also resolves
-`name` and `name@<its code version>` to a fresh instance. Resolution reads the versions folder at
-every call, so a newly trained version is used at the next cycle without a restart; loaded
-models are cached by artifact id, which is safe because an artifact never changes.
+`name` and `name@<its code version>` to a fresh instance, and `name@<an older code version>`
+when it keeps one (`code_versions` and `for_version`, as `analog_ensemble@1`). Resolution reads
+the versions folder at every call, so a newly trained version is used at the next cycle without
+a restart; loaded models are cached by artifact id, which is safe because an artifact never
+changes.
 """
 
 from __future__ import annotations
@@ -188,6 +190,19 @@ def load_class(name: str) -> type[Forecaster]:
 
 def needs_training(cls: type[Forecaster]) -> bool:
     return bool(getattr(cls, "needs_training", True))
+
+
+def code_versions(cls: type[Forecaster]) -> tuple[str, ...]:
+    """The code versions an untrained model resolves: its own, and any older ones it keeps
+    (`code_versions`, each built by `for_version`), so a strategy naming one still trades it."""
+    return tuple(getattr(cls, "code_versions", (cls.version,)))
+
+
+def fresh(cls: type[Forecaster], version: str) -> Forecaster:
+    """A new instance of an untrained model at code version `version`."""
+    if version != cls.version:
+        return cls.for_version(version)  # type: ignore[attr-defined, no-any-return]
+    return cls()
 
 
 # -- artifacts and versions --------------------------------------------------------------------
@@ -373,8 +388,9 @@ class ModelStore:
             return self._load_version(cls, ref.name, versions[-1])
         if ref.version in versions:
             return self._load_version(cls, ref.name, ref.version)
-        if not needs_training(cls) and ref.version in (LATEST, cls.version):
-            return LoadedModel(ref.name, cls.version, cls())
+        if not needs_training(cls) and (ref.version == LATEST or ref.version in code_versions(cls)):
+            version = cls.version if ref.version == LATEST else ref.version
+            return LoadedModel(ref.name, version, fresh(cls, version))
         if ref.version == LATEST:
             raise ModelNotFoundError(
                 f"model {ref.name}: no trained version in {self.root} "

@@ -3,6 +3,7 @@ history rules, and its errors on bad input."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +15,15 @@ from autobidder.clock import NEM_TZ
 from autobidder.domain import PriceSeries, Region
 from backtest.ensembles import AnalogEnsembleForecaster as TapeAnalogEnsemble
 from backtest.forecasters import PriceTape
-from forecasting.analog_ensemble import AnalogEnsembleForecaster, InsufficientAnalogHistoryError
-from forecasting.errors import DataQualityError, InsufficientDataError
+from forecasting.analog_ensemble import (
+    AnalogEnsembleForecaster,
+    InsufficientAnalogHistoryError,
+    member_quantiles,
+)
+from forecasting.errors import DataQualityError, InsufficientDataError, ModelNotFoundError
 from forecasting.history import History
 from forecasting.registry import ModelRef, ModelStore, load_class
+from optimization import PriceDistribution
 
 FIRST = datetime(2022, 1, 1, 0, 5, tzinfo=NEM_TZ)
 PER_DAY = 288
@@ -62,8 +68,9 @@ def test_the_registry_model_forecasts_what_the_backtest_source_does(days: int, i
 
 def test_it_resolves_without_training_and_round_trips(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
-    loaded = store.resolve(ModelRef.parse("analog_ensemble@1"))
-    assert (loaded.name, loaded.version, loaded.artifact_sha256) == ("analog_ensemble", "1", None)
+    loaded = store.resolve(ModelRef.parse("analog_ensemble@2"))
+    assert (loaded.name, loaded.version, loaded.artifact_sha256) == ("analog_ensemble", "2", None)
+    assert store.resolve(ModelRef.parse("analog_ensemble")).version == "2"
     cls = load_class("analog_ensemble")
     model = cls(days=5, pool_days=21, match_intervals=36, persistence=0.9)  # type: ignore[call-arg]
     model.save(tmp_path / "m")
@@ -170,3 +177,87 @@ def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) 
     registry = p50s(request)
     assert np.array_equal(registry, p50s(request, forecaster=TapeAnalogEnsemble()))
     assert not np.array_equal(registry, p50s(dataclasses.replace(request, strategy=short)))
+
+
+def test_version_2_puts_the_highest_analog_day_in_the_forecast() -> None:
+    """With 10 analog days, version 2's P5 and P95 are the lowest and highest analog day (shifted
+    by the present), so a spike on one day in ten reaches the planner at its height: its 10 atoms
+    hold at least the analogs' expected spike. Version 1's linear P95 sat 55 % of the way from the
+    ninth day to the tenth."""
+    prices = _prices(50)
+    index = 49 * PER_DAY + 100
+    history = _history(prices[:index])
+    got = AnalogEnsembleForecaster().predict(history, _end(index), PER_DAY)
+    assert got.levels == (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+    # The analogs themselves: the 10 closest of 42 days, at each interval's time of day, shifted.
+    settings = AnalogEnsembleForecaster().settings
+    scaled = np.arcsinh(prices[:index] / settings.scale_aud_per_mwh)
+    window = np.arange(-settings.match_intervals, 0)
+    candidates = np.arange(1, 43)
+    before = scaled[index - candidates[:, None] * PER_DAY + window]
+    distance = np.mean(np.abs(before - scaled[index + window]), axis=1)
+    chosen = candidates[np.argsort(distance, kind="stable")[:10]]
+    lag = index + np.arange(PER_DAY) - chosen[:, None] * PER_DAY
+    lag = np.where(lag >= index, lag - PER_DAY, lag)
+    shift = (prices[index - 1] - np.median(prices[index - 1 - chosen * PER_DAY])) * 0.97 ** (
+        np.arange(PER_DAY) + 1.0
+    )
+    analogs = np.sort(prices[lag], axis=0) + shift
+    assert np.allclose(got.quantile(0.05), analogs[0], rtol=0, atol=1e-9)
+    assert np.allclose(got.quantile(0.95), analogs[-1], rtol=0, atol=1e-9)
+    assert np.allclose(got.quantile(0.5), np.median(analogs, axis=0), rtol=0, atol=1e-9)
+    # A value-curve plan's 10 atoms carry at least the analogs' mean wherever one day spikes.
+    domain = got.to_domain(region=Region.SA1, as_of=_end(index - 1), model_name="a", model_version="2")
+    atoms = PriceDistribution.from_forecast(domain, atoms=10).prices
+    spiky = analogs[-1] > 5 * analogs[-2]
+    assert spiky.any()
+    assert np.all(atoms.mean(axis=1)[spiky] >= analogs.mean(axis=0)[spiky] - 1e-9)
+    # Version 1 on the same history: numpy's linear quantiles, the top analog not reached.
+    old = AnalogEnsembleForecaster.for_version("1")
+    linear = old.predict(history, _end(index), PER_DAY)
+    assert old.version == "1"
+    assert np.array_equal(linear.quantile(0.95), np.quantile(prices[lag], 0.95, axis=0) + shift)
+    assert np.all(linear.quantile(0.95)[spiky] < got.quantile(0.95)[spiky])
+
+
+@pytest.mark.parametrize("members", [1, 2, 3, 7, 10, 20, 43])
+def test_member_quantiles_are_numpys_hazen_number_for_number(members: int) -> None:
+    rng = np.random.default_rng(members)
+    samples = rng.standard_cauchy((members, 200)) * 100.0
+    own = tuple((j + 0.5) / members for j in range(members))
+    levels = tuple(sorted({0.01, 0.05, 0.1, 0.5, 0.9, 0.95, 0.99, *own}))
+    assert np.array_equal(
+        member_quantiles(samples, levels), np.quantile(samples, levels, axis=0, method="hazen")
+    )
+    # Each member is its own level's quantile.
+    assert np.allclose(member_quantiles(samples, own), np.sort(samples, axis=0), rtol=1e-12, atol=0)
+
+
+def test_older_code_versions_resolve_and_old_configs_keep_their_method(tmp_path: Path) -> None:
+    """A strategy naming `analog_ensemble@1` still trades version 1's arithmetic, and a config a
+    version-1 model saved (no quantile method in it) loads as version 1."""
+    store = ModelStore(tmp_path)
+    v1 = store.resolve(ModelRef.parse("analog_ensemble@1"))
+    assert (v1.version, v1.forecaster.settings.quantiles) == ("1", "linear")  # type: ignore[attr-defined]
+    with pytest.raises(ModelNotFoundError, match="analog_ensemble@3"):
+        store.resolve(ModelRef.parse("analog_ensemble@3"))
+    with pytest.raises(ValueError, match="no code version '3'"):
+        AnalogEnsembleForecaster.for_version("3")
+    with pytest.raises(ValueError, match="quantiles 'hazen'"):
+        AnalogEnsembleForecaster(quantiles="hazen")
+    saved = tmp_path / "v1"
+    saved.mkdir()
+    (saved / "config.json").write_text(
+        json.dumps(
+            {
+                "days": 10,
+                "pool_days": 42,
+                "match_intervals": 72,
+                "persistence": 0.97,
+                "scale_aud_per_mwh": 50.0,
+                "levels": [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95],
+            }
+        )
+    )
+    loaded = AnalogEnsembleForecaster.load(saved)
+    assert (loaded.version, loaded.settings.quantiles) == ("1", "linear")

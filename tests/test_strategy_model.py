@@ -51,11 +51,12 @@ def test_every_shipped_strategy_is_valid(path: Path) -> None:
 def test_example_reads_as_written() -> None:
     s = read_strategy_file(EXAMPLE).strategy
     assert s.region is Region.SA1 and s.market.products == ("energy",)
-    assert (s.forecaster.name, s.forecaster.version) == ("analog_ensemble", "1")
+    assert (s.forecaster.name, s.forecaster.version) == ("analog_ensemble", "2")
     assert s.forecaster.horizon_hours == 24
     assert s.forecaster.history_days == 43 and s.bidding.method == "value_curve"
     assert s.bidding.cycle_shadow_price_aud_per_mwh == 20.0
-    assert (s.bidding.spike_run_intervals, s.bidding.spike_threshold_aud_per_mwh) == (8.0, 300.0)
+    assert (s.bidding.spike_run_intervals, s.bidding.spike_threshold_aud_per_mwh) == (16.0, 300.0)
+    assert s.bidding.price_atoms == 10  # one atom per analog day
     assert s.operation.daily_cycle_limit == 2.0 and s.operation.backup_reserve_fraction == 0.1
     assert s.safety.submit_enabled is True
 
