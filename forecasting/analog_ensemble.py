@@ -42,8 +42,9 @@ MODEL_NAME = "analog_ensemble"
 MODEL_VERSION = "2"
 # Older code versions a reference may still name (`for_version`): this model learns nothing, so
 # each is its arithmetic, not an artifact.
-CODE_VERSIONS = ("1", "2")
-QUANTILE_METHODS = ("members", "linear")
+QUANTILES_OF_VERSION = {"1": "linear", MODEL_VERSION: "members"}
+CODE_VERSIONS = tuple(QUANTILES_OF_VERSION)
+QUANTILE_METHODS = tuple(QUANTILES_OF_VERSION.values())
 
 
 class InsufficientAnalogHistoryError(InsufficientDataError):
@@ -122,7 +123,8 @@ class AnalogSettings:
     @property
     def model_ref(self) -> str:
         """The registry reference of the model these settings forecast as (`name@version`)."""
-        return f"{MODEL_NAME}@{MODEL_VERSION if self.quantiles == 'members' else '1'}"
+        version = next(v for v, method in QUANTILES_OF_VERSION.items() if method == self.quantiles)
+        return f"{MODEL_NAME}@{version}"
 
     def pool_at(self, index: int, per_day: int) -> int:
         """How many candidate days an `index`-th interval has (0: not one whole day to compare)."""
@@ -195,7 +197,7 @@ class AnalogEnsembleForecaster:
         """A fresh forecaster of code version `version` (one of `CODE_VERSIONS`)."""
         if version not in CODE_VERSIONS:
             raise ValueError(f"{MODEL_NAME}: no code version {version!r} (known: {', '.join(CODE_VERSIONS)})")
-        return cls() if version == MODEL_VERSION else cls(quantiles="linear")
+        return cls(quantiles=QUANTILES_OF_VERSION[version])
 
     def fit(self, history: History) -> None:
         """Nothing to learn; kept so every model trains, saves and loads the same way."""

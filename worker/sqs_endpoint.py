@@ -15,7 +15,7 @@ are moto's own, as its Flask view makes them; a path that is not an SQS path is 
 Two of moto's per-message costs are cut in this process (`_lean_backend`), with the same answers:
 every message a receive returns had its queue's retention period looked up through the queue's
 whole attribute table (message counts over every message in the queue included, each attribute
-name converted from CamelCase character by character), a quarter of the endpoint's CPU under the
+name converted from CamelCase character by character), a seventh of the endpoint's CPU under the
 bidding cycle (py-spy, issue 20). The retention check reads the queue's own field, and the name
 conversion, a pure function of a handful of fixed names, is memoised.
 
