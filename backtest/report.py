@@ -12,6 +12,9 @@ Charts: price with the forecast the bids were made from (and its P10–P90 band 
 gives one); state of charge against the perfect-foresight schedule; bids against clearing prices
 on the day with the most at stake (the largest perfect-foresight revenue); cumulative revenue
 against perfect foresight.
+
+A one-run report also shows where the money went (`backtest.attribution`): energy revenue beside
+the perfect-foresight bound's by hour of the NEM day and by price band.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from autobidder import NEM_TZ
+from backtest.attribution import AttributionError, by_hour, by_price, gap_table_html
 from backtest.metrics import figures
 from backtest.runner import BacktestResult
 from backtest.svg import Chart, Series, auto_range, render
@@ -322,6 +326,22 @@ def _headline(f: dict[str, Any]) -> str:
     return "<div class='headline'>" + "".join(f"<div>{k}<b>{v}</b></div>" for k, v in items) + "</div>"
 
 
+def _where_money_went(result: BacktestResult) -> str:
+    """The run against the bound by hour and by price (`backtest.attribution`); empty when the
+    bound kept no schedule to compare."""
+    try:
+        hours, prices = by_hour(result), by_price(result)
+    except AttributionError:
+        return ""
+    which = "the strategy's own limits" if result.constrained_bound is not None else "physical limits only"
+    return (
+        "<h2>Where the money went</h2>"
+        f"<p>Energy revenue beside the perfect-foresight bound ({which}), by the hour each interval "
+        "starts in (NEM time) and by the realised price (AUD/MWh).</p>"
+        f"{gap_table_html(hours, 'hour (NEM time)')}{gap_table_html(prices, 'price (AUD/MWh)')}"
+    )
+
+
 def render_report(results: Sequence[BacktestResult], labels: Sequence[str] | None = None) -> str:
     """The report for one backtest, or two over the same window (module docstring)."""
     if not 1 <= len(results) <= 2:
@@ -363,6 +383,7 @@ def render_report(results: Sequence[BacktestResult], labels: Sequence[str] | Non
 {"<ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""}
 <h2>Per day</h2>
 {daily_table_html(list(results), labels)}
+{_where_money_went(first) if len(results) == 1 else ""}
 <h2>Charts</h2>
 {"".join(charts)}
 <h2>How to read this</h2>

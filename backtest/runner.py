@@ -174,6 +174,9 @@ class Hindsight:
     stored_energy_value_aud_per_mwh: float = 0.0
     throughput_mwh: float = 0.0
     throughput_cost_aud_per_mwh: float = 0.0
+    # Energy traded per interval (MW at the grid connection, positive = discharge), for
+    # `backtest.attribution`; None where a caller built the bound from revenue alone.
+    net_mw: FloatArray | None = None
 
     @property
     def total_aud(self) -> float:
@@ -261,6 +264,7 @@ def hindsight(
         stored_energy_value_aud_per_mwh=value,
         throughput_mwh=float((charge + discharge).sum() * dt_h),
         throughput_cost_aud_per_mwh=cost,
+        net_mw=discharge - charge,
     )
 
 

@@ -31,10 +31,12 @@ tuning span, are printed too.
 Figures (every one values the energy left at the end at the window's median price times η_d):
 capture = net value (revenue less degradation) / the perfect-foresight bound under the same
 reserve, cycle limit and degradation cost; `*_capture_unconstrained` = revenue / the bound with
-physical limits only. `year_s` is the SA1 value-curve run's wall time (forecaster fits and
-predictions, plans, bids, clearing, settlement) with nothing else of the bench running: the other
-runs wait for it (on the 2-core machine another year beside it made it 11 % slower, 676 s
-against 609 s). Logs go to stderr; the last stdout line is JSON.
+physical limits only. `region_gap_by_hour_aud` and `region_gap_by_price_aud`: each region's
+value-curve run (μ fixed) as [revenue, constrained bound's revenue] in AUD per hour of the NEM
+day and per price band (`backtest.attribution`), where the money is still left. `year_s` is the SA1 value-curve run's
+wall time (forecaster fits and predictions, plans, bids, clearing, settlement) with nothing else
+of the bench running: the other runs wait for it (on the 2-core machine another year beside it
+made it 11 % slower, 676 s against 609 s). Logs go to stderr; the last stdout line is JSON.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from autobidder.config import default_fleet  # noqa: E402
 from autobidder.domain import Region  # noqa: E402
 from autobidder.prices import load_prices  # noqa: E402
 from autobidder.strategy import Strategy, planning_telemetry, read_strategy_file  # noqa: E402
+from backtest.attribution import by_hour, by_price, gap_summary  # noqa: E402
 from backtest.engine import plan_curve  # noqa: E402
 from backtest.ensembles import AnalogEnsembleForecaster, SeasonalEnsembleForecaster  # noqa: E402
 from backtest.forecasters import (  # noqa: E402
@@ -237,6 +240,8 @@ def run_region(region: str, args: argparse.Namespace, timed: Any = None) -> dict
         if timed is not None:
             timed.set()
     out: dict[str, Any] = {"region": region, "value_curve": _summary(vc)}
+    # Against the constrained bound: [revenue, bound revenue] per hour and price band (AUD).
+    out["gap_by_hour"], out["gap_by_price"] = gap_summary(by_hour(vc)), gap_summary(by_price(vc))
     out["value_curve"]["run_s"] = round(time.perf_counter() - started, 2)
     out["value_curve"]["held_out"] = _held_out(vc, HELD_OUT_FROM)
     if args.rolling_shadow:
@@ -527,6 +532,8 @@ def main() -> None:
             for r in regions
         },
         "region_revenue_value_curve_aud": {r: by[r]["value_curve"]["revenue"] for r in regions},
+        "region_gap_by_hour_aud": {r: by[r]["gap_by_hour"] for r in regions},
+        "region_gap_by_price_aud": {r: by[r]["gap_by_price"] for r in regions},
         "region_lp_lambda_capture": {
             r: by[r]["lp_lambda"]["capture_ratio_constrained"] for r in regions if "lp_lambda" in by[r]
         },
