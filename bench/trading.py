@@ -33,10 +33,11 @@ capture = net value (revenue less degradation) / the perfect-foresight bound und
 reserve, cycle limit and degradation cost; `*_capture_unconstrained` = revenue / the bound with
 physical limits only. `region_gap_by_hour_aud` and `region_gap_by_price_aud`: each region's
 value-curve run (μ fixed) as [revenue, constrained bound's revenue] in AUD per hour of the NEM
-day and per price band (`backtest.attribution`), where the money is still left. `year_s` is the SA1 value-curve run's
-wall time (forecaster fits and predictions, plans, bids, clearing, settlement) with nothing else
-of the bench running: the other runs wait for it (on the 2-core machine another year beside it
-made it 11 % slower, 676 s against 609 s). Logs go to stderr; the last stdout line is JSON.
+day and per price band (`backtest.attribution`), where the money is still left. `year_s` is the
+SA1 value-curve run's wall time (forecaster fits and predictions, plans, bids, clearing,
+settlement) with nothing else of the bench running: the other runs wait for it (on the 2-core
+machine another year beside it made it 11 % slower, 676 s against 609 s). Logs go to stderr; the
+last stdout line is JSON.
 """
 
 from __future__ import annotations

@@ -10,11 +10,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from autobidder.config import default_fleet
+from autobidder.domain import Region
+from autobidder.prices import load_prices
 from autobidder.queues import SqsQueues, local_endpoint
+from autobidder.strategy.model import read_strategy_file
+from backtest.runner import BacktestRequest, BacktestResult, run_backtest
 
 
 def free_port() -> int:
@@ -89,6 +95,26 @@ def sqs_endpoint() -> Iterator[str]:
     yield endpoint
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def shipped_two_days(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
+    """The shipped strategy (strategies/sa1-vpp.toml) backtested over SA1 2022-10-05 … 10-06 at
+    60-minute re-planning: one real result the trader's tables and the attribution read."""
+    doc = read_strategy_file(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml")
+    request = BacktestRequest(
+        strategy=doc.strategy,
+        strategy_label="strategies/sa1-vpp.toml",
+        strategy_version="t",
+        fleet=default_fleet(),
+        first_day=date(2022, 10, 5),
+        last_day=date(2022, 10, 6),
+        reoptimize_every_minutes=60,
+        split_losses=False,
+        source_text=doc.source_text,
+        models_dir=tmp_path_factory.mktemp("models"),
+    )
+    return run_backtest(request, load_prices(Region.SA1), progress=False)
 
 
 @pytest.fixture

@@ -6,40 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autobidder.config import default_fleet
-from autobidder.domain import Region
-from autobidder.prices import load_prices
-from autobidder.strategy.model import read_strategy_file
 from backtest.attribution import AttributionError, by_hour, by_price, gap_summary
 from backtest.report import render_report
-from backtest.runner import BacktestRequest, BacktestResult, run_backtest
+from backtest.runner import BacktestResult
 from backtest.trader import HOURS, daily_pnl
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
-    doc = read_strategy_file(ROOT / "strategies" / "sa1-vpp.toml")
-    request = BacktestRequest(
-        strategy=doc.strategy,
-        strategy_label="strategies/sa1-vpp.toml",
-        strategy_version="t",
-        fleet=default_fleet(),
-        first_day=date(2022, 10, 5),
-        last_day=date(2022, 10, 6),
-        reoptimize_every_minutes=60,
-        split_losses=False,
-        source_text=doc.source_text,
-        models_dir=tmp_path_factory.mktemp("models"),
-    )
-    return run_backtest(request, load_prices(Region.SA1), progress=False)
+def result(shipped_two_days: BacktestResult) -> BacktestResult:
+    return shipped_two_days
 
 
 def test_the_bound_keeps_its_schedule_and_its_revenue_is_price_times_energy(result: BacktestResult) -> None:

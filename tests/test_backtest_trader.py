@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autobidder.config import default_fleet
-from autobidder.domain import Region
-from autobidder.prices import load_prices
-from autobidder.strategy.model import read_strategy_file
 from backtest.metrics import figures
 from backtest.report import render_report
-from backtest.runner import BacktestRequest, BacktestResult, run_backtest
+from backtest.runner import BacktestResult
 from backtest.trader import CSV_COLUMNS, daily_pnl, write_csv
 from worker.cli import main
 
@@ -26,21 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
-    doc = read_strategy_file(ROOT / "strategies" / "sa1-vpp.toml")
-    request = BacktestRequest(
-        strategy=doc.strategy,
-        strategy_label="strategies/sa1-vpp.toml",
-        strategy_version="t",
-        fleet=default_fleet(),
-        first_day=date(2022, 10, 5),
-        last_day=date(2022, 10, 6),
-        reoptimize_every_minutes=60,
-        split_losses=False,
-        source_text=doc.source_text,
-        models_dir=tmp_path_factory.mktemp("models"),
-    )
-    return run_backtest(request, load_prices(Region.SA1), progress=False)
+def result(shipped_two_days: BacktestResult) -> BacktestResult:
+    return shipped_two_days
 
 
 class Tables(HTMLParser):
