@@ -96,17 +96,19 @@ def by_price(result: BacktestResult, edges: Sequence[float] = PRICE_EDGES_AUD_PE
         raise AttributionError(f"edges: {list(edges)} must be strictly ascending")
     prices = result.run.trace.price_aud_per_mwh
     bounds = [-math.inf, *edges, math.inf]
-    groups = []
-    for low, high in itertools.pairwise(bounds):
-        label = (
-            f"below {high:,.0f}"
-            if low == -math.inf
-            else f"{low:,.0f} and above"
-            if high == math.inf
-            else f"{low:,.0f} to {high:,.0f}"
-        )
-        groups.append((label, (prices >= low) & (prices < high)))
+    groups = [
+        (_band_label(low, high), (prices >= low) & (prices < high))
+        for low, high in itertools.pairwise(bounds)
+    ]
     return _rows(result, groups)
+
+
+def _band_label(low: float, high: float) -> str:
+    if low == -math.inf:
+        return f"below {high:,.0f}"
+    if high == math.inf:
+        return f"{low:,.0f} and above"
+    return f"{low:,.0f} to {high:,.0f}"
 
 
 def gap_table_html(rows: Sequence[GapRow], what: str) -> str:
