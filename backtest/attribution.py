@@ -19,7 +19,7 @@ from html import escape
 
 import numpy as np
 
-from backtest.runner import BacktestResult, Hindsight
+from backtest.runner import BacktestResult
 from backtest.trader import HOURS, INTERVAL, interval_ends
 from optimization import FloatArray
 
@@ -28,7 +28,7 @@ PRICE_EDGES_AUD_PER_MWH = (-50.0, 0.0, 50.0, 100.0, 200.0, 300.0, 500.0, 1000.0,
 
 
 class AttributionError(ValueError):
-    """The backtest holds no bound schedule to attribute against."""
+    """Price band edges that do not ascend."""
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,9 @@ class GapRow:
         return self.bound_revenue_aud - self.revenue_aud
 
 
-def _bound(result: BacktestResult) -> Hindsight:
-    bound = result.constrained_bound or result.bound
-    if bound.net_mw is None:
-        raise AttributionError(
-            "bound: this backtest's perfect-foresight schedule kept no net MW to attribute"
-        )
-    return bound
-
-
 def _rows(result: BacktestResult, groups: Sequence[tuple[str, np.ndarray]]) -> list[GapRow]:
     trace = result.run.trace
-    bound = _bound(result)
-    assert bound.net_mw is not None
+    bound = result.constrained_bound or result.bound
     bound_revenue: FloatArray = trace.price_aud_per_mwh * bound.net_mw * HOURS
     revenue = trace.energy_revenue_aud
     out = []

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from autobidder import NEM_TZ
-from backtest.attribution import AttributionError, by_hour, by_price, gap_table_html
+from backtest.attribution import by_hour, by_price, gap_table_html
 from backtest.metrics import figures
 from backtest.runner import BacktestResult
 from backtest.svg import Chart, Series, auto_range, render
@@ -327,18 +327,14 @@ def _headline(f: dict[str, Any]) -> str:
 
 
 def _where_money_went(result: BacktestResult) -> str:
-    """The run against the bound by hour and by price (`backtest.attribution`); empty when the
-    bound kept no schedule to compare."""
-    try:
-        hours, prices = by_hour(result), by_price(result)
-    except AttributionError:
-        return ""
+    """The run against the bound by hour and by price (`backtest.attribution`)."""
     which = "the strategy's own limits" if result.constrained_bound is not None else "physical limits only"
     return (
         "<h2>Where the money went</h2>"
         f"<p>Energy revenue beside the perfect-foresight bound ({which}), by the hour each interval "
         "starts in (NEM time) and by the realised price (AUD/MWh).</p>"
-        f"{gap_table_html(hours, 'hour (NEM time)')}{gap_table_html(prices, 'price (AUD/MWh)')}"
+        f"{gap_table_html(by_hour(result), 'hour (NEM time)')}"
+        f"{gap_table_html(by_price(result), 'price (AUD/MWh)')}"
     )
 
 

@@ -170,13 +170,13 @@ class Hindsight:
 
     revenue_aud: FloatArray
     soc_mwh: FloatArray
+    # Energy traded per interval (MW at the grid connection, positive = discharge), which
+    # `backtest.attribution` splits by hour and price.
+    net_mw: FloatArray
     initial_soc_mwh: float = 0.0
     stored_energy_value_aud_per_mwh: float = 0.0
     throughput_mwh: float = 0.0
     throughput_cost_aud_per_mwh: float = 0.0
-    # Energy traded per interval (MW at the grid connection, positive = discharge), for
-    # `backtest.attribution`; None where a caller built the bound from revenue alone.
-    net_mw: FloatArray | None = None
 
     @property
     def total_aud(self) -> float:
@@ -260,11 +260,11 @@ def hindsight(
     return Hindsight(
         prices * (discharge - charge) * dt_h + paid,
         np.asarray(schedule.soc_mwh),
+        discharge - charge,
         initial_soc_mwh=problem.initial_soc_mwh,
         stored_energy_value_aud_per_mwh=value,
         throughput_mwh=float((charge + discharge).sum() * dt_h),
         throughput_cost_aud_per_mwh=cost,
-        net_mw=discharge - charge,
     )
 
 

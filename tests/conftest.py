@@ -12,15 +12,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from autobidder.config import default_fleet
-from autobidder.domain import Region
-from autobidder.prices import load_prices
 from autobidder.queues import SqsQueues, local_endpoint
-from autobidder.strategy.model import read_strategy_file
-from backtest.runner import BacktestRequest, BacktestResult, run_backtest
+
+if TYPE_CHECKING:
+    from backtest.runner import BacktestResult
 
 
 def free_port() -> int:
@@ -101,6 +100,13 @@ def sqs_endpoint() -> Iterator[str]:
 def shipped_two_days(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
     """The shipped strategy (strategies/sa1-vpp.toml) backtested over SA1 2022-10-05 … 10-06 at
     60-minute re-planning: one real result the trader's tables and the attribution read."""
+    # Imported here, not at the top: every pytest run loads this file, few need a backtest.
+    from autobidder.config import default_fleet
+    from autobidder.domain import Region
+    from autobidder.prices import load_prices
+    from autobidder.strategy.model import read_strategy_file
+    from backtest.runner import BacktestRequest, run_backtest
+
     doc = read_strategy_file(Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp.toml")
     request = BacktestRequest(
         strategy=doc.strategy,
