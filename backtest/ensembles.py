@@ -79,16 +79,20 @@ class SeasonalEnsembleForecaster:
         last = tape.prices_aud_per_mwh[index - 1]
         if self._decay.size != values.shape[1]:
             self._decay = persistence_decay(self.persistence, values.shape[1])
-        shift = (last - last_analog) * self._decay
         name, version = self.model.split("@")
         return QuantileForecast(
-            tape.end_at(index), tape.interval_minutes, self.levels, values + shift
+            tape.end_at(index), tape.interval_minutes, self.levels, self._moved(values, last, last_analog)
         ).to_domain(
             region=tape.region,
             as_of=tape.end_at(index) - tape.interval,
             model_name=name,
             model_version=version,
         )
+
+    def _moved(self, values: FloatArray, last: float, last_analog: float) -> FloatArray:
+        """`values` moved by the latest departure, kept at `_decay` (added in price)."""
+        out: FloatArray = values + (last - last_analog) * self._decay
+        return out
 
     def _by_target(self, prices: FloatArray, per_day: int) -> tuple[FloatArray, FloatArray]:
         """The analog quantiles (levels, N) and medians (N,) of each target interval T from the
@@ -124,8 +128,19 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
         match_intervals: int = 72,
         scale_aud_per_mwh: float = 50.0,
         quantiles: str = "members",
+        shift: str = "additive",
+        shift_scale_aud_per_mwh: float = 5.0,
     ) -> None:
-        settings = AnalogSettings(days, pool_days, match_intervals, persistence, scale_aud_per_mwh, quantiles)
+        settings = AnalogSettings(
+            days,
+            pool_days,
+            match_intervals,
+            persistence,
+            scale_aud_per_mwh,
+            quantiles,
+            shift,
+            shift_scale_aud_per_mwh,
+        )
         super().__init__(days, persistence, levels)
         self.settings = settings
         self.model = settings.model_ref
@@ -142,6 +157,11 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
             prices, self._scaled(prices), index, horizon, per_day, self.settings, self.levels
         )
         return self._shifted(tape, index, values, last_analog)
+
+    def _moved(self, values: FloatArray, last: float, last_analog: float) -> FloatArray:
+        """`values` moved by the latest departure as the registry's model moves them (its version's
+        shift, `AnalogSettings.shifted`)."""
+        return self.settings.shifted(values, last, last_analog, self._decay)
 
     def _scaled(self, prices: FloatArray) -> FloatArray:
         """asinh(price / scale) of every price of the tape, once per tape (element for element what

@@ -149,6 +149,8 @@ def _source(
             pool_days=args.pool_days,
             match_intervals=args.match_intervals,
             quantiles=args.analog_quantiles,
+            shift=args.analog_shift,
+            shift_scale_aud_per_mwh=args.shift_scale,
         )
     history = load_nem(Region(region), args.prices)
     if args.forecaster == "spike_mlp":
@@ -422,7 +424,20 @@ def parser_of() -> argparse.ArgumentParser:
         "--analog-quantiles",
         choices=("members", "linear"),
         default="members",
-        help="analog_ensemble: quantiles at the days' Hazen positions (version 2) or linear (version 1)",
+        help="analog_ensemble: quantiles at the days' Hazen positions (versions 2, 3) or linear (version 1)",
+    )
+    parser.add_argument(
+        "--analog-shift",
+        choices=("additive", "asinh"),
+        default="additive",
+        help="analog_ensemble: the present's departure added in AUD/MWh (versions 1, 2; the shipped "
+        "strategy's) or taken in asinh(price / --shift-scale) (version 3)",
+    )
+    parser.add_argument(
+        "--shift-scale",
+        type=float,
+        default=5.0,
+        help="analog_ensemble, --analog-shift asinh: the scale, AUD/MWh",
     )
     parser.add_argument("--first-fit-days", type=int, default=14)
     parser.add_argument("--members", type=int, default=4)

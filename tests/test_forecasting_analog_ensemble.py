@@ -154,7 +154,7 @@ def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) 
     )
     lp_lambda = Path(__file__).resolve().parents[1] / "strategies" / "sa1-vpp-lp-lambda.toml"
     shipped = read_strategy_file(lp_lambda).strategy  # no history_days of its own
-    short = shipped.with_forecaster("analog_ensemble@1")
+    short = shipped.with_forecaster("analog_ensemble@3")
     long = short.model_copy(update={"forecaster": short.forecaster.model_copy(update={"history_days": 43})})
     assert long.forecaster.lookback_intervals(2016, 5) == 43 * PER_DAY
     assert short.forecaster.lookback_intervals(2016, 5) == 2016
@@ -175,7 +175,7 @@ def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) 
         return np.asarray(result.run.trace.forecast_p50_aud_per_mwh)
 
     registry = p50s(request)
-    assert np.array_equal(registry, p50s(request, forecaster=TapeAnalogEnsemble()))
+    assert np.array_equal(registry, p50s(request, forecaster=TapeAnalogEnsemble(shift="asinh")))
     assert not np.array_equal(registry, p50s(dataclasses.replace(request, strategy=short)))
 
 
@@ -187,10 +187,11 @@ def test_version_2_puts_the_highest_analog_day_in_the_forecast() -> None:
     prices = _prices(50)
     index = 49 * PER_DAY + 100
     history = _history(prices[:index])
-    got = AnalogEnsembleForecaster().predict(history, _end(index), PER_DAY)
+    v2 = AnalogEnsembleForecaster.for_version("2")
+    got = v2.predict(history, _end(index), PER_DAY)
     assert got.levels == (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
     # The analogs themselves: the 10 closest of 42 days, at each interval's time of day, shifted.
-    settings = AnalogEnsembleForecaster().settings
+    settings = v2.settings
     scaled = np.arcsinh(prices[:index] / settings.scale_aud_per_mwh)
     window = np.arange(-settings.match_intervals, 0)
     candidates = np.arange(1, 43)
@@ -239,12 +240,23 @@ def test_older_code_versions_resolve_and_old_configs_keep_their_method(tmp_path:
     store = ModelStore(tmp_path)
     v1 = store.resolve(ModelRef.parse("analog_ensemble@1"))
     assert (v1.version, v1.forecaster.settings.quantiles) == ("1", "linear")  # type: ignore[attr-defined]
-    with pytest.raises(ModelNotFoundError, match="analog_ensemble@3"):
-        store.resolve(ModelRef.parse("analog_ensemble@3"))
-    with pytest.raises(ValueError, match="no code version '3'"):
-        AnalogEnsembleForecaster.for_version("3")
+    v2 = store.resolve(ModelRef.parse("analog_ensemble@2"))
+    assert (v2.version, v2.forecaster.settings.quantiles, v2.forecaster.settings.shift) == (  # type: ignore[attr-defined]
+        "2",
+        "members",
+        "additive",
+    )
+    with pytest.raises(ModelNotFoundError, match="analog_ensemble@4"):
+        store.resolve(ModelRef.parse("analog_ensemble@4"))
+    with pytest.raises(ValueError, match="no code version '4'"):
+        AnalogEnsembleForecaster.for_version("4")
     with pytest.raises(ValueError, match="quantiles 'hazen'"):
         AnalogEnsembleForecaster(quantiles="hazen")
+    # A quantile method and a shift that no version pairs.
+    with pytest.raises(ValueError, match="quantiles 'linear' with shift 'asinh'"):
+        AnalogEnsembleForecaster(quantiles="linear", shift="asinh")
+    with pytest.raises(ValueError, match="shift_scale_aud_per_mwh 0"):
+        AnalogEnsembleForecaster(shift_scale_aud_per_mwh=0)
     saved = tmp_path / "v1"
     saved.mkdir()
     (saved / "config.json").write_text(
@@ -261,3 +273,67 @@ def test_older_code_versions_resolve_and_old_configs_keep_their_method(tmp_path:
     )
     loaded = AnalogEnsembleForecaster.load(saved)
     assert (loaded.version, loaded.settings.quantiles) == ("1", "linear")
+    # A version-2 config names its quantile method but no shift: it loads as version 2.
+    config = json.loads((saved / "config.json").read_text()) | {"quantiles": "members"}
+    (saved / "config.json").write_text(json.dumps(config))
+    assert AnalogEnsembleForecaster.load(saved).version == "2"
+    # The default and version 3 save and load as themselves.
+    AnalogEnsembleForecaster().save(tmp_path / "v2")
+    assert AnalogEnsembleForecaster.load(tmp_path / "v2").version == "2"
+    AnalogEnsembleForecaster.for_version("3").save(tmp_path / "v3")
+    assert AnalogEnsembleForecaster.load(tmp_path / "v3").settings.shift == "asinh"
+    v3 = store.resolve(ModelRef.parse("analog_ensemble@3"))
+    assert (v3.version, v3.forecaster.settings.shift) == ("3", "asinh")  # type: ignore[attr-defined]
+
+
+def test_version_3_moves_the_forecast_by_the_present_in_proportion() -> None:
+    """Version 3 takes the latest departure in asinh(price / 5): far above the scale every quantile
+    moves by the same factor, so a spike now lifts the next hour in proportion and a negative
+    price now pulls the upper quantiles down with it; near zero it adds about the same AUD/MWh as
+    version 2. Both versions pick the same analog days and keep nothing of the departure a day on."""
+    v3, v2 = AnalogEnsembleForecaster.for_version("3").settings, AnalogEnsembleForecaster().settings
+    assert (v3.shift, v3.shift_scale_aud_per_mwh) == ("asinh", 5.0)
+    values = np.array([[50.0, 80.0], [100.0, 160.0], [400.0, 640.0], [4000.0, 6400.0]])
+    decay = np.array([1.0, 0.5])
+    # A spike of 10,000 AUD/MWh over an analog median of 100: at the first interval the median
+    # analog becomes about 10,000 and every quantile far above 5 about 100 times itself.
+    spike = v3.shifted(values, 10_000.0, 100.0, decay)
+    assert spike[1, 0] == pytest.approx(10_000.0, rel=1e-9)
+    assert np.allclose(spike[2:, 0] / values[2:, 0], 100.0, rtol=0.01)
+    # Half the departure kept: about √100 = 10 times, where version 2 adds 4,950 AUD/MWh to each.
+    assert np.allclose(spike[2:, 1] / values[2:, 1], 10.0, rtol=0.02)
+    assert np.allclose(v2.shifted(values, 10_000.0, 100.0, decay)[:, 1], values[:, 1] + 4950.0)
+    # A negative price under the median pulls the upper quantiles down in proportion: below zero
+    # at the low end, the 95 % analog far under version 2's level.
+    dip = v3.shifted(values, -40.0, 60.0, decay[:1])
+    assert dip[1, 0] < 0 < dip[3, 0] < 0.05 * (values[3, 0] - 100.0)
+    # Near zero the two versions move a price by about the same.
+    assert v3.shifted(np.array([[0.5]]), 1.0, 0.0, decay[:1])[0, 0] == pytest.approx(1.5, abs=0.02)
+    # No departure, no move; a departure kept at 0 moves nothing either.
+    assert np.allclose(v3.shifted(values, 100.0, 100.0, decay), values, rtol=1e-12)
+    assert np.allclose(v3.shifted(values, 9000.0, 100.0, np.zeros(2)), values, rtol=1e-12)
+    # The registry model and the backtest's source agree under either version.
+    prices = _prices(50)
+    index = 49 * PER_DAY + 100
+    prices[index - 1] = 12_000.0
+    tape = PriceTape.of(
+        Region.SA1,
+        PriceSeries(first_interval_end=FIRST, interval_minutes=5, prices_aud_per_mwh=tuple(prices.tolist())),
+    )
+    for version in ("2", "3"):
+        model = AnalogEnsembleForecaster.for_version(version)
+        got = model.predict(_history(prices[:index]), _end(index), PER_DAY)
+        source = TapeAnalogEnsemble(quantiles=model.settings.quantiles, shift=model.settings.shift)
+        expected = source.forecast(tape, index, PER_DAY)
+        assert source.model == f"analog_ensemble@{version}"
+        for q in expected.quantiles:
+            assert np.array_equal(got.quantile(q.level), np.asarray(q.prices_aud_per_mwh))
+    v3_mid = (
+        AnalogEnsembleForecaster.for_version("3").predict(_history(prices[:index]), _end(index), PER_DAY).p50
+    )
+    v2_mid = (
+        AnalogEnsembleForecaster.for_version("2").predict(_history(prices[:index]), _end(index), PER_DAY).p50
+    )
+    # An hour on, version 3 has let most of the spike go (the median analog times about
+    # exp(0.69 · 4.8), against version 2's + 0.69 · 11,900 AUD/MWh).
+    assert v3_mid[12] < 0.5 * v2_mid[12]
