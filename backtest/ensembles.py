@@ -121,27 +121,12 @@ class AnalogEnsembleForecaster(SeasonalEnsembleForecaster):
 
     def __init__(
         self,
-        days: int = 10,
-        persistence: float = 0.97,
+        settings: AnalogSettings | None = None,
         levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
-        pool_days: int = 42,
-        match_intervals: int = 72,
-        scale_aud_per_mwh: float = 50.0,
-        quantiles: str = "members",
-        shift: str = "additive",
-        shift_scale_aud_per_mwh: float = 5.0,
     ) -> None:
-        settings = AnalogSettings(
-            days,
-            pool_days,
-            match_intervals,
-            persistence,
-            scale_aud_per_mwh,
-            quantiles,
-            shift,
-            shift_scale_aud_per_mwh,
-        )
-        super().__init__(days, persistence, levels)
+        """`settings`: the registry model's (default: its default version's)."""
+        settings = settings or AnalogSettings()
+        super().__init__(settings.days, settings.persistence, levels)
         self.settings = settings
         self.model = settings.model_ref
         # asinh(price / scale) of the last tape, computed once (see `_scaled`).

@@ -75,6 +75,7 @@ from backtest.metrics import figures  # noqa: E402
 from backtest.runner import BacktestRequest, BacktestResult, run_backtest  # noqa: E402
 from backtest.tuning import daily_net_aud, rolling_choices  # noqa: E402
 from fleet import SimulatedFleet  # noqa: E402
+from forecasting import AnalogSettings  # noqa: E402
 from forecasting.datasets import NEM_FILE, load_nem  # noqa: E402
 from forecasting.quantile_mlp import QuantileMLPForecaster  # noqa: E402
 from optimization import DailyLimit, ValueCurveSettings, value_curve_settings  # noqa: E402
@@ -143,14 +144,16 @@ def _source(
         return SeasonalEnsembleForecaster(days=args.ensemble_days, persistence=args.persistence)
     if args.forecaster == "analog_ensemble":
         return AnalogEnsembleForecaster(
-            days=args.analog_days,
-            persistence=args.persistence,
+            AnalogSettings(
+                days=args.analog_days,
+                pool_days=args.pool_days,
+                match_intervals=args.match_intervals,
+                persistence=args.persistence,
+                quantiles=args.analog_quantiles,
+                shift=args.analog_shift,
+                shift_scale_aud_per_mwh=args.shift_scale,
+            ),
             **({"levels": tuple(float(x) for x in args.levels.split(","))} if args.levels else {}),
-            pool_days=args.pool_days,
-            match_intervals=args.match_intervals,
-            quantiles=args.analog_quantiles,
-            shift=args.analog_shift,
-            shift_scale_aud_per_mwh=args.shift_scale,
         )
     history = load_nem(Region(region), args.prices)
     if args.forecaster == "spike_mlp":

@@ -132,12 +132,14 @@ def test_analog_ensemble_takes_the_days_that_looked_like_today() -> None:
     ensemble matches today's last hours to the tight days and forecasts their prices, where the
     calendar's last days mix both. It reads only the past."""
     from backtest.ensembles import AnalogEnsembleForecaster, SeasonalEnsembleForecaster
+    from forecasting import AnalogSettings
 
     rng = np.random.default_rng(4)
     regime = np.repeat(np.where(np.arange(30) % 3 == 0, 300.0, 50.0), 288)
     prices = regime + rng.normal(0, 5, regime.size)
     g = 27 * 288 + 144  # midday of a tight day (27 % 3 == 0)
-    source = AnalogEnsembleForecaster(days=5, persistence=0.0, pool_days=21, match_intervals=72)
+    settings = AnalogSettings(days=5, pool_days=21, match_intervals=72, persistence=0.0)
+    source = AnalogEnsembleForecaster(settings)
     forecast = source.forecast(_tape(prices), g, 100)
     p50 = np.asarray(forecast.p50.prices_aud_per_mwh)
     # The rest of today (144 intervals left) comes from tight days only.
@@ -156,7 +158,7 @@ def test_analog_ensemble_takes_the_days_that_looked_like_today() -> None:
         == SeasonalEnsembleForecaster(days=5, persistence=0.0).forecast(_tape(prices), 288 + 10, 50).p50
     )
     with pytest.raises(ValueError, match="pool_days"):
-        AnalogEnsembleForecaster(days=10, pool_days=5)
+        AnalogSettings(days=10, pool_days=5)
 
 
 @pytest.mark.parametrize("days", [1, 2, 3, 7, 10, 14])

@@ -17,6 +17,7 @@ from backtest.ensembles import AnalogEnsembleForecaster as TapeAnalogEnsemble
 from backtest.forecasters import PriceTape
 from forecasting.analog_ensemble import (
     AnalogEnsembleForecaster,
+    AnalogSettings,
     InsufficientAnalogHistoryError,
     member_quantiles,
 )
@@ -175,7 +176,8 @@ def test_a_strategys_history_days_reach_the_backtests_forecasts(tmp_path: Path) 
         return np.asarray(result.run.trace.forecast_p50_aud_per_mwh)
 
     registry = p50s(request)
-    assert np.array_equal(registry, p50s(request, forecaster=TapeAnalogEnsemble(shift="asinh")))
+    tape_source = TapeAnalogEnsemble(AnalogSettings(shift="asinh"))
+    assert np.array_equal(registry, p50s(request, forecaster=tape_source))
     assert not np.array_equal(registry, p50s(dataclasses.replace(request, strategy=short)))
 
 
@@ -323,7 +325,7 @@ def test_version_3_moves_the_forecast_by_the_present_in_proportion() -> None:
     for version in ("2", "3"):
         model = AnalogEnsembleForecaster.for_version(version)
         got = model.predict(_history(prices[:index]), _end(index), PER_DAY)
-        source = TapeAnalogEnsemble(quantiles=model.settings.quantiles, shift=model.settings.shift)
+        source = TapeAnalogEnsemble(model.settings)
         expected = source.forecast(tape, index, PER_DAY)
         assert source.model == f"analog_ensemble@{version}"
         for q in expected.quantiles:
